@@ -1,0 +1,46 @@
+# EmotiVoice set-up and checks. Everything installs into .venv; nothing needs a network
+# beyond the Python package index.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+OUT    ?= out
+
+.PHONY: install demo test check lint format bench clean
+
+# PyTorch is pinned to 2.13.0 and installed first: on these machines pip takes the local CPU
+# wheel; an unpinned torch would pull several GB of CUDA packages.
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev,demo]'
+	touch $@
+
+install: $(BIN)/.installed
+
+build/sample.wav: scripts/make_sample.py | $(BIN)/.installed
+	$(BIN)/python scripts/make_sample.py $@
+
+## One command: install everything and analyse a sample recording synthesised on this machine.
+demo: install build/sample.wav
+	$(BIN)/emotivoice analyze build/sample.wav -o $(OUT) --format json,csv,srt,vtt
+	@echo "Results written to $(OUT)/sample.{json,csv,srt,vtt}"
+
+## Lint, format check and type check.
+check: install
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format src tests benchmarks scripts
+	$(BIN)/ruff check --fix src tests benchmarks scripts
+
+## One command: install everything, then run the checks and the whole test suite (slow tests too).
+test: check
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/emotivoice bench
+
+clean:
+	rm -rf $(VENV) build $(OUT) .pytest_cache .ruff_cache .mypy_cache

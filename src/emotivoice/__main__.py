@@ -1,0 +1,7 @@
+"""``python -m emotivoice``."""
+
+import sys
+
+from emotivoice.cli import main
+
+sys.exit(main())

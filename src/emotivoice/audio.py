@@ -1,0 +1,289 @@
+"""Audio front end: decode anything PyAV reads, downmix to mono, resample to 16 kHz, validate.
+
+PyAV bundles FFmpeg, so wav, flac, mp3, ogg/opus, m4a/aac and webm decode without a system
+ffmpeg. Every failure becomes an :class:`~emotivoice.errors.AudioError` subclass whose message
+says what is wrong with the input in words a user understands.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import av
+import numpy as np
+
+from emotivoice.errors import (
+    AudioDecodeError,
+    AudioTooLongError,
+    EmptyAudioError,
+    InvalidConfigError,
+    UnsupportedFormatError,
+)
+
+__all__ = [
+    "DEFAULT_MAX_DURATION_S",
+    "SAMPLE_RATE",
+    "Audio",
+    "AudioInfo",
+    "AudioSource",
+    "load_audio",
+]
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000  # Whisper, Silero VAD and the emotion head all work at 16 kHz
+DEFAULT_MAX_DURATION_S = 4 * 3600.0
+# A container that declares a duration but decodes to less than this share of it was cut short.
+_TRUNCATION_RATIO = 0.9
+# Short files report imprecise durations (codec delay, frame padding): do not judge below this.
+_TRUNCATION_MIN_DECLARED_S = 1.0
+_FORMAT_NAMES = {
+    "mov,mp4,m4a,3gp,3g2,mj2": "m4a",
+    "matroska,webm": "webm",
+}
+
+AudioSource = str | Path | bytes | bytearray | np.ndarray | IO[bytes]
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the input was before EmotiVoice converted it.
+
+    Attributes:
+        format: container format (``wav``, ``flac``, ``mp3``, ``ogg``, ``m4a``, ``webm``, ...;
+            ``array`` for numpy input).
+        codec: audio codec name (``pcm_s16le``, ``opus``, ``aac``, ...).
+        sample_rate: original sample rate in Hz.
+        channels: original number of channels.
+        duration: decoded duration in seconds.
+        name: file name, or ``<bytes>`` / ``<array>``.
+    """
+
+    format: str
+    codec: str
+    sample_rate: int
+    channels: int
+    duration: float
+    name: str
+
+
+@dataclass(frozen=True, eq=False)
+class Audio:
+    """Decoded audio: float32 mono samples at :data:`SAMPLE_RATE` plus the original's info."""
+
+    samples: np.ndarray
+    info: AudioInfo
+
+    @property
+    def duration(self) -> float:
+        """Duration in seconds of the 16 kHz samples."""
+        return len(self.samples) / SAMPLE_RATE
+
+
+def _describe(source: AudioSource) -> str:
+    if isinstance(source, str | Path):
+        return Path(source).name
+    if isinstance(source, np.ndarray):
+        return "<array>"
+    return "<bytes>"
+
+
+def _open_input(source: AudioSource, name: str) -> str | IO[bytes]:
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if not path.exists():
+            raise AudioDecodeError(f"{name}: file not found ({path}).")
+        if path.is_dir():
+            raise AudioDecodeError(f"{name}: is a directory, not an audio file.")
+        if path.stat().st_size == 0:
+            raise EmptyAudioError(f"{name}: the file is empty (0 bytes).")
+        return str(path)
+    if isinstance(source, bytes | bytearray):
+        if len(source) == 0:
+            raise EmptyAudioError(f"{name}: no data was given (0 bytes).")
+        return io.BytesIO(bytes(source))
+    if isinstance(source, np.ndarray):
+        raise InvalidConfigError("numpy input is not a container; pass it with sample_rate.")
+    return source
+
+
+def _resampler() -> av.AudioResampler:
+    # Planar float at 16 kHz, channels kept: FFmpeg's own stereo-to-mono matrix adds the channels
+    # at -3 dB each, which can exceed full scale, so channels are averaged in numpy instead.
+    return av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
+
+
+def _to_mono(frame: av.AudioFrame) -> np.ndarray:
+    planes: np.ndarray = frame.to_ndarray()
+    return planes.mean(axis=0, dtype=np.float32) if planes.shape[0] > 1 else planes[0]
+
+
+def _wav_declared_seconds(source: AudioSource) -> float | None:
+    """Duration a PCM WAV header announces (FFmpeg trusts the file size instead)."""
+    if isinstance(source, np.ndarray):
+        return None
+    if isinstance(source, bytes | bytearray):
+        opened: str | IO[bytes] = io.BytesIO(bytes(source))
+    elif isinstance(source, str | Path):
+        opened = str(source)
+    else:
+        return None
+    try:
+        with wave.open(opened, "rb") as wav:
+            return wav.getnframes() / wav.getframerate()
+    except (wave.Error, EOFError, OSError, ZeroDivisionError):
+        return None
+
+
+def _too_long(name: str, seconds: float, max_duration: float) -> AudioTooLongError:
+    return AudioTooLongError(
+        f"{name}: the recording is {seconds / 60:.1f} min long; the maximum is "
+        f"{max_duration / 60:.1f} min. Split it or raise the limit (max_duration)."
+    )
+
+
+def _decode_container(source: AudioSource, name: str, max_duration: float) -> Audio:
+    handle = _open_input(source, name)
+    try:
+        container = av.open(handle, mode="r", metadata_errors="ignore")
+    except av.error.FFmpegError as e:
+        raise AudioDecodeError(
+            f"{name}: not a readable audio file (the decoder says: {e.strerror or e})."
+        ) from e
+    with container:
+        if not container.streams.audio:
+            kind = "video only" if container.streams.video else "no audio stream"
+            raise UnsupportedFormatError(f"{name}: contains {kind}; nothing to analyse.")
+        stream = container.streams.audio[0]
+        fmt = _FORMAT_NAMES.get(container.format.name, container.format.name.split(",")[0])
+        declared = (
+            float(stream.duration * stream.time_base)
+            if stream.duration and stream.time_base
+            else None
+        )
+        if declared is None and container.duration:
+            declared = container.duration / av.time_base
+        if declared is not None and declared > max_duration:
+            raise _too_long(name, declared, max_duration)
+        chunks: list[np.ndarray] = []
+        n_samples = 0
+        max_samples = int(max_duration * SAMPLE_RATE)
+        resampler = _resampler()
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(_to_mono(out))
+                    n_samples += out.samples
+                if n_samples > max_samples:
+                    raise _too_long(name, n_samples / SAMPLE_RATE, max_duration)
+            chunks.extend(_to_mono(out) for out in resampler.resample(None))
+        except av.error.FFmpegError as e:
+            raise AudioDecodeError(
+                f"{name}: the audio data is corrupt or truncated (the decoder says: "
+                f"{e.strerror or e})."
+            ) from e
+        samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+        info = AudioInfo(
+            format=fmt,
+            codec=stream.codec_context.name,
+            sample_rate=int(stream.codec_context.sample_rate or 0),
+            channels=int(stream.codec_context.channels or 0),
+            duration=len(samples) / SAMPLE_RATE,
+            name=name,
+        )
+    if fmt == "wav":
+        declared = _wav_declared_seconds(source) or declared
+    _check_truncation(name, info.duration, declared)
+    return Audio(samples=samples.astype(np.float32, copy=False), info=info)
+
+
+def _check_truncation(name: str, decoded: float, declared: float | None) -> None:
+    if declared is None or declared < _TRUNCATION_MIN_DECLARED_S:
+        return
+    if decoded == 0:
+        raise AudioDecodeError(
+            f"{name}: the file is corrupt: its header announces {declared:.1f} s of audio but "
+            "none could be decoded."
+        )
+    if decoded < declared * _TRUNCATION_RATIO:
+        raise AudioDecodeError(
+            f"{name}: the file is truncated: its header announces {declared:.1f} s of audio "
+            f"but only {decoded:.1f} s could be decoded."
+        )
+
+
+def _from_array(array: np.ndarray, sample_rate: int | None, max_duration: float) -> Audio:
+    name = "<array>"
+    if sample_rate is None or sample_rate <= 0:
+        raise InvalidConfigError("A numpy array needs its sample_rate (a positive integer, Hz).")
+    if array.ndim == 2:
+        # (samples, channels) is the soundfile/librosa convention; accept (channels, samples) too.
+        channels = min(array.shape)
+        data = array if array.shape[1] == channels else array.T
+        mono = data.astype(np.float32).mean(axis=1)
+    elif array.ndim == 1:
+        channels, mono = 1, array.astype(np.float32)
+    else:
+        raise AudioDecodeError(f"{name}: expected a 1-D (mono) or 2-D array, got {array.ndim}-D.")
+    if np.issubdtype(array.dtype, np.integer):
+        mono = mono / float(np.iinfo(array.dtype).max)
+    if mono.size == 0:
+        raise EmptyAudioError(f"{name}: the array holds zero samples.")
+    if not np.all(np.isfinite(mono)):
+        raise AudioDecodeError(f"{name}: the array contains NaN or infinite values.")
+    if mono.size / sample_rate > max_duration:
+        raise _too_long(name, mono.size / sample_rate, max_duration)
+    samples = mono if sample_rate == SAMPLE_RATE else _resample(mono, sample_rate)
+    info = AudioInfo(
+        "array", f"{array.dtype}", sample_rate, channels, samples.size / SAMPLE_RATE, name
+    )
+    return Audio(samples=np.ascontiguousarray(samples, dtype=np.float32), info=info)
+
+
+def _resample(mono: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Resample with the same FFmpeg resampler as decoded files use."""
+    frame = av.AudioFrame.from_ndarray(mono.reshape(1, -1), format="fltp", layout="mono")
+    frame.sample_rate = sample_rate
+    resampler = _resampler()
+    outs = resampler.resample(frame) + resampler.resample(None)
+    return np.concatenate([_to_mono(o) for o in outs])
+
+
+def load_audio(
+    source: AudioSource,
+    *,
+    sample_rate: int | None = None,
+    max_duration: float = DEFAULT_MAX_DURATION_S,
+) -> Audio:
+    """Decode ``source`` to 16 kHz mono float32.
+
+    Args:
+        source: a path, encoded bytes, a binary file object, or a numpy array of samples
+            (1-D mono or 2-D with channels; integer arrays are scaled to [-1, 1]).
+        sample_rate: sample rate of a numpy array (required for arrays, ignored otherwise).
+        max_duration: longest accepted recording in seconds.
+
+    Returns:
+        The decoded :class:`Audio`.
+
+    Raises:
+        EmptyAudioError: empty file or zero samples.
+        AudioDecodeError: not audio, corrupt or truncated data, missing file.
+        UnsupportedFormatError: a container without an audio stream.
+        AudioTooLongError: longer than ``max_duration``.
+    """
+    if max_duration <= 0:
+        raise InvalidConfigError("max_duration must be a positive number of seconds.")
+    if isinstance(source, np.ndarray):
+        return _from_array(source, sample_rate, max_duration)
+    name = _describe(source)
+    audio = _decode_container(source, name, max_duration)
+    if audio.samples.size == 0:
+        raise EmptyAudioError(f"{name}: the file contains no audio samples.")
+    logger.debug("Decoded %s: %s", name, audio.info)
+    return audio

@@ -1,0 +1,278 @@
+"""The ``emotivoice`` command: thin subcommands, each calling one library function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from emotivoice import __version__
+from emotivoice.errors import EmotiVoiceError
+
+if TYPE_CHECKING:
+    from emotivoice.pipeline import Analyzer
+
+logger = logging.getLogger("emotivoice.cli")
+
+AUDIO_EXTENSIONS = frozenset(
+    {"wav", "flac", "mp3", "ogg", "oga", "opus", "m4a", "mp4", "aac", "webm", "mkv", "wma"}
+    | {"aif", "aiff", "amr", "3gp", "caf"}
+)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_PROGRESS_MIN_SECONDS = 60.0  # show a per-file progress bar for recordings longer than this
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What happened to one input of ``emotivoice analyze``."""
+
+    path: Path
+    ok: bool
+    duration: float = 0.0
+    language: str = ""
+    segments: int = 0
+    words: int = 0
+    error: str = ""
+
+
+def _collect_inputs(paths: Sequence[str]) -> list[Path]:
+    """Expand directories (audio extensions, recursively); keep named files as given."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not p.name.startswith(".")
+                and p.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS
+            )
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
+def _unique_stem(path: Path, used: set[str]) -> str:
+    stem, n = path.stem, 2
+    while stem in used:
+        stem, n = f"{path.stem}-{n}", n + 1
+    used.add(stem)
+    return stem
+
+
+def _analyze_one(
+    analyzer: Analyzer, path: Path, out: Path, stem: str, formats: list[str]
+) -> FileOutcome:
+    from tqdm import tqdm
+
+    from emotivoice.export import write_outputs
+
+    audio = analyzer.load(path)
+    bar = None
+    if audio.duration >= _PROGRESS_MIN_SECONDS and sys.stderr.isatty():
+        bar = tqdm(total=round(audio.duration, 1), unit="s", desc=path.name, leave=False)
+
+    def progress(done: float, total: float, message: str) -> None:
+        if bar is not None:
+            bar.update(round(done, 1) - bar.n)
+
+    try:
+        analysis = analyzer.analyze(audio, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    write_outputs(analysis, out, stem, formats)
+    return FileOutcome(
+        path=path,
+        ok=True,
+        duration=analysis.duration,
+        language=analysis.language or "-",
+        segments=len(analysis.segments),
+        words=sum(len(s.words) for s in analysis.segments),
+    )
+
+
+def _print_summary(outcomes: list[FileOutcome]) -> None:
+    width = max([len(o.path.name) for o in outcomes] + [4])
+    print(
+        f"{'file':<{width}}  {'status':<6}  {'duration':>8}  {'lang':<4}  {'segs':>4}  {'words':>5}"
+    )
+    for o in outcomes:
+        if o.ok:
+            print(
+                f"{o.path.name:<{width}}  {'ok':<6}  {o.duration:>7.1f}s  {o.language:<4}  "
+                f"{o.segments:>4}  {o.words:>5}"
+            )
+        else:
+            print(f"{o.path.name:<{width}}  {'FAILED':<6}  {o.error}")
+
+
+def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Analyse files and directories; one bad file is reported and skipped."""
+    from tqdm import tqdm
+
+    from emotivoice.export import WRITERS
+    from emotivoice.pipeline import AnalyzeOptions, Analyzer
+
+    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in WRITERS]
+    if unknown or not formats:
+        parser.error(f"--format: unknown {unknown}; choose from {','.join(sorted(WRITERS))}")
+    if args.fast and args.beam_size is not None:
+        parser.error("--fast and --beam-size are mutually exclusive (--fast means beam size 1)")
+    files = _collect_inputs(args.inputs)
+    if not files:
+        parser.error("no audio files found in the given inputs")
+    options: dict[str, object] = {
+        "model": args.model,
+        "language": args.language,
+        "device": args.device,
+        "beam_size": 1 if args.fast else (args.beam_size or 5),
+        "max_segment_s": args.max_segment,
+        "max_duration": args.max_duration,
+        "features": not args.no_features,
+    }
+    if args.compute_type:
+        options["compute_type"] = args.compute_type
+    try:
+        analyzer = Analyzer(AnalyzeOptions.from_kwargs(**options))
+    except EmotiVoiceError as e:
+        print(f"emotivoice: error: {e.message}", file=sys.stderr)
+        return EXIT_USAGE
+    out = Path(args.output)
+    used: set[str] = set()
+    outcomes: list[FileOutcome] = []
+    show_bar = len(files) > 1 and not args.quiet
+    for path in tqdm(files, desc="files", unit="file", disable=not show_bar):
+        try:
+            outcomes.append(_analyze_one(analyzer, path, out, _unique_stem(path, used), formats))
+        except EmotiVoiceError as e:
+            logger.debug("%s failed", path, exc_info=True)
+            print(f"emotivoice: {path}: {e.message} [{e.code}]", file=sys.stderr)
+            outcomes.append(FileOutcome(path=path, ok=False, error=f"{e.code}: {e.message}"))
+    if not args.quiet:
+        _print_summary(outcomes)
+    failed = sum(not o.ok for o in outcomes)
+    if failed:
+        print(f"emotivoice: {failed} of {len(outcomes)} file(s) failed", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """List Whisper models and whether they are available offline."""
+    from emotivoice.models import model_info
+
+    for info in model_info():
+        state = "installed" if info.installed else "download"
+        print(f"{info.name:<20} {info.source:<8} {state:<9} {info.description}")
+    return EXIT_OK
+
+
+def cmd_languages(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """List the language codes Whisper transcribes."""
+    from emotivoice.transcription import supported_languages
+
+    print(" ".join(supported_languages()))
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Print the JSON Schema of the analysis JSON."""
+    from emotivoice.results import analysis_json_schema
+
+    print(json.dumps(analysis_json_schema(), indent=2))
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Benchmark analyze() against plain faster-whisper on the reference utterances."""
+    from emotivoice.bench import format_report, run_benchmark
+
+    report = run_benchmark(
+        data_dir=Path(args.data) if args.data else None,
+        model=args.model,
+        beam_size=args.beam_size,
+        cpu_threads=args.threads,
+        repeats=args.repeats,
+    )
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2))
+    return EXIT_OK
+
+
+def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("analyze", help="analyse audio files or directories")
+    p.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="audio files or directories")
+    p.add_argument("-o", "--output", default=".", help="output directory (default: .)")
+    p.add_argument("--format", default="json", help="comma-separated: json,csv,srt,vtt")
+    p.add_argument("--language", default=None, help="force a language (ISO code); default: detect")
+    p.add_argument(
+        "--model", default="base", help="Whisper model name or directory (default: base)"
+    )
+    p.add_argument("--beam-size", type=int, default=None, help="beam width (default 5)")
+    p.add_argument("--fast", action="store_true", help="greedy decoding (beam size 1)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--compute-type", default=None, help="CTranslate2 compute type (int8, float16, ...)"
+    )
+    p.add_argument(
+        "--max-segment", type=float, default=15.0, help="max segment length, s (default 15)"
+    )
+    p.add_argument(
+        "--max-duration", type=float, default=4 * 3600.0, help="longest accepted input, s"
+    )
+    p.add_argument("--no-features", action="store_true", help="skip acoustic features")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary table")
+    p.set_defaults(func=cmd_analyze)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``emotivoice`` command."""
+    parser = argparse.ArgumentParser(prog="emotivoice", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"emotivoice {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_analyze(sub)
+    sub.add_parser("models", help="list Whisper models").set_defaults(func=cmd_models)
+    sub.add_parser("languages", help="list language codes").set_defaults(func=cmd_languages)
+    sub.add_parser("schema", help="print the analysis JSON Schema").set_defaults(func=cmd_schema)
+    b = sub.add_parser("bench", help="real-time factor of analyze vs plain faster-whisper")
+    b.add_argument("--data", default=None, help="shared data dir (default: $EMOTIVOICE_DATA_DIR)")
+    b.add_argument("--model", default="base")
+    b.add_argument("--beam-size", type=int, default=5)
+    b.add_argument("--threads", type=int, default=2, help="CPU threads for both runs")
+    b.add_argument("--repeats", type=int, default=1, help="timed passes over the set")
+    b.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    b.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``emotivoice`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code: int = args.func(args, parser)
+    except EmotiVoiceError as e:
+        print(f"emotivoice: error: {e.message} [{e.code}]", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("emotivoice: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The EmotiVoice error hierarchy.
+
+Every error the engine raises on purpose derives from :class:`EmotiVoiceError` and carries a
+stable machine-readable ``code`` (used as the error code over HTTP and in CLI reports) and a
+message written for the person who supplied the input.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AudioDecodeError",
+    "AudioError",
+    "AudioTooLongError",
+    "EmotiVoiceError",
+    "EmptyAudioError",
+    "InvalidConfigError",
+    "ModelIntegrityError",
+    "ModelNotFoundError",
+    "UnsupportedFormatError",
+]
+
+
+class EmotiVoiceError(Exception):
+    """Base class of every error EmotiVoice raises deliberately."""
+
+    code: str = "emotivoice_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        """The error as a small JSON-ready mapping ``{"code", "message"}``."""
+        return {"code": self.code, "message": self.message}
+
+
+class AudioError(EmotiVoiceError):
+    """The input audio cannot be analysed."""
+
+    code = "audio_error"
+
+
+class AudioDecodeError(AudioError):
+    """The input is not decodable audio: not audio at all, truncated or corrupt."""
+
+    code = "audio_decode_error"
+
+
+class UnsupportedFormatError(AudioDecodeError):
+    """The input is a container or codec EmotiVoice does not read."""
+
+    code = "unsupported_format"
+
+
+class EmptyAudioError(AudioError):
+    """The input is an empty file or decodes to zero samples."""
+
+    code = "empty_audio"
+
+
+class AudioTooLongError(AudioError):
+    """The input is longer than the configured maximum duration."""
+
+    code = "audio_too_long"
+
+
+class ModelNotFoundError(EmotiVoiceError):
+    """A model name or path does not resolve to usable weights."""
+
+    code = "model_not_found"
+
+
+class ModelIntegrityError(EmotiVoiceError):
+    """Model weights exist but fail their checksum."""
+
+    code = "model_integrity_error"
+
+
+class InvalidConfigError(EmotiVoiceError):
+    """Options or a configuration file are invalid."""
+
+    code = "invalid_config"

@@ -1,0 +1,135 @@
+"""One small writer class per output format (as whisper's ``WriteSRT``/``WriteJSON``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from pathlib import Path
+from typing import ClassVar
+
+from emotivoice.errors import InvalidConfigError
+from emotivoice.results import Analysis, Segment
+
+__all__ = ["WRITERS", "Writer", "get_writer", "write_outputs"]
+
+
+class Writer:
+    """Renders an analysis as text in one format."""
+
+    extension: ClassVar[str]
+
+    def render(self, analysis: Analysis) -> str:
+        """The file content."""
+        raise NotImplementedError
+
+    def write(self, analysis: Analysis, path: Path) -> Path:
+        """Write the rendering to ``path`` (UTF-8) and return the path."""
+        path.write_text(self.render(analysis), encoding="utf-8")
+        return path
+
+
+class JsonWriter(Writer):
+    """The full analysis as JSON (see ``analysis_json_schema()``)."""
+
+    extension = "json"
+
+    def render(self, analysis: Analysis) -> str:
+        return analysis.to_json(indent=2) + "\n"
+
+
+class CsvWriter(Writer):
+    """One row per segment: times, language, text and the acoustic features."""
+
+    extension = "csv"
+
+    def render(self, analysis: Analysis) -> str:
+        rows = [_csv_row(analysis, s) for s in analysis.segments]
+        columns = list(rows[0]) if rows else list(_csv_row(analysis, None))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+
+
+def _csv_row(analysis: Analysis, segment: Segment | None) -> dict[str, object]:
+    from emotivoice.features import AcousticFeatures
+
+    row: dict[str, object] = {
+        "file": analysis.source.name,
+        "segment": segment.id if segment else "",
+        "start": segment.start if segment else "",
+        "end": segment.end if segment else "",
+        "language": segment.language if segment else "",
+        "text": segment.text if segment else "",
+        "avg_logprob": segment.avg_logprob if segment else "",
+        "no_speech_prob": segment.no_speech_prob if segment else "",
+    }
+    if segment is not None and segment.features is not None:
+        row.update({k: "" if v is None else v for k, v in segment.features.to_row().items()})
+    else:
+        row.update(dict.fromkeys(AcousticFeatures.column_names(), ""))
+    return row
+
+
+def _timestamp(seconds: float, decimal: str) -> str:
+    millis = round(seconds * 1000)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{millis:03d}"
+
+
+class SrtWriter(Writer):
+    """SubRip subtitles, one cue per segment."""
+
+    extension = "srt"
+
+    def render(self, analysis: Analysis) -> str:
+        cues = [
+            f"{n}\n{_timestamp(s.start, ',')} --> {_timestamp(s.end, ',')}\n{s.text}\n"
+            for n, s in enumerate(_spoken(analysis.segments), start=1)
+        ]
+        return "\n".join(cues)
+
+
+class VttWriter(Writer):
+    """WebVTT subtitles, one cue per segment."""
+
+    extension = "vtt"
+
+    def render(self, analysis: Analysis) -> str:
+        cues = [
+            f"{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n{s.text}\n"
+            for s in _spoken(analysis.segments)
+        ]
+        return "WEBVTT\n\n" + "\n".join(cues)
+
+
+def _spoken(segments: Iterable[Segment]) -> list[Segment]:
+    return [s for s in segments if s.text]
+
+
+WRITERS: dict[str, type[Writer]] = {
+    w.extension: w for w in (JsonWriter, CsvWriter, SrtWriter, VttWriter)
+}
+
+
+def get_writer(fmt: str) -> Writer:
+    """The writer for ``fmt`` (``json``, ``csv``, ``srt``, ``vtt``)."""
+    try:
+        return WRITERS[fmt.lower()]()
+    except KeyError:
+        raise InvalidConfigError(
+            f"Unknown output format {fmt!r}; available formats = {sorted(WRITERS)}"
+        ) from None
+
+
+def write_outputs(
+    analysis: Analysis, directory: Path, stem: str, formats: Iterable[str]
+) -> list[Path]:
+    """Write ``analysis`` once per format as ``directory/stem.<ext>``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    writers = [get_writer(fmt) for fmt in formats]
+    return [w.write(analysis, directory / f"{stem}.{w.extension}") for w in writers]

@@ -1,0 +1,247 @@
+"""``analyze()``: decode → VAD segments → Whisper encoder (once) → transcript + features.
+
+The :class:`Analyzer` holds the loaded models and can be reused for many files; the module-level
+:func:`analyze` is the one-call convenience.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from emotivoice import __version__
+from emotivoice.audio import DEFAULT_MAX_DURATION_S, SAMPLE_RATE, Audio, AudioSource, load_audio
+from emotivoice.errors import InvalidConfigError
+from emotivoice.features import extract_features
+from emotivoice.results import SCHEMA_VERSION, Analysis, LanguageShare, ModelSettings, Segment
+from emotivoice.segmentation import SpeechSpan, VadOptions, detect_speech
+from emotivoice.transcription import (
+    LANGUAGE_CONFIDENCE,
+    EncodedSegment,
+    SegmentTranscript,
+    Transcriber,
+    TranscriptionOptions,
+)
+
+__all__ = ["AnalyzeOptions", "Analyzer", "ProgressCallback", "SegmentResult", "analyze"]
+
+logger = logging.getLogger(__name__)
+
+#: ``progress(done_seconds, total_seconds, message)``: called as segments finish.
+ProgressCallback = Callable[[float, float, str], None]
+_SECONDS_DECIMALS = 3
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    """Everything ``analyze`` can be told; change it with ``dataclasses.replace``.
+
+    Attributes:
+        transcription: Whisper model, language, beam, device.
+        vad: voice activity detection and segment length.
+        max_duration: longest accepted recording in seconds.
+        features: compute acoustic features per segment.
+    """
+
+    transcription: TranscriptionOptions = field(default_factory=TranscriptionOptions)
+    vad: VadOptions = field(default_factory=VadOptions)
+    max_duration: float = DEFAULT_MAX_DURATION_S
+    features: bool = True
+
+    @classmethod
+    def from_kwargs(cls, **options: Any) -> AnalyzeOptions:
+        """Build options from flat keywords (``language="de", beam_size=1, max_segment_s=10``).
+
+        Raises:
+            InvalidConfigError: an unknown keyword, naming the valid ones.
+        """
+        groups = {
+            "transcription": {f.name for f in dataclasses.fields(TranscriptionOptions)},
+            "vad": {f.name for f in dataclasses.fields(VadOptions)},
+        }
+        own = {f.name for f in dataclasses.fields(cls)} - set(groups)
+        nested: dict[str, dict[str, Any]] = {name: {} for name in groups}
+        top: dict[str, Any] = {}
+        for key, value in options.items():
+            group = next((g for g, names in groups.items() if key in names), None)
+            if group is not None:
+                nested[group][key] = value
+            elif key in own:
+                top[key] = value
+            else:
+                valid = sorted(own | set().union(*groups.values()))
+                raise InvalidConfigError(f"Unknown option {key!r}; valid options = {valid}")
+        return cls(
+            transcription=TranscriptionOptions(**nested["transcription"]),
+            vad=VadOptions(**nested["vad"]),
+            **top,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentResult:
+    """A finished segment plus the intermediate data later stages reuse."""
+
+    segment: Segment
+    encoded: EncodedSegment
+    span: SpeechSpan
+
+
+class Analyzer:
+    """Loads the models once and analyses any number of recordings."""
+
+    def __init__(self, options: AnalyzeOptions | None = None) -> None:
+        self.options = options or AnalyzeOptions()
+        self.transcriber = Transcriber(self.options.transcription)
+
+    def load(self, source: AudioSource, sample_rate: int | None = None) -> Audio:
+        """Decode ``source`` with this analyzer's duration limit."""
+        return load_audio(source, sample_rate=sample_rate, max_duration=self.options.max_duration)
+
+    def iter_segments(
+        self, audio: Audio, progress: ProgressCallback | None = None
+    ) -> Iterator[SegmentResult]:
+        """Analyse ``audio`` segment by segment, yielding each as soon as it is finished."""
+        spans = detect_speech(audio.samples, self.options.vad)
+        forced = self.options.transcription.language
+        running_language: str | None = forced
+        previous_tokens: tuple[int, ...] = ()
+        for index, span in enumerate(spans):
+            samples = audio.samples[span.start_sample : span.end_sample]
+            encoded = self.transcriber.encode(samples)
+            if forced is None:
+                language, probability = self._segment_language(encoded, running_language)
+            else:
+                language, probability = forced, 1.0
+            if language != running_language:
+                previous_tokens = ()  # a prompt in another language pushes decoding into it
+            running_language = language
+            transcript = self.transcriber.transcribe(
+                encoded, language, probability, span.start, previous_tokens
+            )
+            previous_tokens = transcript.tokens
+            segment = self._segment(index, span, transcript, samples)
+            if progress is not None:
+                progress(span.end, audio.duration, f"segment {index + 1}/{len(spans)}")
+            yield SegmentResult(segment=segment, encoded=encoded, span=span)
+
+    def _segment_language(
+        self, encoded: EncodedSegment, running_language: str | None
+    ) -> tuple[str, float]:
+        ranked = self.transcriber.detect_language(encoded)
+        language, probability = ranked[0]
+        if probability < LANGUAGE_CONFIDENCE and running_language is not None:
+            carried = dict(ranked).get(running_language, 0.0)
+            logger.debug(
+                "Unsure language %s (%.2f); keeping %s", language, probability, running_language
+            )
+            return running_language, carried
+        return language, probability
+
+    def _segment(
+        self, index: int, span: SpeechSpan, transcript: SegmentTranscript, samples: Any
+    ) -> Segment:
+        words = transcript.words
+        features = (
+            extract_features(
+                samples,
+                SAMPLE_RATE,
+                words=[w.text for w in words],
+                speech_time=words[-1].end - words[0].start if words else None,
+            )
+            if self.options.features
+            else None
+        )
+        return Segment(
+            id=index,
+            start=round(span.start, _SECONDS_DECIMALS),
+            end=round(span.end, _SECONDS_DECIMALS),
+            text=transcript.text,
+            language=transcript.language,
+            language_probability=round(transcript.language_probability, 4),
+            avg_logprob=round(transcript.avg_logprob, 4),
+            no_speech_prob=round(transcript.no_speech_prob, 4),
+            words=transcript.words,
+            features=features,
+        )
+
+    def analyze(
+        self,
+        source: AudioSource | Audio,
+        *,
+        sample_rate: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Analysis:
+        """Analyse one recording (a path, bytes, file object, array or decoded :class:`Audio`)."""
+        started = time.perf_counter()
+        audio = source if isinstance(source, Audio) else self.load(source, sample_rate)
+        segments = tuple(r.segment for r in self.iter_segments(audio, progress))
+        return self.assemble(audio, segments, time.perf_counter() - started)
+
+    def assemble(self, audio: Audio, segments: tuple[Segment, ...], elapsed: float) -> Analysis:
+        """Build the :class:`Analysis` of finished segments."""
+        languages = _language_shares(segments)
+        t = self.transcriber
+        return Analysis(
+            schema_version=SCHEMA_VERSION,
+            emotivoice_version=__version__,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            source=audio.info,
+            duration=round(audio.duration, _SECONDS_DECIMALS),
+            language=languages[0].language if languages else None,
+            languages=languages,
+            segments=segments,
+            model=ModelSettings(
+                whisper_model=t.options.model,
+                device=t.device,
+                compute_type=t.compute_type,
+                beam_size=t.options.beam_size,
+                language_forced=t.options.language is not None,
+            ),
+            processing_time_s=round(elapsed, _SECONDS_DECIMALS),
+        )
+
+
+def _language_shares(segments: tuple[Segment, ...]) -> tuple[LanguageShare, ...]:
+    seconds: dict[str, float] = {}
+    for s in segments:
+        if s.text:
+            seconds[s.language] = seconds.get(s.language, 0.0) + s.duration
+    total = sum(seconds.values()) or 1.0
+    return tuple(
+        LanguageShare(language=lang, speech_seconds=round(sec, 3), share=round(sec / total, 4))
+        for lang, sec in sorted(seconds.items(), key=lambda item: -item[1])
+    )
+
+
+def analyze(
+    source: AudioSource,
+    *,
+    sample_rate: int | None = None,
+    progress: ProgressCallback | None = None,
+    **options: Any,
+) -> Analysis:
+    """Analyse one recording: transcript, language, segments, words and acoustic features.
+
+    Args:
+        source: a path, encoded bytes, a binary file object or a numpy array of samples.
+        sample_rate: the sample rate of a numpy array.
+        progress: optional ``progress(done_seconds, total_seconds, message)`` callback.
+        **options: flat options, see :meth:`AnalyzeOptions.from_kwargs` (``language``, ``model``,
+            ``beam_size``, ``device``, ``max_segment_s``, ``max_duration``, ``features``, ...).
+
+    Returns:
+        The :class:`~emotivoice.results.Analysis`.
+
+    Raises:
+        AudioError: the input is empty, not audio, corrupt, truncated or too long.
+        InvalidConfigError: an unknown or invalid option.
+        ModelNotFoundError: the model cannot be found.
+    """
+    analyzer = Analyzer(AnalyzeOptions.from_kwargs(**options))
+    return analyzer.analyze(source, sample_rate=sample_rate, progress=progress)

@@ -1,0 +1,150 @@
+"""Result model: frozen dataclasses from an analysis down to its words, and their JSON form.
+
+The JSON form (``Analysis.to_dict()``) is versioned by :data:`SCHEMA_VERSION` and described by
+the JSON Schema in ``emotivoice/schema/analysis.schema.json`` (:func:`analysis_json_schema`).
+Later stages add optional keys (``emotion``, ``explanations``) without breaking readers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from emotivoice.audio import AudioInfo
+from emotivoice.features import AcousticFeatures
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Analysis",
+    "LanguageShare",
+    "ModelSettings",
+    "Segment",
+    "Word",
+    "analysis_json_schema",
+]
+
+SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word with absolute start/end times (s) and Whisper's probability for it."""
+
+    start: float
+    end: float
+    text: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stretch of speech found by voice activity detection.
+
+    Attributes:
+        id: position in the file, from 0.
+        start: start time in seconds.
+        end: end time in seconds.
+        text: the transcript of the segment.
+        language: ISO code of the segment's language.
+        language_probability: Whisper's probability for that language (1.0 when forced).
+        avg_logprob: mean token log-probability of the transcript.
+        no_speech_prob: Whisper's probability that the segment holds no speech.
+        words: the words with their times.
+        features: acoustic and voice-quality features of the segment's audio.
+    """
+
+    id: int
+    start: float
+    end: float
+    text: str
+    language: str
+    language_probability: float
+    avg_logprob: float
+    no_speech_prob: float
+    words: tuple[Word, ...]
+    features: AcousticFeatures | None
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class LanguageShare:
+    """How much of the file's speech is in one language."""
+
+    language: str
+    speech_seconds: float
+    share: float
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which model and settings produced an analysis."""
+
+    whisper_model: str
+    device: str
+    compute_type: str
+    beam_size: int
+    language_forced: bool
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The analysis of one recording.
+
+    Attributes:
+        schema_version: version of the JSON form.
+        emotivoice_version: version of the software that produced it.
+        created_at: ISO 8601 time (UTC) the analysis finished.
+        source: the input's original format, sample rate, channels and duration.
+        duration: length of the decoded recording in seconds.
+        language: the language spoken longest, ``None`` without speech.
+        languages: speech time per language, longest first.
+        segments: the speech segments in time order; empty for silence.
+        model: model and settings used.
+        processing_time_s: wall time of the analysis.
+    """
+
+    schema_version: str
+    emotivoice_version: str
+    created_at: str
+    source: AudioInfo
+    duration: float
+    language: str | None
+    languages: tuple[LanguageShare, ...]
+    segments: tuple[Segment, ...]
+    model: ModelSettings
+    processing_time_s: float
+
+    @property
+    def text(self) -> str:
+        """The whole transcript, segments joined by spaces."""
+        return " ".join(s.text for s in self.segments if s.text)
+
+    @property
+    def speech_duration(self) -> float:
+        """Seconds of speech found by voice activity detection."""
+        return sum(s.duration for s in self.segments)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form, valid against :func:`analysis_json_schema`."""
+        data = asdict(self)
+        data["text"] = self.text
+        return data
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The JSON text of :meth:`to_dict`."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+@cache
+def analysis_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of :meth:`Analysis.to_dict`."""
+    text = resources.files("emotivoice").joinpath("schema/analysis.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema

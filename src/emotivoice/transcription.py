@@ -1,0 +1,247 @@
+"""Whisper transcription per speech segment on the fast runtime (faster-whisper / CTranslate2).
+
+Each segment is at most one Whisper window (30 s), so its encoder runs exactly once: the encoder
+output serves language detection, decoding, word alignment and - through
+:meth:`EncodedSegment.states` - later stages such as the emotion head.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from emotivoice.errors import InvalidConfigError
+from emotivoice.models.registry import DEFAULT_MODEL
+from emotivoice.models.whisper import default_compute_type, load_model, resolve_device
+from emotivoice.results import Word
+
+if TYPE_CHECKING:
+    import ctranslate2
+    from faster_whisper import WhisperModel
+
+__all__ = [
+    "LANGUAGE_CONFIDENCE",
+    "EncodedSegment",
+    "SegmentTranscript",
+    "Transcriber",
+    "TranscriptionOptions",
+    "supported_languages",
+]
+
+logger = logging.getLogger(__name__)
+
+# Below this probability a segment's own language guess (short interjections, noise) is not
+# trusted and the language of the preceding speech carries over.
+LANGUAGE_CONFIDENCE = 0.5
+_ENCODER_FRAMES_PER_MEL_FRAME = 2  # the encoder's second convolution has stride 2
+_PROMPT_CONTEXT_TOKENS = 223  # Whisper's n_text_ctx // 2 - 1, as faster-whisper trims prompts
+
+
+@dataclass(frozen=True)
+class TranscriptionOptions:
+    """How Whisper transcribes.
+
+    Attributes:
+        model: a name from :func:`emotivoice.models.available_models`, a CTranslate2
+            directory or a Hugging Face id.
+        language: ISO code to force (``en``, ``de``, ...); ``None`` detects it per segment.
+        beam_size: beam width; 1 is greedy decoding (the fast mode).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        compute_type: CTranslate2 compute type; default int8 on CPU and float16 on CUDA.
+        word_timestamps: align words to time with the cross-attention alignment heads.
+        condition_on_previous_text: prompt each segment with the previous segment's text.
+        cpu_threads: CTranslate2 threads (0: CTranslate2's default).
+    """
+
+    model: str = DEFAULT_MODEL
+    language: str | None = None
+    beam_size: int = 5
+    device: str = "auto"
+    compute_type: str | None = None
+    word_timestamps: bool = True
+    condition_on_previous_text: bool = True
+    cpu_threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1:
+            raise InvalidConfigError("beam_size must be at least 1.")
+        if self.cpu_threads < 0:
+            raise InvalidConfigError("cpu_threads must not be negative.")
+        resolve_device(self.device)  # rejects unknown devices with the list of valid ones
+
+
+@dataclass(frozen=True)
+class SegmentTranscript:
+    """Whisper's output for one segment; times are absolute (seconds in the file)."""
+
+    text: str
+    language: str
+    language_probability: float
+    avg_logprob: float
+    no_speech_prob: float
+    words: tuple[Word, ...]
+    tokens: tuple[int, ...] = field(repr=False)
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedSegment:
+    """A segment's log-mel features and its Whisper encoder output (computed once).
+
+    Attributes:
+        features: log-mel features ``(n_mels, n_frames + 1)`` of the segment, unpadded.
+        encoder_output: CTranslate2 encoder output for the padded 30 s window.
+        n_frames: number of mel frames that hold the segment's audio.
+    """
+
+    features: np.ndarray
+    encoder_output: ctranslate2.StorageView
+    n_frames: int
+
+    @cached_property
+    def states(self) -> np.ndarray:
+        """Encoder states of the segment's audio (padding dropped): ``(n_positions, d_model)``.
+
+        This is what the emotion head consumes; a second encoder pass is never needed.
+        """
+        n_positions = max(1, self.n_frames // _ENCODER_FRAMES_PER_MEL_FRAME)
+        full = np.asarray(self.encoder_output)
+        return np.array(full[0, :n_positions], dtype=np.float32)
+
+
+def supported_languages() -> list[str]:
+    """ISO codes of the languages Whisper (multilingual) can transcribe."""
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    return sorted(_LANGUAGE_CODES)
+
+
+class Transcriber:
+    """Encodes, detects the language of and transcribes speech segments.
+
+    The underlying model is shared per process; a ``Transcriber`` itself holds only options.
+    """
+
+    def __init__(self, options: TranscriptionOptions | None = None) -> None:
+        self.options = options or TranscriptionOptions()
+        self.device = resolve_device(self.options.device)
+        self.compute_type = self.options.compute_type or default_compute_type(self.device)
+        self.model: WhisperModel = load_model(
+            self.options.model, self.device, self.compute_type, self.options.cpu_threads
+        )
+        language = self.options.language
+        if language is not None:
+            if language not in supported_languages():
+                raise InvalidConfigError(
+                    f"Unknown language {language!r}; supported languages = {supported_languages()}"
+                )
+            if not self.model.model.is_multilingual and language != "en":
+                raise InvalidConfigError(
+                    f"Model {self.options.model!r} is English-only; it cannot transcribe "
+                    f"{language!r}. Use a multilingual model such as 'base'."
+                )
+
+    @property
+    def is_multilingual(self) -> bool:
+        """Whether the loaded model knows languages other than English."""
+        return bool(self.model.model.is_multilingual)
+
+    def encode(self, samples: np.ndarray) -> EncodedSegment:
+        """Run the log-mel front end and the encoder once for a segment (≤ 30 s)."""
+        from faster_whisper.audio import pad_or_trim
+
+        features = self.model.feature_extractor(samples)
+        n_frames = features.shape[-1] - 1
+        encoder_output = self.model.encode(pad_or_trim(features))
+        return EncodedSegment(features=features, encoder_output=encoder_output, n_frames=n_frames)
+
+    def detect_language(self, encoded: EncodedSegment) -> list[tuple[str, float]]:
+        """Language probabilities for a segment, most likely first, from its encoder output."""
+        if not self.is_multilingual:
+            return [("en", 1.0)]
+        results = self.model.model.detect_language(encoded.encoder_output)[0]
+        return [(token[2:-2], float(prob)) for token, prob in results]
+
+    def transcribe(
+        self,
+        encoded: EncodedSegment,
+        language: str,
+        language_probability: float,
+        offset: float,
+        previous_tokens: tuple[int, ...] = (),
+    ) -> SegmentTranscript:
+        """Decode one encoded segment in ``language``; ``offset`` is its start in the file."""
+        from faster_whisper.tokenizer import Tokenizer
+
+        tokenizer = Tokenizer(
+            self.model.hf_tokenizer, self.is_multilingual, task="transcribe", language=language
+        )
+        options = self._decoding_options(tokenizer, previous_tokens)
+        pieces = list(
+            self.model.generate_segments(
+                encoded.features, tokenizer, options, False, encoded.encoder_output
+            )
+        )
+        words = tuple(
+            Word(
+                start=round(offset + w.start, 3),
+                end=round(offset + w.end, 3),
+                text=w.word,
+                probability=round(float(w.probability), 4),
+            )
+            for piece in pieces
+            for w in piece.words or ()
+        )
+        tokens = tuple(t for piece in pieces for t in piece.tokens)
+        n_tokens = max(1, len(tokens))
+        avg_logprob = (
+            sum(p.avg_logprob * max(1, len(p.tokens)) for p in pieces) / n_tokens if pieces else 0.0
+        )
+        no_speech = max((p.no_speech_prob for p in pieces), default=1.0)
+        return SegmentTranscript(
+            text="".join(p.text for p in pieces).strip(),
+            language=language,
+            language_probability=language_probability,
+            avg_logprob=float(avg_logprob),
+            no_speech_prob=float(no_speech),
+            words=words,
+            tokens=tokens,
+        )
+
+    def _decoding_options(self, tokenizer: object, previous_tokens: tuple[int, ...]) -> object:
+        """faster-whisper's decoding options with its own transcribe() defaults."""
+        from faster_whisper.transcribe import TranscriptionOptions as FwOptions
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        prompt = list(previous_tokens[-_PROMPT_CONTEXT_TOKENS:])
+        return FwOptions(
+            beam_size=self.options.beam_size,
+            best_of=5,
+            patience=1.0,
+            length_penalty=1.0,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            log_prob_threshold=-1.0,
+            no_speech_threshold=0.6,
+            compression_ratio_threshold=2.4,
+            condition_on_previous_text=self.options.condition_on_previous_text,
+            prompt_reset_on_temperature=0.5,
+            temperatures=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            initial_prompt=prompt if self.options.condition_on_previous_text and prompt else None,
+            prefix=None,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            without_timestamps=False,
+            max_initial_timestamp=1.0,
+            word_timestamps=self.options.word_timestamps,
+            prepend_punctuations="\"'“¿([{-",
+            append_punctuations="\"'.。,，!！?？:：”)]}、",
+            multilingual=False,
+            max_new_tokens=None,
+            clip_timestamps=[0.0],
+            hallucination_silence_threshold=None,
+            hotwords=None,
+        )

@@ -1,0 +1,83 @@
+"""Shared fixtures: the shared real-speech data, encoded variants of a clip, an isolated cache."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from emotivoice.audio import SAMPLE_RATE, load_audio
+from emotivoice.datasets import data_dir as locate_data_dir
+
+# container, codec, extension of each format the front end must read
+ENCODINGS = {
+    "wav": ("wav", "pcm_s16le", "wav"),
+    "flac": ("flac", "flac", "flac"),
+    "mp3": ("mp3", "libmp3lame", "mp3"),
+    "ogg-opus": ("ogg", "libopus", "opus"),
+    "m4a-aac": ("mp4", "aac", "m4a"),
+    "webm-opus": ("webm", "libopus", "webm"),
+}
+ENCODE_RATE = {"libopus": 48000}  # Opus only runs at 48 kHz (and a few lower rates)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared data folder (``EMOTIVOICE_DATA_DIR`` or ``../shared/data``)."""
+    return locate_data_dir()
+
+
+@pytest.fixture(scope="session")
+def jfk_path(data_dir: Path) -> Path:
+    return data_dir / "speech" / "jfk.flac"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep joined/converted models in the user's cache unless a test needs its own."""
+    os.environ.setdefault("EMOTIVOICE_CACHE_DIR", str(Path.home() / ".cache" / "emotivoice"))
+    yield
+
+
+def encode(samples: np.ndarray, rate: int, path: Path, container: str, codec: str) -> Path:
+    """Encode mono float samples to ``path`` with PyAV (what a user's recorder would produce)."""
+    target_rate = ENCODE_RATE.get(codec, rate)
+    with av.open(str(path), mode="w", format=container) as out:
+        stream = out.add_stream(codec, rate=target_rate, layout="stereo")
+        resampler = av.AudioResampler(
+            format=stream.codec_context.format.name,
+            layout="stereo",
+            rate=target_rate,
+            frame_size=stream.codec_context.frame_size or None,
+        )
+        frame = av.AudioFrame.from_ndarray(
+            samples.reshape(1, -1).astype(np.float32), format="flt", layout="mono"
+        )
+        frame.sample_rate = rate
+        for resampled in resampler.resample(frame) + resampler.resample(None):
+            for packet in stream.encode(resampled):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="session")
+def jfk_samples(jfk_path: Path) -> np.ndarray:
+    return load_audio(jfk_path).samples
+
+
+@pytest.fixture(scope="session")
+def encoded_jfk(
+    jfk_samples: np.ndarray, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """jfk.flac re-encoded (stereo) in every supported container/codec."""
+    folder = tmp_path_factory.mktemp("formats")
+    return {
+        name: encode(jfk_samples, SAMPLE_RATE, folder / f"jfk-{name}.{ext}", container, codec)
+        for name, (container, codec, ext) in ENCODINGS.items()
+    }

@@ -1,0 +1,99 @@
+"""The emotivoice command: outputs per input, bad files reported and skipped, usage errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emotivoice.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+
+
+def test_analyze_writes_every_format(
+    jfk_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["analyze", str(jfk_path), "-o", str(tmp_path), "--format", "json,csv,srt,vtt"])
+    assert code == EXIT_OK
+    data = json.loads((tmp_path / "jfk.json").read_text())
+    assert "fellow Americans" in data["text"]
+    rows = list(csv.DictReader((tmp_path / "jfk.csv").open()))
+    assert rows and rows[0]["file"] == "jfk.flac" and float(rows[0]["end"]) > 10
+    assert "mfcc_means_13" in rows[0]
+    srt = (tmp_path / "jfk.srt").read_text()
+    assert srt.startswith("1\n00:00:00,") and "fellow Americans" in srt
+    assert (tmp_path / "jfk.vtt").read_text().startswith("WEBVTT\n\n00:00:00.")
+    table = capsys.readouterr().out
+    assert "jfk.flac" in table and "ok" in table
+
+
+def test_directory_with_bad_files_completes_the_rest(
+    jfk_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.flac").write_bytes(jfk_path.read_bytes())
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "notes.mp3").write_text("not audio at all\n" * 40)
+    (folder / "cut.flac").write_bytes(jfk_path.read_bytes()[:200_000])
+    (folder / "readme.txt").write_text("ignored: not an audio extension")
+    out = tmp_path / "out"
+    code = main(["analyze", str(folder), "-o", str(out), "--fast", "--no-features", "-q"])
+    assert code == EXIT_FAILED
+    assert sorted(p.name for p in out.iterdir()) == ["good.json"]
+    err = capsys.readouterr().err
+    assert "empty.wav: " in err and "[empty_audio]" in err
+    assert "notes.mp3: " in err and "[audio_decode_error]" in err
+    assert "cut.flac: " in err and "truncated" in err
+    assert "3 of 4 file(s) failed" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "docx"], "--format: unknown ['docx']"),
+        (["--fast", "--beam-size", "3"], "mutually exclusive"),
+    ],
+)
+def test_usage_errors(
+    jfk_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", str(jfk_path), "-o", str(tmp_path), *args])
+    assert exc.value.code == EXIT_USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_invalid_option_value_is_a_usage_error(
+    jfk_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["analyze", str(jfk_path), "-o", str(tmp_path), "--language", "xx"])
+    assert code == EXIT_USAGE
+    assert "Unknown language 'xx'" in capsys.readouterr().err
+
+
+def test_models_languages_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == EXIT_OK
+    assert "base" in capsys.readouterr().out
+    assert main(["languages"]) == EXIT_OK
+    assert " de " in capsys.readouterr().out
+    assert main(["schema"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["title"] == "EmotiVoice analysis"
+
+
+def test_python_dash_m_entry_point() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "emotivoice", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.startswith("emotivoice ")

@@ -1,0 +1,72 @@
+"""Writers render the same analysis consistently in every format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from emotivoice.audio import AudioInfo
+from emotivoice.errors import InvalidConfigError
+from emotivoice.export import WRITERS, get_writer
+from emotivoice.results import Analysis, LanguageShare, ModelSettings, Segment, Word
+
+
+def _analysis(segments: tuple[Segment, ...]) -> Analysis:
+    return Analysis(
+        schema_version="1.0",
+        emotivoice_version="test",
+        created_at="2026-01-01T00:00:00+00:00",
+        source=AudioInfo("wav", "pcm_s16le", 16000, 1, 3723.5, "x.wav"),
+        duration=3723.5,
+        language="en" if segments else None,
+        languages=(LanguageShare("en", 2.0, 1.0),) if segments else (),
+        segments=segments,
+        model=ModelSettings("base", "cpu", "int8", 5, False),
+        processing_time_s=1.0,
+    )
+
+
+SEGMENT = Segment(
+    id=0,
+    start=3661.25,
+    end=3663.5,
+    text="Hello, world.",
+    language="en",
+    language_probability=0.9,
+    avg_logprob=-0.2,
+    no_speech_prob=0.01,
+    words=(Word(3661.3, 3661.8, " Hello,", 0.9), Word(3662.0, 3663.4, " world.", 0.8)),
+    features=None,
+)
+
+
+def test_srt_and_vtt_timestamps() -> None:
+    analysis = _analysis((SEGMENT,))
+    assert get_writer("srt").render(analysis) == "1\n01:01:01,250 --> 01:01:03,500\nHello, world.\n"
+    vtt = get_writer("vtt").render(analysis)
+    assert vtt == "WEBVTT\n\n01:01:01.250 --> 01:01:03.500\nHello, world.\n"
+
+
+def test_csv_and_json() -> None:
+    analysis = _analysis((SEGMENT,))
+    rows = list(csv.DictReader(io.StringIO(get_writer("csv").render(analysis))))
+    assert rows[0]["text"] == "Hello, world." and rows[0]["start"] == "3661.25"
+    data = json.loads(get_writer("json").render(analysis))
+    assert data["segments"][0]["words"][1]["text"] == " world."
+
+
+def test_empty_analysis_renders_headers_only() -> None:
+    analysis = _analysis(())
+    text = get_writer("csv").render(analysis)
+    assert text.count("\n") == 1 and "mfcc_means_13" in text
+    assert get_writer("srt").render(analysis) == ""
+    assert get_writer("vtt").render(analysis) == "WEBVTT\n\n"
+
+
+def test_unknown_format() -> None:
+    assert set(WRITERS) == {"json", "csv", "srt", "vtt"}
+    with pytest.raises(InvalidConfigError, match="available formats"):
+        get_writer("docx")

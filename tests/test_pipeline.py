@@ -1,0 +1,121 @@
+"""analyze(): real speech in, transcript, languages, words, features and encoder states out."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import emotivoice
+from emotivoice.audio import SAMPLE_RATE
+from emotivoice.datasets import reference_utterances
+from emotivoice.errors import InvalidConfigError
+from emotivoice.metrics import normalize_text, word_error_rate
+from emotivoice.pipeline import AnalyzeOptions, Analyzer
+from emotivoice.results import Analysis, analysis_json_schema
+
+MAX_REFERENCE_WER = 0.06
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer()
+
+
+@pytest.fixture(scope="module")
+def jfk_analysis(analyzer: Analyzer, jfk_path: Path) -> Analysis:
+    return analyzer.analyze(jfk_path)
+
+
+def test_jfk_transcript_words_and_features(jfk_analysis: Analysis) -> None:
+    assert "fellow americans" in normalize_text(jfk_analysis.text)
+    assert jfk_analysis.language == "en"
+    assert jfk_analysis.text == " ".join(s.text for s in jfk_analysis.segments)
+    words = [w for s in jfk_analysis.segments for w in s.words]
+    assert len(words) >= 20
+    assert all(0 <= w.start <= w.end <= jfk_analysis.duration + 0.01 for w in words)
+    assert all(a.start <= b.start for a, b in itertools.pairwise(words))
+    assert all(0.0 <= w.probability <= 1.0 for w in words)
+    country = [w for w in words if "country" in w.text.lower()]
+    assert len(country) == 2 and country[-1].start > 9.0  # "...for your country." ends the clip
+    seg = jfk_analysis.segments[0]
+    assert seg.features is not None and seg.features.f0_mean_hz is not None
+    assert 70 < seg.features.f0_mean_hz < 300
+    assert seg.avg_logprob < 0 and 0 <= seg.no_speech_prob <= 1
+
+
+def test_json_validates_against_schema(jfk_analysis: Analysis) -> None:
+    import jsonschema
+
+    data = json.loads(jfk_analysis.to_json())
+    jsonschema.validate(data, analysis_json_schema())
+    data["segments"][0]["words"][0]["probability"] = 2.0
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, analysis_json_schema())
+
+
+def test_encoder_states_are_kept_per_segment(analyzer: Analyzer, jfk_path: Path) -> None:
+    audio = analyzer.load(jfk_path)
+    results = list(analyzer.iter_segments(audio))
+    assert results
+    for r in results:
+        states = r.encoded.states
+        expected_positions = (r.span.end_sample - r.span.start_sample) // 320  # 20 ms/position
+        assert states.shape[1] == 512  # Whisper base width
+        assert abs(states.shape[0] - expected_positions) <= 1
+        assert np.isfinite(states).all() and states.std() > 0.1
+
+
+def test_multilingual_file_english_then_german(analyzer: Analyzer, data_dir: Path) -> None:
+    analysis = analyzer.analyze(data_dir / "speech" / "multilingual.mp3")
+    langs = [s.language for s in analysis.segments if s.text]
+    assert langs[0] == "en" and langs[-1] == "de"
+    switch = langs.index("de")
+    assert set(langs[:switch]) == {"en"} and set(langs[switch:]) == {"de"}
+    assert {share.language for share in analysis.languages} == {"en", "de"}
+    assert "software" in analysis.segments[0].text.lower()
+
+
+def test_silence_gives_no_segments(analyzer: Analyzer) -> None:
+    analysis = analyzer.analyze(
+        np.zeros(SAMPLE_RATE * 3, dtype=np.float32), sample_rate=SAMPLE_RATE
+    )
+    assert analysis.segments == () and analysis.language is None and analysis.text == ""
+    assert analysis.duration == pytest.approx(3.0)
+
+
+def test_forced_language_and_fast_mode(jfk_path: Path) -> None:
+    analysis = emotivoice.analyze(jfk_path, language="en", beam_size=1, features=False)
+    assert analysis.model.language_forced and analysis.model.beam_size == 1
+    assert all(s.language_probability == 1.0 and s.features is None for s in analysis.segments)
+    assert "fellow americans" in normalize_text(analysis.text)
+
+
+def test_invalid_options_are_rejected() -> None:
+    with pytest.raises(InvalidConfigError, match=r"valid options = .*beam_size"):
+        AnalyzeOptions.from_kwargs(beam=3)
+    with pytest.raises(InvalidConfigError, match="beam_size"):
+        AnalyzeOptions.from_kwargs(beam_size=0)
+    with pytest.raises(InvalidConfigError, match="Unknown language"):
+        Analyzer(AnalyzeOptions.from_kwargs(language="klingon"))
+    with pytest.raises(InvalidConfigError, match="English-only"):
+        Analyzer(AnalyzeOptions.from_kwargs(model="tiny.en", language="de"))
+
+
+def test_english_only_model_runs(jfk_path: Path) -> None:
+    analysis = emotivoice.analyze(jfk_path, model="tiny.en", beam_size=1, features=False)
+    assert analysis.language == "en"
+    assert "fellow americans" in normalize_text(analysis.text)
+
+
+@pytest.mark.slow
+def test_reference_wer_and_language(analyzer: Analyzer, data_dir: Path) -> None:
+    items = reference_utterances(data_dir)
+    assert len(items) == 15
+    analyses = [analyzer.analyze(item.path) for item in items]
+    wer = word_error_rate([i.text for i in items], [a.text for a in analyses])
+    assert wer <= MAX_REFERENCE_WER, f"WER {wer:.3f}"
+    assert all(a.language == "en" for a in analyses)
