@@ -68,7 +68,10 @@ def run_benchmark(
         model=model, beam_size=beam_size, device="cpu", compute_type="int8", cpu_threads=cpu_threads
     )
     full = Analyzer(AnalyzeOptions(transcription=transcription))
-    no_features = Analyzer(AnalyzeOptions(transcription=transcription, features=False))
+    no_features = Analyzer(
+        AnalyzeOptions(transcription=transcription, features=False, emotion=None)
+    )
+    no_emotion = Analyzer(AnalyzeOptions(transcription=transcription, emotion=None))
     whisper = full.transcriber.model  # the very same CTranslate2 model object
 
     def plain(path: Path) -> str:
@@ -77,7 +80,8 @@ def run_benchmark(
 
     contenders = {
         "faster-whisper": plain,
-        "emotivoice (no features)": lambda p: no_features.analyze(p).text,
+        "emotivoice (no features, no emotion)": lambda p: no_features.analyze(p).text,
+        "emotivoice (no emotion)": lambda p: no_emotion.analyze(p).text,
         "emotivoice analyze": lambda p: full.analyze(p).text,
     }
     for run in contenders.values():  # warm-up: lazy initialisation and JIT compilation
@@ -120,11 +124,11 @@ def format_report(report: BenchReport) -> str:
         f"{report.files} reference utterances, {report.audio_seconds:.1f} s of audio; "
         f"Whisper {report.model}, {report.compute_type}, beam {report.beam_size}, "
         f"{report.cpu_threads} threads",
-        f"{'run':<26} {'seconds':>8} {'RTF':>7} {'WER':>7} {'× plain':>8}",
+        f"{'run':<38} {'seconds':>8} {'RTF':>7} {'WER':>7} {'× plain':>8}",
     ]
     for r in report.runs:
         lines.append(
-            f"{r.name:<26} {r.seconds:>8.2f} {r.rtf:>7.3f} {r.wer * 100:>6.2f}% "
+            f"{r.name:<38} {r.seconds:>8.2f} {r.rtf:>7.3f} {r.wer * 100:>6.2f}% "
             f"{report.ratio(r.name):>7.3f}×"
         )
     return "\n".join(lines)

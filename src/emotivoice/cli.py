@@ -37,6 +37,7 @@ class FileOutcome:
     language: str = ""
     segments: int = 0
     words: int = 0
+    emotion: str = "-"
     error: str = ""
 
 
@@ -96,6 +97,7 @@ def _analyze_one(
         language=analysis.language or "-",
         segments=len(analysis.segments),
         words=sum(len(s.words) for s in analysis.segments),
+        emotion=analysis.emotion.dominant if analysis.emotion else "-",
     )
 
 
@@ -103,12 +105,13 @@ def _print_summary(outcomes: list[FileOutcome]) -> None:
     width = max([len(o.path.name) for o in outcomes] + [4])
     print(
         f"{'file':<{width}}  {'status':<6}  {'duration':>8}  {'lang':<4}  {'segs':>4}  {'words':>5}"
+        f"  emotion"
     )
     for o in outcomes:
         if o.ok:
             print(
                 f"{o.path.name:<{width}}  {'ok':<6}  {o.duration:>7.1f}s  {o.language:<4}  "
-                f"{o.segments:>4}  {o.words:>5}"
+                f"{o.segments:>4}  {o.words:>5}  {o.emotion}"
             )
         else:
             print(f"{o.path.name:<{width}}  {'FAILED':<6}  {o.error}")
@@ -138,6 +141,9 @@ def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         "max_segment_s": args.max_segment,
         "max_duration": args.max_duration,
         "features": not args.no_features,
+        "emotion": not args.no_emotion,
+        "emotion_model": args.emotion_model,
+        "taxonomy": args.taxonomy,
     }
     if args.compute_type:
         options["compute_type"] = args.compute_type
@@ -208,6 +214,93 @@ def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return EXIT_OK
 
 
+def cmd_train_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Train the emotion head with the recipe on corpora in the shared data layout."""
+    import numpy as np
+
+    from emotivoice.datasets import data_dir
+    from emotivoice.emotion.corpora import read_corpus
+    from emotivoice.emotion.training import TrainConfig, build_state_set, prepare_clips, run_recipe
+    from emotivoice.models.torch_whisper import load_torch_whisper, mel_filters
+
+    root = data_dir(Path(args.data) if args.data else None)
+    labeled = []
+    for corpus in [c.strip() for c in args.corpora.split(",") if c.strip()]:
+        found = read_corpus(root / corpus, corpus)
+        if args.max_clips_per_corpus:
+            step = max(1, len(found) // args.max_clips_per_corpus)
+            found = found[::step][: args.max_clips_per_corpus]
+        labeled += found
+    config = TrainConfig(epochs=args.epochs, augment_copies=args.augment_copies, seed=args.seed)
+    clips = prepare_clips(labeled)
+    whisper = load_torch_whisper("base", args.device)
+    states = build_state_set(whisper.model.model.encoder, mel_filters(), clips, config, args.device)
+    result = run_recipe(
+        states, config, args.device, args.ravdess_folds, args.nemo_folds, not args.no_eval
+    )
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **result.arrays)  # type: ignore[arg-type]
+    report = out.with_suffix(".json")
+    report.write_text(json.dumps(result.summary(), indent=1))
+    for name, figures in result.evaluations.items():
+        print(f"{name:<28} UA {figures['ua']:.3f}  accuracy {figures['accuracy']:.3f}")
+    print(f"head written to {out}, report to {report}")
+    return EXIT_OK
+
+
+def cmd_benchmark_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Score an emotion backend on a labelled corpus."""
+    from emotivoice.emotion.benchmark import (
+        format_benchmark,
+        run_emotion_benchmark,
+        write_confusion,
+    )
+    from emotivoice.emotion.recognizer import EmotionOptions
+
+    try:
+        result = run_emotion_benchmark(
+            Path(args.dataset),
+            args.layout,
+            EmotionOptions(model=args.emotion_model),
+            args.max_clips,
+            args.cross_validate,
+        )
+    except EmotiVoiceError as e:
+        print(f"emotivoice: error: {e.message} [{e.code}]", file=sys.stderr)
+        return EXIT_USAGE
+    print(format_benchmark(result))
+    for path in write_confusion(result, Path(args.output)):
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _add_emotion_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from emotivoice.emotion.corpora import LAYOUTS
+
+    t = sub.add_parser("train-emotion", help="train the emotion head (needs emotivoice[torch])")
+    t.add_argument("--data", default=None, help="folder holding the corpora (default: shared)")
+    t.add_argument("--corpora", default="ravdess,nemo", help="corpus folders/layouts to use")
+    t.add_argument("-o", "--output", default="emotion-head.npz", help="where to write the head")
+    t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    t.add_argument("--epochs", type=int, default=25)
+    t.add_argument("--augment-copies", type=int, default=2, help="augmented copies per clip")
+    t.add_argument("--ravdess-folds", type=int, default=4)
+    t.add_argument("--nemo-folds", type=int, default=3)
+    t.add_argument("--max-clips-per-corpus", type=int, default=None, help="subsample (tests)")
+    t.add_argument("--no-eval", action="store_true", help="skip the evaluation folds")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_train_emotion)
+    b = sub.add_parser("benchmark-emotion", help="score an emotion backend on a corpus")
+    b.add_argument("dataset", help="corpus folder")
+    b.add_argument("--layout", required=True, choices=LAYOUTS)
+    b.add_argument("--emotion-model", default="default", help="default, a .npz or hf:<id>")
+    b.add_argument("--max-clips", type=int, default=None, help="random subset of this size")
+    b.add_argument("--cross-validate", type=int, default=0, metavar="K", help="recipe K folds")
+    b.add_argument("-o", "--output", default="emotion-benchmark", help="folder for JSON/PNG")
+    b.set_defaults(func=cmd_benchmark_emotion)
+
+
 def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("analyze", help="analyse audio files or directories")
     p.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="audio files or directories")
@@ -230,6 +323,13 @@ def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--max-duration", type=float, default=4 * 3600.0, help="longest accepted input, s"
     )
     p.add_argument("--no-features", action="store_true", help="skip acoustic features")
+    p.add_argument(
+        "--emotion-model",
+        default="default",
+        help="emotion backend: default (shipped head), a head .npz, or hf:<hub id or folder>",
+    )
+    p.add_argument("--taxonomy", default=None, help="your own emotion taxonomy YAML file")
+    p.add_argument("--no-emotion", action="store_true", help="skip emotion recognition")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary table")
     p.set_defaults(func=cmd_analyze)
 
@@ -252,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=1, help="timed passes over the set")
     b.add_argument("--json", default=None, help="also write the figures to this JSON file")
     b.set_defaults(func=cmd_bench)
+    _add_emotion_commands(sub)
     return parser
 
 

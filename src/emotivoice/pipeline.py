@@ -16,6 +16,7 @@ from typing import Any
 
 from emotivoice import __version__
 from emotivoice.audio import DEFAULT_MAX_DURATION_S, SAMPLE_RATE, Audio, AudioSource, load_audio
+from emotivoice.emotion.recognizer import EmotionAnalyzer, EmotionOptions, FileEmotion
 from emotivoice.errors import InvalidConfigError
 from emotivoice.features import extract_features
 from emotivoice.results import SCHEMA_VERSION, Analysis, LanguageShare, ModelSettings, Segment
@@ -46,12 +47,14 @@ class AnalyzeOptions:
         vad: voice activity detection and segment length.
         max_duration: longest accepted recording in seconds.
         features: compute acoustic features per segment.
+        emotion: emotion recognition settings; ``None`` turns it off.
     """
 
     transcription: TranscriptionOptions = field(default_factory=TranscriptionOptions)
     vad: VadOptions = field(default_factory=VadOptions)
     max_duration: float = DEFAULT_MAX_DURATION_S
     features: bool = True
+    emotion: EmotionOptions | None = field(default_factory=EmotionOptions)
 
     @classmethod
     def from_kwargs(cls, **options: Any) -> AnalyzeOptions:
@@ -64,23 +67,44 @@ class AnalyzeOptions:
             "transcription": {f.name for f in dataclasses.fields(TranscriptionOptions)},
             "vad": {f.name for f in dataclasses.fields(VadOptions)},
         }
-        own = {f.name for f in dataclasses.fields(cls)} - set(groups)
+        own = {f.name for f in dataclasses.fields(cls)} - set(groups) - {"emotion"}
         nested: dict[str, dict[str, Any]] = {name: {} for name in groups}
         top: dict[str, Any] = {}
+        emotion: dict[str, Any] = {}
+        emotion_on = True
         for key, value in options.items():
             group = next((g for g, names in groups.items() if key in names), None)
             if group is not None:
                 nested[group][key] = value
+            elif key in _EMOTION_KEYS:
+                emotion[_EMOTION_KEYS[key]] = value
+            elif key == "emotion":
+                emotion_on = bool(value)
             elif key in own:
                 top[key] = value
             else:
-                valid = sorted(own | set().union(*groups.values()))
+                valid = sorted(
+                    own | set(_EMOTION_KEYS) | {"emotion"} | set().union(*groups.values())
+                )
                 raise InvalidConfigError(f"Unknown option {key!r}; valid options = {valid}")
         return cls(
             transcription=TranscriptionOptions(**nested["transcription"]),
             vad=VadOptions(**nested["vad"]),
+            emotion=EmotionOptions(**emotion) if emotion_on else None,
             **top,
         )
+
+
+#: flat keyword → :class:`EmotionOptions` field
+_EMOTION_KEYS = {
+    "emotion_model": "model",
+    "taxonomy": "taxonomy",
+    "uncertain_below": "uncertain_below",
+    "short_segment_s": "short_segment_s",
+    "label_map": "label_map",
+    "timeline_sigma_s": "timeline_sigma_s",
+    "emotion_device": "device",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,6 +122,8 @@ class Analyzer:
     def __init__(self, options: AnalyzeOptions | None = None) -> None:
         self.options = options or AnalyzeOptions()
         self.transcriber = Transcriber(self.options.transcription)
+        emotion = self.options.emotion
+        self.emotion = EmotionAnalyzer(emotion) if emotion is not None else None
 
     def load(self, source: AudioSource, sample_rate: int | None = None) -> Audio:
         """Decode ``source`` with this analyzer's duration limit."""
@@ -125,7 +151,7 @@ class Analyzer:
                 encoded, language, probability, span.start, previous_tokens
             )
             previous_tokens = transcript.tokens
-            segment = self._segment(index, span, transcript, samples)
+            segment = self._segment(index, span, transcript, samples, encoded)
             if progress is not None:
                 progress(span.end, audio.duration, f"segment {index + 1}/{len(spans)}")
             yield SegmentResult(segment=segment, encoded=encoded, span=span)
@@ -144,7 +170,12 @@ class Analyzer:
         return language, probability
 
     def _segment(
-        self, index: int, span: SpeechSpan, transcript: SegmentTranscript, samples: Any
+        self,
+        index: int,
+        span: SpeechSpan,
+        transcript: SegmentTranscript,
+        samples: Any,
+        encoded: EncodedSegment,
     ) -> Segment:
         words = transcript.words
         features = (
@@ -168,6 +199,7 @@ class Analyzer:
             no_speech_prob=round(transcript.no_speech_prob, 4),
             words=transcript.words,
             features=features,
+            emotion=self.emotion.score(samples, encoded) if self.emotion else None,
         )
 
     def analyze(
@@ -202,8 +234,18 @@ class Analyzer:
                 compute_type=t.compute_type,
                 beam_size=t.options.beam_size,
                 language_forced=t.options.language is not None,
+                emotion_model=self.emotion.backend.name if self.emotion else None,
             ),
             processing_time_s=round(elapsed, _SECONDS_DECIMALS),
+            emotion=self._file_emotion(segments),
+        )
+
+    def _file_emotion(self, segments: tuple[Segment, ...]) -> FileEmotion | None:
+        if self.emotion is None:
+            return None
+        scored = [s for s in segments if s.emotion is not None]
+        return self.emotion.summarise(
+            [(s.start, s.end) for s in scored], [s.emotion for s in scored if s.emotion]
         )
 
 

@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 from emotivoice.audio import AudioInfo
+from emotivoice.emotion.recognizer import EmotionScores, FileEmotion
 from emotivoice.features import AcousticFeatures
 
 __all__ = [
@@ -54,6 +55,7 @@ class Segment:
         no_speech_prob: Whisper's probability that the segment holds no speech.
         words: the words with their times.
         features: acoustic and voice-quality features of the segment's audio.
+        emotion: base-emotion probabilities, granular and complex emotions, uncertainty.
     """
 
     id: int
@@ -66,6 +68,7 @@ class Segment:
     no_speech_prob: float
     words: tuple[Word, ...]
     features: AcousticFeatures | None
+    emotion: EmotionScores | None = None
 
     @property
     def duration(self) -> float:
@@ -91,6 +94,7 @@ class ModelSettings:
     compute_type: str
     beam_size: int
     language_forced: bool
+    emotion_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ class Analysis:
         segments: the speech segments in time order; empty for silence.
         model: model and settings used.
         processing_time_s: wall time of the analysis.
+        emotion: duration-weighted emotion distribution and smoothed timeline of the file.
     """
 
     schema_version: str
@@ -120,6 +125,7 @@ class Analysis:
     segments: tuple[Segment, ...]
     model: ModelSettings
     processing_time_s: float
+    emotion: FileEmotion | None = None
 
     @property
     def text(self) -> str:

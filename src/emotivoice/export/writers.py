@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
+from emotivoice.emotion.recognizer import EmotionScores
 from emotivoice.errors import InvalidConfigError
 from emotivoice.results import Analysis, Segment
 
@@ -70,7 +71,24 @@ def _csv_row(analysis: Analysis, segment: Segment | None) -> dict[str, object]:
         row.update({k: "" if v is None else v for k, v in segment.features.to_row().items()})
     else:
         row.update(dict.fromkeys(AcousticFeatures.column_names(), ""))
+    row.update(_emotion_columns(segment.emotion if segment else None))
     return row
+
+
+def _emotion_columns(emotion: EmotionScores | None) -> dict[str, object]:
+    from emotivoice.emotion.labels import BASE_EMOTIONS
+
+    columns: dict[str, object] = {
+        "emotion": emotion.dominant if emotion else "",
+        "emotion_confidence": emotion.confidence if emotion else "",
+        "emotion_uncertain": emotion.uncertain if emotion else "",
+    }
+    for base in BASE_EMOTIONS:
+        columns[f"p_{base}"] = emotion.probabilities[base] if emotion else ""
+    columns["emotions_primary"] = " ".join(e.name for e in emotion.primary) if emotion else ""
+    columns["emotions_secondary"] = " ".join(e.name for e in emotion.secondary) if emotion else ""
+    columns["emotions_complex"] = " ".join(e.name for e in emotion.complex) if emotion else ""
+    return columns
 
 
 def _timestamp(seconds: float, decimal: str) -> str:

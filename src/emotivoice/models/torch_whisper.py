@@ -52,10 +52,12 @@ def _require_torch() -> None:
         ) from error
 
 
-def _config(ct2_dir: Path, variables: dict[str, Any]) -> Any:
+def _config(ct2_dir: Path | None, variables: dict[str, Any]) -> Any:
     from transformers import WhisperConfig
 
-    ct2_config = json.loads((ct2_dir / "config.json").read_text())
+    ct2_config = json.loads((ct2_dir / "config.json").read_text()) if ct2_dir else {}
+    if "decoder/embeddings/weight" not in variables:  # encoder-only: decoder sizes unused
+        variables = {**variables, **_decoder_placeholders(variables)}
     n_encoder = sum(
         1
         for k in variables
@@ -91,6 +93,75 @@ def _config(ct2_dir: Path, variables: dict[str, Any]) -> Any:
     return config
 
 
+def _decoder_placeholders(variables: dict[str, Any]) -> dict[str, Any]:
+    """Shapes standing in for absent decoder variables when only the encoder is built."""
+    d_model = variables["encoder/layer_norm/gamma"].shape[0]
+    ffn = variables["encoder/layer_0/ffn/linear_0/weight"]
+    return {
+        "decoder/embeddings/weight": np.empty((51865, d_model), np.float32),
+        "decoder/num_heads": variables["encoder/num_heads"],
+        "decoder/layer_0/ffn/linear_0/weight": ffn,
+        "decoder/position_encodings/encodings": np.empty((448, d_model), np.float32),
+    }
+
+
+def encoder_from_ct2_variables(variables: dict[str, Any]) -> Any:
+    """A ``transformers`` ``WhisperEncoder`` from CTranslate2 encoder variables (``encoder/...``).
+
+    For machines that get only the encoder (e.g. feature extraction for training).
+    """
+    _require_torch()
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    encoder_vars = {k: v for k, v in variables.items() if k.startswith("encoder/")}
+    config = _config(None, encoder_vars)
+    config.decoder_layers = 0
+    prefix = "model.encoder."
+    state = {
+        k[len(prefix) :]: v
+        for k, v in _state_dict(encoder_vars, config).items()
+        if k.startswith(prefix)
+    }
+    encoder = WhisperEncoder(config)
+    encoder.load_state_dict(state)
+    return encoder.eval()
+
+
+def mel_filters(n_mels: int = 80) -> np.ndarray:
+    """Whisper's mel filter bank (librosa's Slaney mel, as OpenAI and faster-whisper use)."""
+    import librosa
+
+    return np.asarray(
+        librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels), dtype=np.float32
+    )
+
+
+def log_mel(samples: torch.Tensor, filters: torch.Tensor, pad: str = "audio") -> torch.Tensor:
+    """Whisper's log-mel spectrogram, (batch, n_mels, 3000), differentiable in ``samples``.
+
+    ``pad="audio"`` pads the waveform to 30 s first (OpenAI Whisper). ``pad="features"`` does
+    what faster-whisper (so the fast runtime) does: 160 samples of padding, the log-mel of the
+    audio alone (its own maximum sets the floor), then zeros up to 3000 frames; use it to get
+    exactly the encoder input the pipeline uses.
+    """
+    import torch
+
+    batch = samples.reshape(-1, samples.shape[-1]).to(filters.device, torch.float32)
+    if batch.shape[-1] > CHUNK_SAMPLES:
+        raise ValueError("log_mel takes at most 30 s of audio; split longer audio first")
+    target = CHUNK_SAMPLES if pad == "audio" else batch.shape[-1] + HOP_LENGTH
+    batch = torch.nn.functional.pad(batch, (0, target - batch.shape[-1]))
+    window = torch.hann_window(N_FFT, device=filters.device)
+    stft = torch.stft(batch, N_FFT, HOP_LENGTH, window=window, return_complex=True)
+    mel = filters @ (stft[..., :-1].abs() ** 2)
+    log_spec = torch.clamp(mel, min=1e-10).log10()
+    log_spec = torch.maximum(log_spec, log_spec.amax(dim=(-2, -1), keepdim=True) - 8.0)
+    log_spec = (log_spec + 4.0) / 4.0
+    return torch.nn.functional.pad(log_spec, (0, max(0, N_FRAMES - log_spec.shape[-1])))[
+        ..., :N_FRAMES
+    ]
+
+
 def _state_dict(variables: dict[str, Any], config: Any) -> dict[str, Any]:
     """Map CTranslate2 variable names onto ``WhisperForConditionalGeneration`` parameters."""
     import torch
@@ -117,7 +188,10 @@ def _state_dict(variables: dict[str, Any], config: Any) -> dict[str, Any]:
             if name != "k_proj":  # Whisper's key projections have no bias (zeros in CT2)
                 put(f"{target}.{name}.bias", bias[i * d : (i + 1) * d])
 
-    for side, layers in (("encoder", config.encoder_layers), ("decoder", config.decoder_layers)):
+    sides = [("encoder", config.encoder_layers), ("decoder", config.decoder_layers)]
+    for side, layers in sides:
+        if f"{side}/layer_norm/gamma" not in variables:  # an encoder-only export
+            continue
         prefix = f"model.{side}"
         put(f"{prefix}.embed_positions.weight", variables[f"{side}/position_encodings/encodings"])
         norm(f"{prefix}.layer_norm", f"{side}/layer_norm")
@@ -142,7 +216,8 @@ def _state_dict(variables: dict[str, Any], config: Any) -> dict[str, Any]:
                 norm(f"{target}.encoder_attn_layer_norm", f"{source}/attention/layer_norm")
     for conv in ("conv1", "conv2"):
         linear(f"model.encoder.{conv}", f"encoder/{conv}")
-    put("model.decoder.embed_tokens.weight", variables["decoder/embeddings/weight"])
+    if "decoder/embeddings/weight" in variables:
+        put("model.decoder.embed_tokens.weight", variables["decoder/embeddings/weight"])
     return state
 
 
@@ -217,11 +292,8 @@ class TorchWhisper:
         self.suppress_ids = tuple(int(i) for i in ct2_config.get("suppress_ids", []))
         self.suppress_ids_begin = tuple(int(i) for i in ct2_config.get("suppress_ids_begin", []))
         self.device = next(model.parameters()).device
-        import librosa
-
-        filters = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=self.config.num_mel_bins)
+        filters = mel_filters(self.config.num_mel_bins)
         self._mel_filters = torch.from_numpy(filters).to(self.device)
-        self._window = torch.hann_window(N_FFT, device=self.device)
 
     def token_id(self, token: str) -> int:
         """Id of a special token such as ``<|en|>``."""
@@ -234,24 +306,9 @@ class TorchWhisper:
     def is_multilingual(self) -> bool:
         return bool(self.config.vocab_size >= 51865)
 
-    def log_mel(self, samples: torch.Tensor) -> torch.Tensor:
-        """Whisper's log-mel spectrogram (80 × 3000 for ≤ 30 s), differentiable in ``samples``.
-
-        ``samples``: 16 kHz mono, shape (n,) or (batch, n); padded with zeros to 30 s.
-        """
-        import torch
-
-        batch = samples.reshape(-1, samples.shape[-1]).to(self.device, torch.float32)
-        if batch.shape[-1] > CHUNK_SAMPLES:
-            raise ValueError("log_mel takes at most 30 s of audio; split longer audio first")
-        batch = torch.nn.functional.pad(batch, (0, CHUNK_SAMPLES - batch.shape[-1]))
-        stft = torch.stft(batch, N_FFT, HOP_LENGTH, window=self._window, return_complex=True)
-        power = stft[..., :-1].abs() ** 2
-        mel = self._mel_filters @ power
-        log_spec = torch.clamp(mel, min=1e-10).log10()
-        floor = log_spec.amax(dim=(-2, -1), keepdim=True) - 8.0
-        log_spec = torch.maximum(log_spec, floor)
-        return (log_spec + 4.0) / 4.0
+    def log_mel(self, samples: torch.Tensor, pad: str = "audio") -> torch.Tensor:
+        """Log-mel features (batch, 80, 3000) of ≤ 30 s of 16 kHz audio; see :func:`log_mel`."""
+        return log_mel(samples, self._mel_filters, pad)
 
     def encode(self, mel: torch.Tensor) -> torch.Tensor:
         """Encoder states (batch, 1500, d_model) of log-mel features (batch, 80, 3000)."""

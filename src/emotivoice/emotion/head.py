@@ -1,0 +1,96 @@
+"""Numpy runtime of the trained emotion head (no PyTorch needed at inference).
+
+The arrays come from :func:`emotivoice.emotion.training.export_head`; the forward pass mirrors
+the training module: optional layer norm → attentive or uniform statistics pooling (weighted
+mean and standard deviation over positions) → optional standardisation → optional hidden layer
+→ logits, divided by the calibrated temperature.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emotivoice.emotion.labels import BASE_EMOTIONS
+from emotivoice.errors import ModelIntegrityError, ModelNotFoundError
+
+DEFAULT_HEAD = "whisper-base-emotion.npz"
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    from math import sqrt
+
+    from scipy.special import erf
+
+    return np.asarray(0.5 * x * (1 + erf(x / sqrt(2))))
+
+
+class EmotionHead:
+    """A trained pooling head over Whisper encoder states."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], name: str = "custom") -> None:
+        try:
+            self.metadata: dict[str, Any] = json.loads(str(arrays["metadata"]))
+            self.config: dict[str, Any] = self.metadata["config"]
+            self.temperature = float(arrays["temperature"])
+            self._w = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items() if "." in k}
+            self._w["out.weight"]
+        except (KeyError, ValueError) as error:
+            raise ModelIntegrityError(f"Emotion head {name} is incomplete: {error}") from None
+        if tuple(self.metadata.get("labels", ())) != BASE_EMOTIONS:
+            raise ModelIntegrityError(f"Emotion head {name} does not predict {BASE_EMOTIONS}")
+        self.name = name
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> EmotionHead:
+        """The packaged default head, or a head exported by the training recipe."""
+        if path is None:
+            with resources.as_file(
+                resources.files("emotivoice.emotion").joinpath("weights", DEFAULT_HEAD)
+            ) as file:
+                return _default_head(str(file))
+        file = Path(path)
+        if not file.is_file():
+            raise ModelNotFoundError(f"Emotion head {file} does not exist")
+        with np.load(file) as arrays:
+            return cls(dict(arrays), file.name)
+
+    def logits(self, states: np.ndarray) -> np.ndarray:
+        """Uncalibrated logits (6,) for states (positions, d_model)."""
+        w, cfg = self._w, self.config
+        h = np.asarray(states, dtype=np.float32)
+        if cfg.get("layer_norm"):
+            mu, var = h.mean(-1, keepdims=True), h.var(-1, keepdims=True)
+            h = (h - mu) / np.sqrt(var + 1e-5) * w["norm.weight"] + w["norm.bias"]
+        if cfg.get("pooling") == "attentive":
+            scores = np.tanh(h @ w["attention.weight"].T + w["attention.bias"])
+            e = (scores @ w["score.weight"].T + w["score.bias"])[:, 0]
+            weights = np.exp(e - e.max())
+        else:
+            weights = np.ones(len(h), dtype=np.float32)
+        weights = (weights / weights.sum())[:, None]
+        mean = (weights * h).sum(0)
+        std = np.sqrt(np.maximum((weights * h * h).sum(0) - mean**2, 1e-6))
+        z = np.concatenate([mean, std])
+        if cfg.get("batch_norm"):
+            z = (z - w["standardise.running_mean"]) / np.sqrt(w["standardise.running_var"] + 1e-5)
+        if cfg.get("hidden_dim"):
+            z = _gelu(z @ w["hidden.weight"].T + w["hidden.bias"])
+        return np.asarray(z @ w["out.weight"].T + w["out.bias"], dtype=np.float64)
+
+    def probabilities(self, states: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities (6,) in the order of :data:`BASE_EMOTIONS`."""
+        z = self.logits(states) / self.temperature
+        z = np.exp(z - z.max())
+        return np.asarray(z / z.sum())
+
+
+@cache
+def _default_head(path: str) -> EmotionHead:
+    with np.load(path) as arrays:
+        return EmotionHead(dict(arrays), DEFAULT_HEAD)

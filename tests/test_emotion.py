@@ -1,0 +1,288 @@
+"""Emotion recognition: the numpy head, backends, uncertainty, file summary, pipeline, recipe."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import emotivoice
+from emotivoice.emotion import BASE_EMOTIONS, EmotionAnalyzer, EmotionOptions
+from emotivoice.emotion.corpora import read_corpus
+from emotivoice.emotion.head import EmotionHead
+from emotivoice.emotion.metrics import classification_report
+from emotivoice.errors import InvalidConfigError, ModelIntegrityError, ModelNotFoundError
+from emotivoice.pipeline import AnalyzeOptions
+
+torch = pytest.importorskip("torch")
+
+from emotivoice.emotion.training import (  # noqa: E402
+    Clip,
+    StateSet,
+    TrainConfig,
+    _head_module,
+    augment,
+    export_head,
+    fit_temperature,
+    predict_logits,
+    train_head,
+)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        TrainConfig(),
+        TrainConfig(pooling="attentive", layer_norm=True, hidden_dim=16, batch_norm=True),
+    ],
+)
+def test_numpy_head_matches_torch_module(config: TrainConfig) -> None:
+    module = _head_module(512, config).eval()
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.normal_(0, 0.05)
+        module.standardise.running_mean.normal_()
+        module.standardise.running_var.uniform_(0.5, 2)
+    head = EmotionHead(export_head(module, 1.3, {"config": asdict(config)}))
+    states = np.random.default_rng(0).standard_normal((37, 512)).astype(np.float32)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(states)[None], torch.ones(1, 37, dtype=torch.bool))[0]
+    np.testing.assert_allclose(head.logits(states), expected.numpy(), atol=1e-4)
+    p = head.probabilities(states)
+    assert p.shape == (6,) and p.sum() == pytest.approx(1.0)
+
+
+def test_default_head_and_broken_files(tmp_path: Path) -> None:
+    head = EmotionHead.load()
+    assert head.metadata["labels"] == list(BASE_EMOTIONS)
+    assert 0.1 < head.temperature < 10
+    assert "ravdess_speaker_disjoint" in head.metadata["evaluations"]
+    broken = tmp_path / "broken.npz"
+    np.savez(broken, temperature=np.array(1.0))
+    with pytest.raises(ModelIntegrityError, match="incomplete"):
+        EmotionHead.load(broken)
+    with pytest.raises(ModelNotFoundError):
+        EmotionHead.load(tmp_path / "absent.npz")
+
+
+def test_uncertainty_short_segments_and_file_summary() -> None:
+    analyzer = EmotionAnalyzer(EmotionOptions(uncertain_below=0.5, timeline_sigma_s=1.0))
+    confident = analyzer.scores_from_probabilities(
+        np.array([0.8, 0.04, 0.04, 0.04, 0.04, 0.04]), 3.0
+    )
+    assert confident.dominant == "anger" and not confident.uncertain and not confident.short
+    flat = analyzer.scores_from_probabilities(np.array([0.3, 0.2, 0.1, 0.2, 0.1, 0.1]), 3.0)
+    assert flat.uncertain
+    short = analyzer.scores_from_probabilities(np.array([0.8, 0.04, 0.04, 0.04, 0.04, 0.04]), 0.6)
+    assert short.short and short.uncertain
+    sad = analyzer.scores_from_probabilities(np.array([0.04, 0.04, 0.04, 0.04, 0.8, 0.04]), 1.0)
+    summary = analyzer.summarise([(0.0, 3.0), (10.0, 11.0)], [confident, sad])
+    assert summary is not None
+    # duration-weighted: 3 s of anger against 1 s of sadness
+    assert summary.distribution["anger"] == pytest.approx((3 * 0.8 + 0.04) / 4, abs=1e-3)
+    assert summary.dominant == "anger"
+    assert [p.dominant for p in summary.timeline] == ["anger", "sadness"]  # far apart: kept
+    assert analyzer.summarise([], []) is None
+
+
+def test_options_validation_and_flat_keywords() -> None:
+    with pytest.raises(InvalidConfigError):
+        EmotionOptions(uncertain_below=2)
+    with pytest.raises(InvalidConfigError, match="Unknown emotion model"):
+        EmotionAnalyzer(EmotionOptions(model="nonsense"))
+    options = AnalyzeOptions.from_kwargs(emotion_model="default", uncertain_below=0.6)
+    assert options.emotion is not None and options.emotion.uncertain_below == 0.6
+    assert AnalyzeOptions.from_kwargs(emotion=False).emotion is None
+
+
+def test_corpus_readers(data_dir: Path, tmp_path: Path) -> None:
+    ravdess = read_corpus(data_dir / "ravdess", "ravdess")
+    assert len(ravdess) == 1040  # 1,200 minus 160 disgust clips; calm counted as neutral
+    assert {c.emotion for c in ravdess} == set(BASE_EMOTIONS)
+    assert len({c.speaker for c in ravdess}) == 20
+    table = tmp_path / "labels.csv"
+    table.write_text("path,emotion,speaker\na.wav,Happy,s1\nb.wav,calm,s2\n")
+    clips = read_corpus(tmp_path, "csv")
+    assert [c.emotion for c in clips] == ["happiness", "neutral"]
+    table.write_text("path,emotion,speaker\na.wav,bored,s1\n")
+    with pytest.raises(InvalidConfigError, match="line 2"):
+        read_corpus(tmp_path, "csv")
+    with pytest.raises(InvalidConfigError, match="Unknown layout"):
+        read_corpus(tmp_path, "voxceleb")
+
+
+def test_metrics_report() -> None:
+    report = classification_report(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), ["a", "b"])
+    assert report["accuracy"] == 0.75 and report["ua"] == 0.75
+    assert report["confusion"] == [[1, 1], [0, 2]]
+
+
+def test_augmentation_changes_audio_but_keeps_scale(jfk_samples: np.ndarray) -> None:
+    rng = np.random.default_rng(3)
+    clip = jfk_samples[:32000]
+    copies = [augment(clip, rng) for _ in range(4)]
+    assert all(np.abs(c).max() <= 1 for c in copies)
+    assert all(0.85 * len(clip) < len(c) < 1.15 * len(clip) for c in copies)
+    assert any(not np.allclose(c[: len(clip)], clip[: len(c)]) for c in copies)
+
+
+def test_temperature_fit_recovers_scale() -> None:
+    rng = np.random.default_rng(0)
+    logits = 2 * rng.standard_normal((4000, 6))
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(6, p=row) for row in p])  # calibrated at temperature 1
+    assert fit_temperature(logits, labels) == pytest.approx(1.0, abs=0.15)
+    assert fit_temperature(logits * 3, labels) == pytest.approx(3.0, rel=0.15)
+
+
+def test_pipeline_returns_emotions(jfk_path: Path) -> None:
+    analysis = emotivoice.analyze(jfk_path, beam_size=1)
+    segment = analysis.segments[0]
+    assert segment.emotion is not None
+    assert sum(segment.emotion.probabilities.values()) == pytest.approx(1, abs=1e-3)
+    assert analysis.emotion is not None and analysis.emotion.backend == "whisper-head"
+    assert len(analysis.emotion.timeline) == len(analysis.segments)
+    assert analysis.model.emotion_model == "whisper-head"
+    data = json.loads(analysis.to_json())
+    assert set(data["segments"][0]["emotion"]["probabilities"]) == set(BASE_EMOTIONS)
+
+
+def test_silence_has_no_emotion() -> None:
+    analysis = emotivoice.analyze(np.zeros(16000 * 3, np.float32), sample_rate=16000)
+    assert analysis.segments == () and analysis.emotion is None
+
+
+def test_short_segment_is_flagged(data_dir: Path) -> None:
+    from emotivoice.transcription import Transcriber, TranscriptionOptions
+
+    samples = emotivoice.load_audio(data_dir / "speech" / "jfk.flac").samples[8000:20000]
+    encoded = Transcriber(TranscriptionOptions()).encode(samples)
+    scores = EmotionAnalyzer().score(samples, encoded)
+    assert scores.short and scores.uncertain
+
+
+@pytest.fixture(scope="module")
+def tiny_hubert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised HuBERT classifier saved like a hub checkpoint (no download)."""
+    from transformers import HubertConfig, HubertForSequenceClassification, Wav2Vec2FeatureExtractor
+
+    labels = ["neu", "hap", "ang", "sad", "dis"]
+    config = HubertConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16, 16),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    folder = tmp_path_factory.mktemp("tiny-hubert")
+    torch.manual_seed(0)
+    HubertForSequenceClassification(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(folder)
+    return folder
+
+
+def test_huggingface_backend_through_analyze(tiny_hubert: Path, jfk_path: Path) -> None:
+    analysis = emotivoice.analyze(jfk_path, beam_size=1, emotion_model=f"hf:{tiny_hubert}")
+    emotion = analysis.segments[0].emotion
+    assert emotion is not None
+    p = emotion.probabilities
+    assert sum(p.values()) == pytest.approx(1, abs=1e-3)
+    # fear and surprise have no label in this checkpoint; disgust is dropped
+    assert p["fear"] == 0 and p["surprise"] == 0
+    assert analysis.emotion is not None and analysis.emotion.backend == f"hf:{tiny_hubert}"
+
+
+def test_huggingface_label_map_and_short_input(tiny_hubert: Path) -> None:
+    from emotivoice.emotion.recognizer import HuggingFaceBackend
+
+    backend = HuggingFaceBackend(str(tiny_hubert), {"dis": "anger", "neu": ""})
+    p = backend.probabilities(np.zeros(1000, np.float32), None)  # shorter than the front end
+    assert p.shape == (6,) and p[BASE_EMOTIONS.index("neutral")] == 0
+    with pytest.raises(InvalidConfigError, match="unknown emotion"):
+        HuggingFaceBackend(str(tiny_hubert), {"dis": "disgust"})
+    with pytest.raises(ModelNotFoundError):
+        HuggingFaceBackend(str(tiny_hubert.parent / "nowhere"))
+
+
+# --- the recipe on real speech (CPU, small) ------------------------------------------------
+
+HELD_OUT = ("ravdess-03", "ravdess-04")
+TRAIN_ACTORS = tuple(f"ravdess-{i:02d}" for i in (1, 2, 5, 6, 7, 8, 9, 10))
+
+
+@pytest.fixture(scope="module")
+def ravdess_states(data_dir: Path) -> StateSet:
+    """Pipeline (CTranslate2) encoder states of the RAVDESS clips of 10 actors."""
+    from emotivoice.emotion.training import prepare_clips
+    from emotivoice.transcription import Transcriber, TranscriptionOptions
+
+    labeled = [
+        c
+        for c in read_corpus(data_dir / "ravdess", "ravdess")
+        if c.speaker in HELD_OUT + TRAIN_ACTORS
+    ]
+    clips: list[Clip] = prepare_clips(labeled)
+    transcriber = Transcriber(TranscriptionOptions())
+    return StateSet(
+        [transcriber.encode(c.samples).states for c in clips],
+        np.array([BASE_EMOTIONS.index(c.emotion) for c in clips]),
+        np.array([c.speaker for c in clips]),
+        np.array([c.corpus for c in clips]),
+        np.zeros(len(clips), bool),
+    )
+
+
+@pytest.mark.slow
+def test_recipe_generalises_to_held_out_speakers(ravdess_states: StateSet) -> None:
+    held = np.isin(ravdess_states.speakers, HELD_OUT)
+    config = TrainConfig(augment_copies=0, epochs=40)
+    module = train_head(ravdess_states.select(~held), config)
+    test = ravdess_states.select(held)
+    predicted = predict_logits(module, test.states).argmax(1)
+    report = classification_report(test.labels, predicted, BASE_EMOTIONS)
+    assert report["ua"] >= 0.6, report
+
+
+@pytest.mark.slow
+def test_train_emotion_command_end_to_end(tmp_path: Path, data_dir: Path) -> None:
+    from emotivoice.cli import main
+
+    out = tmp_path / "head.npz"
+    code = main(
+        [
+            "train-emotion",
+            "--corpora", "ravdess",
+            "--max-clips-per-corpus", "36",
+            "--epochs", "30",
+            "--augment-copies", "1",
+            "--no-eval",
+            "-o", str(out),
+        ]
+    )  # fmt: skip
+    assert code == 0 and out.exists() and out.with_suffix(".json").exists()
+    head = EmotionHead.load(out)
+    assert head.metadata["config"]["augment_copies"] == 1
+    # the exported head, fed the fast runtime's states, scores its training clips above chance
+    from emotivoice.emotion.training import prepare_clips
+    from emotivoice.transcription import Transcriber, TranscriptionOptions
+
+    clips = prepare_clips(read_corpus(data_dir / "ravdess", "ravdess")[::28][:36])
+    transcriber = Transcriber(TranscriptionOptions())
+    hits = [
+        BASE_EMOTIONS[int(np.argmax(head.probabilities(transcriber.encode(c.samples).states)))]
+        == c.emotion
+        for c in clips
+    ]
+    assert np.mean(hits) > 0.4
+    analysis = emotivoice.analyze(clips[0].samples, sample_rate=16000, emotion_model=str(out))
+    assert analysis.emotion is not None and analysis.emotion.backend.endswith("head.npz")
