@@ -231,7 +231,7 @@ def build_state_sets(
     device: str,
     taps: Sequence[str],
 ) -> dict[str, StateSet]:
-    """Like :func:`build_state_set` for several taps from one encoder pass (for studies)."""
+    """States of every clip and its augmented copies for several taps from one encoder pass."""
     rng = np.random.default_rng(config.seed)
     waves, labels, speakers, corpora, augmented = [], [], [], [], []
     for clip in clips:
