@@ -1,0 +1,136 @@
+"""Explanations: Shapley axioms, LIME, faithfulness on real clips, counterfactual transforms."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emotivoice.audio import load_audio
+from emotivoice.emotion.training import crop_to_speech
+from emotivoice.errors import InvalidConfigError
+from emotivoice.explain import (
+    AttributionOptions,
+    attribute_time,
+    counterfactuals,
+    emotion_scorer,
+    exact_shapley,
+)
+from emotivoice.explain.attribution import window_bounds
+from emotivoice.explain.counterfactual import gain, pitch_shift, spectral_tilt, tempo
+
+SR = 16000
+
+
+def _window_energy_model(weights: Sequence[float], n: int) -> callable:  # type: ignore[valid-type]
+    """A known model: class-0 score = Σ weight_i · (window i kept), read from the audio."""
+    w = np.asarray(weights)
+
+    def scorer(waves: Sequence[np.ndarray]) -> np.ndarray:
+        out = []
+        for wave in waves:
+            kept = np.array(
+                [np.abs(wave[a:b]).mean() > 0.05 for a, b in window_bounds(len(wave), n)]
+            )
+            value = float(w @ kept)
+            out.append([value, 1 - value])
+        return np.array(out)
+
+    return scorer
+
+
+def test_shapley_efficiency_and_symmetry_on_known_model() -> None:
+    n = 5
+    audio = np.full(SR, 0.5, np.float32)
+    weights = [0.1, 0.1, 0.3, 0.0, 0.2]  # additive: Shapley values equal the weights
+    options = AttributionOptions(n_windows=n, baseline="silence", budget=64)
+    result = attribute_time(audio, _window_energy_model(weights, n), options, target=0)
+    shapley = np.array([w.shapley for w in result.windows])
+    assert result.exact and result.evaluations == 2**n
+    assert shapley.sum() == pytest.approx(result.full_probability - result.baseline_probability)
+    np.testing.assert_allclose(shapley, weights, atol=1e-6)
+    assert shapley[0] == pytest.approx(shapley[1])  # symmetric players get equal values
+    np.testing.assert_allclose([w.lime for w in result.windows], weights, atol=1e-6)
+    assert result.supporting[0] == 2 and 3 not in result.supporting
+
+
+def test_shapley_of_an_interaction() -> None:
+    # v(S) = 1 when both players 0 and 1 are in S: they split the credit, player 2 gets none
+    values = {mask: float(mask & 0b011 == 0b011) for mask in range(8)}
+    np.testing.assert_allclose(exact_shapley(values, 3), [0.5, 0.5, 0.0])
+
+
+def test_sampled_shapley_respects_budget() -> None:
+    n = 10
+    audio = np.full(SR, 0.5, np.float32)
+    weights = np.linspace(0, 0.09, n)
+    options = AttributionOptions(n_windows=n, baseline="silence", budget=80)
+    result = attribute_time(audio, _window_energy_model(weights, n), options, target=0)
+    assert not result.exact and result.evaluations <= 80 + 2 * n
+    np.testing.assert_allclose([w.shapley for w in result.windows], weights, atol=1e-6)
+
+
+def test_options_validation() -> None:
+    with pytest.raises(InvalidConfigError):
+        AttributionOptions(n_windows=1)
+    with pytest.raises(InvalidConfigError):
+        AttributionOptions(baseline="pink")
+
+
+def test_counterfactual_transforms_change_what_they_claim(jfk_samples: np.ndarray) -> None:
+    import librosa
+
+    clip = jfk_samples[: 3 * SR]
+
+    def median_f0(y: np.ndarray) -> float:
+        f0, voiced, _ = librosa.pyin(y, fmin=65, fmax=500, sr=SR, frame_length=1024)
+        return float(np.nanmedian(f0[voiced]))
+
+    phase = 2 * np.pi * 150 * np.arange(SR) / SR
+    voice = (0.1 * sum(np.sin(k * phase) / k for k in range(1, 8))).astype(np.float32)
+    for semitones in (2.0, -2.0):
+        ratio = median_f0(pitch_shift(voice, semitones)) / median_f0(voice)
+        assert 12 * np.log2(ratio) == pytest.approx(semitones, abs=0.2)
+    rms = lambda y: float(np.sqrt(np.mean(y**2)))  # noqa: E731
+    assert 20 * np.log10(rms(gain(clip, -6.0)) / rms(clip)) == pytest.approx(-6.0, abs=0.01)
+    assert len(tempo(clip, 1.15)) == pytest.approx(len(clip) / 1.15, rel=0.02)
+    bright, dark = spectral_tilt(clip, 0.9), spectral_tilt(clip, -0.9)
+    centroid = lambda y: float(librosa.feature.spectral_centroid(y=y, sr=SR).mean())  # noqa: E731
+    assert centroid(bright) > 1.2 * centroid(clip) > 1.2 * centroid(dark)
+    assert rms(bright) == pytest.approx(rms(clip), rel=0.02)
+
+
+def test_counterfactual_report_ranks_factors() -> None:
+    # a model that only listens to loudness
+    def scorer(waves: Sequence[np.ndarray]) -> np.ndarray:
+        loud = np.array([min(1.0, 4 * float(np.sqrt(np.mean(w**2)))) for w in waves])
+        return np.stack([loud, 1 - loud], axis=1)
+
+    clip = (0.1 * np.sin(2 * np.pi * 150 * np.arange(SR) / SR)).astype(np.float32)
+    report = counterfactuals(clip, scorer)
+    assert report.evaluations == 9
+    assert report.ranking[0][0] == "energy"
+
+
+@pytest.mark.slow
+def test_deletion_in_shapley_order_beats_random_on_real_clips(data_dir: Path) -> None:
+    scorer = emotion_scorer()
+    clips = [
+        data_dir / "ravdess" / "Actor_11" / "03-01-05-02-01-01-11.flac",  # angry
+        data_dir / "ravdess" / "Actor_12" / "03-01-03-02-02-01-12.flac",  # happy
+        data_dir / "ravdess" / "Actor_14" / "03-01-04-02-01-02-14.flac",  # sad
+    ]
+    gains = []
+    for clip in clips:
+        samples = crop_to_speech(load_audio(clip).samples)
+        result = attribute_time(samples, scorer, AttributionOptions(n_windows=5, budget=32))
+        assert result.exact and result.evaluations == 32
+        shapley = next(c for c in result.deletion if c.method == "shapley")
+        gains.append(shapley.faithfulness)
+        total = sum(w.shapley for w in result.windows)
+        assert total == pytest.approx(
+            result.full_probability - result.baseline_probability, abs=1e-4
+        )
+    assert np.mean(gains) > 0, gains
