@@ -134,3 +134,73 @@ def test_deletion_in_shapley_order_beats_random_on_real_clips(data_dir: Path) ->
             result.full_probability - result.baseline_probability, abs=1e-4
         )
     assert np.mean(gains) > 0, gains
+
+
+def _png_ok(path: Path, size: tuple[int, int] | None = None) -> None:
+    import matplotlib.image
+
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.std() > 0.01, path  # not blank
+    if size is not None:
+        assert image.shape[1::-1] == size, path
+
+
+@pytest.fixture(scope="module")
+def angry_clip(data_dir: Path) -> Path:
+    return data_dir / "ravdess" / "Actor_11" / "03-01-05-02-01-01-11.flac"
+
+
+def test_explain_api_budget_json_and_plots(angry_clip: Path, tmp_path: Path) -> None:
+    import json
+
+    import emotivoice
+    from emotivoice.explain import write_explanation
+
+    options = AttributionOptions(n_windows=4, budget=16)
+    (explanation,) = emotivoice.explain(angry_clip, segment=0, attribution=options)
+    assert explanation.predicted in explanation.probabilities
+    assert explanation.cost["shapley+lime+deletion"]["evaluations"] == 16
+    assert explanation.cost["counterfactual"]["evaluations"] == 8  # original reused
+    samples = load_audio(angry_clip).samples
+    segment = samples[int(explanation.start * SR) : int(explanation.end * SR)]
+    paths = write_explanation(explanation, segment, tmp_path)
+    data = json.loads(paths[0].read_text())
+    assert len(data["attribution"]["windows"]) == 4
+    assert {"shapley", "lime"} == {c["method"] for c in data["attribution"]["deletion"]}
+    for png in paths[1:]:
+        _png_ok(png, (800, 500) if png.name.endswith("windows.png") else (800, 400))
+    with pytest.raises(InvalidConfigError, match="No segment"):
+        emotivoice.explain(angry_clip, segment=5, attribution=options)
+
+
+@pytest.mark.slow
+def test_attention_and_integrated_gradients(angry_clip: Path, tmp_path: Path) -> None:
+    from emotivoice.explain import explain_segment, write_explanation
+
+    samples = crop_to_speech(load_audio(angry_clip).samples)
+    explanation = explain_segment(samples, emotion_scorer(), ("attention", "gradients"), ig_steps=4)
+    attention, saliency = explanation.attention, explanation.gradients
+    n = len(samples) // 320
+    assert attention.layers[0].shape[0] == pytest.approx(n, abs=1)
+    np.testing.assert_allclose(attention.layers[-1].sum(axis=1), 1, atol=1e-5)
+    assert attention.rollout.sum() == pytest.approx(1, abs=1e-3)
+    assert saliency.values.shape[0] == 80 and np.abs(saliency.values).sum() > 0
+    for png in write_explanation(explanation, samples, tmp_path)[1:]:
+        _png_ok(png)
+
+
+@pytest.mark.slow
+def test_cli_explain_writes_report(angry_clip: Path, tmp_path: Path) -> None:
+    from emotivoice.cli import main
+
+    code = main(
+        ["analyze", str(angry_clip), "-o", str(tmp_path), "--explain", "--explain-windows", "3",
+         "--fast", "-q"]
+    )  # fmt: skip
+    assert code == 0
+    folder = tmp_path / f"{angry_clip.stem}-explain"
+    names = {p.name for p in folder.iterdir()}
+    assert {"distribution.png", "timeline.png", "segment-0.json", "segment-0-windows.png"} <= names
+    with pytest.raises(SystemExit) as usage:
+        main(["analyze", str(angry_clip), "--explain", "--explain-methods", "magic"])
+    assert usage.value.code == 2

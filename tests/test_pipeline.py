@@ -106,9 +106,14 @@ def test_invalid_options_are_rejected() -> None:
 
 
 def test_english_only_model_runs(jfk_path: Path) -> None:
-    analysis = emotivoice.analyze(jfk_path, model="tiny.en", beam_size=1, features=False)
+    analysis = emotivoice.analyze(
+        jfk_path, model="tiny.en", beam_size=1, features=False, emotion=False
+    )
     assert analysis.language == "en"
     assert "fellow americans" in normalize_text(analysis.text)
+    # the default emotion head reads Whisper-base states: a clear error, not a crash
+    with pytest.raises(InvalidConfigError, match="Whisper base"):
+        emotivoice.analyze(jfk_path, model="tiny.en", beam_size=1, features=False)
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ __all__ = [
     "__version__",
     "analyze",
     "available_models",
+    "explain",
     "load_audio",
 ]
 
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "explain":  # a callable subpackage: emotivoice.explain(source, segment=...)
+        return importlib.import_module("emotivoice.explain")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'emotivoice' has no attribute {name!r}")

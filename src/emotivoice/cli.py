@@ -69,7 +69,13 @@ def _unique_stem(path: Path, used: set[str]) -> str:
 
 
 def _analyze_one(
-    analyzer: Analyzer, path: Path, out: Path, stem: str, formats: list[str]
+    analyzer: Analyzer,
+    path: Path,
+    out: Path,
+    stem: str,
+    formats: list[str],
+    explain_methods: list[str] | None = None,
+    n_windows: int = 6,
 ) -> FileOutcome:
     from tqdm import tqdm
 
@@ -90,6 +96,20 @@ def _analyze_one(
         if bar is not None:
             bar.close()
     write_outputs(analysis, out, stem, formats)
+    if explain_methods and analysis.segments and analyzer.options.emotion is not None:
+        from emotivoice.audio import SAMPLE_RATE
+        from emotivoice.explain.attribution import AttributionOptions
+        from emotivoice.explain.core import explain, write_report
+
+        explanations = explain(
+            audio.samples,
+            sample_rate=SAMPLE_RATE,
+            analysis=analysis,
+            methods=explain_methods,
+            emotion_model=analyzer.options.emotion.model,
+            attribution=AttributionOptions(n_windows=n_windows),
+        )
+        write_report(analysis, audio.samples, explanations, out / f"{stem}-explain")
     return FileOutcome(
         path=path,
         ok=True,
@@ -130,6 +150,15 @@ def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         parser.error(f"--format: unknown {unknown}; choose from {','.join(sorted(WRITERS))}")
     if args.fast and args.beam_size is not None:
         parser.error("--fast and --beam-size are mutually exclusive (--fast means beam size 1)")
+    from emotivoice.explain.core import METHODS
+
+    explain_methods = None
+    if args.explain:
+        explain_methods = [m.strip() for m in args.explain_methods.split(",") if m.strip()]
+        if not explain_methods or set(explain_methods) - set(METHODS):
+            parser.error(f"--explain-methods: choose from {','.join(METHODS)}")
+        if args.no_emotion:
+            parser.error("--explain explains emotions; it cannot be used with --no-emotion")
     files = _collect_inputs(args.inputs)
     if not files:
         parser.error("no audio files found in the given inputs")
@@ -158,7 +187,17 @@ def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     show_bar = len(files) > 1 and not args.quiet
     for path in tqdm(files, desc="files", unit="file", disable=not show_bar):
         try:
-            outcomes.append(_analyze_one(analyzer, path, out, _unique_stem(path, used), formats))
+            outcomes.append(
+                _analyze_one(
+                    analyzer,
+                    path,
+                    out,
+                    _unique_stem(path, used),
+                    formats,
+                    explain_methods,
+                    args.explain_windows,
+                )
+            )
         except EmotiVoiceError as e:
             logger.debug("%s failed", path, exc_info=True)
             print(f"emotivoice: {path}: {e.message} [{e.code}]", file=sys.stderr)
@@ -330,6 +369,19 @@ def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("--taxonomy", default=None, help="your own emotion taxonomy YAML file")
     p.add_argument("--no-emotion", action="store_true", help="skip emotion recognition")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="explain each segment's emotion: JSON and plots in OUT/NAME-explain/",
+    )
+    p.add_argument(
+        "--explain-methods",
+        default="shapley,counterfactual",
+        help="comma-separated: shapley,counterfactual,attention,gradients",
+    )
+    p.add_argument(
+        "--explain-windows", type=int, default=6, help="windows per segment (2^N evaluations)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary table")
     p.set_defaults(func=cmd_analyze)
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from emotivoice.emotion.labels import BASE_EMOTIONS
-from emotivoice.errors import ModelIntegrityError, ModelNotFoundError
+from emotivoice.errors import InvalidConfigError, ModelIntegrityError, ModelNotFoundError
 
 DEFAULT_HEAD = "whisper-base-emotion.npz"
 
@@ -64,6 +64,16 @@ class EmotionHead:
         """Uncalibrated logits (6,) for states (positions, d_model)."""
         w, cfg = self._w, self.config
         h = np.asarray(states, dtype=np.float32)
+        expected = w["out.weight"].shape[1] // 2 if not cfg.get("hidden_dim") else None
+        expected = expected or w["hidden.weight"].shape[1] // 2
+        if h.ndim != 2 or h.shape[1] != expected:
+            model = self.metadata.get("whisper_model", "base")
+            raise InvalidConfigError(
+                f"The emotion head {self.name} reads Whisper {model} encoder states "
+                f"({expected} values per position), got {h.shape[-1]}: transcribe with "
+                f"--model {model}, use a head trained for your model, an hf: backend, "
+                "or turn emotion off (--no-emotion)"
+            )
         if cfg.get("layer_norm"):
             mu, var = h.mean(-1, keepdims=True), h.var(-1, keepdims=True)
             h = (h - mu) / np.sqrt(var + 1e-5) * w["norm.weight"] + w["norm.bias"]

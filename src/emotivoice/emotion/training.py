@@ -467,5 +467,10 @@ def run_recipe(
     calib = data.select(held & ~data.augmented)
     temperature = fit_temperature(predict_logits(probe, calib.states, device), calib.labels)
     final = train_head(data, config, device)
-    metadata = {"config": asdict(config), "evaluations": evaluations, "temperature": temperature}
+    metadata = {
+        "config": asdict(config),
+        "evaluations": evaluations,
+        "temperature": temperature,
+        "whisper_model": "base",
+    }
     return RecipeResult(evaluations, export_head(final, temperature, metadata), config, calibration)

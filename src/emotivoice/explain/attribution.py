@@ -86,6 +86,7 @@ class TimeAttribution:
     """Window attributions for one segment's predicted class."""
 
     target: int
+    full_scores: tuple[float, ...]
     full_probability: float
     baseline_probability: float
     windows: tuple[Window, ...]
@@ -251,6 +252,7 @@ def attribute_time(
     )
     return TimeAttribution(
         target=target,
+        full_scores=tuple(round(float(v), 5) for v in table.scores[full]),
         full_probability=round(table.value(full, target), 5),
         baseline_probability=round(table.value(empty, target), 5),
         windows=windows,

@@ -1,0 +1,151 @@
+"""Gradient and attention views through the differentiable PyTorch path of the default model.
+
+The PyTorch Whisper copy (:mod:`emotivoice.models.torch_whisper`) computes the same encoder
+states as the fast runtime (within 5e-3); the default emotion head is rebuilt in PyTorch from
+its shipped arrays. Together they give a differentiable map from the segment's log-mel
+spectrogram to the calibrated emotion probabilities, on which:
+
+- Integrated Gradients (Captum) attribute the predicted probability to each (mel band, frame),
+  from a baseline of the log-mel floor (silence);
+- encoder self-attention maps (per layer, mean over heads, speech positions) and attention
+  rollout (Abnar & Zuidema 2020) show which moments the encoder mixes.
+
+Needs the ``torch`` extra; Integrated Gradients also ``captum``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from emotivoice.emotion.head import EmotionHead
+from emotivoice.errors import ModelNotFoundError
+
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class Saliency:
+    """Integrated-Gradients map over (mel band, 10 ms frame) of the segment's speech."""
+
+    target: int
+    values: np.ndarray  # (n_mels, frames)
+    frame_seconds: float
+    convergence_delta: float
+    steps: int
+
+
+@dataclass(frozen=True)
+class AttentionMaps:
+    """Mean-over-heads self-attention per encoder layer and the rollout over time (20 ms)."""
+
+    layers: tuple[np.ndarray, ...]  # each (positions, positions)
+    rollout: np.ndarray  # (positions,) attention each position receives after rollout
+    position_seconds: float
+
+
+class DifferentiableEmotionModel:
+    """log-mel (1, 80, 3000) → calibrated probabilities of the default (or given) head."""
+
+    def __init__(self, head: EmotionHead | None = None, whisper_model: str = "base") -> None:
+        try:
+            import torch
+
+            from emotivoice.emotion.training import TrainConfig, _head_module
+            from emotivoice.models.torch_whisper import load_torch_whisper, mel_filters
+        except ImportError as error:  # pragma: no cover - depends on the extra
+            raise ModelNotFoundError(
+                "Gradient explanations need: pip install 'emotivoice[torch]'"
+            ) from error
+        self.head = head or EmotionHead.load()
+        self.whisper = load_torch_whisper(whisper_model)
+        config = TrainConfig(
+            **{k: v for k, v in self.head.config.items() if k in TrainConfig.__dataclass_fields__}
+        )
+        module = _head_module(self.whisper.config.d_model, config)
+        state = {k: torch.from_numpy(v) for k, v in self.head._w.items()}
+        module.load_state_dict(state, strict=False)
+        self.module = module.eval()
+        self.filters = torch.from_numpy(mel_filters())
+        self.temperature = self.head.temperature
+
+    def mel(self, samples: np.ndarray) -> Any:
+        import torch
+
+        from emotivoice.models.torch_whisper import log_mel
+
+        return log_mel(torch.from_numpy(np.asarray(samples, np.float32)), self.filters, "features")
+
+    def positions(self, samples: np.ndarray) -> int:
+        return max(1, (min(len(samples) + 160, 30 * SAMPLE_RATE) // 160) // 2)
+
+    def probabilities(self, mel: Any, positions: int) -> Any:
+        """(batch, 6) calibrated probabilities; differentiable in ``mel``."""
+        import torch
+
+        states = self.whisper.model.model.encoder(mel).last_hidden_state[:, :positions]
+        mask = torch.ones(states.shape[:2], dtype=torch.bool)
+        return torch.softmax(self.module(states, mask) / self.temperature, dim=-1)
+
+
+def integrated_gradients(
+    model: DifferentiableEmotionModel,
+    samples: np.ndarray,
+    target: int | None = None,
+    steps: int = 16,
+) -> Saliency:
+    """Captum Integrated Gradients of the target probability w.r.t. the log-mel input."""
+    try:
+        from captum.attr import IntegratedGradients
+    except ImportError as error:
+        raise ModelNotFoundError("Integrated Gradients need: pip install captum") from error
+    import torch
+
+    mel = model.mel(samples)
+    positions = model.positions(samples)
+    with torch.no_grad():
+        p = model.probabilities(mel, positions)[0]
+    target = int(p.argmax()) if target is None else target
+    baseline = torch.full_like(mel, float(mel.min()))
+    ig = IntegratedGradients(lambda x: model.probabilities(x, positions))
+    attributions, delta = ig.attribute(
+        mel,
+        baselines=baseline,
+        target=target,
+        n_steps=steps,
+        internal_batch_size=4,
+        return_convergence_delta=True,
+    )
+    frames = 2 * positions
+    return Saliency(
+        target=target,
+        values=attributions[0, :, :frames].detach().numpy(),
+        frame_seconds=0.01,
+        convergence_delta=float(delta.abs().max()),
+        steps=steps,
+    )
+
+
+def attention_maps(model: DifferentiableEmotionModel, samples: np.ndarray) -> AttentionMaps:
+    """Encoder self-attention over the segment's speech positions, and its rollout."""
+    import torch
+
+    encoder_model = model.whisper.model
+    previous = encoder_model.config._attn_implementation
+    encoder_model.set_attn_implementation("eager")
+    try:
+        with torch.no_grad():
+            out = encoder_model.model.encoder(model.mel(samples), output_attentions=True)
+    finally:
+        encoder_model.set_attn_implementation(previous)
+    n = model.positions(samples)
+    layers = []
+    for attention in out.attentions:
+        a = attention[0].mean(0)[:n, :n].numpy()
+        layers.append(a / a.sum(axis=1, keepdims=True))  # renormalise over speech positions
+    rollout = np.eye(n)
+    for a in layers:
+        rollout = (0.5 * a + 0.5 * np.eye(n)) @ rollout
+    return AttentionMaps(layers=tuple(layers), rollout=rollout.mean(axis=0), position_seconds=0.02)

@@ -1,0 +1,181 @@
+"""Plots of explanations and emotions (matplotlib, PNG, one style). Needs ``emotivoice[plots]``.
+
+Every function takes plain data (the JSON form of the explanation) and a path, writes one PNG
+and returns the path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emotivoice.emotion.labels import BASE_EMOTIONS
+from emotivoice.errors import ModelNotFoundError
+
+SAMPLE_RATE = 16000
+COLOURS = {
+    "anger": "#d62728",
+    "fear": "#9467bd",
+    "happiness": "#ffbf00",
+    "neutral": "#7f7f7f",
+    "sadness": "#1f77b4",
+    "surprise": "#2ca02c",
+}
+FIGSIZE = (8.0, 4.0)
+DPI = 100
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise ModelNotFoundError("Plots need: pip install 'emotivoice[plots]'") from error
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 10, "axes.spines.top": False, "axes.spines.right": False})
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def plot_distribution(distribution: Mapping[str, float], path: Path) -> Path:
+    """Bar chart of the file's emotion distribution."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    values = [distribution[e] for e in BASE_EMOTIONS]
+    ax.bar(BASE_EMOTIONS, values, color=[COLOURS[e] for e in BASE_EMOTIONS])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of speech time")
+    ax.set_title("Emotion distribution")
+    return _save(fig, path)
+
+
+def plot_timeline(timeline: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """Smoothed probability of each emotion over the file (one point per segment)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    centres = [(p["start"] + p["end"]) / 2 for p in timeline]
+    for emotion in BASE_EMOTIONS:
+        ax.plot(
+            centres,
+            [p["probabilities"][emotion] for p in timeline],
+            marker="o",
+            color=COLOURS[emotion],
+            label=emotion,
+        )
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("probability (smoothed)")
+    ax.set_title("Emotion timeline")
+    ax.legend(ncol=3, fontsize=8, loc="upper right")
+    return _save(fig, path)
+
+
+def plot_window_attribution(
+    samples: np.ndarray, windows: Sequence[Mapping[str, float]], target: str, path: Path
+) -> Path:
+    """Waveform and spectrogram with each window shaded by its Shapley value."""
+    plt = _pyplot()
+    fig, (wave_ax, spec_ax) = plt.subplots(2, 1, figsize=(8.0, 5.0), sharex=True)
+    t = np.arange(len(samples)) / SAMPLE_RATE
+    wave_ax.plot(t, samples, color="#333333", linewidth=0.5)
+    limit = max(abs(w["shapley"]) for w in windows) or 1.0
+    for w in windows:
+        colour = "#2ca02c" if w["shapley"] >= 0 else "#d62728"
+        alpha = 0.1 + 0.5 * abs(w["shapley"]) / limit
+        wave_ax.axvspan(w["start"], w["end"], color=colour, alpha=alpha)
+        wave_ax.text(
+            (w["start"] + w["end"]) / 2,
+            0.9 * float(np.abs(samples).max() or 1),
+            f"{w['shapley']:+.2f}",
+            ha="center",
+            fontsize=8,
+        )
+    wave_ax.set_ylabel("amplitude")
+    wave_ax.set_title(f"Window Shapley values for '{target}' (green supports, red opposes)")
+    spec_ax.specgram(samples, NFFT=400, Fs=SAMPLE_RATE, noverlap=240, cmap="magma")
+    spec_ax.set_ylabel("Hz")
+    spec_ax.set_xlabel("time (s)")
+    return _save(fig, path)
+
+
+def plot_counterfactuals(report: Mapping[str, Any], path: Path) -> Path:
+    """Change of every emotion's probability under each prosody transform."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    names = [c["name"] for c in report["counterfactuals"]]
+    deltas = np.array([c["deltas"] for c in report["counterfactuals"]])
+    width = 0.8 / len(BASE_EMOTIONS)
+    for k, emotion in enumerate(BASE_EMOTIONS):
+        ax.bar(
+            np.arange(len(names)) + k * width - 0.4 + width / 2,
+            deltas[:, k],
+            width,
+            color=COLOURS[emotion],
+            label=emotion,
+        )
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylabel("Δ probability")
+    ax.set_title("Prosody counterfactuals")
+    ax.legend(ncol=3, fontsize=8)
+    return _save(fig, path)
+
+
+def plot_deletion(curves: Sequence[Mapping[str, Any]], random_area: float, path: Path) -> Path:
+    """Deletion curves of each attribution method against the random-order area."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    for curve in curves:
+        p = curve["probabilities"]
+        ax.plot(
+            np.linspace(0, 1, len(p)),
+            p,
+            marker="o",
+            label=f"{curve['method']} (area {curve['area']:.3f})",
+        )
+    ax.axhline(
+        random_area, color="#7f7f7f", linestyle="--", label=f"random (area {random_area:.3f})"
+    )
+    ax.set_xlabel("share of windows removed")
+    ax.set_ylabel("predicted-class probability")
+    ax.set_ylim(0, 1)
+    ax.set_title("Deletion curves (lower area = more faithful)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_heatmap(
+    matrix: np.ndarray, path: Path, title: str, xlabel: str, ylabel: str, extent: Any = None
+) -> Path:
+    """A heatmap (attention or saliency)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    limit = float(np.abs(matrix).max()) or 1.0
+    signed = bool((matrix < 0).any())
+    image = ax.imshow(
+        matrix,
+        aspect="auto",
+        origin="lower",
+        extent=extent,
+        cmap="RdBu_r" if signed else "viridis",
+        vmin=-limit if signed else 0,
+        vmax=limit,
+    )
+    fig.colorbar(image, ax=ax)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    return _save(fig, path)
