@@ -167,8 +167,14 @@ def test_explain_api_budget_json_and_plots(angry_clip: Path, tmp_path: Path) -> 
     data = json.loads(paths[0].read_text())
     assert len(data["attribution"]["windows"]) == 4
     assert {"shapley", "lime"} == {c["method"] for c in data["attribution"]["deletion"]}
+    rows = {r["name"]: r for r in data["features"]}
+    assert {"f0_mean_hz", "hnr_db", "jitter_local"} <= set(rows)
+    assert all(r["position"] in ("below", "within", "above") for r in rows.values())
+    sizes = {"windows.png": (800, 500), "features.png": None}
     for png in paths[1:]:
-        _png_ok(png, (800, 500) if png.name.endswith("windows.png") else (800, 400))
+        size = next((v for k, v in sizes.items() if png.name.endswith(k)), (800, 400))
+        _png_ok(png, size)
+    assert any(p.name.endswith("features.png") for p in paths)
     with pytest.raises(InvalidConfigError, match="No segment"):
         emotivoice.explain(angry_clip, segment=5, attribution=options)
 

@@ -49,6 +49,7 @@ class SegmentExplanation:
     attention: Any | None = None
     gradients: Any | None = None
     cost: dict[str, dict[str, float]] = field(default_factory=dict)
+    features: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (attention and saliency downsampled for the web UI)."""
@@ -59,6 +60,7 @@ class SegmentExplanation:
             "predicted": self.predicted,
             "probabilities": self.probabilities,
             "cost": self.cost,
+            "features": list(self.features),
         }
         if self.attribution is not None:
             data["attribution"] = asdict(self.attribution) | {
@@ -108,6 +110,26 @@ class _CountingScorer:
         return self.scorer(waves)
 
 
+def feature_context(features: Any) -> tuple[dict[str, Any], ...]:
+    """The segment's acoustic features beside typical ranges (``feature_ranges.json``)."""
+    if features is None:
+        return ()
+    from importlib import resources
+
+    table = json.loads(
+        resources.files("emotivoice.explain").joinpath("feature_ranges.json").read_text()
+    )["ranges"]
+    values = features.to_dict()
+    rows = []
+    for name, (low, high) in table.items():
+        value = values.get(name)
+        if value is None:
+            continue
+        where = "below" if value < low else "above" if value > high else "within"
+        rows.append({"name": name, "value": value, "low": low, "high": high, "position": where})
+    return tuple(rows)
+
+
 def explain_segment(
     samples: np.ndarray,
     scorer: BatchScorer,
@@ -116,8 +138,13 @@ def explain_segment(
     segment: int = 0,
     offset: float = 0.0,
     ig_steps: int = 16,
+    features: Any = None,
 ) -> SegmentExplanation:
-    """Explain one segment's predicted emotion with the requested methods."""
+    """Explain one segment's predicted emotion with the requested methods.
+
+    ``features``: the segment's :class:`~emotivoice.features.AcousticFeatures`, shown beside
+    typical ranges.
+    """
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise InvalidConfigError(f"Unknown explanation methods {sorted(unknown)}; use {METHODS}")
@@ -179,6 +206,7 @@ def explain_segment(
         attention=attention,
         gradients=gradients,
         cost=cost,
+        features=feature_context(features),
     )
 
 
@@ -203,6 +231,8 @@ def write_explanation(
         written.append(
             plots.plot_deletion(a["deletion"], a["random_area"], folder / f"{stem}-deletion.png")
         )
+    if explanation.features:
+        written.append(plots.plot_feature_ranges(data["features"], folder / f"{stem}-features.png"))
     if explanation.counterfactual is not None:
         written.append(
             plots.plot_counterfactuals(
@@ -282,7 +312,9 @@ def explain(
     for i in ids:
         s = by_id[i]
         samples = audio.samples[int(s.start * SAMPLE_RATE) : int(s.end * SAMPLE_RATE)]
-        out.append(explain_segment(samples, scorer, methods, attribution, i, s.start, ig_steps))
+        out.append(
+            explain_segment(samples, scorer, methods, attribution, i, s.start, ig_steps, s.features)
+        )
     return tuple(out)
 
 

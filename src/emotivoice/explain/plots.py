@@ -179,3 +179,21 @@ def plot_heatmap(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     return _save(fig, path)
+
+
+def plot_feature_ranges(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """Each feature's value placed within its typical range (0 = low end, 1 = high end)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.0, 0.35 * len(rows) + 1.2))
+    for k, row in enumerate(rows):
+        span = (row["high"] - row["low"]) or 1.0
+        x = (row["value"] - row["low"]) / span
+        colour = {"below": "#1f77b4", "within": "#2ca02c", "above": "#d62728"}[row["position"]]
+        ax.plot([0, 1], [k, k], color="#cccccc", linewidth=6, solid_capstyle="butt")
+        ax.plot([min(max(x, -0.5), 1.5)], [k], "o", color=colour)
+        ax.text(1.55, k, f"{row['value']:.3g}", va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)), [r["name"] for r in rows])
+    ax.set_xlim(-0.55, 1.75)
+    ax.set_xticks([0, 1], ["typical low", "typical high"])
+    ax.set_title("Segment features against typical neutral speech (5th–95th percentile)")
+    return _save(fig, path)
