@@ -81,3 +81,32 @@ def encoded_jfk(
         name: encode(jfk_samples, SAMPLE_RATE, folder / f"jfk-{name}.{ext}", container, codec)
         for name, (container, codec, ext) in ENCODINGS.items()
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_hubert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised HuBERT classifier saved like a hub checkpoint (no download)."""
+    pytest.importorskip("transformers")
+    import torch
+    from transformers import HubertConfig, HubertForSequenceClassification, Wav2Vec2FeatureExtractor
+
+    labels = ["neu", "hap", "ang", "sad", "dis"]
+    config = HubertConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16, 16),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    folder = tmp_path_factory.mktemp("tiny-hubert")
+    torch.manual_seed(0)
+    HubertForSequenceClassification(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(folder)
+    return folder

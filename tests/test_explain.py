@@ -210,3 +210,17 @@ def test_cli_explain_writes_report(angry_clip: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as usage:
         main(["analyze", str(angry_clip), "--explain", "--explain-methods", "magic"])
     assert usage.value.code == 2
+
+
+def test_attention_of_a_huggingface_backend(tiny_hubert: Path, jfk_samples: np.ndarray) -> None:
+    from emotivoice.emotion import EmotionOptions
+    from emotivoice.explain import explain_segment
+
+    model = f"hf:{tiny_hubert}"
+    scorer = emotion_scorer(EmotionOptions(model=model))
+    clip = jfk_samples[: 2 * SR]
+    explanation = explain_segment(clip, scorer, ("attention",), emotion_model=model)
+    layers = explanation.attention.layers
+    assert len(layers) == 2  # the tiny model's two transformer layers
+    np.testing.assert_allclose(layers[0].sum(axis=1), 1, atol=1e-4)
+    assert explanation.attention.rollout.shape == (layers[0].shape[0],)

@@ -139,11 +139,14 @@ def explain_segment(
     offset: float = 0.0,
     ig_steps: int = 16,
     features: Any = None,
+    emotion_model: str = "default",
 ) -> SegmentExplanation:
     """Explain one segment's predicted emotion with the requested methods.
 
     ``features``: the segment's :class:`~emotivoice.features.AcousticFeatures`, shown beside
-    typical ranges.
+    typical ranges. ``emotion_model``: the backend ``scorer`` wraps; attention maps come from
+    it when it is a Hugging Face model, otherwise from the PyTorch Whisper path, which also
+    serves Integrated Gradients (of the default head).
     """
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -170,8 +173,18 @@ def explain_segment(
         }
     probabilities = np.asarray(report.original if report else counting([samples])[0])
     target = int(np.argmax(probabilities))
-    attention = gradients = None
-    if "attention" in methods or "gradients" in methods:
+    attention: Any = None
+    gradients: Any = None
+    if "attention" in methods and emotion_model.startswith("hf:"):
+        from emotivoice.emotion.recognizer import EmotionOptions, load_backend
+        from emotivoice.explain.gradients import hf_attention_maps
+
+        started = time.perf_counter()
+        backend = load_backend(EmotionOptions(model=emotion_model))
+        attention = hf_attention_maps(backend, samples)
+        cost["attention"] = {"evaluations": 1, "seconds": round(time.perf_counter() - started, 3)}
+    torch_methods = {"gradients"} | ({"attention"} if attention is None else set())
+    if torch_methods & set(methods):
         from emotivoice.explain.gradients import (
             DifferentiableEmotionModel,
             attention_maps,
@@ -179,7 +192,7 @@ def explain_segment(
         )
 
         model = DifferentiableEmotionModel()
-        if "attention" in methods:
+        if "attention" in methods and attention is None:
             started = time.perf_counter()
             attention = attention_maps(model, samples)
             cost["attention"] = {

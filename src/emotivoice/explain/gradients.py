@@ -149,3 +149,34 @@ def attention_maps(model: DifferentiableEmotionModel, samples: np.ndarray) -> At
     for a in layers:
         rollout = (0.5 * a + 0.5 * np.eye(n)) @ rollout
     return AttentionMaps(layers=tuple(layers), rollout=rollout.mean(axis=0), position_seconds=0.02)
+
+
+def _rollout(layers: list[np.ndarray]) -> np.ndarray:
+    n = layers[0].shape[0]
+    rollout = np.eye(n)
+    for a in layers:
+        rollout = (0.5 * a + 0.5 * np.eye(n)) @ rollout
+    return np.asarray(rollout.mean(axis=0))
+
+
+def hf_attention_maps(backend: Any, samples: np.ndarray) -> AttentionMaps:
+    """Self-attention of a Hugging Face audio classifier (HuBERT, wav2vec2, WavLM: 20 ms)."""
+    import torch
+
+    model = backend.model
+    previous = getattr(model.config, "_attn_implementation", None)
+    if previous not in (None, "eager") and hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
+    try:
+        inputs = backend.extractor(samples, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        with torch.no_grad():
+            out = model(
+                **{k: v.to(backend.device) for k, v in inputs.items()}, output_attentions=True
+            )
+    finally:
+        if previous not in (None, "eager") and hasattr(model, "set_attn_implementation"):
+            model.set_attn_implementation(previous)
+    if not out.attentions:
+        raise ModelNotFoundError(f"{backend.name} does not return attention weights")
+    layers = [a[0].mean(0).float().cpu().numpy() for a in out.attentions]
+    return AttentionMaps(layers=tuple(layers), rollout=_rollout(layers), position_seconds=0.02)
