@@ -29,7 +29,7 @@ from emotivoice.emotion.training import (
     build_state_sets,
     run_recipe,
 )
-from emotivoice.models.torch_whisper import encoder_from_ct2_variables
+from emotivoice.models.torch_whisper import load_packed_encoder
 
 
 def _load(path: str) -> np.ndarray | None:
@@ -43,19 +43,6 @@ def _load(path: str) -> np.ndarray | None:
     if samples.ndim > 1:
         samples = samples.mean(axis=1)
     return resample_poly(samples, 16000, rate).astype(np.float32) if rate != 16000 else samples
-
-
-def _encoder_variables(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    arrays = dict(np.load(path))
-    filters = arrays.pop("mel_filters").astype(np.float32)
-    variables = {}
-    for name, value in arrays.items():
-        if name.endswith("_scale"):
-            continue
-        if value.dtype == np.int8:
-            value = value.astype(np.float32) / arrays[name + "_scale"][:, None]
-        variables[name] = value.astype(np.float32) if value.dtype == np.float16 else value
-    return variables, filters
 
 
 PROBE = {"pooling": "mean_std", "layer_norm": False, "hidden_dim": 0, "batch_norm": True}
@@ -81,8 +68,8 @@ def main(
         if w is not None
     ]
     logging.info("decoded %d clips in %.0f s", len(clips), time.time() - started)
-    variables, filters = _encoder_variables(carry / "encoder.npz")
-    encoder = encoder_from_ct2_variables(variables).to(device)
+    encoder, filters = load_packed_encoder(carry / "encoder.npz")
+    encoder = encoder.to(device)
     config = TrainConfig(epochs=2, augment_copies=1) if quick else TrainConfig()
     if study:
         sets = build_state_sets(encoder, filters, clips, config, device, STUDY_TAPS)

@@ -224,3 +224,17 @@ def test_attention_of_a_huggingface_backend(tiny_hubert: Path, jfk_samples: np.n
     assert len(layers) == 2  # the tiny model's two transformer layers
     np.testing.assert_allclose(layers[0].sum(axis=1), 1, atol=1e-4)
     assert explanation.attention.rollout.shape == (layers[0].shape[0],)
+
+
+def test_torch_scorer_agrees_with_the_pipeline_scorer(angry_clip: Path) -> None:
+    from emotivoice.explain.gradients import torch_emotion_scorer
+    from emotivoice.models.torch_whisper import load_torch_whisper, mel_filters
+
+    samples = crop_to_speech(load_audio(angry_clip).samples)
+    waves = [samples, samples[: SR // 2]]
+    encoder = load_torch_whisper("base").model.model.encoder
+    fast = emotion_scorer()(waves)
+    differentiable = torch_emotion_scorer(encoder, mel_filters())(waves)
+    # float32 PyTorch vs int8 CTranslate2 encoder states
+    np.testing.assert_allclose(differentiable, fast, atol=0.12)
+    assert (differentiable.argmax(1) == fast.argmax(1)).all()

@@ -46,6 +46,57 @@ class AttentionMaps:
     position_seconds: float
 
 
+def torch_head(head: EmotionHead, d_model: int) -> Any:
+    """The head as a PyTorch module (eval mode), from its exported arrays."""
+    import torch
+
+    from emotivoice.emotion.training import TrainConfig, _head_module
+
+    fields = TrainConfig.__dataclass_fields__
+    config = TrainConfig(**{k: v for k, v in head.config.items() if k in fields})
+    module = _head_module(d_model, config)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in head._w.items()}, strict=False)
+    return module.eval()
+
+
+def torch_emotion_scorer(
+    encoder: Any,
+    filters: np.ndarray,
+    head: EmotionHead | None = None,
+    device: str = "cpu",
+    batch_size: int = 32,
+) -> Any:
+    """A batch scorer on the PyTorch encoder (any device), for GPU explanations."""
+    import torch
+
+    from emotivoice.models.torch_whisper import log_mel
+
+    head = head or EmotionHead.load()
+    module = torch_head(head, encoder.config.d_model).to(device)
+    bank = torch.from_numpy(filters).to(device)
+    encoder = encoder.to(device).eval()
+    half = device.startswith("cuda")
+
+    def score(waves: Any) -> np.ndarray:
+        out = []
+        for start in range(0, len(waves), batch_size):
+            chunk = [
+                np.asarray(w, np.float32)[: 30 * SAMPLE_RATE]
+                for w in waves[start : start + batch_size]
+            ]
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=half):
+                mels = torch.cat([log_mel(torch.from_numpy(w), bank, "features") for w in chunk])
+                states = encoder(mels).last_hidden_state.float()
+                for i, w in enumerate(chunk):
+                    n = max(1, (min(len(w) + 160, 30 * SAMPLE_RATE) // 160) // 2)
+                    mask = torch.ones(1, n, dtype=torch.bool, device=device)
+                    logits = module(states[i : i + 1, :n], mask)[0] / head.temperature
+                    out.append(torch.softmax(logits, -1).cpu().numpy())
+        return np.stack(out)
+
+    return score
+
+
 class DifferentiableEmotionModel:
     """log-mel (1, 80, 3000) → calibrated probabilities of the default (or given) head."""
 
@@ -53,7 +104,6 @@ class DifferentiableEmotionModel:
         try:
             import torch
 
-            from emotivoice.emotion.training import TrainConfig, _head_module
             from emotivoice.models.torch_whisper import load_torch_whisper, mel_filters
         except ImportError as error:  # pragma: no cover - depends on the extra
             raise ModelNotFoundError(
@@ -61,13 +111,7 @@ class DifferentiableEmotionModel:
             ) from error
         self.head = head or EmotionHead.load()
         self.whisper = load_torch_whisper(whisper_model)
-        config = TrainConfig(
-            **{k: v for k, v in self.head.config.items() if k in TrainConfig.__dataclass_fields__}
-        )
-        module = _head_module(self.whisper.config.d_model, config)
-        state = {k: torch.from_numpy(v) for k, v in self.head._w.items()}
-        module.load_state_dict(state, strict=False)
-        self.module = module.eval()
+        self.module = torch_head(self.head, self.whisper.config.d_model)
         self.filters = torch.from_numpy(mel_filters())
         self.temperature = self.head.temperature
 

