@@ -25,7 +25,12 @@ from emotivoice.emotion.corpora import read_corpus
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.emotion.metrics import classification_report
 from emotivoice.emotion.recognizer import EmotionOptions, load_backend
-from emotivoice.emotion.training import StateSet, TrainConfig, predict_logits, prepare_clips
+from emotivoice.emotion.training import (
+    StateSet,
+    TrainConfig,
+    prepare_clips,
+    speaker_folds_report,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -105,20 +110,8 @@ def run_emotion_benchmark(
 
 
 def _cross_validate(data: StateSet, folds: int, config: TrainConfig) -> dict[str, Any]:
-    from emotivoice.emotion.training import train_head
-
-    speakers = sorted(set(data.speakers.tolist()))
-    if len(speakers) < folds:
-        folds = len(speakers)
-    truth, predicted = [], []
-    for k in range(folds):
-        held = np.isin(data.speakers, speakers[k::folds])
-        module = train_head(data.select(~held), config)
-        test = data.select(held)
-        truth.append(test.labels)
-        predicted.append(predict_logits(module, test.states).argmax(1))
-    report = classification_report(np.concatenate(truth), np.concatenate(predicted), BASE_EMOTIONS)
-    return {"folds": folds, **report}
+    folds = min(folds, len(set(data.speakers.tolist())))
+    return {"folds": folds, **speaker_folds_report(data, data.speakers, folds, config)}
 
 
 def format_benchmark(result: EmotionBenchmark) -> str:

@@ -38,8 +38,10 @@ class EmotionHead:
             self.metadata: dict[str, Any] = json.loads(str(arrays["metadata"]))
             self.config: dict[str, Any] = self.metadata["config"]
             self.temperature = float(arrays["temperature"])
-            self._w = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items() if "." in k}
-            self._w["out.weight"]
+            self.weights = {
+                k: np.asarray(v, dtype=np.float32) for k, v in arrays.items() if "." in k
+            }
+            self.weights["out.weight"]
         except (KeyError, ValueError) as error:
             raise ModelIntegrityError(f"Emotion head {name} is incomplete: {error}") from None
         if tuple(self.metadata.get("labels", ())) != BASE_EMOTIONS:
@@ -62,7 +64,7 @@ class EmotionHead:
 
     def logits(self, states: np.ndarray) -> np.ndarray:
         """Uncalibrated logits (6,) for states (positions, d_model)."""
-        w, cfg = self._w, self.config
+        w, cfg = self.weights, self.config
         h = np.asarray(states, dtype=np.float32)
         expected = w["out.weight"].shape[1] // 2 if not cfg.get("hidden_dim") else None
         expected = expected or w["hidden.weight"].shape[1] // 2

@@ -186,14 +186,14 @@ def extract_states(
     """
     import torch
 
-    from emotivoice.models.torch_whisper import log_mel
+    from emotivoice.models.torch_whisper import log_mel, speech_positions
 
     bank = torch.from_numpy(filters).to(device)
     out: dict[str, list[np.ndarray]] = {tap: [] for tap in taps}
     use_half = device.startswith("cuda")
     for start in range(0, len(waves), batch_size):
         chunk = [w[: 30 * SAMPLE_RATE] for w in waves[start : start + batch_size]]
-        keeps = [max(1, (min(len(w) + 160, 30 * SAMPLE_RATE) // 160) // 2) for w in chunk]
+        keeps = [speech_positions(len(w)) for w in chunk]
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=use_half):
             mels = torch.cat([log_mel(torch.from_numpy(w), bank, "features") for w in chunk])
             if any(not t.startswith("prefix") for t in taps):
@@ -402,6 +402,30 @@ def _folds(speakers: np.ndarray, n: int) -> list[np.ndarray]:
     return [np.array(unique[i::n]) for i in range(n)]
 
 
+def speaker_folds_report(
+    data: StateSet,
+    speakers: np.ndarray,
+    folds: int,
+    config: TrainConfig,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Hold out ``folds`` groups of ``speakers`` in turn, train on the rest, pool the predictions.
+
+    Test clips are the clean (non-augmented) clips of the held-out speakers.
+    """
+    pooled_true, pooled_pred = [], []
+    for held in _folds(speakers, folds):
+        test_mask = np.isin(data.speakers, held)
+        train, test = data.select(~test_mask), data.select(test_mask & ~data.augmented)
+        module = train_head(train, config, device)
+        pooled_true.append(test.labels)
+        pooled_pred.append(predict_logits(module, test.states, device).argmax(1))
+        logger.info("fold %s done", list(held))
+    return classification_report(
+        np.concatenate(pooled_true), np.concatenate(pooled_pred), BASE_EMOTIONS
+    )
+
+
 @dataclass(frozen=True)
 class RecipeResult:
     """Metrics of every evaluation and the exported arrays of the final model."""
@@ -435,16 +459,8 @@ def run_recipe(
         for corpus, n in (("ravdess", ravdess_folds), ("nemo", nemo_folds)):
             if corpus not in data.corpora or n < 2:
                 continue
-            pooled_true, pooled_pred = [], []
-            for held in _folds(data.speakers[data.corpora == corpus], n):
-                test_mask = np.isin(data.speakers, held)
-                train, test = data.select(~test_mask), data.select(test_mask & ~data.augmented)
-                module = train_head(train, config, device)
-                pooled_true.append(test.labels)
-                pooled_pred.append(predict_logits(module, test.states, device).argmax(1))
-                logger.info("%s fold %s done", corpus, list(held))
-            evaluations[f"{corpus}_speaker_disjoint"] = classification_report(
-                np.concatenate(pooled_true), np.concatenate(pooled_pred), BASE_EMOTIONS
+            evaluations[f"{corpus}_speaker_disjoint"] = speaker_folds_report(
+                data, data.speakers[data.corpora == corpus], n, config, device
             )
         corpora = sorted(set(data.corpora.tolist()))
         for source in corpora:
@@ -466,11 +482,11 @@ def run_recipe(
     probe = train_head(data.select(~held), config, device)
     calib = data.select(held & ~data.augmented)
     temperature = fit_temperature(predict_logits(probe, calib.states, device), calib.labels)
-    final = train_head(data, config, device)
+    model = train_head(data, config, device)
     metadata = {
         "config": asdict(config),
         "evaluations": evaluations,
         "temperature": temperature,
         "whisper_model": "base",
     }
-    return RecipeResult(evaluations, export_head(final, temperature, metadata), config, calibration)
+    return RecipeResult(evaluations, export_head(model, temperature, metadata), config, calibration)

@@ -222,12 +222,11 @@ def attribute_time(
         table.evaluate([full, empty])
     if target is None:
         target = int(np.argmax(table.scores[full]))
-    if exact:
-        values = {m: table.value(m, target) for m in table.scores}
-        shapley = exact_shapley(values, n)
-    else:
+    if not exact:
         shapley = _sampled_shapley(table, n, target, options.budget, rng)
-        values = {m: table.value(m, target) for m in table.scores}
+    values = {m: table.value(m, target) for m in table.scores}
+    if exact:
+        shapley = exact_shapley(values, n)
     lime = lime_surrogate(values, n)
     curves = []
     orders = {"shapley": np.argsort(-shapley), "lime": np.argsort(-lime)}

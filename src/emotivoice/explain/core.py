@@ -100,7 +100,7 @@ def _pool(matrix: np.ndarray, limit: int, rows: bool = True) -> np.ndarray:
 
 
 class _CountingScorer:
-    """Wraps a scorer to count model evaluations and cache the unperturbed segment's score."""
+    """Wraps a scorer to count model evaluations."""
 
     def __init__(self, scorer: BatchScorer) -> None:
         self.scorer, self.calls = scorer, 0
@@ -108,6 +108,10 @@ class _CountingScorer:
     def __call__(self, waves: Sequence[np.ndarray]) -> np.ndarray:
         self.calls += len(waves)
         return self.scorer(waves)
+
+
+def _cost(evaluations: int, started: float) -> dict[str, float]:
+    return {"evaluations": evaluations, "seconds": round(time.perf_counter() - started, 3)}
 
 
 def feature_context(features: Any) -> tuple[dict[str, Any], ...]:
@@ -157,20 +161,14 @@ def explain_segment(
     result: TimeAttribution | None = None
     if "shapley" in methods:
         result = attribute_time(samples, counting, attribution)
-        cost["shapley+lime+deletion"] = {
-            "evaluations": counting.calls,
-            "seconds": round(time.perf_counter() - started, 3),
-        }
+        cost["shapley+lime+deletion"] = _cost(counting.calls, started)
     # the unperturbed segment's scores come from the coalition table when it exists
     original = np.array(result.full_scores) if result is not None else None
     report: CounterfactualReport | None = None
     if "counterfactual" in methods:
         before, started = counting.calls, time.perf_counter()
         report = counterfactuals(samples, counting, original)
-        cost["counterfactual"] = {
-            "evaluations": counting.calls - before,
-            "seconds": round(time.perf_counter() - started, 3),
-        }
+        cost["counterfactual"] = _cost(counting.calls - before, started)
     probabilities = np.asarray(report.original if report else counting([samples])[0])
     target = int(np.argmax(probabilities))
     attention: Any = None
@@ -182,7 +180,7 @@ def explain_segment(
         started = time.perf_counter()
         backend = load_backend(EmotionOptions(model=emotion_model))
         attention = hf_attention_maps(backend, samples)
-        cost["attention"] = {"evaluations": 1, "seconds": round(time.perf_counter() - started, 3)}
+        cost["attention"] = _cost(1, started)
     torch_methods = {"gradients"} | ({"attention"} if attention is None else set())
     if torch_methods & set(methods):
         from emotivoice.explain.gradients import (
@@ -195,17 +193,11 @@ def explain_segment(
         if "attention" in methods and attention is None:
             started = time.perf_counter()
             attention = attention_maps(model, samples)
-            cost["attention"] = {
-                "evaluations": 1,
-                "seconds": round(time.perf_counter() - started, 3),
-            }
+            cost["attention"] = _cost(1, started)
         if "gradients" in methods:
             started = time.perf_counter()
             gradients = integrated_gradients(model, samples, target, ig_steps)
-            cost["gradients"] = {
-                "evaluations": ig_steps,
-                "seconds": round(time.perf_counter() - started, 3),
-            }
+            cost["gradients"] = _cost(ig_steps, started)
     return SegmentExplanation(
         segment=segment,
         start=round(offset, 3),

@@ -15,6 +15,8 @@ Needs the ``torch`` extra; Integrated Gradients also ``captum``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +57,7 @@ def torch_head(head: EmotionHead, d_model: int) -> Any:
     fields = TrainConfig.__dataclass_fields__
     config = TrainConfig(**{k: v for k, v in head.config.items() if k in fields})
     module = _head_module(d_model, config)
-    module.load_state_dict({k: torch.from_numpy(v) for k, v in head._w.items()}, strict=False)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in head.weights.items()}, strict=False)
     return module.eval()
 
 
@@ -69,7 +71,7 @@ def torch_emotion_scorer(
     """A batch scorer on the PyTorch encoder (any device), for GPU explanations."""
     import torch
 
-    from emotivoice.models.torch_whisper import log_mel
+    from emotivoice.models.torch_whisper import log_mel, speech_positions
 
     head = head or EmotionHead.load()
     module = torch_head(head, encoder.config.d_model).to(device)
@@ -88,7 +90,7 @@ def torch_emotion_scorer(
                 mels = torch.cat([log_mel(torch.from_numpy(w), bank, "features") for w in chunk])
                 states = encoder(mels).last_hidden_state.float()
                 for i, w in enumerate(chunk):
-                    n = max(1, (min(len(w) + 160, 30 * SAMPLE_RATE) // 160) // 2)
+                    n = speech_positions(len(w))
                     mask = torch.ones(1, n, dtype=torch.bool, device=device)
                     logits = module(states[i : i + 1, :n], mask)[0] / head.temperature
                     out.append(torch.softmax(logits, -1).cpu().numpy())
@@ -123,7 +125,9 @@ class DifferentiableEmotionModel:
         return log_mel(torch.from_numpy(np.asarray(samples, np.float32)), self.filters, "features")
 
     def positions(self, samples: np.ndarray) -> int:
-        return max(1, (min(len(samples) + 160, 30 * SAMPLE_RATE) // 160) // 2)
+        from emotivoice.models.torch_whisper import speech_positions
+
+        return speech_positions(len(samples))
 
     def probabilities(self, mel: Any, positions: int) -> Any:
         """(batch, 6) calibrated probabilities; differentiable in ``mel``."""
@@ -172,27 +176,18 @@ def integrated_gradients(
     )
 
 
-def attention_maps(model: DifferentiableEmotionModel, samples: np.ndarray) -> AttentionMaps:
-    """Encoder self-attention over the segment's speech positions, and its rollout."""
-    import torch
-
-    encoder_model = model.whisper.model
-    previous = encoder_model.config._attn_implementation
-    encoder_model.set_attn_implementation("eager")
+@contextmanager
+def _eager_attention(model: Any) -> Iterator[None]:
+    """Switch a transformers model to eager attention (which returns weights) for a while."""
+    previous = getattr(model.config, "_attn_implementation", None)
+    switch = previous not in (None, "eager") and hasattr(model, "set_attn_implementation")
+    if switch:
+        model.set_attn_implementation("eager")
     try:
-        with torch.no_grad():
-            out = encoder_model.model.encoder(model.mel(samples), output_attentions=True)
+        yield
     finally:
-        encoder_model.set_attn_implementation(previous)
-    n = model.positions(samples)
-    layers = []
-    for attention in out.attentions:
-        a = attention[0].mean(0)[:n, :n].numpy()
-        layers.append(a / a.sum(axis=1, keepdims=True))  # renormalise over speech positions
-    rollout = np.eye(n)
-    for a in layers:
-        rollout = (0.5 * a + 0.5 * np.eye(n)) @ rollout
-    return AttentionMaps(layers=tuple(layers), rollout=rollout.mean(axis=0), position_seconds=0.02)
+        if switch:
+            model.set_attn_implementation(previous)
 
 
 def _rollout(layers: list[np.ndarray]) -> np.ndarray:
@@ -203,23 +198,29 @@ def _rollout(layers: list[np.ndarray]) -> np.ndarray:
     return np.asarray(rollout.mean(axis=0))
 
 
+def attention_maps(model: DifferentiableEmotionModel, samples: np.ndarray) -> AttentionMaps:
+    """Encoder self-attention over the segment's speech positions, and its rollout."""
+    import torch
+
+    whisper = model.whisper.model
+    with _eager_attention(whisper), torch.no_grad():
+        out = whisper.model.encoder(model.mel(samples), output_attentions=True)
+    n = model.positions(samples)
+    layers = []
+    for attention in out.attentions:
+        a = attention[0].mean(0)[:n, :n].numpy()
+        layers.append(a / a.sum(axis=1, keepdims=True))  # renormalise over speech positions
+    return AttentionMaps(layers=tuple(layers), rollout=_rollout(layers), position_seconds=0.02)
+
+
 def hf_attention_maps(backend: Any, samples: np.ndarray) -> AttentionMaps:
     """Self-attention of a Hugging Face audio classifier (HuBERT, wav2vec2, WavLM: 20 ms)."""
     import torch
 
     model = backend.model
-    previous = getattr(model.config, "_attn_implementation", None)
-    if previous not in (None, "eager") and hasattr(model, "set_attn_implementation"):
-        model.set_attn_implementation("eager")
-    try:
-        inputs = backend.extractor(samples, sampling_rate=SAMPLE_RATE, return_tensors="pt")
-        with torch.no_grad():
-            out = model(
-                **{k: v.to(backend.device) for k, v in inputs.items()}, output_attentions=True
-            )
-    finally:
-        if previous not in (None, "eager") and hasattr(model, "set_attn_implementation"):
-            model.set_attn_implementation(previous)
+    inputs = backend.extractor(samples, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+    with _eager_attention(model), torch.no_grad():
+        out = model(**{k: v.to(backend.device) for k, v in inputs.items()}, output_attentions=True)
     if not out.attentions:
         raise ModelNotFoundError(f"{backend.name} does not return attention weights")
     layers = [a[0].mean(0).float().cpu().numpy() for a in out.attentions]

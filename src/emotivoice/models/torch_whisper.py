@@ -155,6 +155,15 @@ def mel_filters(n_mels: int = 80) -> np.ndarray:
     )
 
 
+def speech_positions(n_samples: int) -> int:
+    """Encoder positions (20 ms each) holding ``n_samples`` of audio under ``pad="features"``.
+
+    Matches :attr:`emotivoice.transcription.EncodedSegment.states` of the fast runtime.
+    """
+    frames = min(n_samples + HOP_LENGTH, CHUNK_SAMPLES) // HOP_LENGTH
+    return max(1, frames // 2)
+
+
 def log_mel(samples: torch.Tensor, filters: torch.Tensor, pad: str = "audio") -> torch.Tensor:
     """Whisper's log-mel spectrogram, (batch, n_mels, 3000), differentiable in ``samples``.
 
