@@ -274,7 +274,7 @@ def _build_router() -> APIRouter:
         svc: Svc,
         owner: Owner,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
     ) -> Page:
         rows, total = svc.store.list_uploads(owner, limit, offset)
         return Page(items=[_upload_json(r) for r in rows], total=total, limit=limit, offset=offset)
@@ -327,7 +327,7 @@ def _build_router() -> APIRouter:
         svc: Svc,
         owner: Owner,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
         status: Annotated[
             str | None, Query(pattern="^(queued|running|completed|failed|cancelled)$")
         ] = None,

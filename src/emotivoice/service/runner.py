@@ -92,7 +92,7 @@ def run_job(store: Store, analysis_id: str, attempt: int, worker: str) -> str:
         return "skipped"
     settings = store.settings
     period = max(0.5, min(5.0, settings.stale_after_s / 4))
-    work = store.artefact_dir(analysis_id).with_name(f"{analysis_id}.attempt-{attempt}")
+    work = store.work_dir(analysis_id, attempt)
     try:
         with _Heartbeat(store, analysis_id, attempt, period) as beat:
             result = _analyse(store, row.upload_id, row.options, beat, work, settings)

@@ -285,7 +285,12 @@ class Store:
         shutil.rmtree(self.artefact_dir(analysis_id), ignore_errors=True)
 
     def artefact_dir(self, analysis_id: str) -> Path:
+        """Where a completed analysis' exports and figures live."""
         return self.settings.artefacts_dir / analysis_id
+
+    def work_dir(self, analysis_id: str, attempt: int) -> Path:
+        """Scratch space of one delivery, moved into :meth:`artefact_dir` on success."""
+        return self.settings.artefacts_dir / f"{analysis_id}.attempt-{attempt}"
 
     # --- analyses (worker side, fenced by attempt) ----------------------------------------
 
@@ -405,7 +410,9 @@ class Store:
                 return None
             row.attempt, row.status, row.stage, row.progress = attempt + 1, "queued", reason, 0.0
             row.worker, row.queued_at = None, utcnow()
-            return attempt + 1
+        # The lost delivery's unfinished files.
+        shutil.rmtree(self.work_dir(analysis_id, attempt), ignore_errors=True)
+        return attempt + 1
 
     def stalled(self) -> list[tuple[str, int]]:
         """Running jobs whose worker stopped sending heartbeats (killed or hung)."""
