@@ -293,3 +293,24 @@ def test_bad_audio_job_fails_with_code_and_janitor_requeues_stalled_jobs(
         time.sleep(0.5)
         assert janitor.sweep() == 0  # max_attempts reached: the job fails instead
         assert store.get_analysis("anonymous", aid2).error_code == "WORKER_LOST"
+
+
+def test_settings_from_yaml_file_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emotivoice.errors import InvalidConfigError
+
+    config = tmp_path / "emotivoice.yaml"
+    config.write_text("max_upload_mb: 5\nrate_limit_per_minute: 7\ncors_origins: [http://a.b]\n")
+    monkeypatch.setenv("EMOTIVOICE_CONFIG", str(config))
+    monkeypatch.setenv("EMOTIVOICE_RATE_LIMIT_PER_MINUTE", "9")  # the environment wins
+    settings = load_settings(home=tmp_path)
+    assert settings.max_upload_bytes == 5 * 1024 * 1024
+    assert settings.rate_limit_per_minute == 9 and settings.cors_origins == ["http://a.b"]
+    assert settings.db_url.startswith("sqlite:///") and settings.embedded_queue
+    config.write_text("max_upload_mb: -1\n")
+    with pytest.raises(InvalidConfigError, match="max_upload_mb"):
+        load_settings(home=tmp_path)
+    config.write_text("no_such_setting: 1\n")
+    with pytest.raises(InvalidConfigError, match="no_such_setting"):
+        load_settings(home=tmp_path)
