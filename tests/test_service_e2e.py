@@ -8,79 +8,23 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from servicekit import running_server, service_env, spawn, stop
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = "redis://127.0.0.1:6379/7"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _env(home: Path, **settings: Any) -> dict[str, str]:
-    env = dict(os.environ, EMOTIVOICE_HOME=str(home))
-    env.update({f"EMOTIVOICE_{k.upper()}": str(v) for k, v in settings.items()})
-    return env
-
-
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    out = log.open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "emotivoice", *args],
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # own process group: a worker and its pool children die together
-    )
-
-
-def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-@contextmanager
-def _server(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[httpx.Client]:
-    port = _free_port()
-    process = _spawn(["serve", "--port", str(port), "--workers", str(workers)], env, log)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=30)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if client.get("/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield client
-    finally:
-        client.close()
-        _stop(process)
 
 
 def _upload(client: httpx.Client, path: Path) -> str:
@@ -121,15 +65,15 @@ def _check_exports(client: httpx.Client, analysis_id: str) -> None:
 def test_embedded_mode_end_to_end_and_queued_jobs_survive_a_restart(
     tmp_path: Path, jfk_path: Path
 ) -> None:
-    env = _env(tmp_path / "home")
+    env = service_env(tmp_path / "home")
     log = tmp_path / "serve.log"
     # No worker yet: jobs wait in the embedded queue while the server is stopped.
-    with _server(env, log, workers=0) as client:
+    with running_server(env, log, workers=0) as client:
         upload_id = _upload(client, jfk_path)
         first = _analyse(client, upload_id)
         second = _analyse(client, upload_id, emotion=False, features=False, beam_size=1)
         assert client.get(f"/analyses/{first}").json()["status"] == "queued"
-    with _server(env, log, workers=1) as client:
+    with running_server(env, log, workers=1) as client:
         done = [_wait(client, first), _wait(client, second)]
         assert [d["status"] for d in done] == ["completed", "completed"], done
         assert done[0]["dominant_emotion"] is not None and done[1]["dominant_emotion"] is None
@@ -151,7 +95,7 @@ def scale_out(tmp_path: Path) -> Iterator[dict[str, str]]:
         conn.execute(f'CREATE DATABASE "{name}"')
     broker = redis.Redis.from_url(REDIS_URL)
     broker.flushdb()
-    env = _env(
+    env = service_env(
         tmp_path / "home",
         database_url=f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
         broker_url=REDIS_URL,
@@ -171,9 +115,9 @@ def test_scale_out_a_killed_worker_job_is_finished_by_another_exactly_once(
     tmp_path: Path, data_dir: Path, jfk_path: Path, scale_out: dict[str, str]
 ) -> None:
     log = tmp_path / "scale.log"
-    with _server(scale_out, log, workers=0) as client:
+    with running_server(scale_out, log, workers=0) as client:
         assert client.get("/health").json()["mode"] == "scale-out"
-        workers = [_spawn(["worker"], scale_out, tmp_path / f"worker{i}.log") for i in range(2)]
+        workers = [spawn(["worker"], scale_out, tmp_path / f"worker{i}.log") for i in range(2)]
         try:
             long_id = _analyse(client, _upload(client, data_dir / "speech" / "multilingual.mp3"))
             deadline = time.monotonic() + 120
@@ -192,7 +136,7 @@ def test_scale_out_a_killed_worker_job_is_finished_by_another_exactly_once(
                 ).scalar_one()
             pid = int(holder.rsplit(":", 1)[1])
             victim = next(w for w in workers if os.getpgid(pid) == w.pid)
-            _stop(victim, signal.SIGKILL)  # the worker and its pool child, mid-job
+            stop(victim, signal.SIGKILL)  # the worker and its pool child, mid-job
             survivor = next(w for w in workers if w is not victim)
             done = _wait(client, long_id, timeout=300)
             assert done["status"] == "completed", done
@@ -218,4 +162,4 @@ def test_scale_out_a_killed_worker_job_is_finished_by_another_exactly_once(
             _check_exports(client, short["id"])
         finally:
             for w in workers:
-                _stop(w)
+                stop(w)

@@ -470,6 +470,26 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
+def _mount_ui(app: FastAPI) -> None:
+    """The web UI on the same origin: static pages and modules, no build step."""
+    from fastapi.staticfiles import StaticFiles
+
+    from emotivoice.web import static_dir
+
+    folder = static_dir()
+    app.mount("/static", StaticFiles(directory=folder), name="static")
+
+    def page(name: str) -> Callable[[], FileResponse]:
+        def serve_page() -> FileResponse:
+            return FileResponse(folder / name, media_type="text/html")
+
+        return serve_page
+
+    app.add_api_route("/", page("index.html"), include_in_schema=False)
+    app.add_api_route("/live", page("live.html"), include_in_schema=False)
+    app.add_api_route("/analyses/{analysis_id}", page("result.html"), include_in_schema=False)
+
+
 def create_app(settings: Settings | None = None, *, janitor: bool = True) -> FastAPI:
     """The API application for ``settings`` (default: from the environment)."""
     settings = settings or load_settings()
@@ -503,6 +523,7 @@ def create_app(settings: Settings | None = None, *, janitor: bool = True) -> Fas
     )
     _install_error_handlers(app)
     app.include_router(_build_router(), prefix=API_PREFIX)
+    _mount_ui(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
