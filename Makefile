@@ -36,9 +36,11 @@ format: install
 	$(BIN)/ruff check --fix src tests benchmarks scripts
 
 ## One command: install everything, then run the checks and the whole test suite (slow tests too).
-## Redis and PostgreSQL (scale-out tests) are installed and started when they are not running.
+## Redis and PostgreSQL (scale-out tests) are installed and started when they are not running,
+## Debian's Chromium (browser tests) is installed when it is missing.
 test: check
 	bash scripts/ensure_services.sh
+	bash scripts/ensure_browser.sh
 	$(BIN)/pytest -q
 
 ## The REST API with its embedded queue and worker on http://127.0.0.1:8000 (docs at /docs).
