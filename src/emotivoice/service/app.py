@@ -471,23 +471,23 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def _mount_ui(app: FastAPI) -> None:
-    """The web UI on the same origin: static pages and modules, no build step."""
+    """The web UI on the same origin: pages, static modules and styles, no build step."""
+    from fastapi.responses import HTMLResponse
     from fastapi.staticfiles import StaticFiles
 
-    from emotivoice.web import static_dir
+    from emotivoice.web import render_page, static_dir
 
-    folder = static_dir()
-    app.mount("/static", StaticFiles(directory=folder), name="static")
+    app.mount("/static", StaticFiles(directory=static_dir()), name="static")
 
-    def page(name: str) -> Callable[[], FileResponse]:
-        def serve_page() -> FileResponse:
-            return FileResponse(folder / name, media_type="text/html")
+    def page(name: str) -> Callable[[], HTMLResponse]:
+        def serve_page() -> HTMLResponse:
+            return HTMLResponse(render_page(name))
 
         return serve_page
 
-    app.add_api_route("/", page("index.html"), include_in_schema=False)
-    app.add_api_route("/live", page("live.html"), include_in_schema=False)
-    app.add_api_route("/analyses/{analysis_id}", page("result.html"), include_in_schema=False)
+    app.add_api_route("/", page("index"), include_in_schema=False)
+    app.add_api_route("/live", page("live"), include_in_schema=False)
+    app.add_api_route("/analyses/{analysis_id}", page("result"), include_in_schema=False)
 
 
 def create_app(settings: Settings | None = None, *, janitor: bool = True) -> FastAPI:

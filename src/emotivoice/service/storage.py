@@ -190,13 +190,15 @@ class Store:
         return row
 
     def list_uploads(self, owner: str, limit: int, offset: int) -> tuple[list[UploadRow], int]:
+        query = select(UploadRow).where(UploadRow.owner == owner)
+        return self._page(query.order_by(UploadRow.created_at.desc()), limit, offset)
+
+    def _page(self, query: Any, limit: int, offset: int) -> tuple[list[Any], int]:
+        """One page of ``query``'s rows and the total count."""
         with self.session() as s:
-            query = select(UploadRow).where(UploadRow.owner == owner)
-            total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = s.scalars(
-                query.order_by(UploadRow.created_at.desc()).limit(limit).offset(offset)
-            ).all()
-        return list(rows), total
+            total = s.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+            rows = s.scalars(query.limit(limit).offset(offset)).all()
+        return list(rows), total or 0
 
     def delete_upload(self, owner: str, upload_id: str) -> None:
         """Remove an upload, its file and every analysis of it."""
@@ -241,15 +243,10 @@ class Store:
     def list_analyses(
         self, owner: str, limit: int, offset: int, status: str | None = None
     ) -> tuple[list[AnalysisRow], int]:
-        with self.session() as s:
-            query = select(AnalysisRow).where(AnalysisRow.owner == owner)
-            if status is not None:
-                query = query.where(AnalysisRow.status == status)
-            total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = s.scalars(
-                query.order_by(AnalysisRow.created_at.desc()).limit(limit).offset(offset)
-            ).all()
-        return list(rows), total
+        query = select(AnalysisRow).where(AnalysisRow.owner == owner)
+        if status is not None:
+            query = query.where(AnalysisRow.status == status)
+        return self._page(query.order_by(AnalysisRow.created_at.desc()), limit, offset)
 
     def segments(self, analysis_id: str) -> list[dict[str, Any]]:
         """Segment results stored so far by the attempt that holds the job, in order."""
