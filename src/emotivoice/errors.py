@@ -14,6 +14,7 @@ __all__ = [
     "EmotiVoiceError",
     "EmptyAudioError",
     "InvalidConfigError",
+    "InvalidTargetError",
     "ModelIntegrityError",
     "ModelNotFoundError",
     "UnsupportedFormatError",
@@ -80,3 +81,9 @@ class InvalidConfigError(EmotiVoiceError):
     """Options or a configuration file are invalid."""
 
     code = "invalid_config"
+
+
+class InvalidTargetError(EmotiVoiceError):
+    """An adversarial target transcript is empty, too long or not something Whisper can emit."""
+
+    code = "invalid_target"
