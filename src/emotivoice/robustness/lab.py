@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from emotivoice.audio import SAMPLE_RATE, load_audio
 from emotivoice.errors import AudioTooLongError, InvalidConfigError, InvalidTargetError
 from emotivoice.robustness.attack import (
     MAX_SAMPLES,
@@ -29,6 +28,8 @@ from emotivoice.robustness.attack import (
 )
 from emotivoice.robustness.report import ExampleReport, build_report, distortion, summarize
 from emotivoice.robustness.whisper_loss import validate_target
+
+SAMPLE_RATE = 16000
 
 __all__ = [
     "AttackItem",
@@ -107,6 +108,8 @@ def load_items(
                 target = validate_target(target)
             except InvalidTargetError as error:
                 raise InvalidTargetError(f"{path.name}: {error.message}") from error
+        from emotivoice.audio import load_audio  # PyAV: not needed to attack arrays
+
         audio = load_audio(path)
         if audio.samples.size > MAX_SAMPLES:
             raise AudioTooLongError(
