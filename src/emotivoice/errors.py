@@ -15,6 +15,7 @@ __all__ = [
     "EmptyAudioError",
     "FileTooLargeError",
     "InvalidConfigError",
+    "InvalidTargetError",
     "ModelIntegrityError",
     "ModelNotFoundError",
     "NotFoundError",
@@ -119,3 +120,9 @@ class RateLimitedError(EmotiVoiceError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class InvalidTargetError(EmotiVoiceError):
+    """An adversarial target transcript is empty, too long or not something Whisper can emit."""
+
+    code = "invalid_target"
