@@ -108,7 +108,9 @@ def test_inputs_are_checked_before_attacking(tmp_path: Path, data_dir: Path) -> 
     clip = data_dir / "librispeech" / "61-70968-0011.flac"
     with pytest.raises(AudioDecodeError, match="file not found"):
         load_attack_csv(_csv(tmp_path, ["missing.flac,hello there"]))
-    with pytest.raises(InvalidTargetError, match="61-70968-0011.flac: The target transcript is empty"):
+    with pytest.raises(
+        InvalidTargetError, match=r"61-70968-0011\.flac: The target transcript is empty"
+    ):
         load_items([(clip, " ", None)])
     long_wav = tmp_path / "long.wav"
     from scipy.io import wavfile

@@ -75,6 +75,8 @@ class AttackOptions:
         rooms: simulated rooms per example and step (robust attack); 0 attacks the dry audio.
         room_options: the distribution of simulated rooms.
         noise_std: standard deviation of Gaussian noise added at each step (robustness).
+        margin: logits by which each target token must beat the runner-up to count as reached
+            (0: greedy decoding's arg-max; a margin keeps success under other kernels).
         language: the language token of the prompt (multilingual models).
         batch_size: utterances optimised together.
         device: ``auto`` (CUDA when PyTorch sees it), ``cpu`` or ``cuda``.
@@ -94,6 +96,7 @@ class AttackOptions:
     rooms: int = 0
     room_options: RoomOptions = field(default_factory=RoomOptions)
     noise_std: float = 0.0
+    margin: float = 0.0
     language: str = "en"
     batch_size: int = 10
     device: str = "auto"
@@ -114,6 +117,8 @@ class AttackOptions:
                 raise InvalidConfigError(f"{name} must be positive (got {value}).")
         if self.stage1_steps < 1 or self.stage2_steps < 0 or self.rooms < 0:
             raise InvalidConfigError("stage1_steps must be ≥ 1; stage2_steps and rooms ≥ 0.")
+        if self.margin < 0:
+            raise InvalidConfigError("margin must not be negative.")
         if not 0 < self.bound_decay <= 1:
             raise InvalidConfigError("bound_decay must be in (0, 1].")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -284,7 +289,7 @@ def _targeted_batch(
     device = str(model.device)
     started = time.perf_counter()
     batch = _Batch(audio, device)
-    forcing = TeacherForcing(model, token_batch(model, tokens, options.language))
+    forcing = TeacherForcing(model, token_batch(model, tokens, options.language), options.margin)
     delta = torch.zeros_like(batch.clean, requires_grad=True)
     stage1 = _stage1(batch, forcing, delta, options, rng)
     final, iterations = stage1.delta, options.stage1_steps
