@@ -396,7 +396,7 @@ def _stage1(
         with torch.no_grad():
             delta.copy_(torch.maximum(torch.minimum(delta, bound), -bound) * batch.mask)
         bar.set_postfix(
-            loss=f"{float(out.loss.mean()):.3f}",
+            loss=f"{float(out.loss.detach().mean()):.3f}",
             bound=f"{float(bound.mean()) * INT16_SCALE:.0f}/32768",
             ok=f"{int(won.sum())}/{n}",
         )
@@ -478,8 +478,8 @@ def _stage2(
         with torch.no_grad():
             delta.copy_(torch.maximum(torch.minimum(delta, bound), -bound) * batch.mask)
         bar.set_postfix(
-            loss=f"{float(out.loss.mean()):.3f}",
-            excess=f"{float(excess.mean()):.3g}",
+            loss=f"{float(out.loss.detach().mean()):.3f}",
+            excess=f"{float(excess.detach().mean()):.3g}",
             alpha=f"{float(alpha.mean()):.3g}",
             ok=f"{int(won.sum())}/{n}",
         )
@@ -551,7 +551,9 @@ def _pgd_batch(
             )
             delta *= (budget / delta.norm(dim=-1, keepdim=True).clamp(min=1e-12)).clamp(max=1.0)
             delta.grad = None
-        bar.set_postfix(loss=f"{float(out.loss.mean()):.3f}", ok=f"{int((~out.matches).sum())}")
+        bar.set_postfix(
+            loss=f"{float(out.loss.detach().mean()):.3f}", ok=f"{int((~out.matches).sum())}"
+        )
     with torch.no_grad():
         out = forcing(forcing.features(batch.utterances(batch.adversarial(delta))))
         adversarial = batch.adversarial(delta).cpu().numpy()
