@@ -83,3 +83,47 @@ def test_targets_become_whisper_tokens(whisper: TorchWhisper) -> None:
     assert whisper.tokenizer.decode(list(ids)) == " Isn't he splendid"
     with pytest.raises(InvalidTargetError, match="at most"):
         target_token_ids(whisper, "word " * 300)
+
+
+def test_robust_stage_runs_through_simulated_rooms(
+    whisper: TorchWhisper, short_clip: np.ndarray
+) -> None:
+    options = AttackOptions(
+        stage1_steps=1, stage2_steps=1, rooms=2, progress=False, device="cpu", seed=3
+    )
+    [result] = targeted_attack(whisper, [short_clip[:8000]], ["Yes."], options)
+    assert result.adversarial.shape == (8000,)
+    assert np.isfinite(result.adversarial).all()
+    assert 0 < np.abs(result.adversarial - short_clip[:8000]).max() <= options.initial_bound + 1e-6
+
+
+def test_cli_writes_audio_and_reports(
+    whisper: TorchWhisper, short_clip: np.ndarray, tmp_path: Path
+) -> None:
+    import json
+
+    from scipy.io import wavfile
+
+    from emotivoice.cli import main
+
+    clip = tmp_path / "clip.wav"
+    wavfile.write(clip, 16000, short_clip)
+    out = tmp_path / "out"
+    argv = ["attack", str(clip), "--target", "Yes.", "--model", "tiny.en", "--device", "cpu"]
+    argv += ["--stage1-steps", "1", "--stage2-steps", "0", "--transfer", "tiny.en", "-o", str(out)]
+    code = main(argv)
+    report = json.loads((out / "clip.json").read_text())
+    assert code == (0 if report["success"] else 1)
+    assert report["success"] == (report["wer_to_target"] == 0.0)
+    assert report["iterations"] == 1 and report["transfer"][0]["model"] == "tiny.en"
+    rate, adversarial = wavfile.read(out / "clip.adv.16k.wav")
+    assert rate == 16000 and adversarial.dtype == np.float32 and adversarial.size == clip_size(clip)
+    assert report["distortion"]["snr_db"] > 20
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["examples"] == 1 and "| clip.wav |" in (out / "summary.md").read_text()
+
+
+def clip_size(path: Path) -> int:
+    from scipy.io import wavfile
+
+    return int(wavfile.read(path)[1].size)
