@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emotivoice.errors import AudioTooLongError, InvalidConfigError
+from emotivoice.errors import AudioTooLongError, InvalidConfigError, InvalidTargetError
 from emotivoice.robustness.masking import masking_threshold, perturbation_psd
 from emotivoice.robustness.rooms import RoomOptions, simulate_rirs
 from emotivoice.robustness.whisper_loss import (
@@ -499,15 +499,23 @@ def untargeted_attack(
     """
     import torch
 
-    from emotivoice.robustness.whisper_loss import greedy_transcripts
-
     options = options or UntargetedOptions()
     _check_audio(audio)
     torch.manual_seed(options.seed)
-    device = str(model.device)
-    clean = [torch.from_numpy(np.asarray(a, np.float32)).to(device) for a in audio]
-    transcripts = greedy_transcripts(model, clean, options.language)
-    tokens = [target_token_ids(model, t) for t in transcripts]
+    transcripts, tokens = [], []
+    with torch.no_grad():
+        for i, samples in enumerate(audio):
+            tensor = torch.from_numpy(np.asarray(samples, np.float32)).to(model.device)
+            decoded = model.greedy_decode(
+                model.encode(model.log_mel(tensor, pad="features")), options.language
+            )
+            if not decoded.tokens:
+                raise InvalidTargetError(
+                    f"Utterance {i} transcribes as nothing; an untargeted attack needs speech "
+                    "to move the transcript away from."
+                )
+            transcripts.append(decoded.text)
+            tokens.append(decoded.tokens)  # the greedy tokens themselves, not a re-encoding
     results: list[AttackResult] = []
     for start in range(0, len(audio), options.batch_size):
         stop = start + options.batch_size
