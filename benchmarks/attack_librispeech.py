@@ -2,8 +2,8 @@
 
 Three modes:
 
-* ``--cpu`` (default): a reduced run on this machine (the first ``--limit`` utterances, small
-  step budgets), attack and scoring end to end through :func:`emotivoice.robustness.run_lab`.
+* default: a reduced run on this machine (the ``--limit`` shortest utterances, small step
+  budgets), attack and scoring end to end through :func:`emotivoice.robustness.run_lab`.
 * ``--pack DIR``: write what the GPU machine needs (audio, targets, mel filters, tokenizer and
   the CTranslate2 ``model.bin`` in parts that fit the transfer limit) for
   ``scripts/attack_gpu.py``.
@@ -141,10 +141,12 @@ def from_gpu(folder: Path) -> None:
     (folder / "scored.json").write_text(json.dumps(runs, indent=2, default=float))
 
 
-def cpu(limit: int, stage1: int, stage2: int) -> None:
-    items = load_attack_csv(_csv())[:limit]
+def cpu(limit: int, stage1: int, stage2: int, lr: float) -> None:
+    items = sorted(load_attack_csv(_csv()), key=lambda i: i.samples.size)[:limit]  # shortest
     options = LabOptions(
-        targeted=AttackOptions(stage1_steps=stage1, stage2_steps=stage2, device="cpu")
+        targeted=AttackOptions(
+            stage1_steps=stage1, stage1_lr=lr / 32768, stage2_steps=stage2, device="cpu"
+        )
     )
     started = time.perf_counter()
     _, reports = run_lab(items, options)
@@ -166,13 +168,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=1, help="CPU run: utterances")
     parser.add_argument("--stage1", type=int, default=100, help="CPU run: stage-1 steps")
     parser.add_argument("--stage2", type=int, default=50, help="CPU run: stage-2 steps")
+    parser.add_argument("--lr", type=float, default=100.0, help="CPU run: stage-1 rate (int16)")
     args = parser.parse_args()
     if args.pack:
         pack(args.pack)
     elif args.from_gpu:
         from_gpu(args.from_gpu)
     else:
-        cpu(args.limit, args.stage1, args.stage2)
+        cpu(args.limit, args.stage1, args.stage2, args.lr)
 
 
 if __name__ == "__main__":

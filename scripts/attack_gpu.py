@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--stage1", type=int, default=1000)
     parser.add_argument("--stage2", type=int, default=1000)
     parser.add_argument("--limit", type=int, default=0, help="attack only the first N")
+    parser.add_argument("--margin", type=float, default=0.0, help="success margin (logits)")
     parser.add_argument("--tf32", action="store_true", help="TF32 matmuls during the attack")
     args = parser.parse_args()
 
@@ -80,7 +81,11 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.allow_tf32 = args.tf32
     options = AttackOptions(
-        stage1_steps=args.stage1, stage2_steps=args.stage2, batch_size=len(names), progress=False
+        stage1_steps=args.stage1,
+        stage2_steps=args.stage2,
+        margin=args.margin,
+        batch_size=len(names),
+        progress=False,
     )
     started = time.perf_counter()
     results = targeted_attack(model, audio, targets, options)
@@ -98,6 +103,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name(),
         "torch": torch.__version__,
         "tf32": args.tf32,
+        "margin": args.margin,
         "stage1_steps": args.stage1,
         "stage2_steps": args.stage2,
         "batch_size": len(names),

@@ -108,7 +108,9 @@ def test_inputs_are_checked_before_attacking(tmp_path: Path, data_dir: Path) -> 
     clip = data_dir / "librispeech" / "61-70968-0011.flac"
     with pytest.raises(AudioDecodeError, match="file not found"):
         load_attack_csv(_csv(tmp_path, ["missing.flac,hello there"]))
-    with pytest.raises(InvalidTargetError, match="61-70968-0011.flac: The target transcript is empty"):
+    with pytest.raises(
+        InvalidTargetError, match=r"61-70968-0011\.flac: The target transcript is empty"
+    ):
         load_items([(clip, " ", None)])
     long_wav = tmp_path / "long.wav"
     from scipy.io import wavfile
@@ -170,3 +172,24 @@ def test_cli_reports_bad_input_without_loading_a_model(
         main(["attack", str(tmp_path / "one.flac")])
     assert exit_info.value.code == 2
     assert "needs --target" in capsys.readouterr().err
+
+
+def test_simulated_rooms_and_reverberation() -> None:
+    torch = pytest.importorskip("torch")
+    from emotivoice.robustness.attack import _reverberate
+    from emotivoice.robustness.rooms import RoomOptions, simulate_rirs
+
+    options = RoomOptions(direct_to_reverberant_db=(3.0, 6.0))
+    rirs = simulate_rirs(4, np.random.default_rng(0), options)
+    assert rirs.shape == (4, 8000) and np.all(rirs[:, 0] == 1.0)
+    drr_db = -10 * np.log10(np.sum(rirs[:, 1:] ** 2, axis=1))
+    assert np.all((drr_db > 3.0 - 1e-3) & (drr_db < 6.0 + 1e-3))
+    late = np.abs(rirs[:, 4000:]).max()  # 0.25 s in: at most 0.4 s RT60, so decayed by ≥ 37 dB
+    assert late < np.abs(rirs[:, 1:800]).max()
+    audio = torch.from_numpy(np.random.default_rng(1).uniform(-0.5, 0.5, (2, 3000)).astype("f4"))
+    identity = torch.zeros(4, 100)
+    identity[:, 0] = 1.0
+    wet = _reverberate(audio, identity)  # two rooms per utterance
+    assert wet.shape == (4, 3000)
+    np.testing.assert_allclose(wet[1].numpy(), audio[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(wet[2].numpy(), audio[1].numpy(), atol=1e-5)

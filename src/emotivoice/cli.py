@@ -487,6 +487,7 @@ def cmd_attack(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             initial_bound=args.bound / INT16_SCALE,
             stage2_steps=args.stage2_steps,
             rooms=args.rooms,
+            margin=args.margin,
             batch_size=args.batch_size,
             device=args.device,
             seed=args.seed,
@@ -521,6 +522,7 @@ def _add_attack(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     a.add_argument("--lr", type=float, default=100.0, help="stage-1 rate, int16 units")
     a.add_argument("--bound", type=float, default=2000.0, help="initial L∞ bound, int16 units")
     a.add_argument("--rooms", type=int, default=0, help="simulated rooms per step (robust)")
+    a.add_argument("--margin", type=float, default=0.0, help="success margin in logits")
     a.add_argument("--snr-db", type=float, default=30.0, help="untargeted: minimum SNR")
     a.add_argument("--batch-size", type=int, default=10)
     a.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emotivoice.errors import AudioTooLongError, InvalidConfigError
+from emotivoice.errors import AudioTooLongError, InvalidConfigError, InvalidTargetError
 from emotivoice.robustness.masking import masking_threshold, perturbation_psd
 from emotivoice.robustness.rooms import RoomOptions, simulate_rirs
 from emotivoice.robustness.whisper_loss import (
@@ -75,6 +75,8 @@ class AttackOptions:
         rooms: simulated rooms per example and step (robust attack); 0 attacks the dry audio.
         room_options: the distribution of simulated rooms.
         noise_std: standard deviation of Gaussian noise added at each step (robustness).
+        margin: logits by which each target token must beat the runner-up to count as reached
+            (0: greedy decoding's arg-max; a margin keeps success under other kernels).
         language: the language token of the prompt (multilingual models).
         batch_size: utterances optimised together.
         device: ``auto`` (CUDA when PyTorch sees it), ``cpu`` or ``cuda``.
@@ -94,6 +96,7 @@ class AttackOptions:
     rooms: int = 0
     room_options: RoomOptions = field(default_factory=RoomOptions)
     noise_std: float = 0.0
+    margin: float = 0.0
     language: str = "en"
     batch_size: int = 10
     device: str = "auto"
@@ -114,6 +117,8 @@ class AttackOptions:
                 raise InvalidConfigError(f"{name} must be positive (got {value}).")
         if self.stage1_steps < 1 or self.stage2_steps < 0 or self.rooms < 0:
             raise InvalidConfigError("stage1_steps must be ≥ 1; stage2_steps and rooms ≥ 0.")
+        if self.margin < 0:
+            raise InvalidConfigError("margin must not be negative.")
         if not 0 < self.bound_decay <= 1:
             raise InvalidConfigError("bound_decay must be in (0, 1].")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -284,7 +289,7 @@ def _targeted_batch(
     device = str(model.device)
     started = time.perf_counter()
     batch = _Batch(audio, device)
-    forcing = TeacherForcing(model, token_batch(model, tokens, options.language))
+    forcing = TeacherForcing(model, token_batch(model, tokens, options.language), options.margin)
     delta = torch.zeros_like(batch.clean, requires_grad=True)
     stage1 = _stage1(batch, forcing, delta, options, rng)
     final, iterations = stage1.delta, options.stage1_steps
@@ -391,7 +396,7 @@ def _stage1(
         with torch.no_grad():
             delta.copy_(torch.maximum(torch.minimum(delta, bound), -bound) * batch.mask)
         bar.set_postfix(
-            loss=f"{float(out.loss.mean()):.3f}",
+            loss=f"{float(out.loss.detach().mean()):.3f}",
             bound=f"{float(bound.mean()) * INT16_SCALE:.0f}/32768",
             ok=f"{int(won.sum())}/{n}",
         )
@@ -473,8 +478,8 @@ def _stage2(
         with torch.no_grad():
             delta.copy_(torch.maximum(torch.minimum(delta, bound), -bound) * batch.mask)
         bar.set_postfix(
-            loss=f"{float(out.loss.mean()):.3f}",
-            excess=f"{float(excess.mean()):.3g}",
+            loss=f"{float(out.loss.detach().mean()):.3f}",
+            excess=f"{float(excess.detach().mean()):.3g}",
             alpha=f"{float(alpha.mean()):.3g}",
             ok=f"{int(won.sum())}/{n}",
         )
@@ -494,15 +499,23 @@ def untargeted_attack(
     """
     import torch
 
-    from emotivoice.robustness.whisper_loss import greedy_transcripts
-
     options = options or UntargetedOptions()
     _check_audio(audio)
     torch.manual_seed(options.seed)
-    device = str(model.device)
-    clean = [torch.from_numpy(np.asarray(a, np.float32)).to(device) for a in audio]
-    transcripts = greedy_transcripts(model, clean, options.language)
-    tokens = [target_token_ids(model, t) for t in transcripts]
+    transcripts, tokens = [], []
+    with torch.no_grad():
+        for i, samples in enumerate(audio):
+            tensor = torch.from_numpy(np.asarray(samples, np.float32)).to(model.device)
+            decoded = model.greedy_decode(
+                model.encode(model.log_mel(tensor, pad="features")), options.language
+            )
+            if not decoded.tokens:
+                raise InvalidTargetError(
+                    f"Utterance {i} transcribes as nothing; an untargeted attack needs speech "
+                    "to move the transcript away from."
+                )
+            transcripts.append(decoded.text)
+            tokens.append(decoded.tokens)  # the greedy tokens themselves, not a re-encoding
     results: list[AttackResult] = []
     for start in range(0, len(audio), options.batch_size):
         stop = start + options.batch_size
@@ -546,7 +559,9 @@ def _pgd_batch(
             )
             delta *= (budget / delta.norm(dim=-1, keepdim=True).clamp(min=1e-12)).clamp(max=1.0)
             delta.grad = None
-        bar.set_postfix(loss=f"{float(out.loss.mean()):.3f}", ok=f"{int((~out.matches).sum())}")
+        bar.set_postfix(
+            loss=f"{float(out.loss.detach().mean()):.3f}", ok=f"{int((~out.matches).sum())}"
+        )
     with torch.no_grad():
         out = forcing(forcing.features(batch.utterances(batch.adversarial(delta))))
         adversarial = batch.adversarial(delta).cpu().numpy()
