@@ -16,6 +16,10 @@ __all__ = [
     "InvalidConfigError",
     "ModelIntegrityError",
     "ModelNotFoundError",
+    "StreamError",
+    "StreamFrameTooLargeError",
+    "StreamProtocolError",
+    "StreamTooLongError",
     "UnsupportedFormatError",
 ]
 
@@ -80,3 +84,27 @@ class InvalidConfigError(EmotiVoiceError):
     """Options or a configuration file are invalid."""
 
     code = "invalid_config"
+
+
+class StreamError(EmotiVoiceError):
+    """A live stream cannot go on."""
+
+    code = "stream_error"
+
+
+class StreamProtocolError(StreamError):
+    """A stream message is malformed or arrives out of order (e.g. audio before ``start``)."""
+
+    code = "protocol_error"
+
+
+class StreamTooLongError(StreamError):
+    """A stream ran past its maximum session length."""
+
+    code = "stream_too_long"
+
+
+class StreamFrameTooLargeError(StreamError):
+    """One audio frame of a stream is larger than the accepted maximum."""
+
+    code = "frame_too_large"
