@@ -14,6 +14,7 @@ __all__ = [
     "EmotiVoiceError",
     "EmptyAudioError",
     "InvalidConfigError",
+    "MicrophoneUnavailableError",
     "ModelIntegrityError",
     "ModelNotFoundError",
     "StreamError",
@@ -108,3 +109,9 @@ class StreamFrameTooLargeError(StreamError):
     """One audio frame of a stream is larger than the accepted maximum."""
 
     code = "frame_too_large"
+
+
+class MicrophoneUnavailableError(EmotiVoiceError):
+    """No microphone can be opened (``sounddevice``/PortAudio missing, or no input device)."""
+
+    code = "microphone_unavailable"
