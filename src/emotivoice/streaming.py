@@ -440,12 +440,14 @@ class StreamingAnalyzer:
         started = time.perf_counter()
         words = self._hypothesis(samples)
         self._compute_s += time.perf_counter() - started
-        agreed = local_agreement(utterance.previous, words)
-        if agreed > len(utterance.stable):
-            utterance.stable = words[:agreed]
-        utterance.previous = words
         n_stable = len(utterance.stable)
-        unstable = words[n_stable:] if local_agreement(utterance.stable, words) == n_stable else []
+        extends = local_agreement(utterance.stable, words) == n_stable
+        agreed = local_agreement(utterance.previous, words)
+        if extends and agreed > n_stable:
+            # committed words never change; the new hypothesis only adds to them
+            utterance.stable = utterance.stable + words[n_stable:agreed]
+        utterance.previous = words
+        unstable = words[len(utterance.stable) :] if extends else []
         self._partials += 1
         return [
             PartialEvent(
