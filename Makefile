@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= out
 
-.PHONY: install demo test check lint format bench clean
+.PHONY: install demo test check lint format bench clean serve
 
 # PyTorch is pinned to 2.13.0 and installed first: on these machines pip takes the local CPU
 # wheel; an unpinned torch would pull several GB of CUDA packages.
@@ -36,8 +36,16 @@ format: install
 	$(BIN)/ruff check --fix src tests benchmarks scripts
 
 ## One command: install everything, then run the checks and the whole test suite (slow tests too).
+## Redis and PostgreSQL (scale-out tests) are installed and started when they are not running,
+## Debian's Chromium (browser tests) is installed when it is missing.
 test: check
+	bash scripts/ensure_services.sh
+	bash scripts/ensure_browser.sh
 	$(BIN)/pytest -q
+
+## The REST API with its embedded queue and worker on http://127.0.0.1:8000 (docs at /docs).
+serve: install
+	$(BIN)/emotivoice serve
 
 bench: install
 	$(BIN)/emotivoice bench

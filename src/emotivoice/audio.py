@@ -32,6 +32,7 @@ __all__ = [
     "AudioInfo",
     "AudioSource",
     "load_audio",
+    "sniff_format",
 ]
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,37 @@ class Audio:
     def duration(self) -> float:
         """Duration in seconds of the 16 kHz samples."""
         return len(self.samples) / SAMPLE_RATE
+
+
+# Leading bytes of the audio containers EmotiVoice reads: (offset, magic, format).
+_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"RIFF", "wav"),
+    (0, b"RF64", "wav"),
+    (0, b"fLaC", "flac"),
+    (0, b"OggS", "ogg"),
+    (0, b"ID3", "mp3"),
+    (4, b"ftyp", "m4a"),
+    (0, b"\x1a\x45\xdf\xa3", "webm"),
+    (0, b"FORM", "aiff"),
+    (0, b"#!AMR", "amr"),
+    (0, b"caff", "caf"),
+    (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", "wma"),
+)
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The audio container that ``head`` (the first bytes of a file) starts like, else ``None``.
+
+    Judged from the content, never from a file name: ``wav``, ``flac``, ``ogg``, ``mp3``,
+    ``m4a``, ``webm``, ``aiff``, ``amr``, ``caf``, ``wma`` or ``aac`` (ADTS).
+    """
+    for offset, magic, name in _SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            return name
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        # MPEG audio frame sync; layer bits 00 mean ADTS AAC, anything else MPEG layer 1-3.
+        return "aac" if head[1] & 0x06 == 0 else "mp3"
+    return None
 
 
 def _describe(source: AudioSource) -> str:

@@ -340,6 +340,73 @@ def _add_emotion_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     b.set_defaults(func=cmd_benchmark_emotion)
 
 
+def _service_settings(args: argparse.Namespace) -> object:
+    from emotivoice.service import require_service_extra
+
+    require_service_extra()
+    from emotivoice.service.settings import load_settings
+
+    overrides = {"home": args.home} if getattr(args, "home", None) else {}
+    return load_settings(**overrides)
+
+
+def cmd_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the REST API (and, in embedded mode, its worker processes)."""
+    from emotivoice.service.server import serve
+
+    settings = _service_settings(args)
+    serve(settings, host=args.host, port=args.port, workers=args.workers)  # type: ignore[arg-type]
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run a job worker for the broker and database in the settings."""
+    from emotivoice.service.server import run_worker
+
+    run_worker(_service_settings(args), args.concurrency, args.pool)  # type: ignore[arg-type]
+    return EXIT_OK
+
+
+def cmd_keys(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Create, list and revoke API keys (stored hashed; a secret is shown once)."""
+    from emotivoice.service.storage import Store
+
+    store = Store(_service_settings(args))  # type: ignore[arg-type]
+    if args.action == "create":
+        key = store.create_key(args.name or "unnamed")
+        print(f"id     {key.id}\nname   {key.name}\nsecret {key.secret}")
+        print("Keep the secret now: it is stored only as a hash and cannot be shown again.")
+    elif args.action == "list":
+        for row in store.list_keys():
+            state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+            print(f"{row.id}  {row.prefix}…  {state:<18} {row.name}")
+    else:
+        if not args.name:
+            parser.error("keys revoke needs the key id")
+        store.revoke_key(args.name)
+        print(f"revoked {args.name}")
+    return EXIT_OK
+
+
+def _add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser("serve", help="run the REST API with an embedded job queue and worker")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1, help="embedded worker processes")
+    s.add_argument("--home", default=None, help="data directory (default: $EMOTIVOICE_HOME)")
+    s.set_defaults(func=cmd_serve)
+    w = sub.add_parser("worker", help="run a job worker (scale-out: Redis broker)")
+    w.add_argument("--concurrency", type=int, default=None, help="jobs at once")
+    w.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
+    w.add_argument("--home", default=None, help="data directory (default: $EMOTIVOICE_HOME)")
+    w.set_defaults(func=cmd_worker)
+    k = sub.add_parser("keys", help="manage API keys: create NAME | list | revoke ID")
+    k.add_argument("action", choices=["create", "list", "revoke"])
+    k.add_argument("name", nargs="?", default=None, help="key name (create) or id (revoke)")
+    k.add_argument("--home", default=None, help="data directory (default: $EMOTIVOICE_HOME)")
+    k.set_defaults(func=cmd_keys)
+
+
 def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("analyze", help="analyse audio files or directories")
     p.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="audio files or directories")
@@ -405,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", default=None, help="also write the figures to this JSON file")
     b.set_defaults(func=cmd_bench)
     _add_emotion_commands(sub)
+    _add_service_commands(sub)
     return parser
 
 

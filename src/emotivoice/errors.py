@@ -13,14 +13,19 @@ __all__ = [
     "AudioTooLongError",
     "EmotiVoiceError",
     "EmptyAudioError",
+    "FileTooLargeError",
     "InvalidConfigError",
     "MicrophoneUnavailableError",
     "ModelIntegrityError",
     "ModelNotFoundError",
+    "NotFoundError",
+    "NotReadyError",
+    "RateLimitedError",
     "StreamError",
     "StreamFrameTooLargeError",
     "StreamProtocolError",
     "StreamTooLongError",
+    "UnauthorizedError",
     "UnsupportedFormatError",
 ]
 
@@ -85,6 +90,40 @@ class InvalidConfigError(EmotiVoiceError):
     """Options or a configuration file are invalid."""
 
     code = "invalid_config"
+
+
+class FileTooLargeError(AudioError):
+    """An upload is larger than the configured limit."""
+
+    code = "file_too_large"
+
+
+class NotFoundError(EmotiVoiceError):
+    """A requested upload, analysis or artefact does not exist (or belongs to someone else)."""
+
+    code = "not_found"
+
+
+class NotReadyError(EmotiVoiceError):
+    """The requested result exists only once the analysis has completed."""
+
+    code = "not_ready"
+
+
+class UnauthorizedError(EmotiVoiceError):
+    """A missing, unknown or revoked API key."""
+
+    code = "unauthorized"
+
+
+class RateLimitedError(EmotiVoiceError):
+    """Too many requests for one key in the current window."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StreamError(EmotiVoiceError):

@@ -1,0 +1,160 @@
+"""A PDF report of an analysis (ReportLab): summary, charts, transcript with emotions, features,
+and the explanation figures when there are any.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from emotivoice.results import Analysis
+
+__all__ = ["write_pdf"]
+
+logger = logging.getLogger(__name__)
+
+_FEATURES = (
+    ("f0_mean_hz", "pitch mean (Hz)", "{:.0f}"),
+    ("f0_range_semitones", "pitch range (st)", "{:.1f}"),
+    ("energy_db_mean", "energy (dB)", "{:.1f}"),
+    ("speaking_rate_wps", "words/s", "{:.2f}"),
+    ("jitter_local", "jitter", "{:.3f}"),
+    ("shimmer_local", "shimmer", "{:.3f}"),
+    ("hnr_db", "HNR (dB)", "{:.1f}"),
+)
+_FIGURE_CAPTIONS = {
+    "windows": "Window attributions (Shapley values) over the waveform",
+    "deletion": "Deletion curve: faithfulness of the attribution against random orders",
+    "counterfactuals": "How the emotion probabilities move under prosody changes",
+    "features": "Acoustic features beside typical ranges",
+    "attention": "Encoder self-attention (last layer, mean over heads)",
+    "saliency": "Integrated Gradients saliency on the log-mel input",
+}
+
+
+def _require_reportlab() -> Any:
+    try:
+        import reportlab
+    except ImportError as e:  # pragma: no cover - exercised only without the extra
+        raise ImportError("PDF reports need ReportLab: pip install 'emotivoice[pdf]'") from e
+    return reportlab
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
+def _emotion_cell(segment: Any) -> str:
+    e = segment.emotion
+    if e is None:
+        return "-"
+    text = f"{e.dominant} {e.confidence:.0%}"
+    if e.uncertain:
+        text += " (uncertain)"
+    extra = [g.name for g in e.primary[:2]] + [c.name for c in e.complex]
+    return text + (f"<br/><font size=7>{escape(', '.join(extra))}</font>" if extra else "")
+
+
+def write_pdf(analysis: Analysis, path: Path, explain_dir: Path | None = None) -> Path:
+    """Write the report of ``analysis`` to ``path``; explanation PNGs from ``explain_dir``."""
+    _require_reportlab()
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.lib.units import cm
+    from reportlab.platypus import (
+        Image,
+        PageBreak,
+        Paragraph,
+        SimpleDocTemplate,
+        Spacer,
+        Table,
+        TableStyle,
+    )
+
+    styles = getSampleStyleSheet()
+    small = styles["BodyText"].clone("small", fontSize=8, leading=10)
+    width = A4[0] - 4 * cm
+    story: list[Any] = [Paragraph("EmotiVoice analysis report", styles["Title"])]
+    src = analysis.source
+    summary = [
+        ["Recording", f"{src.format} / {src.codec}, {src.sample_rate} Hz, {src.channels} ch"],
+        ["Duration", f"{analysis.duration:.1f} s ({analysis.speech_duration:.1f} s of speech)"],
+        ["Language", ", ".join(f"{s.language} {s.share:.0%}" for s in analysis.languages) or "-"],
+        ["Dominant emotion", analysis.emotion.dominant if analysis.emotion else "-"],
+        ["Segments", str(len(analysis.segments))],
+        [
+            "Model",
+            f"Whisper {analysis.model.whisper_model}, emotion {analysis.model.emotion_model}",
+        ],
+        ["Created", f"{analysis.created_at} (EmotiVoice {analysis.emotivoice_version})"],
+    ]
+    table_style = TableStyle(
+        [
+            ("FONTSIZE", (0, 0), (-1, -1), 8),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+        ]
+    )
+    story += [Table(summary, colWidths=[4 * cm, width - 4 * cm], style=table_style), Spacer(1, 8)]
+    with tempfile.TemporaryDirectory(prefix="emotivoice-pdf-") as tmp:
+        if analysis.emotion is not None and analysis.segments:
+            from emotivoice.explain import plots
+
+            charts = [
+                plots.plot_distribution(analysis.emotion.distribution, Path(tmp) / "dist.png"),
+                plots.plot_timeline(
+                    [asdict(p) for p in analysis.emotion.timeline], Path(tmp) / "timeline.png"
+                ),
+            ]
+            story.append(Paragraph("Emotions", styles["Heading2"]))
+            for chart in charts:
+                story.append(Image(str(chart), width=width * 0.8, height=width * 0.8 * 0.45))
+        story.append(Paragraph("Transcript", styles["Heading2"]))
+        rows: list[list[Any]] = [["time", "text", "emotion"]]
+        for s in analysis.segments:
+            rows.append(
+                [
+                    f"{_clock(s.start)}-{_clock(s.end)}",
+                    Paragraph(escape(s.text) or "<i>(no speech)</i>", small),
+                    Paragraph(_emotion_cell(s), small),
+                ]
+            )
+        if len(rows) == 1:
+            rows.append(["-", "No speech was found.", "-"])
+        story.append(Table(rows, colWidths=[2.6 * cm, width - 6.6 * cm, 4 * cm], style=table_style))
+        featured = [s for s in analysis.segments if s.features is not None]
+        if featured:
+            story.append(Paragraph("Acoustic features", styles["Heading2"]))
+            head = ["segment"] + [label for _, label, _ in _FEATURES]
+            body = []
+            for s in featured:
+                values = s.features.to_dict() if s.features else {}
+                body.append(
+                    [str(s.id)]
+                    + [
+                        "-" if values.get(k) is None else fmt.format(values[k])
+                        for k, _, fmt in _FEATURES
+                    ]
+                )
+            story.append(Table([head, *body], style=table_style, repeatRows=1))
+        if explain_dir is not None and explain_dir.is_dir():
+            story += [PageBreak(), Paragraph("Explanations", styles["Heading2"])]
+            for png in sorted(explain_dir.glob("segment-*.png")):
+                kind = png.stem.split("-")[-1]
+                caption = f"Segment {png.stem.split('-')[1]}: {_FIGURE_CAPTIONS.get(kind, kind)}"
+                story += [
+                    Paragraph(caption, small),
+                    Image(str(png), width=width * 0.8, height=width * 0.8 * 0.45),
+                ]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        SimpleDocTemplate(
+            str(path), pagesize=A4, title="EmotiVoice analysis report", author="EmotiVoice"
+        ).build(story)
+    logger.debug("Wrote PDF report %s", path)
+    return path

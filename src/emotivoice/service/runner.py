@@ -1,0 +1,235 @@
+"""What a worker does with one job: analyse, store segments as they finish, write artefacts.
+
+Independent of Celery (the task in :mod:`emotivoice.service.jobs` is a thin wrapper), so the same
+code runs in an embedded worker, a scale-out worker and the tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from emotivoice.errors import EmotiVoiceError
+from emotivoice.service.errors import api_error
+from emotivoice.service.schemas import AnalysisOptionsIn, iso
+from emotivoice.service.settings import Settings
+from emotivoice.service.storage import Store
+
+__all__ = ["JobLostError", "run_job", "sign_body"]
+
+logger = logging.getLogger(__name__)
+
+_ANALYSIS_SHARE = 90.0  # progress percent reached when every segment is analysed
+_RESULT_DIR = "result"
+CALLBACK_SIGNATURE_HEADER = "X-EmotiVoice-Signature"
+
+
+class JobLostError(Exception):
+    """This delivery no longer holds the job (cancelled, deleted or handed to another worker)."""
+
+
+def sign_body(secret: str, body: bytes) -> str:
+    """``sha256=<hex>``: HMAC-SHA256 of a callback body with the server's callback secret."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+class _Heartbeat:
+    """Keeps the job's heartbeat fresh while the analysis runs; notices a lost job."""
+
+    def __init__(self, store: Store, analysis_id: str, attempt: int, period: float) -> None:
+        self.store, self.analysis_id, self.attempt, self.period = (
+            store,
+            analysis_id,
+            attempt,
+            period,
+        )
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                if not self.store.heartbeat(self.analysis_id, self.attempt):
+                    self.lost.set()
+            except Exception:  # a missed beat is retried next period
+                logger.warning("Heartbeat of %s failed", self.analysis_id, exc_info=True)
+
+    def update(self, progress: float, stage: str) -> None:
+        if self.lost.is_set() or not self.store.heartbeat(
+            self.analysis_id, self.attempt, progress, stage
+        ):
+            self.lost.set()
+            raise JobLostError(self.analysis_id)
+
+
+def run_job(store: Store, analysis_id: str, attempt: int, worker: str) -> str:
+    """Run delivery ``attempt`` of a job; returns ``completed``, ``failed`` or ``skipped``.
+
+    Raises:
+        Exception: transient infrastructure errors (database unreachable) propagate so that the
+            queue retries the delivery; input and option errors mark the job failed instead.
+    """
+    row = store.claim(analysis_id, attempt, worker)
+    if row is None:
+        logger.info("Skipping %s attempt %d: not this delivery's job", analysis_id, attempt)
+        return "skipped"
+    settings = store.settings
+    period = max(0.5, min(5.0, settings.stale_after_s / 4))
+    work = store.work_dir(analysis_id, attempt)
+    try:
+        with _Heartbeat(store, analysis_id, attempt, period) as beat:
+            result = _analyse(store, row.upload_id, row.options, beat, work, settings)
+            final = store.artefact_dir(analysis_id)
+            shutil.rmtree(final, ignore_errors=True)
+            final.mkdir(parents=True)
+            (work / _RESULT_DIR).rename(final / _RESULT_DIR)
+            if not store.complete(analysis_id, attempt, result):
+                raise JobLostError(analysis_id)
+        logger.info("Completed %s (attempt %d)", analysis_id, attempt)
+        outcome = "completed"
+    except JobLostError:
+        logger.info("Job %s attempt %d was cancelled or taken over; stopping", analysis_id, attempt)
+        return "skipped"
+    except EmotiVoiceError as e:
+        _, code = api_error(e)
+        store.fail(analysis_id, attempt, code, e.message)
+        logger.info("Job %s failed: %s", analysis_id, e.message)
+        outcome = "failed"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _notify(store, analysis_id)
+    return outcome
+
+
+def _analyse(
+    store: Store,
+    upload_id: str,
+    raw_options: dict[str, Any],
+    beat: _Heartbeat,
+    work: Path,
+    settings: Settings,
+) -> dict[str, Any]:
+    from emotivoice.export import write_outputs
+    from emotivoice.export.pdf import write_pdf
+    from emotivoice.pipeline import AnalyzeOptions, Analyzer
+
+    options = AnalysisOptionsIn(**raw_options)
+    started = time.perf_counter()
+    analyzer = Analyzer(
+        AnalyzeOptions.from_kwargs(
+            **options.analyzer_kwargs(), max_duration=settings.max_duration_s
+        )
+    )
+    beat.update(1.0, "decoding audio")
+    audio = analyzer.load(store.upload_path(upload_id))
+    segments = []
+
+    def progress(done: float, total: float, message: str) -> None:
+        beat.update(_ANALYSIS_SHARE * done / max(total, 1e-9), f"analysing {message}")
+
+    for finished in analyzer.iter_segments(audio, progress):
+        segment = finished.segment
+        segments.append(segment)
+        store.add_segment(beat.analysis_id, beat.attempt, segment.id, dataclasses.asdict(segment))
+    analysis = analyzer.assemble(audio, tuple(segments), time.perf_counter() - started)
+    out = work / _RESULT_DIR
+    shutil.rmtree(work, ignore_errors=True)
+    explain_dir = None
+    if options.explain and analyzer.emotion is not None and analysis.segments:
+        beat.update(_ANALYSIS_SHARE, "explaining emotions")
+        explain_dir = out / "explain"
+        _explain(analyzer, audio, analysis, options, explain_dir, settings.explain_max_segments)
+    beat.update(_ANALYSIS_SHARE + 5, "writing exports")
+    write_outputs(analysis, out, "analysis", ["json", "csv", "srt", "vtt"])
+    write_pdf(analysis, out / "report.pdf", explain_dir)
+    return analysis.to_dict()
+
+
+def _explain(
+    analyzer: Any, audio: Any, analysis: Any, options: AnalysisOptionsIn, folder: Path, limit: int
+) -> None:
+    from emotivoice.audio import SAMPLE_RATE
+    from emotivoice.explain.attribution import AttributionOptions
+    from emotivoice.explain.core import DEFAULT_METHODS, explain, write_report
+
+    longest = sorted(analysis.segments, key=lambda s: -s.duration)[:limit]
+    explanations = explain(
+        audio.samples,
+        sample_rate=SAMPLE_RATE,
+        analysis=analysis,
+        segment=sorted(s.id for s in longest),
+        methods=options.explain_methods or DEFAULT_METHODS,
+        emotion_model=analyzer.options.emotion.model,
+        attribution=AttributionOptions(n_windows=options.explain_windows),
+    )
+    write_report(analysis, audio.samples, explanations, folder)
+
+
+def callback_body(store: Store, analysis_id: str) -> tuple[str, bytes] | None:
+    """The completion notice of an analysis and the URL to send it to, if it asked for one."""
+    with store.session() as s:
+        from emotivoice.service.db import AnalysisRow
+
+        row = s.get(AnalysisRow, analysis_id)
+    if row is None or not row.callback_url:
+        return None
+    result = row.result or {}
+    emotion = result.get("emotion") or {}
+    body = {
+        "event": f"analysis.{row.status}",
+        "id": row.id,
+        "status": row.status,
+        "upload_id": row.upload_id,
+        "finished_at": iso(row.finished_at),
+        "duration": result.get("duration"),
+        "language": result.get("language"),
+        "text": result.get("text"),
+        "dominant_emotion": emotion.get("dominant"),
+        "error": {"code": row.error_code, "message": row.error_message} if row.error_code else None,
+    }
+    return row.callback_url, json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
+def _notify(store: Store, analysis_id: str, tries: int = 3) -> None:
+    """POST the signed completion notice; failures are recorded, never raised."""
+    notice = callback_body(store, analysis_id)
+    if notice is None:
+        return
+    import httpx
+
+    url, body = notice
+    headers = {
+        "Content-Type": "application/json",
+        CALLBACK_SIGNATURE_HEADER: sign_body(store.settings.callback_secret, body),
+    }
+    status = "not sent"
+    for attempt in range(tries):
+        try:
+            response = httpx.post(
+                url, content=body, headers=headers, timeout=store.settings.callback_timeout_s
+            )
+            status = f"HTTP {response.status_code}"
+            if response.status_code < 500:
+                break
+        except httpx.HTTPError as e:
+            status = f"error: {type(e).__name__}"
+        time.sleep(0.5 * 2**attempt)
+    logger.info("Callback for %s: %s", analysis_id, status)
+    store.set_callback_status(analysis_id, status)

@@ -1,0 +1,150 @@
+"""Service settings: one pydantic-settings class (environment variables + optional YAML file).
+
+Every field can be set as an environment variable ``EMOTIVOICE_<FIELD>`` (``EMOTIVOICE_HOME``,
+``EMOTIVOICE_DATABASE_URL``, ...) or in a YAML file named by ``EMOTIVOICE_CONFIG``. Environment
+variables win over the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from emotivoice.errors import InvalidConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+_MB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Everything the API server and the workers are configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="EMOTIVOICE_", extra="forbid")
+
+    home: Path = Field(
+        default_factory=lambda: Path.home() / ".local" / "share" / "emotivoice",
+        description="Data directory: database file, queue file, uploads and artefacts.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default a SQLite file in home (postgresql+psycopg://...).",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker; default an embedded SQLite queue in home (redis://...).",
+    )
+    embedded_worker: bool = Field(
+        default=True, description="`serve` starts a worker process itself."
+    )
+    worker_concurrency: int = Field(default=1, ge=1, description="Jobs per worker at once.")
+    max_upload_mb: float = Field(default=100.0, gt=0, description="Largest accepted upload.")
+    max_duration_s: float = Field(default=4 * 3600.0, gt=0, description="Longest recording.")
+    task_time_limit_s: float = Field(default=600.0, gt=0, description="Per-job time limit.")
+    stale_after_s: float = Field(
+        default=60.0, gt=0, description="A running job without heartbeat this long is requeued."
+    )
+    janitor_interval_s: float = Field(default=10.0, gt=0, description="Stale-job check period.")
+    max_attempts: int = Field(default=3, ge=1, description="Deliveries before a job fails.")
+    require_api_key: bool = Field(default=False, description="Refuse requests without a key.")
+    rate_limit_per_minute: int = Field(
+        default=600, ge=0, description="Requests per key (or client address) per minute; 0 = off."
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins.")
+    callback_secret: str = Field(
+        default="", description="HMAC-SHA256 key signing completion callbacks."
+    )
+    callback_timeout_s: float = Field(default=10.0, gt=0)
+    explain_max_segments: int = Field(
+        default=3, ge=1, description="Segments explained per analysis when asked (the longest)."
+    )
+    emotion_models: list[str] = Field(
+        default_factory=lambda: ["default"],
+        description="Emotion backends clients may choose (names or server-side paths).",
+    )
+    preload_models: bool = Field(default=False, description="Load models at worker start.")
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * _MB)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'emotivoice.sqlite'}"
+
+    @property
+    def queue_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.home / 'queue.sqlite'}"
+
+    @property
+    def embedded_queue(self) -> bool:
+        return self.broker_url is None
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.home / "uploads"
+
+    @property
+    def artefacts_dir(self) -> Path:
+        return self.home / "analyses"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Fields from the YAML file named by ``EMOTIVOICE_CONFIG``, if any."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("EMOTIVOICE_CONFIG")
+        if not path:
+            return {}
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as e:
+            raise InvalidConfigError(f"Cannot read the settings file {path}: {e.strerror}") from e
+        except yaml.YAMLError as e:
+            raise InvalidConfigError(f"The settings file {path} is not valid YAML: {e}") from e
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise InvalidConfigError(f"The settings file {path} must hold a mapping of settings")
+        return {str(k).lower(): v for k, v in data.items()}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and the YAML file, with ``overrides`` on top.
+
+    Raises:
+        InvalidConfigError: an invalid value or an unknown setting, naming it.
+    """
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        raise InvalidConfigError(f"Invalid service settings: {problems}") from None

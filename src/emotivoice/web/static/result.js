@@ -1,0 +1,165 @@
+// Result page: player, transcript coloured by emotion with the current word highlighted,
+// timeline and distribution, granular/complex emotions, features, exports and explanations.
+import { API, EMOTIONS, el, fmtTime, get, post, setupKeyField, withKey } from "./api.js";
+import { distributionChart, legend, timelineChart } from "./charts.js";
+
+setupKeyField();
+const id = location.pathname.split("/").filter(Boolean).pop();
+const errorBox = document.getElementById("result-error");
+const player = document.getElementById("player");
+let wordNodes = [];
+let segmentNodes = [];
+
+const FIGURES = {
+  windows: "Shapley value of each time window for the predicted emotion: green windows support it, red ones oppose it.",
+  deletion: "Deletion curve: removing windows in attribution order should lower the prediction faster than random orders (the faithfulness score).",
+  counterfactuals: "How each emotion probability moves when pitch, energy, tempo or spectral tilt of the segment are changed.",
+  features: "The segment's acoustic features beside typical ranges of speech.",
+  attention: "Encoder self-attention (last layer, mean over heads): which moments the model relates to which.",
+  saliency: "Integrated Gradients on the log-mel input: the time-frequency regions that raised the prediction.",
+};
+
+async function load() {
+  let s;
+  try {
+    s = await get(`/analyses/${id}`);
+  } catch (err) {
+    errorBox.textContent = err.message;
+    document.getElementById("status").textContent = "";
+    return;
+  }
+  const status = document.getElementById("status");
+  const progress = document.getElementById("progress");
+  if (s.status === "queued" || s.status === "running") {
+    status.textContent = `${s.status}: ${s.stage} (${s.progress}%)`;
+    progress.hidden = false;
+    progress.value = s.progress;
+    renderTranscript(s.segments);
+    setTimeout(load, 800);
+    return;
+  }
+  progress.hidden = true;
+  if (s.status !== "completed") {
+    status.textContent = s.status;
+    if (s.error) errorBox.textContent = s.error.message;
+    return;
+  }
+  const upload = await get(`/uploads/${s.upload_id}`);
+  document.getElementById("title").textContent = upload.filename;
+  render(s, upload);
+}
+
+function render(s, upload) {
+  const r = s.result;
+  document.getElementById("status").textContent = `completed in ${r.processing_time_s.toFixed(1)} s`;
+  player.src = withKey(`${API}/uploads/${upload.id}/audio`);
+  player.hidden = false;
+  const languages = r.languages.map((l) => `${l.language} (${Math.round(l.share * 100)}%)`).join(", ") || "none";
+  document.getElementById("summary").textContent =
+    `${fmtTime(r.duration)} · ${r.segments.length} segments · language: ${languages} · dominant emotion: ${r.emotion ? r.emotion.dominant : "–"}`;
+  for (const fmt of ["json", "csv", "pdf"]) {
+    const a = document.getElementById(`export-${fmt}`);
+    a.href = withKey(`${API}/analyses/${id}/export?format=${fmt}`);
+    a.setAttribute("download", `${upload.filename}.${fmt}`);
+  }
+  document.getElementById("exports").hidden = false;
+  if (r.emotion) {
+    document.getElementById("distribution").replaceChildren(distributionChart(r.emotion.distribution), legend());
+    document.getElementById("timeline").replaceChildren(timelineChart(r.emotion.timeline, r.duration), legend());
+  } else {
+    document.getElementById("distribution").textContent = "Emotion recognition was off for this analysis.";
+    document.getElementById("timeline").textContent = "–";
+  }
+  renderTranscript(r.segments);
+  renderFeatures(r.segments);
+  renderExplanations(s);
+}
+
+function renderTranscript(segments) {
+  const box = document.getElementById("transcript");
+  wordNodes = [];
+  segmentNodes = segments.map((seg) => {
+    const e = seg.emotion;
+    const words = seg.words.length ? seg.words.map((w) => {
+      const span = el("span", { class: "word" }, w.text);
+      wordNodes.push({ start: w.start, end: w.end, node: span });
+      return span;
+    }) : [seg.text || "(no speech)"];
+    const chips = e ? [
+      el("span", { class: "chip" }, `${e.dominant} ${Math.round(e.confidence * 100)}%${e.uncertain ? " (uncertain)" : ""}`),
+      ...e.primary.map((g) => el("span", { class: "chip", title: "primary" }, `${g.name} ${Math.round(g.confidence * 100)}%`)),
+      ...e.secondary.map((g) => el("span", { class: "chip", title: "secondary" }, `${g.name} ${Math.round(g.confidence * 100)}%`)),
+      ...e.complex.map((c) => el("span", { class: "chip", title: `blend of ${c.components.join(" + ")}` }, `${c.name} ${Math.round(c.confidence * 100)}%`)),
+    ] : [];
+    const node = el("div", {
+      class: `segment${e ? ` emo-${e.dominant}` : ""}`, tabindex: 0, role: "button",
+      "data-emotion": e ? e.dominant : "", "aria-label": `Play from ${fmtTime(seg.start)}`,
+      onclick: () => seek(seg.start), onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); seek(seg.start); } },
+    }, el("div", { class: "meta" }, `${fmtTime(seg.start)} – ${fmtTime(seg.end)} · ${seg.language}`), el("div", {}, words), el("div", {}, chips));
+    node.dataset.start = seg.start; node.dataset.end = seg.end;
+    return node;
+  });
+  box.replaceChildren(...(segmentNodes.length ? segmentNodes : [el("p", { class: "muted" }, "No speech found yet.")]));
+}
+
+function seek(t) {
+  if (player.hidden) return;
+  player.currentTime = t;
+  player.play().catch(() => {});
+}
+
+player.addEventListener("timeupdate", () => {
+  const t = player.currentTime;
+  for (const w of wordNodes) w.node.classList.toggle("current", t >= w.start && t < w.end);
+  for (const s of segmentNodes) s.classList.toggle("active", t >= +s.dataset.start && t < +s.dataset.end);
+});
+
+function renderFeatures(segments) {
+  const table = document.getElementById("features");
+  const rows = segments.filter((s) => s.features);
+  if (!rows.length) { table.replaceChildren(el("tr", {}, el("td", {}, "No features were computed."))); return; }
+  const keys = ["f0_mean_hz", "f0_range_semitones", "energy_db_mean", "speaking_rate_wps", "voiced_fraction", "jitter_local", "shimmer_local", "hnr_db"];
+  const fmt = (v) => (v === null || v === undefined ? "–" : Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2));
+  table.replaceChildren(
+    el("thead", {}, el("tr", {}, el("th", {}, "segment"), keys.map((k) => el("th", {}, k.replaceAll("_", " "))))),
+    el("tbody", {}, rows.map((s) => el("tr", {}, el("td", {}, fmtTime(s.start)), keys.map((k) => el("td", {}, fmt(s.features[k])))))),
+  );
+}
+
+async function renderExplanations(s) {
+  const box = document.getElementById("explain");
+  let ex = null;
+  if (s.options && s.options.explain) {
+    try { ex = await get(`/analyses/${id}/explanations`); } catch (err) { errorBox.textContent = err.message; }
+  }
+  if (!ex) {
+    box.replaceChildren(
+      el("p", { class: "muted" }, "This analysis ran without explanations. Explanations re-query the model with parts of each segment masked and its prosody changed; they take about half a minute per segment on a CPU."),
+      el("button", { onclick: async (e) => {
+        e.target.disabled = true;
+        try {
+          const job = await post("/analyses", { upload_id: s.upload_id, options: { ...s.options, explain: true } });
+          location.href = `/analyses/${job.id}`;
+        } catch (err) { errorBox.textContent = err.message; e.target.disabled = false; }
+      } }, "Analyse again with explanations"));
+    return;
+  }
+  const parts = [];
+  for (const seg of ex.segments) {
+    const a = seg.attribution;
+    parts.push(el("h3", {}, `Segment ${seg.segment} (${fmtTime(seg.start)} – ${fmtTime(seg.end)}): ${seg.predicted}`));
+    if (a) {
+      const scores = a.deletion.map((d) => `${d.method} ${d.faithfulness >= 0 ? "+" : ""}${d.faithfulness.toFixed(3)}`).join(", ");
+      parts.push(el("p", {}, `Faithfulness (random-order deletion area minus the method's; positive means the method found what the model relies on): ${scores}. ${a.evaluations} model evaluations${a.exact ? ", exact Shapley values" : ", sampled Shapley values"}.`));
+    }
+    for (const [kind, text] of Object.entries(FIGURES)) {
+      const name = `segment-${seg.segment}-${kind}`;
+      const fig = ex.visualizations.find((v) => v.name === name);
+      if (!fig) continue;
+      parts.push(el("div", { class: "figure" }, el("img", { src: withKey(fig.url), alt: text, loading: "lazy" }), el("p", { class: "muted" }, text)));
+    }
+  }
+  box.replaceChildren(...(parts.length ? parts : [el("p", { class: "muted" }, "No segment could be explained.")]));
+}
+
+load();

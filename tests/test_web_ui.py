@@ -1,0 +1,148 @@
+"""The web UI in a real browser: Debian's Chromium, headless, driven by Playwright, against a real
+``emotivoice serve`` (embedded queue and worker). Screenshots of every page go to
+``test-artifacts/ui/``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from servicekit import running_server, service_env
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts" / "ui"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("ui-home")
+    with running_server(service_env(home), home / "serve.log", workers=1) as client:
+        yield str(client.base_url).removesuffix("/api/v1/").removesuffix("/api/v1")
+
+
+@pytest.fixture(scope="module")
+def fake_mic_wav(tmp_path_factory: pytest.TempPathFactory, jfk_path: Path) -> Path:
+    """The JFK clip as 16-bit WAV, followed by silence so that the utterance ends."""
+    import wave
+
+    import numpy as np
+
+    from emotivoice.audio import SAMPLE_RATE, load_audio
+
+    samples = load_audio(jfk_path).samples
+    padded = np.concatenate([np.zeros(SAMPLE_RATE // 2), samples, np.zeros(SAMPLE_RATE * 3)])
+    path = tmp_path_factory.mktemp("mic") / "jfk-mic.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes((np.clip(padded, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory, fake_mic_wav: Path) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                *FLAGS,
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={fake_mic_wav}",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+            accept_downloads=True,
+            viewport={"width": 1200, "height": 900},
+        )
+        yield context
+        context.close()
+
+
+class Console:
+    """Collects console errors and uncaught exceptions of a page."""
+
+    def __init__(self, page: Any) -> None:
+        self.errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+
+def _shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_upload_analyse_result_and_exports(browser: Any, server: str, jfk_path: Path) -> None:
+    page = browser.new_page()
+    console = Console(page)
+    page.goto(server + "/")
+    page.wait_for_selector("#history")
+    _shot(page, "analyze-empty")
+    page.set_input_files("#files", str(jfk_path))
+    page.wait_for_selector("#queue td:has-text('completed')", timeout=180_000)
+    _shot(page, "analyze-done")
+    page.click("#queue a:has-text('open')")
+    page.wait_for_selector("#transcript .segment", timeout=30_000)
+    transcript = page.inner_text("#transcript")
+    assert "fellow Americans" in transcript
+    segment = page.locator("#transcript .segment").first
+    emotion = segment.get_attribute("data-emotion")
+    assert emotion and f"emo-{emotion}" in (segment.get_attribute("class") or "")
+    assert page.locator("#distribution svg").count() == 1
+    assert page.locator("#timeline svg").count() == 1
+    assert page.locator("#features td").count() > 5
+    segment.click()  # seeks the player; words get highlighted while it plays
+    page.wait_for_function("document.getElementById('player').currentTime > 0.5", timeout=15_000)
+    page.wait_for_selector("#transcript .word.current", timeout=15_000)
+    _shot(page, "result")
+    downloads = {}
+    for fmt in ("json", "csv", "pdf"):
+        with page.expect_download() as info:
+            page.click(f"#export-{fmt}")
+        downloads[fmt] = Path(info.value.path()).read_bytes()
+    assert "fellow Americans" in json.loads(downloads["json"])["text"]
+    assert "fellow Americans" in downloads["csv"].decode()
+    assert downloads["pdf"].startswith(b"%PDF")
+    page.goto(server + "/")
+    page.wait_for_selector("#history td:has-text('completed')")
+    assert "jfk.flac" in page.inner_text("#history")
+    _shot(page, "history")
+    assert console.errors == []
+
+
+def test_invalid_file_shows_the_api_message(browser: Any, server: str, tmp_path: Path) -> None:
+    page = browser.new_page()
+    console = Console(page)
+    page.goto(server + "/")
+    bogus = tmp_path / "notes.mp3"
+    bogus.write_text("definitely not audio\n" * 50)
+    page.set_input_files("#files", str(bogus))
+    page.wait_for_selector("#upload-error:has-text('not an audio file')", timeout=30_000)
+    _shot(page, "analyze-error")
+    page.goto(server + "/analyses/does-not-exist")
+    page.wait_for_selector("#result-error:has-text('No analysis')")
+    _shot(page, "result-missing")
+    # The browser reports the failed fetches themselves as console errors; nothing else may fail.
+    assert [e for e in console.errors if "Failed to load resource" not in e] == []
