@@ -38,6 +38,7 @@ _MAX_PCM_RATE = 192000
 # decoded as it arrives instead of after FFmpeg's default 5 MB probe.
 _PROBE_BYTES = "4096"
 _DRAIN_WAIT_S = 5.0  # longest wait for the decoder thread to use up the bytes handed to it
+_MAX_HEADER_BYTES = 64 * 1024  # a live container announces itself long before this
 _VAD_WINDOW = 512  # samples per Silero window (32 ms at 16 kHz)
 _VAD_CONTEXT = 64  # samples of the previous window Silero sees in front of each window
 _VAD_STATE_SHAPE = (1, 1, 128)
@@ -119,6 +120,8 @@ class StreamDecoder:
         self._lock = threading.Lock()
         self._error: AudioDecodeError | None = None
         self._pipe: _BytePipe | None = None
+        self._opened = threading.Event()  # the demuxer found the container's header
+        self._fed = 0
         self._thread: threading.Thread | None = None
         container = ENCODINGS[encoding]
         if container is not None:
@@ -140,7 +143,14 @@ class StreamDecoder:
         if self._pipe is None:
             return self._pcm(data, final=False)
         self._pipe.feed(bytes(data))
+        self._fed += len(data)
         self._pipe.wait_drained(_DRAIN_WAIT_S)
+        if not self._opened.is_set() and self._fed > _MAX_HEADER_BYTES:
+            self.close()
+            raise AudioDecodeError(
+                f"The {self.encoding} stream cannot be decoded: no {self.encoding} header in "
+                f"its first {_MAX_HEADER_BYTES // 1024} KiB."
+            )
         return self._take()
 
     def finish(self) -> np.ndarray:
@@ -195,6 +205,7 @@ class StreamDecoder:
             ) as container:
                 if not container.streams.audio:
                     raise UnsupportedFormatError("The stream holds no audio track.")
+                self._opened.set()
                 resampler = _resampler()
                 for frame in container.decode(container.streams.audio[0]):
                     self._emit(resampler.resample(frame))
@@ -262,6 +273,11 @@ class SpeechEndpointer:
         self._silence_start: int | None = None
         self._last_pause: tuple[int, int] | None = None
         self._previous_end = 0
+
+    @property
+    def pausing(self) -> bool:
+        """In an utterance, but the speaker has paused (the utterance may be about to end)."""
+        return self.in_speech and self._silence_start is not None
 
     def push(self, samples: np.ndarray) -> list[SpeechTurn]:
         """Judge newly arrived 16 kHz samples; returns the turns they complete, in order."""

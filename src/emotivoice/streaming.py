@@ -427,8 +427,8 @@ class StreamingAnalyzer:
 
     def _maybe_partial(self) -> list[StreamEvent]:
         ep, utterance = self._endpointer, self._utterance
-        if utterance is None or not ep.in_speech:
-            return []
+        if utterance is None or not ep.in_speech or ep.pausing:
+            return []  # in a pause the text will not change; keep the CPU for the final
         heard = ep.position
         interval = int(self.options.partial_interval_s * SAMPLE_RATE)
         if heard - utterance.last_partial_at < interval:

@@ -49,6 +49,7 @@ class StreamSession:
         received_at: ``time.monotonic()`` at each event's arrival.
         sent: ``(audio seconds sent so far, time.monotonic())`` after each frame.
         close_code: the server's WebSocket close code; ``close_reason`` its reason.
+        started_at: ``time.monotonic()`` when audio began to flow (second 0 of the stream).
     """
 
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -56,6 +57,7 @@ class StreamSession:
     sent: list[tuple[float, float]] = field(default_factory=list)
     close_code: int | None = None
     close_reason: str = ""
+    started_at: float = 0.0
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         """The events of one type (``segment``, ``partial``, ``vad``, ...)."""
@@ -147,7 +149,8 @@ class StreamClient:
         async def paced() -> AsyncIterator[bytes]:
             began = time.monotonic()
             for i, frame in enumerate(frames):
-                delay = began + i * pace_s - time.monotonic()
+                # like a microphone: a frame leaves once all of its audio has been "heard"
+                delay = began + (i + 1) * pace_s - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 yield frame
@@ -215,6 +218,7 @@ class StreamClient:
 
             async def send() -> None:
                 position = 0.0
+                session.started_at = time.monotonic()
                 bytes_per_s = float(start.get("sample_rate", SAMPLE_RATE) * 2)
                 try:
                     async for frame in frames:

@@ -34,8 +34,11 @@ from emotivoice.errors import (
     StreamFrameTooLargeError,
     StreamProtocolError,
     StreamTooLongError,
+    UnauthorizedError,
     UnsupportedFormatError,
 )
+from emotivoice.service.auth import key_from_headers, owner_for_key
+from emotivoice.service.errors import api_error
 from emotivoice.streaming import (
     ENCODINGS,
     ErrorEvent,
@@ -79,17 +82,17 @@ class StreamLimits:
 
     Attributes:
         max_stream_seconds: longest session (audio seconds).
-        max_frame_bytes: largest binary frame accepted.
-        max_backlog_s: audio received but not yet analysed before the sender is slowed down.
-        start_timeout_s: how long the server waits for the ``start`` message.
-        stats_interval_s: seconds between ``stats`` events.
+        stream_max_frame_bytes: largest binary frame accepted.
+        stream_max_backlog_s: audio received but not yet analysed before the sender is slowed down.
+        stream_start_timeout_s: how long the server waits for the ``start`` message.
+        stream_stats_interval_s: seconds between ``stats`` events.
     """
 
     max_stream_seconds: float = 3600.0
-    max_frame_bytes: int = 1 << 20
-    max_backlog_s: float = 10.0
-    start_timeout_s: float = 10.0
-    stats_interval_s: float = 5.0
+    stream_max_frame_bytes: int = 1 << 20
+    stream_max_backlog_s: float = 10.0
+    stream_start_timeout_s: float = 10.0
+    stream_stats_interval_s: float = 5.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> StreamLimits:
@@ -165,7 +168,7 @@ class _Session:
             await self._fail(
                 EmotiVoiceError("The server failed while analysing the stream."),
                 CLOSE_CODES["internal_error"],
-                code="internal_error",
+                code="INTERNAL_ERROR",
             )
         finally:
             if worker is not None and not worker.done():
@@ -179,10 +182,10 @@ class _Session:
     async def _handshake(self) -> StartMessage | None:
         self._authenticate()
         try:
-            message = await asyncio.wait_for(self.ws.receive(), self.limits.start_timeout_s)
+            message = await asyncio.wait_for(self.ws.receive(), self.limits.stream_start_timeout_s)
         except TimeoutError as e:
             error = StreamProtocolError(
-                f"No start message within {self.limits.start_timeout_s:g} s."
+                f"No start message within {self.limits.stream_start_timeout_s:g} s."
             )
             raise _Reject(error, CLOSE_CODES["policy"]) from e
         if message["type"] == "websocket.disconnect":
@@ -211,16 +214,12 @@ class _Session:
         return start
 
     def _authenticate(self) -> None:
-        try:
-            from emotivoice.service.auth import owner_for_key
-        except ImportError:  # the REST service (and its keys) is not installed in this build
-            return
-        key = self.ws.headers.get("x-api-key") or self.ws.query_params.get("api_key")
+        key = key_from_headers(self.ws.headers, self.ws.query_params)
         self.owner = owner_for_key(self.store, self.settings, key)
 
     async def _receive(self, worker: asyncio.Task[None]) -> None:
         """Read frames into the queue until ``stop``; slow the sender when analysis lags."""
-        max_backlog = self.limits.max_backlog_s * self.bytes_per_s
+        max_backlog = self.limits.stream_max_backlog_s * self.bytes_per_s
         while not worker.done():
             if self.queued_bytes > max_backlog:
                 # Not reading lets the socket's buffers fill, which slows the sender (TCP flow
@@ -244,10 +243,10 @@ class _Session:
                 raise WebSocketDisconnect(message.get("code", 1000))
             data = message.get("bytes")
             if data is not None:
-                if len(data) > self.limits.max_frame_bytes:
+                if len(data) > self.limits.stream_max_frame_bytes:
                     raise StreamFrameTooLargeError(
                         f"An audio frame of {len(data)} bytes is larger than the maximum of "
-                        f"{self.limits.max_frame_bytes} bytes; send smaller frames."
+                        f"{self.limits.stream_max_frame_bytes} bytes; send smaller frames."
                     )
                 self.queued_bytes += len(data)
                 self.queue.put_nowait(data)
@@ -257,7 +256,7 @@ class _Session:
             else:
                 await self._send(
                     ErrorEvent(
-                        code=StreamProtocolError.code,
+                        code="PROTOCOL_ERROR",
                         message='Unexpected text message; only {"type": "stop"} may follow start.',
                     )
                 )
@@ -278,13 +277,13 @@ class _Session:
             try:
                 events = await run_in_threadpool(stream.feed, item, self.queue.empty())
             except StreamTooLongError as e:
-                await self._send(ErrorEvent.from_error(e))
+                await self._send(ErrorEvent(code=api_error(e)[1], message=e.message))
                 await self._finish(save)
                 await self._close(CLOSE_CODES["policy"])
                 return
             for event in events:
                 await self._send(event)
-            if time.monotonic() - last_stats >= self.limits.stats_interval_s:
+            if time.monotonic() - last_stats >= self.limits.stream_stats_interval_s:
                 last_stats = time.monotonic()
                 await self._send(self._stats())
         await self._finish(save)
@@ -306,7 +305,7 @@ class _Session:
     def _stats(self, throttled: bool = False) -> StreamEvent:
         backlog = self.queued_bytes / self.bytes_per_s
         if self.stream is None:
-            return ErrorEvent(code="not_started", message="The stream has not started.")
+            return ErrorEvent(code="PROTOCOL_ERROR", message="The stream has not started.")
         return self.stream.stats(backlog_s=backlog, throttled=throttled)
 
     async def _send(self, event: StreamEvent) -> None:
@@ -319,7 +318,7 @@ class _Session:
                 self.closed = True  # the client is gone; the receive loop ends the session
 
     async def _fail(self, error: EmotiVoiceError, close_code: int, code: str | None = None) -> None:
-        event = ErrorEvent(code=code or error.code, message=error.message)
+        event = ErrorEvent(code=code or api_error(error)[1], message=error.message)
         with contextlib.suppress(Exception):
             await self._send(event)
         await self._close(close_code)
@@ -368,7 +367,7 @@ def _close_code(error: EmotiVoiceError) -> int:
         return CLOSE_CODES["frame_too_large"]
     if isinstance(error, AudioDecodeError | InvalidConfigError):
         return CLOSE_CODES["invalid_data"]
-    if isinstance(error, StreamError) or error.code == "unauthorized":
+    if isinstance(error, StreamError | UnauthorizedError):
         return CLOSE_CODES["policy"]
     return CLOSE_CODES["internal_error"]
 

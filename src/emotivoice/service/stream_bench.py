@@ -1,0 +1,181 @@
+"""``emotivoice bench stream``: live-analysis latency and agreement with batch analysis.
+
+Starts the real app with uvicorn on a free loopback port, streams each reference clip at the
+pace of speech (as a microphone would, 100 ms frames, followed by a pause) and measures:
+
+- end of speech → final ``segment``: from the moment the last speech sample of an utterance was
+  spoken (stream start + the VAD's speech end) to the arrival of its segment event;
+- the interval between consecutive partials of an utterance;
+- agreement with batch analysis of the same clips in the same process: WER of both against the
+  reference transcripts, and how often a streamed segment's dominant emotion equals that of the
+  batch segment it overlaps most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emotivoice.audio import SAMPLE_RATE, load_audio
+from emotivoice.datasets import reference_utterances
+from emotivoice.metrics import word_error_rate
+
+__all__ = ["StreamBenchReport", "format_stream_report", "run_stream_benchmark"]
+
+_TRAILING_PAUSE_S = 1.5  # the speaker stays silent after the clip, as live speech would
+_FRAME_MS = 100
+_ANCHORS = (
+    ("whisper_streaming (Macháček et al. 2023), reported", "3.3 s latency"),
+    ("RealtimeSTT, default end-of-utterance silence", "0.2 s + transcription"),
+)
+
+
+@dataclass(frozen=True)
+class StreamBenchReport:
+    """The figures of ``emotivoice bench stream``."""
+
+    files: int
+    audio_seconds: float
+    endpoint_silence_ms: int
+    segments: int
+    latency_p50_s: float
+    latency_p95_s: float
+    latency_max_s: float
+    final_compute_p50_s: float
+    partial_interval_p50_s: float | None
+    partials: int
+    stream_wer: float
+    batch_wer: float
+    stream_vs_batch_wer: float
+    emotion_agreement: float
+    batch_rtf: float
+    latencies_s: tuple[float, ...]
+
+    @property
+    def wer_difference_points(self) -> float:
+        """Streamed WER minus batch WER, in percentage points."""
+        return (self.stream_wer - self.batch_wer) * 100
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready figures."""
+        return {**asdict(self), "wer_difference_points": round(self.wer_difference_points, 2)}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def _dominant_by_overlap(segment: dict[str, Any], batch_segments: list[Any]) -> str | None:
+    best, best_overlap = None, 0.0
+    for b in batch_segments:
+        overlap = min(segment["end"], b.end) - max(segment["start"], b.start)
+        if overlap > best_overlap and b.emotion is not None:
+            best, best_overlap = b.emotion.dominant, overlap
+    return best
+
+
+async def _stream_all(url: str, clips: list[np.ndarray], endpoint_ms: int) -> list[Any]:
+    from emotivoice.service.client import StreamClient, pcm_frames
+
+    client = StreamClient(url)
+    pause = np.zeros(int(_TRAILING_PAUSE_S * SAMPLE_RATE), dtype=np.float32)
+    # warm-up (not timed): loads the models and initialises the runtimes
+    await client.stream_frames(pcm_frames(clips[0][: SAMPLE_RATE * 2], _FRAME_MS))
+    sessions = []
+    for samples in clips:
+        frames = pcm_frames(np.concatenate([samples, pause]), _FRAME_MS)
+        sessions.append(
+            await client.stream_frames(
+                frames, pace_s=_FRAME_MS / 1000, endpoint_silence_ms=endpoint_ms
+            )
+        )
+    return sessions
+
+
+def run_stream_benchmark(
+    data_dir: Path | None = None, max_files: int | None = None, endpoint_silence_ms: int = 300
+) -> StreamBenchReport:
+    """Stream the reference clips in real time to an in-process server and measure."""
+    from emotivoice.service.app import create_app
+    from emotivoice.service.local_server import serve
+    from emotivoice.service.settings import load_settings
+
+    items = reference_utterances(data_dir)[:max_files]
+    clips = [load_audio(i.path).samples for i in items]
+    with tempfile.TemporaryDirectory(prefix="emotivoice-bench-stream-") as home:
+        app = create_app(load_settings(home=Path(home)), janitor=False)
+        with serve(app) as base:
+            url = base.replace("http://", "ws://") + "/api/v1/stream"
+            sessions = asyncio.run(_stream_all(url, clips, endpoint_silence_ms))
+        analyzer = app.state.analyzer()  # the server's own loaded models
+        started = time.perf_counter()
+        batches = [analyzer.analyze(i.path) for i in items]
+        batch_seconds = time.perf_counter() - started
+
+    latencies, computes, intervals, agree, n_partials = [], [], [], [], 0
+    for session, batch in zip(sessions, batches, strict=True):
+        for event, at in zip(session.events, session.received_at, strict=True):
+            if event["type"] == "segment":
+                latencies.append(at - (session.started_at + event["speech_end"]))
+                computes.append(event["compute_s"])
+                dominant = event["emotion"]["dominant"] if event.get("emotion") else None
+                agree.append(dominant == _dominant_by_overlap(event, list(batch.segments)))
+        partials = [
+            (e["segment_id"], at)
+            for e, at in zip(session.events, session.received_at, strict=True)
+            if e["type"] == "partial"
+        ]
+        n_partials += len(partials)
+        intervals += [b[1] - a[1] for a, b in itertools.pairwise(partials) if a[0] == b[0]]
+    references = [i.text for i in items]
+    stream_texts = [s.text for s in sessions]
+    batch_texts = [b.text for b in batches]
+    audio_seconds = sum(c.size for c in clips) / SAMPLE_RATE
+    return StreamBenchReport(
+        files=len(items),
+        audio_seconds=round(audio_seconds, 2),
+        endpoint_silence_ms=endpoint_silence_ms,
+        segments=len(latencies),
+        latency_p50_s=round(_percentile(latencies, 50), 3),
+        latency_p95_s=round(_percentile(latencies, 95), 3),
+        latency_max_s=round(max(latencies, default=float("nan")), 3),
+        final_compute_p50_s=round(_percentile(computes, 50), 3),
+        partial_interval_p50_s=round(statistics.median(intervals), 3) if intervals else None,
+        partials=n_partials,
+        stream_wer=round(word_error_rate(references, stream_texts), 4),
+        batch_wer=round(word_error_rate(references, batch_texts), 4),
+        stream_vs_batch_wer=round(word_error_rate(batch_texts, stream_texts), 4),
+        emotion_agreement=round(sum(agree) / len(agree), 3) if agree else float("nan"),
+        batch_rtf=round(batch_seconds / audio_seconds, 3),
+        latencies_s=tuple(round(x, 3) for x in latencies),
+    )
+
+
+def format_stream_report(report: StreamBenchReport) -> str:
+    """A plain-text summary with the reference points beside it."""
+    r = report
+    interval = f"{r.partial_interval_p50_s:.2f} s" if r.partial_interval_p50_s else "-"
+    lines = [
+        f"{r.files} reference clips, {r.audio_seconds:.1f} s of speech streamed in real time "
+        f"(100 ms frames), endpoint after {r.endpoint_silence_ms} ms of silence",
+        f"{'end of speech -> final segment':<42} p50 {r.latency_p50_s:.2f} s   "
+        f"p95 {r.latency_p95_s:.2f} s   max {r.latency_max_s:.2f} s   ({r.segments} segments)",
+        f"{'  of which model time per final (p50)':<42} {r.final_compute_p50_s:.2f} s",
+        f"{'interval between partials (p50)':<42} {interval}   ({r.partials} partials)",
+        f"{'WER vs reference: streamed / batch':<42} {r.stream_wer * 100:.2f}% / "
+        f"{r.batch_wer * 100:.2f}%   (difference {r.wer_difference_points:+.2f} points)",
+        f"{'WER of streamed text against batch text':<42} {r.stream_vs_batch_wer * 100:.2f}%",
+        f"{'dominant emotion = batch (max overlap)':<42} "
+        f"{r.emotion_agreement * 100:.1f}% of segments",
+        f"{'reference: batch analyze RTF, same process':<42} {r.batch_rtf:.3f}",
+        "anchors: " + "; ".join(f"{name}: {value}" for name, value in _ANCHORS),
+    ]
+    return "\n".join(lines)
