@@ -263,6 +263,7 @@ def cmd_bench_stream(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         data_dir=Path(args.data) if args.data else None,
         max_files=args.max_files,
         endpoint_silence_ms=args.endpoint_ms,
+        final_window=args.final_window,
     )
     print(format_stream_report(report))
     if args.json:
@@ -558,6 +559,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--max-files", type=int, default=None, help="stream: first N clips only")
     b.add_argument("--endpoint-ms", type=int, default=300, help="stream: silence ending speech")
+    b.add_argument(
+        "--final-window", default="full", choices=["full", "fit"], help="stream: final encoder"
+    )
     b.add_argument("--data", default=None, help="shared data dir (default: $EMOTIVOICE_DATA_DIR)")
     b.add_argument("--model", default="base")
     b.add_argument("--beam-size", type=int, default=5)

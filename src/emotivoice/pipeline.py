@@ -172,16 +172,23 @@ class Analyzer:
             yield result
 
     def analyze_span(
-        self, samples: np.ndarray, span: SpeechSpan, index: int, context: SegmentContext
+        self,
+        samples: np.ndarray,
+        span: SpeechSpan,
+        index: int,
+        context: SegmentContext,
+        window_frames: int | None = None,
     ) -> tuple[SegmentResult, SegmentContext]:
         """Analyse one speech span (its 16 kHz ``samples``) given what preceded it.
 
         This is the one place a segment is made, for batch analysis and for streaming alike.
+        ``window_frames`` shortens the encoder window (see :meth:`Transcriber.encode`); the
+        default, Whisper's full window, is what batch analysis uses.
 
         Returns:
             The finished segment and the context for the next span.
         """
-        encoded = self.transcriber.encode(samples)
+        encoded = self.transcriber.encode(samples, window_frames)
         running_language, previous_tokens = context.running_language, context.previous_tokens
         if context.language is None:
             language, probability = self._segment_language(encoded, running_language)
