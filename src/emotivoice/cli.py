@@ -259,15 +259,16 @@ def cmd_bench_stream(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     """Live-analysis latency and agreement with batch over a real in-process server."""
     from emotivoice.service.stream_bench import format_stream_report, run_stream_benchmark
 
-    report = run_stream_benchmark(
+    modes = ("full", "fit") if args.final_window == "both" else (args.final_window,)
+    reports = run_stream_benchmark(
         data_dir=Path(args.data) if args.data else None,
         max_files=args.max_files,
         endpoint_silence_ms=args.endpoint_ms,
-        final_window=args.final_window,
+        final_windows=modes,
     )
-    print(format_stream_report(report))
+    print(format_stream_report(reports))
     if args.json:
-        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2))
+        Path(args.json).write_text(json.dumps([r.to_dict() for r in reports], indent=2))
     return EXIT_OK
 
 
@@ -560,7 +561,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-files", type=int, default=None, help="stream: first N clips only")
     b.add_argument("--endpoint-ms", type=int, default=300, help="stream: silence ending speech")
     b.add_argument(
-        "--final-window", default="full", choices=["full", "fit"], help="stream: final encoder"
+        "--final-window",
+        default="both",
+        choices=["full", "fit", "both"],
+        help="stream: final segments' encoder window (both: side by side)",
     )
     b.add_argument("--data", default=None, help="shared data dir (default: $EMOTIVOICE_DATA_DIR)")
     b.add_argument("--model", default="base")

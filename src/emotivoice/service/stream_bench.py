@@ -15,10 +15,12 @@ pace of speech (as a microphone would, 100 ms frames, followed by a pause) and m
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -104,25 +106,26 @@ def _same_span_agreement(analyzer: Any, clip: np.ndarray, session: Any) -> list[
 
 
 async def _stream_all(
-    url: str, clips: list[np.ndarray], endpoint_ms: int, final_window: str
-) -> list[Any]:
+    url: str, clips: list[np.ndarray], endpoint_ms: int, final_windows: Sequence[str]
+) -> dict[str, list[Any]]:
     from emotivoice.service.client import StreamClient, pcm_frames
 
     client = StreamClient(url)
     pause = np.zeros(int(_TRAILING_PAUSE_S * SAMPLE_RATE), dtype=np.float32)
     # warm-up (not timed): loads the models and initialises the runtimes
     await client.stream_frames(pcm_frames(clips[0][: SAMPLE_RATE * 2], _FRAME_MS))
-    sessions = []
+    sessions: dict[str, list[Any]] = {mode: [] for mode in final_windows}
     for samples in clips:
         frames = pcm_frames(np.concatenate([samples, pause]), _FRAME_MS)
-        sessions.append(
-            await client.stream_frames(
-                frames,
-                pace_s=_FRAME_MS / 1000,
-                endpoint_silence_ms=endpoint_ms,
-                final_window=final_window,
+        for mode in final_windows:  # alternate clip by clip: load drifts hit every mode alike
+            sessions[mode].append(
+                await client.stream_frames(
+                    frames,
+                    pace_s=_FRAME_MS / 1000,
+                    endpoint_silence_ms=endpoint_ms,
+                    final_window=mode,
+                )
             )
-        )
     return sessions
 
 
@@ -130,9 +133,13 @@ def run_stream_benchmark(
     data_dir: Path | None = None,
     max_files: int | None = None,
     endpoint_silence_ms: int = 300,
-    final_window: str = "full",
-) -> StreamBenchReport:
-    """Stream the reference clips in real time to an in-process server and measure."""
+    final_windows: Sequence[str] = ("full", "fit"),
+) -> tuple[StreamBenchReport, ...]:
+    """Stream the reference clips in real time to an in-process server and measure.
+
+    Returns:
+        One report per final encoder window mode, measured in the same run.
+    """
     from emotivoice.service.app import create_app
     from emotivoice.service.local_server import serve
     from emotivoice.service.settings import load_settings
@@ -143,16 +150,38 @@ def run_stream_benchmark(
         app = create_app(load_settings(home=Path(home)), janitor=False)
         with serve(app) as base:
             url = base.replace("http://", "ws://") + "/api/v1/stream"
-            sessions = asyncio.run(_stream_all(url, clips, endpoint_silence_ms, final_window))
+            runs = asyncio.run(_stream_all(url, clips, endpoint_silence_ms, final_windows))
         analyzer = app.state.analyzer()  # the server's own loaded models
         started = time.perf_counter()
         batches = [analyzer.analyze(i.path) for i in items]
-        batch_seconds = time.perf_counter() - started
-        same_span = [
-            _same_span_agreement(analyzer, clip, session)
-            for clip, session in zip(clips, sessions, strict=True)
-        ]
+        batch_rtf = (time.perf_counter() - started) / (sum(c.size for c in clips) / SAMPLE_RATE)
+        same_span = {
+            mode: [
+                a
+                for clip, session in zip(clips, sessions, strict=True)
+                for a in _same_span_agreement(analyzer, clip, session)
+            ]
+            for mode, sessions in runs.items()
+        }
+    references = [i.text for i in items]
+    return tuple(
+        dataclasses.replace(
+            _report(mode, sessions, batches, references, same_span[mode], clips, batch_rtf),
+            endpoint_silence_ms=endpoint_silence_ms,
+        )
+        for mode, sessions in runs.items()
+    )
 
+
+def _report(
+    mode: str,
+    sessions: list[Any],
+    batches: list[Any],
+    references: list[str],
+    span_agree: list[bool],
+    clips: list[np.ndarray],
+    batch_rtf: float,
+) -> StreamBenchReport:
     latencies, computes, intervals, agree, n_partials = [], [], [], [], 0
     for session, batch in zip(sessions, batches, strict=True):
         for event, at in zip(session.events, session.received_at, strict=True):
@@ -168,16 +197,13 @@ def run_stream_benchmark(
         ]
         n_partials += len(partials)
         intervals += [b[1] - a[1] for a, b in itertools.pairwise(partials) if a[0] == b[0]]
-    span_agree = [a for per_clip in same_span for a in per_clip]
-    references = [i.text for i in items]
     stream_texts = [s.text for s in sessions]
     batch_texts = [b.text for b in batches]
-    audio_seconds = sum(c.size for c in clips) / SAMPLE_RATE
     return StreamBenchReport(
-        files=len(items),
-        audio_seconds=round(audio_seconds, 2),
-        endpoint_silence_ms=endpoint_silence_ms,
-        final_window=final_window,
+        files=len(sessions),
+        audio_seconds=round(sum(c.size for c in clips) / SAMPLE_RATE, 2),
+        endpoint_silence_ms=0,
+        final_window=mode,
         segments=len(latencies),
         latency_p50_s=round(_percentile(latencies, 50), 3),
         latency_p95_s=round(_percentile(latencies, 95), 3),
@@ -192,32 +218,40 @@ def run_stream_benchmark(
         emotion_agreement_same_span=(
             round(sum(span_agree) / len(span_agree), 3) if span_agree else float("nan")
         ),
-        batch_rtf=round(batch_seconds / audio_seconds, 3),
+        batch_rtf=round(batch_rtf, 3),
         latencies_s=tuple(round(x, 3) for x in latencies),
     )
 
 
-def format_stream_report(report: StreamBenchReport) -> str:
-    """A plain-text summary with the reference points beside it."""
-    r = report
-    interval = f"{r.partial_interval_p50_s:.2f} s" if r.partial_interval_p50_s else "-"
+def format_stream_report(reports: Sequence[StreamBenchReport]) -> str:
+    """A plain-text table, one column per final-window mode, with the reference points."""
+    first = reports[0]
+
+    def row(label: str, cell: Callable[[StreamBenchReport], str]) -> str:
+        return f"{label:<44}" + "".join(f"{cell(r):>22}" for r in reports)
+
     lines = [
-        f"{r.files} reference clips, {r.audio_seconds:.1f} s of speech streamed in real time "
-        f"(100 ms frames), endpoint after {r.endpoint_silence_ms} ms of silence, "
-        f"final encoder window: {r.final_window}",
-        f"{'end of speech -> final segment':<42} p50 {r.latency_p50_s:.2f} s   "
-        f"p95 {r.latency_p95_s:.2f} s   max {r.latency_max_s:.2f} s   ({r.segments} segments)",
-        f"{'  of which model time per final (p50)':<42} {r.final_compute_p50_s:.2f} s",
-        f"{'interval between partials (p50)':<42} {interval}   ({r.partials} partials)",
-        f"{'WER vs reference: streamed / batch':<42} {r.stream_wer * 100:.2f}% / "
-        f"{r.batch_wer * 100:.2f}%   (difference {r.wer_difference_points:+.2f} points)",
-        f"{'WER of streamed text against batch text':<42} {r.stream_vs_batch_wer * 100:.2f}%",
-        f"{'dominant emotion = batch of the same span':<42} "
-        f"{r.emotion_agreement_same_span * 100:.1f}% of segments",
-        f"{'dominant emotion = whole-file batch segment':<42} "
-        f"{r.emotion_agreement * 100:.1f}% of segments (the batch segment overlapping most; "
-        "batch joins pauses < 2 s, so its segments are longer)",
-        f"{'reference: batch analyze RTF, same process':<42} {r.batch_rtf:.3f}",
+        f"{first.files} reference clips, {first.audio_seconds:.1f} s of speech streamed in real "
+        f"time (100 ms frames, then {_TRAILING_PAUSE_S:g} s of silence); endpoint after "
+        f"{first.endpoint_silence_ms} ms of silence; modes alternate clip by clip",
+        row("final encoder window", lambda r: r.final_window),
+        row("end of speech -> final segment, p50", lambda r: f"{r.latency_p50_s:.2f} s"),
+        row("end of speech -> final segment, p95", lambda r: f"{r.latency_p95_s:.2f} s"),
+        row("end of speech -> final segment, max", lambda r: f"{r.latency_max_s:.2f} s"),
+        row("final segments", lambda r: str(r.segments)),
+        row("model time per final, p50", lambda r: f"{r.final_compute_p50_s:.2f} s"),
+        row(
+            "interval between partials, p50",
+            lambda r: f"{r.partial_interval_p50_s:.2f} s" if r.partial_interval_p50_s else "-",
+        ),
+        row("WER vs reference, streamed", lambda r: f"{r.stream_wer * 100:.2f} %"),
+        row("WER vs reference, batch", lambda r: f"{r.batch_wer * 100:.2f} %"),
+        row("WER difference streamed - batch", lambda r: f"{r.wer_difference_points:+.2f} pt"),
+        row("WER of streamed text against batch text", lambda r: f"{r.stream_vs_batch_wer:.2%}"),
+        row("emotion = batch of the same span", lambda r: f"{r.emotion_agreement_same_span:.1%}"),
+        row("emotion = overlapping whole-file segment", lambda r: f"{r.emotion_agreement:.1%}"),
+        row("reference: batch analyze RTF (same run)", lambda r: f"{r.batch_rtf:.3f}"),
         "anchors: " + "; ".join(f"{name}: {value}" for name, value in _ANCHORS),
+        "(whole-file batch segments join pauses under 2 s, so they are longer than live ones)",
     ]
     return "\n".join(lines)
