@@ -15,6 +15,7 @@ __all__ = [
     "EmptyAudioError",
     "FileTooLargeError",
     "InvalidConfigError",
+    "InvalidTargetError",
     "MicrophoneUnavailableError",
     "ModelIntegrityError",
     "ModelNotFoundError",
@@ -154,3 +155,9 @@ class MicrophoneUnavailableError(EmotiVoiceError):
     """No microphone can be opened (``sounddevice``/PortAudio missing, or no input device)."""
 
     code = "microphone_unavailable"
+
+
+class InvalidTargetError(EmotiVoiceError):
+    """An adversarial target transcript is empty, too long or not something Whisper can emit."""
+
+    code = "invalid_target"
