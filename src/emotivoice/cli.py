@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from emotivoice import __version__
 from emotivoice.errors import EmotiVoiceError
@@ -238,6 +238,8 @@ def cmd_schema(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Benchmark analyze() against plain faster-whisper on the reference utterances."""
+    if args.mode == "stream":
+        return cmd_bench_stream(args, parser)
     from emotivoice.bench import format_report, run_benchmark
 
     report = run_benchmark(
@@ -251,6 +253,93 @@ def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2))
     return EXIT_OK
+
+
+def cmd_bench_stream(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Live-analysis latency and agreement with batch over a real in-process server."""
+    from emotivoice.service.stream_bench import format_stream_report, run_stream_benchmark
+
+    modes = ("full", "fit") if args.final_window == "both" else (args.final_window,)
+    reports = run_stream_benchmark(
+        data_dir=Path(args.data) if args.data else None,
+        max_files=args.max_files,
+        endpoint_silence_ms=args.endpoint_ms,
+        final_windows=modes,
+    )
+    print(format_stream_report(reports))
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_dict() for r in reports], indent=2))
+    return EXIT_OK
+
+
+def _print_stream_event(event: dict[str, object], live_line: bool) -> None:
+    kind = event.get("type")
+    if kind == "partial":
+        text = f"… {event.get('stable', '')} [{event.get('unstable', '')}]"
+        print(f"\r\033[K{text[-150:]}" if live_line else text, end="" if live_line else "\n")
+        sys.stdout.flush()
+        return
+    prefix = "\r\033[K" if live_line else ""
+    if kind == "segment":
+        emotion = event.get("emotion")
+        mood = ""
+        if isinstance(emotion, dict):
+            mood = f"  ({emotion['dominant']} {float(emotion['confidence']) * 100:.0f}%)"
+        print(f"{prefix}[{event['start']:7.2f}-{event['end']:7.2f}] {event['text']}{mood}")
+    elif kind == "saved":
+        print(f"{prefix}saved the recording as upload {event['upload_id']}")
+    elif kind == "error":
+        print(f"{prefix}error {event['code']}: {event['message']}", file=sys.stderr)
+
+
+def cmd_stream(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Stream a file or the microphone to a server; print partials and segments live."""
+    import asyncio
+
+    from emotivoice.service.client import DEFAULT_URL, StreamClient
+
+    if bool(args.file) == bool(args.mic):
+        parser.error("give exactly one of --file FILE and --mic")
+    if args.realtime and args.mic:
+        parser.error("--realtime applies to --file (a microphone is real time already)")
+    url = args.url or DEFAULT_URL
+    client = StreamClient(url, api_key=args.api_key)
+    live_line = sys.stdout.isatty()
+    start: dict[str, Any] = {"partials": not args.no_partials}
+    if args.language:
+        start["language"] = args.language
+
+    def show(event: dict[str, object]) -> None:
+        _print_stream_event(event, live_line)
+
+    try:
+        if args.file:
+            run = client.stream_file(args.file, realtime=args.realtime, on_event=show, **start)
+        else:
+            run = client.stream_microphone(seconds=args.seconds, on_event=show, **start)
+        session = asyncio.run(run)
+    except ImportError as e:
+        print(f"emotivoice: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as e:
+        print(f"emotivoice: error: cannot reach {url}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK if session.close_code == 1000 and not session.errors else EXIT_FAILED
+
+
+def _add_stream_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("stream", help="live analysis: stream a file or the microphone to a server")
+    p.add_argument("--file", default=None, help="audio file to stream (any format)")
+    p.add_argument("--mic", action="store_true", help="stream the microphone (needs sounddevice)")
+    p.add_argument("--realtime", action="store_true", help="pace the file at the speed of speech")
+    p.add_argument("--seconds", type=float, default=None, help="stop the microphone after this")
+    p.add_argument(
+        "--url", default=None, help="stream endpoint (default ws://127.0.0.1:8000/api/v1/stream)"
+    )
+    p.add_argument("--api-key", default=None, help="API key, when the server requires one")
+    p.add_argument("--language", default=None, help="force a language (ISO code)")
+    p.add_argument("--no-partials", action="store_true", help="final segments only")
+    p.set_defaults(func=cmd_stream)
 
 
 def cmd_train_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -547,7 +636,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list Whisper models").set_defaults(func=cmd_models)
     sub.add_parser("languages", help="list language codes").set_defaults(func=cmd_languages)
     sub.add_parser("schema", help="print the analysis JSON Schema").set_defaults(func=cmd_schema)
-    b = sub.add_parser("bench", help="real-time factor of analyze vs plain faster-whisper")
+    b = sub.add_parser(
+        "bench", help="real-time factor of analyze vs plain faster-whisper; 'bench stream': live"
+    )
+    b.add_argument(
+        "mode", nargs="?", default="rtf", choices=["rtf", "stream"], help="what to measure"
+    )
+    b.add_argument("--max-files", type=int, default=None, help="stream: first N clips only")
+    b.add_argument("--endpoint-ms", type=int, default=300, help="stream: silence ending speech")
+    b.add_argument(
+        "--final-window",
+        default="both",
+        choices=["full", "fit", "both"],
+        help="stream: final segments' encoder window (both: side by side)",
+    )
     b.add_argument("--data", default=None, help="shared data dir (default: $EMOTIVOICE_DATA_DIR)")
     b.add_argument("--model", default="base")
     b.add_argument("--beam-size", type=int, default=5)
@@ -557,6 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
     _add_emotion_commands(sub)
     _add_service_commands(sub)
+    _add_stream_command(sub)
     _add_attack(sub)
     return parser
 

@@ -16,11 +16,16 @@ __all__ = [
     "FileTooLargeError",
     "InvalidConfigError",
     "InvalidTargetError",
+    "MicrophoneUnavailableError",
     "ModelIntegrityError",
     "ModelNotFoundError",
     "NotFoundError",
     "NotReadyError",
     "RateLimitedError",
+    "StreamError",
+    "StreamFrameTooLargeError",
+    "StreamProtocolError",
+    "StreamTooLongError",
     "UnauthorizedError",
     "UnsupportedFormatError",
 ]
@@ -120,6 +125,36 @@ class RateLimitedError(EmotiVoiceError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StreamError(EmotiVoiceError):
+    """A live stream cannot go on."""
+
+    code = "stream_error"
+
+
+class StreamProtocolError(StreamError):
+    """A stream message is malformed or arrives out of order (e.g. audio before ``start``)."""
+
+    code = "protocol_error"
+
+
+class StreamTooLongError(StreamError):
+    """A stream ran past its maximum session length."""
+
+    code = "stream_too_long"
+
+
+class StreamFrameTooLargeError(StreamError):
+    """One audio frame of a stream is larger than the accepted maximum."""
+
+    code = "frame_too_large"
+
+
+class MicrophoneUnavailableError(EmotiVoiceError):
+    """No microphone can be opened (``sounddevice``/PortAudio missing, or no input device)."""
+
+    code = "microphone_unavailable"
 
 
 class InvalidTargetError(EmotiVoiceError):

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from emotivoice import __version__
 from emotivoice.audio import DEFAULT_MAX_DURATION_S, SAMPLE_RATE, Audio, AudioSource, load_audio
 from emotivoice.emotion.recognizer import EmotionAnalyzer, EmotionOptions, FileEmotion
@@ -29,7 +31,14 @@ from emotivoice.transcription import (
     TranscriptionOptions,
 )
 
-__all__ = ["AnalyzeOptions", "Analyzer", "ProgressCallback", "SegmentResult", "analyze"]
+__all__ = [
+    "AnalyzeOptions",
+    "Analyzer",
+    "ProgressCallback",
+    "SegmentContext",
+    "SegmentResult",
+    "analyze",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +116,26 @@ _EMOTION_KEYS = {
 }
 
 
+@dataclass(frozen=True)
+class SegmentContext:
+    """What one segment's analysis hands to the next one.
+
+    Attributes:
+        language: the forced language (``None``: detect it per segment).
+        running_language: the language of the preceding speech (carried over when a segment's
+            own guess is unsure).
+        previous_tokens: the preceding segment's tokens, Whisper's prompt for the next.
+    """
+
+    language: str | None = None
+    running_language: str | None = None
+    previous_tokens: tuple[int, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        if self.running_language is None and self.language is not None:
+            object.__setattr__(self, "running_language", self.language)
+
+
 @dataclass(frozen=True, eq=False)
 class SegmentResult:
     """A finished segment plus the intermediate data later stages reuse."""
@@ -134,27 +163,47 @@ class Analyzer:
     ) -> Iterator[SegmentResult]:
         """Analyse ``audio`` segment by segment, yielding each as soon as it is finished."""
         spans = detect_speech(audio.samples, self.options.vad)
-        forced = self.options.transcription.language
-        running_language: str | None = forced
-        previous_tokens: tuple[int, ...] = ()
+        context = SegmentContext(language=self.options.transcription.language)
         for index, span in enumerate(spans):
             samples = audio.samples[span.start_sample : span.end_sample]
-            encoded = self.transcriber.encode(samples)
-            if forced is None:
-                language, probability = self._segment_language(encoded, running_language)
-            else:
-                language, probability = forced, 1.0
-            if language != running_language:
-                previous_tokens = ()  # a prompt in another language pushes decoding into it
-            running_language = language
-            transcript = self.transcriber.transcribe(
-                encoded, language, probability, span.start, previous_tokens
-            )
-            previous_tokens = transcript.tokens
-            segment = self._segment(index, span, transcript, samples, encoded)
+            result, context = self.analyze_span(samples, span, index, context)
             if progress is not None:
                 progress(span.end, audio.duration, f"segment {index + 1}/{len(spans)}")
-            yield SegmentResult(segment=segment, encoded=encoded, span=span)
+            yield result
+
+    def analyze_span(
+        self,
+        samples: np.ndarray,
+        span: SpeechSpan,
+        index: int,
+        context: SegmentContext,
+        window_frames: int | None = None,
+    ) -> tuple[SegmentResult, SegmentContext]:
+        """Analyse one speech span (its 16 kHz ``samples``) given what preceded it.
+
+        This is the one place a segment is made, for batch analysis and for streaming alike.
+        ``window_frames`` shortens the encoder window (see :meth:`Transcriber.encode`); the
+        default, Whisper's full window, is what batch analysis uses.
+
+        Returns:
+            The finished segment and the context for the next span.
+        """
+        encoded = self.transcriber.encode(samples, window_frames)
+        running_language, previous_tokens = context.running_language, context.previous_tokens
+        if context.language is None:
+            language, probability = self._segment_language(encoded, running_language)
+        else:
+            language, probability = context.language, 1.0
+        if language != running_language:
+            previous_tokens = ()  # a prompt in another language pushes decoding into it
+        transcript = self.transcriber.transcribe(
+            encoded, language, probability, span.start, previous_tokens
+        )
+        segment = self._segment(index, span, transcript, samples, encoded)
+        following = dataclasses.replace(
+            context, running_language=language, previous_tokens=transcript.tokens
+        )
+        return SegmentResult(segment=segment, encoded=encoded, span=span), following
 
     def _segment_language(
         self, encoded: EncodedSegment, running_language: str | None

@@ -7,10 +7,11 @@ output serves language detection, decoding, word alignment and - through
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 # trusted and the language of the preceding speech carries over.
 LANGUAGE_CONFIDENCE = 0.5
 _ENCODER_FRAMES_PER_MEL_FRAME = 2  # the encoder's second convolution has stride 2
+_TEMPERATURES = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]  # faster-whisper's fallback schedule
+_WINDOW_FRAMES = 3000  # mel frames (10 ms each) of Whisper's 30-second window
 _PROMPT_CONTEXT_TOKENS = 223  # Whisper's n_text_ctx // 2 - 1, as faster-whisper trims prompts
 
 
@@ -149,13 +152,21 @@ class Transcriber:
         """Whether the loaded model knows languages other than English."""
         return bool(self.model.model.is_multilingual)
 
-    def encode(self, samples: np.ndarray) -> EncodedSegment:
-        """Run the log-mel front end and the encoder once for a segment (≤ 30 s)."""
+    def encode(self, samples: np.ndarray, window_frames: int | None = None) -> EncodedSegment:
+        """Run the log-mel front end and the encoder once for a segment (≤ 30 s).
+
+        Args:
+            samples: 16 kHz mono audio of the segment.
+            window_frames: mel frames the encoder sees (default: Whisper's full 30 s window of
+                3000). A shorter window costs a fraction of the time but transcribes a little
+                less accurately; streaming uses it for its provisional (partial) text only.
+        """
         from faster_whisper.audio import pad_or_trim
 
         features = self.model.feature_extractor(samples)
         n_frames = features.shape[-1] - 1
-        encoder_output = self.model.encode(pad_or_trim(features))
+        window = pad_or_trim(features, window_frames or _WINDOW_FRAMES)
+        encoder_output = self.model.encode(np.ascontiguousarray(window))
         return EncodedSegment(features=features, encoder_output=encoder_output, n_frames=n_frames)
 
     def detect_language(self, encoded: EncodedSegment) -> list[tuple[str, float]]:
@@ -172,14 +183,25 @@ class Transcriber:
         language_probability: float,
         offset: float,
         previous_tokens: tuple[int, ...] = (),
+        *,
+        max_new_tokens: int | None = None,
+        fallback: bool = True,
     ) -> SegmentTranscript:
-        """Decode one encoded segment in ``language``; ``offset`` is its start in the file."""
+        """Decode one encoded segment in ``language``; ``offset`` is its start in the file.
+
+        ``max_new_tokens`` caps the text's length and ``fallback=False`` turns off the retries at
+        higher temperatures: both bound the time of quick provisional passes.
+        """
         from faster_whisper.tokenizer import Tokenizer
 
         tokenizer = Tokenizer(
             self.model.hf_tokenizer, self.is_multilingual, task="transcribe", language=language
         )
-        options = self._decoding_options(tokenizer, previous_tokens)
+        options = dataclasses.replace(
+            self._decoding_options(tokenizer, previous_tokens),
+            max_new_tokens=max_new_tokens,
+            temperatures=_TEMPERATURES if fallback else _TEMPERATURES[:1],
+        )
         pieces = list(
             self.model.generate_segments(
                 encoded.features, tokenizer, options, False, encoded.encoder_output
@@ -211,7 +233,7 @@ class Transcriber:
             tokens=tokens,
         )
 
-    def _decoding_options(self, tokenizer: object, previous_tokens: tuple[int, ...]) -> object:
+    def _decoding_options(self, tokenizer: object, previous_tokens: tuple[int, ...]) -> Any:
         """faster-whisper's decoding options with its own transcribe() defaults."""
         from faster_whisper.transcribe import TranscriptionOptions as FwOptions
         from faster_whisper.transcribe import get_suppressed_tokens
@@ -229,7 +251,7 @@ class Transcriber:
             compression_ratio_threshold=2.4,
             condition_on_previous_text=self.options.condition_on_previous_text,
             prompt_reset_on_temperature=0.5,
-            temperatures=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            temperatures=_TEMPERATURES,
             initial_prompt=prompt if self.options.condition_on_previous_text and prompt else None,
             prefix=None,
             suppress_blank=True,

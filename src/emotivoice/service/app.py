@@ -46,6 +46,7 @@ from emotivoice.service.schemas import (
 )
 from emotivoice.service.settings import Settings, load_settings
 from emotivoice.service.storage import Store
+from emotivoice.service.stream import router as stream_router
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -523,6 +524,7 @@ def create_app(settings: Settings | None = None, *, janitor: bool = True) -> Fas
     )
     _install_error_handlers(app)
     app.include_router(_build_router(), prefix=API_PREFIX)
+    app.include_router(stream_router, prefix=API_PREFIX)
     _mount_ui(app)
     if settings.cors_origins:
         app.add_middleware(

@@ -15,6 +15,9 @@ from emotivoice.errors import (
     NotFoundError,
     NotReadyError,
     RateLimitedError,
+    StreamFrameTooLargeError,
+    StreamProtocolError,
+    StreamTooLongError,
     UnauthorizedError,
     UnsupportedFormatError,
 )
@@ -24,6 +27,9 @@ __all__ = ["api_error"]
 # Most specific class first: the first isinstance match wins.
 _TABLE: tuple[tuple[type[EmotiVoiceError], int, str], ...] = (
     (FileTooLargeError, 413, "FILE_TOO_LARGE"),
+    (StreamFrameTooLargeError, 413, "FRAME_TOO_LARGE"),
+    (StreamTooLongError, 413, "STREAM_TOO_LONG"),
+    (StreamProtocolError, 400, "PROTOCOL_ERROR"),
     (UnsupportedFormatError, 415, "UNSUPPORTED_FORMAT"),
     (EmptyAudioError, 422, "EMPTY_AUDIO"),
     (AudioTooLongError, 422, "AUDIO_TOO_LONG"),

@@ -68,6 +68,15 @@ class Settings(BaseSettings):
         description="Emotion backends clients may choose (names or server-side paths).",
     )
     preload_models: bool = Field(default=False, description="Load models at worker start.")
+    max_stream_seconds: float = Field(
+        default=3600.0, gt=0, description="Longest live stream (/stream), audio seconds."
+    )
+    stream_max_frame_bytes: int = Field(
+        default=1 << 20, gt=0, description="Largest binary frame a live stream may send."
+    )
+    stream_max_backlog_s: float = Field(
+        default=10.0, gt=0, description="Unanalysed audio before a live sender is slowed down."
+    )
 
     @field_validator("home", mode="after")
     @classmethod

@@ -1,0 +1,380 @@
+"""``/stream``: live analysis over a WebSocket (mounted under ``/api/v1``).
+
+Protocol: the client sends a JSON ``start`` message, then binary audio frames of any size, then
+``{"type": "stop"}``. The server answers with JSON events (``vad``, ``partial``, ``segment``,
+``stats``, ``error``, ``saved``; see :mod:`emotivoice.streaming`) and closes with a code that says
+why. Each connection owns its :class:`~emotivoice.streaming.StreamingAnalyzer`; the models are
+the app's shared Analyzer. Model calls run in worker threads so the event loop stays free.
+
+Reads from ``websocket.app.state``: ``settings`` (optional limits, see :class:`StreamLimits`),
+``store`` (``create_upload(owner, data, filename)`` keeps the recording) and ``analyzer()`` (the
+shared loaded Analyzer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketState
+
+from emotivoice.errors import (
+    AudioDecodeError,
+    EmotiVoiceError,
+    InvalidConfigError,
+    StreamError,
+    StreamFrameTooLargeError,
+    StreamProtocolError,
+    StreamTooLongError,
+    UnauthorizedError,
+    UnsupportedFormatError,
+)
+from emotivoice.service.auth import key_from_headers, owner_for_key
+from emotivoice.service.errors import api_error
+from emotivoice.streaming import (
+    ENCODINGS,
+    ErrorEvent,
+    SavedEvent,
+    StreamEvent,
+    StreamingAnalyzer,
+    StreamOptions,
+)
+
+__all__ = ["CLOSE_CODES", "StartMessage", "StreamLimits", "router"]
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter()
+
+#: WebSocket close codes (RFC 6455) the server uses, by reason
+CLOSE_CODES = {
+    "normal": 1000,
+    "unsupported_format": 1003,  # unknown encoding
+    "invalid_data": 1007,  # malformed start message, undecodable audio
+    "policy": 1008,  # unauthorized, audio before start, session too long
+    "frame_too_large": 1009,
+    "internal_error": 1011,
+}
+_STOP = object()
+_THROTTLE_NOTICE_S = 2.0  # at most one "throttled" notice per this many seconds
+
+
+class _Reject(Exception):
+    """Ends a session with ``error`` sent as an event and ``close_code``."""
+
+    def __init__(self, error: EmotiVoiceError, close_code: int) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.close_code = close_code
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """Limits of one stream, read from the service settings when they define them.
+
+    Attributes:
+        max_stream_seconds: longest session (audio seconds).
+        stream_max_frame_bytes: largest binary frame accepted.
+        stream_max_backlog_s: audio received but not yet analysed before the sender is slowed down.
+        stream_start_timeout_s: how long the server waits for the ``start`` message.
+        stream_stats_interval_s: seconds between ``stats`` events.
+    """
+
+    max_stream_seconds: float = 3600.0
+    stream_max_frame_bytes: int = 1 << 20
+    stream_max_backlog_s: float = 10.0
+    stream_start_timeout_s: float = 10.0
+    stream_stats_interval_s: float = 5.0
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> StreamLimits:
+        """Take each limit from ``settings`` where it has an attribute of that name."""
+        defaults = cls()
+        return cls(
+            **{
+                name: getattr(settings, name, getattr(defaults, name))
+                for name in cls.__dataclass_fields__
+            }
+        )
+
+
+class StartMessage(BaseModel):
+    """The first message of a stream."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["start"]
+    encoding: str = "pcm_s16le"
+    sample_rate: int = Field(default=16000, gt=0, le=192000)
+    channels: int = Field(default=1, ge=1, le=2)
+    language: str | None = None
+    partials: bool = True
+    partial_interval_s: float = Field(default=0.5, gt=0, le=10)
+    endpoint_silence_ms: int = Field(default=300, ge=0, le=10000)
+    save: bool = True
+    final_window: Literal["full", "fit"] = "full"
+
+
+def _bytes_per_second(start: StartMessage) -> float:
+    if start.encoding == "pcm_s16le":
+        return float(start.sample_rate * start.channels * 2)
+    return 16000.0  # Opus at its highest common bitrate (128 kbit/s)
+
+
+class _Session:
+    """One connection: handshake, receive loop, analysis loop, recording, cleanup."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.ws = websocket
+        state = websocket.app.state
+        self.settings: Any = getattr(state, "settings", None)
+        self.store: Any = getattr(state, "store", None)
+        self.limits = StreamLimits.from_settings(self.settings)
+        self.owner = "anonymous"
+        self.stream: StreamingAnalyzer | None = None
+        self.queue: asyncio.Queue[bytes | object] = asyncio.Queue()
+        self.queued_bytes = 0
+        self.bytes_per_s = 32000.0
+        self.drained = asyncio.Event()
+        self.send_lock = asyncio.Lock()
+        self.closed = False
+        self.throttle_notice = -_THROTTLE_NOTICE_S
+
+    async def run(self) -> None:
+        await self.ws.accept()
+        worker: asyncio.Task[None] | None = None
+        try:
+            start = await self._handshake()
+            if start is None:
+                return
+            worker = asyncio.create_task(self._analyse(start.save))
+            await self._receive(worker)
+            await worker
+        except WebSocketDisconnect:
+            logger.info("Stream client went away")
+        except _Reject as e:
+            await self._fail(e.error, e.close_code)
+        except EmotiVoiceError as e:
+            await self._fail(e, _close_code(e))
+        except Exception:
+            logger.exception("Stream failed")
+            await self._fail(
+                EmotiVoiceError("The server failed while analysing the stream."),
+                CLOSE_CODES["internal_error"],
+                code="INTERNAL_ERROR",
+            )
+        finally:
+            if worker is not None and not worker.done():
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await worker
+            if self.stream is not None:
+                self.stream.close()
+            await self._close(CLOSE_CODES["normal"])
+
+    async def _handshake(self) -> StartMessage | None:
+        self._authenticate()
+        try:
+            message = await asyncio.wait_for(self.ws.receive(), self.limits.stream_start_timeout_s)
+        except TimeoutError as e:
+            error = StreamProtocolError(
+                f"No start message within {self.limits.stream_start_timeout_s:g} s."
+            )
+            raise _Reject(error, CLOSE_CODES["policy"]) from e
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        if message.get("bytes") is not None:
+            error = StreamProtocolError("Audio arrived before the start message; send start first.")
+            raise _Reject(error, CLOSE_CODES["policy"])
+        try:
+            start = _parse_start(message.get("text") or "")
+        except StreamProtocolError as e:
+            raise _Reject(e, CLOSE_CODES["invalid_data"]) from e
+        analyzer = await run_in_threadpool(self.ws.app.state.analyzer)
+        options = StreamOptions(
+            encoding=start.encoding,
+            sample_rate=start.sample_rate,
+            channels=start.channels,
+            language=start.language,
+            partials=start.partials,
+            partial_interval_s=start.partial_interval_s,
+            endpoint_silence_ms=start.endpoint_silence_ms,
+            max_duration_s=self.limits.max_stream_seconds,
+            keep_recording=start.save,
+            final_window=start.final_window,
+        )
+        self.stream = await run_in_threadpool(StreamingAnalyzer, analyzer, options)
+        self.bytes_per_s = _bytes_per_second(start)
+        return start
+
+    def _authenticate(self) -> None:
+        key = key_from_headers(self.ws.headers, self.ws.query_params)
+        self.owner = owner_for_key(self.store, self.settings, key)
+
+    async def _receive(self, worker: asyncio.Task[None]) -> None:
+        """Read frames into the queue until ``stop``; slow the sender when analysis lags."""
+        max_backlog = self.limits.stream_max_backlog_s * self.bytes_per_s
+        while not worker.done():
+            if self.queued_bytes > max_backlog:
+                # Not reading lets the socket's buffers fill, which slows the sender (TCP flow
+                # control); the client is told so once per episode.
+                if time.monotonic() - self.throttle_notice >= _THROTTLE_NOTICE_S:
+                    self.throttle_notice = time.monotonic()
+                    await self._send(self._stats(throttled=True))
+                self.drained.clear()
+                while self.queued_bytes > max_backlog / 2 and not worker.done():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.drained.wait(), 0.5)
+                    self.drained.clear()
+                continue
+            receiving = asyncio.ensure_future(self.ws.receive())
+            await asyncio.wait({receiving, worker}, return_when=asyncio.FIRST_COMPLETED)
+            if not receiving.done():
+                receiving.cancel()
+                return
+            message = receiving.result()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            data = message.get("bytes")
+            if data is not None:
+                if len(data) > self.limits.stream_max_frame_bytes:
+                    raise StreamFrameTooLargeError(
+                        f"An audio frame of {len(data)} bytes is larger than the maximum of "
+                        f"{self.limits.stream_max_frame_bytes} bytes; send smaller frames."
+                    )
+                self.queued_bytes += len(data)
+                self.queue.put_nowait(data)
+            elif _message_type(message.get("text") or "") == "stop":
+                self.queue.put_nowait(_STOP)
+                return
+            else:
+                await self._send(
+                    ErrorEvent(
+                        code="PROTOCOL_ERROR",
+                        message='Unexpected text message; only {"type": "stop"} may follow start.',
+                    )
+                )
+
+    async def _analyse(self, save: bool) -> None:
+        stream = self.stream
+        if stream is None:
+            return
+        last_stats = time.monotonic()
+        while True:
+            item = await self.queue.get()
+            if item is _STOP:
+                break
+            if not isinstance(item, bytes):
+                continue
+            self.queued_bytes -= len(item)
+            self.drained.set()
+            try:
+                events = await run_in_threadpool(stream.feed, item, self.queue.empty())
+            except StreamTooLongError as e:
+                await self._send(ErrorEvent(code=api_error(e)[1], message=e.message))
+                await self._finish(save)
+                await self._close(CLOSE_CODES["policy"])
+                return
+            for event in events:
+                await self._send(event)
+            if time.monotonic() - last_stats >= self.limits.stream_stats_interval_s:
+                last_stats = time.monotonic()
+                await self._send(self._stats())
+        await self._finish(save)
+        await self._close(CLOSE_CODES["normal"])
+
+    async def _finish(self, save: bool) -> None:
+        stream = self.stream
+        if stream is None:
+            return
+        for event in await run_in_threadpool(stream.finish):
+            await self._send(event)
+        if save and stream.recording().size and self.store is not None:
+            wav = stream.recording_wav()
+            name = f"stream-{time.strftime('%Y%m%d-%H%M%S')}.wav"
+            record = await run_in_threadpool(self.store.create_upload, self.owner, wav, name)
+            await self._send(SavedEvent(upload_id=str(record.id), duration=stream.duration))
+        await self._send(self._stats())
+
+    def _stats(self, throttled: bool = False) -> StreamEvent:
+        backlog = self.queued_bytes / self.bytes_per_s
+        if self.stream is None:
+            return ErrorEvent(code="PROTOCOL_ERROR", message="The stream has not started.")
+        return self.stream.stats(backlog_s=backlog, throttled=throttled)
+
+    async def _send(self, event: StreamEvent) -> None:
+        if self.closed:
+            return
+        async with self.send_lock:
+            try:
+                await self.ws.send_text(json.dumps(event.to_dict(), ensure_ascii=False))
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                self.closed = True  # the client is gone; the receive loop ends the session
+
+    async def _fail(self, error: EmotiVoiceError, close_code: int, code: str | None = None) -> None:
+        event = ErrorEvent(code=code or api_error(error)[1], message=error.message)
+        with contextlib.suppress(Exception):
+            await self._send(event)
+        await self._close(close_code)
+
+    async def _close(self, code: int) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.ws.client_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await self.ws.close(code)
+
+
+def _message_type(text: str) -> str | None:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return data.get("type") if isinstance(data, dict) else None
+
+
+def _parse_start(text: str) -> StartMessage:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise StreamProtocolError(f"The start message is not JSON: {e.msg}.") from e
+    if not isinstance(data, dict) or data.get("type") != "start":
+        raise StreamProtocolError('The first message must be {"type": "start", ...}.')
+    if "encoding" in data and data["encoding"] not in ENCODINGS:
+        raise UnsupportedFormatError(
+            f"Unknown encoding {data['encoding']!r}; supported encodings = {sorted(ENCODINGS)}"
+        )
+    try:
+        return StartMessage.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        raise StreamProtocolError(f"Invalid start message: {problems}.") from e
+
+
+def _close_code(error: EmotiVoiceError) -> int:
+    if isinstance(error, UnsupportedFormatError):
+        return CLOSE_CODES["unsupported_format"]
+    if isinstance(error, StreamFrameTooLargeError):
+        return CLOSE_CODES["frame_too_large"]
+    if isinstance(error, AudioDecodeError | InvalidConfigError):
+        return CLOSE_CODES["invalid_data"]
+    if isinstance(error, StreamError | UnauthorizedError):
+        return CLOSE_CODES["policy"]
+    return CLOSE_CODES["internal_error"]
+
+
+@router.websocket("/stream")
+async def stream_endpoint(websocket: WebSocket) -> None:
+    """Live analysis of one audio stream; see the module documentation for the protocol."""
+    await _Session(websocket).run()

@@ -1,0 +1,490 @@
+"""Live analysis of an audio stream: VAD endpointing, stable partial text, final segments.
+
+A :class:`StreamingAnalyzer` holds one stream's state only (decoder, VAD, buffers, partial-text
+agreement); the models belong to a shared, loaded :class:`~emotivoice.pipeline.Analyzer` and are
+only read. Final segments are made by :meth:`Analyzer.analyze_span` - the same code, model
+settings and padding as batch analysis - so a streamed segment carries the same text, words,
+emotions and features a batch analysis of that span would.
+
+Provisional text between endpoints (``partial`` events) comes from a cheap greedy pass over a
+shortened encoder window and is stabilised with LocalAgreement-2 (Macháček et al. 2023,
+whisper_streaming): a word becomes ``stable`` once two consecutive hypotheses agree on it.
+
+The class is synchronous and not thread-safe: call it from one thread (a server hands it to a
+worker thread, since the model calls take a second or so).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import re
+import time
+import wave
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from emotivoice.audio import SAMPLE_RATE
+from emotivoice.errors import EmotiVoiceError, InvalidConfigError, StreamTooLongError
+from emotivoice.pipeline import SegmentContext
+from emotivoice.results import Segment
+from emotivoice.segmentation import SpeechSpan
+from emotivoice.stream_input import ENCODINGS, SpeechEndpointer, StreamDecoder
+from emotivoice.transcription import Transcriber
+
+if TYPE_CHECKING:
+    from emotivoice.pipeline import Analyzer
+
+__all__ = [
+    "ENCODINGS",
+    "ErrorEvent",
+    "PartialEvent",
+    "SavedEvent",
+    "SegmentEvent",
+    "StatsEvent",
+    "StreamEvent",
+    "StreamOptions",
+    "StreamingAnalyzer",
+    "VadEvent",
+    "local_agreement",
+]
+
+logger = logging.getLogger(__name__)
+
+_FINAL_WINDOWS = ("full", "fit")
+_MEL_FRAMES_PER_S = 100
+_PARTIAL_WINDOW_MARGIN_FRAMES = 100  # 1 s of silence after the audio keeps Whisper's ending sane
+_FULL_WINDOW_FRAMES = 3000
+_MIN_PARTIAL_S = 0.5  # less audio than this gives Whisper too little to say anything useful
+# Fast speech is about 4 words (6 tokens) a second; a cap stops hallucinated repetition early.
+_PARTIAL_TOKENS_PER_S = 8
+_PARTIAL_TOKENS_SLACK = 8
+_PCM_MAX = 32767
+_ROUND = 3
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """One stream's settings; the models' own settings come from the shared Analyzer.
+
+    Attributes:
+        encoding: ``pcm_s16le`` (headerless 16-bit little-endian), ``ogg-opus`` or ``webm-opus``.
+        sample_rate: sample rate of ``pcm_s16le`` input in Hz (containers carry their own).
+        channels: interleaved channels of ``pcm_s16le`` input (1 or 2; averaged to mono).
+        language: force a language (ISO code); ``None`` uses the Analyzer's setting.
+        partials: send provisional text while someone speaks.
+        partial_interval_s: new audio between two partial hypotheses.
+        endpoint_silence_ms: pause that ends an utterance. Shorter means faster final segments
+            but more, shorter segments (Whisper transcribes isolated fragments a little worse).
+        max_duration_s: longest stream accepted; the recording is kept up to this length.
+        keep_recording: keep the whole stream (16-bit) for :meth:`StreamingAnalyzer.recording_wav`.
+        final_window: ``full``: final segments use Whisper's full 30 s encoder window, exactly
+            as batch analysis; ``fit``: a window just longer than the segment - several times
+            faster on a CPU, but text and emotions may differ a little from batch analysis.
+    """
+
+    encoding: str = "pcm_s16le"
+    sample_rate: int = SAMPLE_RATE
+    channels: int = 1
+    language: str | None = None
+    partials: bool = True
+    partial_interval_s: float = 0.5
+    endpoint_silence_ms: int = 300
+    max_duration_s: float = 3600.0
+    keep_recording: bool = True
+    final_window: str = "full"
+
+    def __post_init__(self) -> None:
+        if self.final_window not in _FINAL_WINDOWS:
+            raise InvalidConfigError(
+                f"final_window must be one of {_FINAL_WINDOWS}, got {self.final_window!r}."
+            )
+        if self.partial_interval_s <= 0:
+            raise InvalidConfigError("partial_interval_s must be a positive number of seconds.")
+        if not 0 <= self.endpoint_silence_ms <= 10_000:
+            raise InvalidConfigError("endpoint_silence_ms must be between 0 and 10000.")
+        if self.max_duration_s <= 0:
+            raise InvalidConfigError("max_duration_s must be a positive number of seconds.")
+
+
+class _Event:
+    type: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready event: ``{"type": ..., **fields}``."""
+        return {"type": self.type, **asdict(self)}  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class VadEvent(_Event):
+    """Speech started or ended (``state`` ``start``/``end``) at ``time`` seconds of the stream."""
+
+    type: ClassVar[str] = "vad"
+    state: str
+    time: float
+
+
+@dataclass(frozen=True)
+class PartialEvent(_Event):
+    """Provisional text of the utterance being spoken (replaced by its ``segment``).
+
+    Attributes:
+        segment_id: the id the final segment of this utterance will have.
+        start: utterance start (s); ``end``: audio heard so far (s).
+        stable: words two consecutive hypotheses agreed on (LocalAgreement-2); they do not change
+            in later partials of this utterance.
+        unstable: the rest of the latest hypothesis.
+    """
+
+    type: ClassVar[str] = "partial"
+    segment_id: int
+    start: float
+    end: float
+    stable: str
+    unstable: str
+
+    @property
+    def text(self) -> str:
+        """Stable and unstable text together."""
+        return f"{self.stable} {self.unstable}".strip()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready event, ``text`` included."""
+        return {**super().to_dict(), "text": self.text}
+
+
+@dataclass(frozen=True)
+class SegmentEvent(_Event):
+    """A final segment, exactly as batch analysis makes one.
+
+    Attributes:
+        segment: text, words, times, emotions and features.
+        speech_end: where the VAD heard speech end (s), before the trailing pad.
+        compute_s: seconds the models took for this segment.
+    """
+
+    type: ClassVar[str] = "segment"
+    segment: Segment
+    speech_end: float
+    compute_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The segment's fields at the top level, plus ``speech_end`` and ``compute_s``."""
+        return {
+            "type": self.type,
+            **asdict(self.segment),
+            "speech_end": self.speech_end,
+            "compute_s": self.compute_s,
+        }
+
+
+@dataclass(frozen=True)
+class StatsEvent(_Event):
+    """Progress figures of the stream.
+
+    Attributes:
+        audio_s: audio received and decoded (s); ``speech_s``: of it in final segments.
+        segments, partials: events sent so far.
+        compute_s: model time spent on this stream; ``rtf`` its ratio to ``audio_s``.
+        backlog_s: audio received but not yet analysed (set by the server).
+        throttled: the server is slowing the sender down (it sends faster than analysed).
+    """
+
+    type: ClassVar[str] = "stats"
+    audio_s: float
+    speech_s: float
+    segments: int
+    partials: int
+    compute_s: float
+    rtf: float
+    backlog_s: float = 0.0
+    throttled: bool = False
+
+
+@dataclass(frozen=True)
+class ErrorEvent(_Event):
+    """Something went wrong; ``code`` is the stable error code."""
+
+    type: ClassVar[str] = "error"
+    code: str
+    message: str
+
+    @classmethod
+    def from_error(cls, error: EmotiVoiceError) -> ErrorEvent:
+        """The event of an EmotiVoice error."""
+        return cls(code=error.code, message=error.message)
+
+
+@dataclass(frozen=True)
+class SavedEvent(_Event):
+    """The whole recording was stored as upload ``upload_id`` (``duration`` seconds)."""
+
+    type: ClassVar[str] = "saved"
+    upload_id: str
+    duration: float
+
+
+StreamEvent = VadEvent | PartialEvent | SegmentEvent | StatsEvent | ErrorEvent | SavedEvent
+
+_WORD_NORMALISER = re.compile(r"[^\w']+")
+
+
+def _norm(word: str) -> str:
+    return _WORD_NORMALISER.sub("", word.lower())
+
+
+def local_agreement(previous: list[str], current: list[str]) -> int:
+    """Length of the common word prefix of two hypotheses (case and punctuation ignored)."""
+    n = 0
+    for a, b in zip(previous, current, strict=False):
+        if _norm(a) != _norm(b):
+            break
+        n += 1
+    return n
+
+
+@dataclass
+class _Utterance:
+    """The open utterance's partial-text state."""
+
+    last_partial_at: int = 0
+    previous: list[str] = field(default_factory=list)
+    stable: list[str] = field(default_factory=list)
+
+
+class StreamingAnalyzer:
+    """Analyses one live stream with the models of a shared, loaded Analyzer.
+
+    Feed bytes with :meth:`feed` as they arrive and call :meth:`finish` at the end; both return
+    the events that became due. Final segments do not depend on how the audio was cut into
+    frames; partial text depends on timing (it is skipped when the caller is behind).
+
+    Args:
+        analyzer: the loaded models, shared read-only with other streams.
+        options: this stream's settings.
+
+    Raises:
+        UnsupportedFormatError: an unknown encoding.
+        InvalidConfigError: an invalid option or language.
+    """
+
+    def __init__(self, analyzer: Analyzer, options: StreamOptions | None = None) -> None:
+        self.analyzer = analyzer
+        self.options = options or StreamOptions()
+        opts = self.options
+        base = analyzer.transcriber.options
+        if opts.language is not None and opts.language != base.language:
+            # validates the language against the model; the Whisper model itself is shared
+            Transcriber(dataclasses.replace(base, language=opts.language))
+        self._partial_transcriber = Transcriber(
+            dataclasses.replace(
+                base, beam_size=1, word_timestamps=False, condition_on_previous_text=False
+            )
+        )
+        self._decoder = StreamDecoder(opts.encoding, opts.sample_rate, opts.channels)
+        self._endpointer = SpeechEndpointer(analyzer.options.vad, opts.endpoint_silence_ms)
+        self._context = SegmentContext(language=opts.language or base.language)
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buffer_start = 0  # stream sample index of self._buffer[0]
+        self._received = 0  # samples decoded so far
+        self._recording: list[np.ndarray] = []
+        self._pending: list[tuple[SpeechSpan, float, np.ndarray]] = []
+        self._utterance: _Utterance | None = None
+        self._segments = 0
+        self._partials = 0
+        self._speech_s = 0.0
+        self._compute_s = 0.0
+        self._finished = False
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio received so far."""
+        return self._received / SAMPLE_RATE
+
+    def feed(self, data: bytes, partials: bool = True) -> list[StreamEvent]:
+        """Decode ``data``; returns VAD events, final segments due, and maybe a partial.
+
+        Args:
+            data: the next bytes of the stream, any length.
+            partials: allow a partial hypothesis now (a server passes ``False`` while more
+                audio is already waiting, so that it catches up first).
+
+        Raises:
+            AudioDecodeError: the bytes are not audio of the announced encoding.
+            StreamTooLongError: the stream passed ``max_duration_s``.
+        """
+        events = self._push(self._decoder.feed(data))
+        events += self._finalise_pending()
+        if partials and self.options.partials:
+            events += self._maybe_partial()
+        return events
+
+    def finish(self) -> list[StreamEvent]:
+        """End of stream: flush the decoder and finalise the open utterance."""
+        if self._finished:
+            return []
+        self._finished = True
+        events = self._push(self._decoder.finish())
+        for turn in self._endpointer.flush(self._received):
+            events += self._turn_events(turn)
+        events += self._finalise_pending()
+        return events
+
+    def close(self) -> None:
+        """Release the decoder (an abandoned stream); idempotent."""
+        self._finished = True
+        self._decoder.close()
+
+    def stats(self, backlog_s: float = 0.0, throttled: bool = False) -> StatsEvent:
+        """The stream's figures so far."""
+        audio_s = self.duration
+        return StatsEvent(
+            audio_s=round(audio_s, _ROUND),
+            speech_s=round(self._speech_s, _ROUND),
+            segments=self._segments,
+            partials=self._partials,
+            compute_s=round(self._compute_s, _ROUND),
+            rtf=round(self._compute_s / audio_s, _ROUND) if audio_s else 0.0,
+            backlog_s=round(backlog_s, _ROUND),
+            throttled=throttled,
+        )
+
+    def recording(self) -> np.ndarray:
+        """The whole stream so far, 16 kHz mono 16-bit."""
+        if not self._recording:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(self._recording)
+
+    def recording_wav(self) -> bytes:
+        """The whole stream so far as a 16 kHz mono 16-bit WAV file."""
+        out = io.BytesIO()
+        with wave.open(out, "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(SAMPLE_RATE)
+            wav.writeframes(self.recording().tobytes())
+        return out.getvalue()
+
+    def _push(self, samples: np.ndarray) -> list[StreamEvent]:
+        if samples.size == 0:
+            return []
+        limit = int(self.options.max_duration_s * SAMPLE_RATE)
+        if self._received + samples.size > limit:
+            raise StreamTooLongError(
+                f"The stream is longer than the maximum of {self.options.max_duration_s:g} s."
+            )
+        self._received += samples.size
+        if self.options.keep_recording:
+            clipped = np.clip(np.round(samples * _PCM_MAX), -_PCM_MAX - 1, _PCM_MAX)
+            self._recording.append(clipped.astype(np.int16))
+        self._buffer = np.concatenate([self._buffer, samples])
+        events: list[StreamEvent] = []
+        for turn in self._endpointer.push(samples):
+            events += self._turn_events(turn)
+        self._trim()
+        return events
+
+    def _turn_events(self, turn: Any) -> list[StreamEvent]:
+        if turn.kind == "start":
+            self._utterance = _Utterance(last_partial_at=self._endpointer.segment_start)
+            return [VadEvent(state="start", time=round(turn.time, _ROUND))]
+        self._utterance = None
+        if turn.kind == "end" and turn.span is not None:
+            samples = self._slice(turn.span.start_sample, turn.span.end_sample)
+            self._pending.append((turn.span, turn.time, samples))
+            if self._endpointer.in_speech:  # cut at the maximum length: speech goes on
+                self._utterance = _Utterance(last_partial_at=self._endpointer.segment_start)
+                return []
+        return [VadEvent(state="end", time=round(turn.time, _ROUND))]
+
+    def _slice(self, start: int, end: int) -> np.ndarray:
+        a, b = start - self._buffer_start, end - self._buffer_start
+        return self._buffer[max(a, 0) : max(b, 0)].copy()
+
+    def _trim(self) -> None:
+        """Keep only what an utterance may still need: the buffer stays bounded."""
+        ep = self._endpointer
+        keep_from = ep.segment_start if ep.in_speech else self._received - ep.pad - ep.endpoint
+        drop = keep_from - self._buffer_start
+        if drop > 0:
+            self._buffer = self._buffer[drop:]
+            self._buffer_start += drop
+
+    def _finalise_pending(self) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        while self._pending:
+            span, speech_end, samples = self._pending.pop(0)
+            started = time.perf_counter()
+            window = _fitted_window(samples.size) if self.options.final_window == "fit" else None
+            result, self._context = self.analyzer.analyze_span(
+                samples, span, self._segments, self._context, window
+            )
+            elapsed = time.perf_counter() - started
+            self._compute_s += elapsed
+            self._segments += 1
+            self._speech_s += span.end - span.start
+            events.append(
+                SegmentEvent(
+                    segment=result.segment,
+                    speech_end=round(speech_end, _ROUND),
+                    compute_s=round(elapsed, _ROUND),
+                )
+            )
+        return events
+
+    def _maybe_partial(self) -> list[StreamEvent]:
+        ep, utterance = self._endpointer, self._utterance
+        if utterance is None or not ep.in_speech or ep.pausing:
+            return []  # in a pause the text will not change; keep the CPU for the final
+        heard = ep.position
+        interval = int(self.options.partial_interval_s * SAMPLE_RATE)
+        if heard - utterance.last_partial_at < interval:
+            return []
+        if heard - ep.segment_start < _MIN_PARTIAL_S * SAMPLE_RATE:
+            return []
+        utterance.last_partial_at = heard
+        samples = self._slice(ep.segment_start, heard)
+        started = time.perf_counter()
+        words = self._hypothesis(samples)
+        self._compute_s += time.perf_counter() - started
+        n_stable = len(utterance.stable)
+        extends = local_agreement(utterance.stable, words) == n_stable
+        agreed = local_agreement(utterance.previous, words)
+        if extends and agreed > n_stable:
+            # committed words never change; the new hypothesis only adds to them
+            utterance.stable = utterance.stable + words[n_stable:agreed]
+        utterance.previous = words
+        unstable = words[len(utterance.stable) :] if extends else []
+        self._partials += 1
+        return [
+            PartialEvent(
+                segment_id=self._segments,
+                start=round(ep.segment_start / SAMPLE_RATE, _ROUND),
+                end=round(heard / SAMPLE_RATE, _ROUND),
+                stable=" ".join(utterance.stable),
+                unstable=" ".join(unstable),
+            )
+        ]
+
+    def _hypothesis(self, samples: np.ndarray) -> list[str]:
+        """Greedy text of ``samples`` from an encoder window just longer than the audio."""
+        transcriber = self._partial_transcriber
+        encoded = transcriber.encode(samples, window_frames=_fitted_window(samples.size))
+        language = self._context.language or self._context.running_language
+        probability = 1.0
+        if language is None:
+            language, probability = transcriber.detect_language(encoded)[0]
+        max_tokens = int(samples.size / SAMPLE_RATE * _PARTIAL_TOKENS_PER_S) + _PARTIAL_TOKENS_SLACK
+        transcript = transcriber.transcribe(
+            encoded, language, probability, 0.0, max_new_tokens=max_tokens, fallback=False
+        )
+        return transcript.text.split()
+
+
+def _fitted_window(n_samples: int) -> int:
+    """Encoder window (mel frames) for ``n_samples``: whole seconds, with a margin of silence."""
+    n_frames = n_samples * _MEL_FRAMES_PER_S // SAMPLE_RATE + _PARTIAL_WINDOW_MARGIN_FRAMES
+    return min(_FULL_WINDOW_FRAMES, -(-n_frames // _MEL_FRAMES_PER_S) * _MEL_FRAMES_PER_S)

@@ -1,0 +1,147 @@
+"""The streaming engine on real speech: endpointing, partial text, final segments, limits."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emotivoice.audio import SAMPLE_RATE, load_audio
+from emotivoice.errors import AudioDecodeError, StreamTooLongError, UnsupportedFormatError
+from emotivoice.pipeline import AnalyzeOptions, Analyzer, SegmentContext
+from emotivoice.segmentation import VadOptions
+from emotivoice.stream_input import SpeechEndpointer, StreamDecoder
+from emotivoice.streaming import (
+    PartialEvent,
+    SegmentEvent,
+    StreamingAnalyzer,
+    StreamOptions,
+    VadEvent,
+    local_agreement,
+)
+
+
+def pcm(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def run(stream: StreamingAnalyzer, data: bytes, frame_bytes: int, partials: bool = True) -> list:
+    events = []
+    for i in range(0, len(data), frame_bytes):
+        events += stream.feed(data[i : i + frame_bytes], partials=partials)
+    return events + stream.finish()
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer()
+
+
+@pytest.mark.slow
+def test_final_segments_do_not_depend_on_frame_size(analyzer: Analyzer, jfk_samples) -> None:
+    data = pcm(jfk_samples)
+    small = run(StreamingAnalyzer(analyzer), data, frame_bytes=640, partials=False)  # 20 ms
+    large = run(StreamingAnalyzer(analyzer), data, frame_bytes=8000)  # 250 ms, with partials
+    finals = [[e.segment for e in ev if isinstance(e, SegmentEvent)] for ev in (small, large)]
+    assert finals[0] == finals[1]
+    text = " ".join(s.text for s in finals[0]).lower()
+    for phrase in ("my fellow americans", "ask not", "your country can do for you"):
+        assert phrase in text
+    segment = finals[0][0]
+    assert segment.words and segment.emotion is not None and segment.features is not None
+    assert segment.words[0].start >= segment.start  # times are in the stream, not the segment
+    vad = [e for e in small if isinstance(e, VadEvent)]
+    assert [e.state for e in vad[:2]] == ["start", "end"] and len(vad) == 2 * len(finals[0])
+    partials = [e for e in large if isinstance(e, PartialEvent)]
+    assert partials and not [e for e in small if isinstance(e, PartialEvent)]
+    # LocalAgreement: within an utterance the stable text only grows
+    for before, after in itertools.pairwise(partials):
+        if before.segment_id == after.segment_id:
+            assert after.stable.startswith(before.stable)
+    assert any("fellow" in p.text.lower() for p in partials)
+
+
+@pytest.mark.slow
+def test_segments_are_batch_analysis_of_the_endpointed_spans(analyzer: Analyzer, data_dir) -> None:
+    samples = load_audio(
+        data_dir / "librivox" / "sense_and_sensibility_01_austen_64kb-0870.flac"
+    ).samples
+    data = pcm(samples)
+    events = run(StreamingAnalyzer(analyzer, StreamOptions(partials=False)), data, 3200)
+    streamed = [e.segment for e in events if isinstance(e, SegmentEvent)]
+    heard = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+    endpointer = SpeechEndpointer(analyzer.options.vad, StreamOptions().endpoint_silence_ms)
+    turns = endpointer.push(heard) + endpointer.flush(heard.size)
+    spans = [t.span for t in turns if t.kind == "end" and t.span is not None]
+    context, batch = SegmentContext(), []
+    for index, span in enumerate(spans):
+        chunk = heard[span.start_sample : span.end_sample]
+        result, context = analyzer.analyze_span(chunk, span, index, context)
+        batch.append(result.segment)
+    assert streamed == batch
+    assert "john dashwood" in " ".join(s.text for s in streamed).lower()
+
+
+def test_opus_stream_decodes_like_the_file(encoded_jfk: dict[str, Path]) -> None:
+    for name in ("ogg-opus", "webm-opus"):
+        data = encoded_jfk[name].read_bytes()
+        decoder = StreamDecoder(name)
+        pieces = [decoder.feed(data[i : i + 333]) for i in range(0, len(data), 333)]
+        streamed = np.concatenate([*pieces, decoder.finish()])
+        np.testing.assert_array_equal(streamed, load_audio(encoded_jfk[name]).samples)
+
+
+def test_pcm_decoder_resamples_and_keeps_odd_bytes(jfk_samples) -> None:
+    at_48k = np.repeat(jfk_samples[: SAMPLE_RATE * 2], 3)  # 2 s at 48 kHz
+    data = pcm(at_48k)
+    decoder = StreamDecoder("pcm_s16le", sample_rate=48000)
+    pieces = [decoder.feed(data[i : i + 1001]) for i in range(0, len(data), 1001)]
+    out = np.concatenate([*pieces, decoder.finish()])
+    assert abs(out.size - 2 * SAMPLE_RATE) <= 16
+    assert np.corrcoef(out[100:-100], jfk_samples[100 : out.size - 100])[0, 1] > 0.95
+
+
+def test_bad_input_is_a_typed_error() -> None:
+    with pytest.raises(UnsupportedFormatError, match="supported encodings"):
+        StreamDecoder("mp3")
+    decoder = StreamDecoder("ogg-opus")
+    with pytest.raises(AudioDecodeError, match="cannot be decoded"):
+        for _ in range(20):
+            decoder.feed(b"this is not an ogg stream at all " * 100)
+        decoder.finish()
+
+
+def test_endpointer_probabilities_and_cuts_do_not_depend_on_frames(jfk_samples) -> None:
+    options = VadOptions(max_segment_s=3.0)
+    results = []
+    for frame in (160, 512, 4000):
+        endpointer = SpeechEndpointer(options, endpoint_silence_ms=300)
+        turns = []
+        for i in range(0, jfk_samples.size, frame):
+            turns += endpointer.push(jfk_samples[i : i + frame])
+        results.append(turns + endpointer.flush(jfk_samples.size))
+    assert results[0] == results[1] == results[2]
+    spans = [t.span for t in results[0] if t.kind == "end" and t.span is not None]
+    assert len(spans) >= 4
+    assert all(s.end - s.start <= 3.0 for s in spans)
+    assert all(a.end_sample <= b.start_sample for a, b in itertools.pairwise(spans))
+
+
+def test_local_agreement() -> None:
+    assert local_agreement(["And", "so,", "my"], ["and", "so", "my", "fellow"]) == 3
+    assert local_agreement(["ask", "not"], ["as", "not"]) == 0
+
+
+def test_max_duration_and_recording(jfk_samples) -> None:
+    analyzer = Analyzer(AnalyzeOptions(emotion=None, features=False))
+    stream = StreamingAnalyzer(analyzer, StreamOptions(max_duration_s=1.0, partials=False))
+    stream.feed(pcm(jfk_samples[: SAMPLE_RATE // 2]))
+    with pytest.raises(StreamTooLongError, match="maximum of 1 s"):
+        stream.feed(pcm(jfk_samples[:SAMPLE_RATE]))
+    with wave.open(io.BytesIO(stream.recording_wav())) as wav:
+        assert wav.getframerate() == SAMPLE_RATE and wav.getnframes() == SAMPLE_RATE // 2
+    stream.close()
