@@ -146,3 +146,24 @@ def test_invalid_file_shows_the_api_message(browser: Any, server: str, tmp_path:
     _shot(page, "result-missing")
     # The browser reports the failed fetches themselves as console errors; nothing else may fail.
     assert [e for e in console.errors if "Failed to load resource" not in e] == []
+
+
+def test_live_page_with_the_fake_microphone(browser: Any, server: str) -> None:
+    page = browser.new_page()
+    console = Console(page)
+    page.goto(server + "/live")
+    _shot(page, "live-idle")
+    page.click("#start")
+    page.wait_for_selector("#finals .final-text", timeout=90_000)
+    page.wait_for_function(
+        "document.getElementById('finals').innerText.includes('Americans')", timeout=90_000
+    )
+    assert page.locator("#meter .bar").count() == 6
+    assert page.locator("#live-timeline svg").count() == 1
+    assert "s" in page.inner_text("#latency")
+    page.click("#stop")
+    page.wait_for_selector("#saved button", timeout=60_000)
+    _shot(page, "live")
+    finals = page.inner_text("#finals")
+    assert "fellow Americans" in finals or "ask not what your country" in finals, finals
+    assert console.errors == []

@@ -32,9 +32,9 @@ function socketUrl() {
 function onEvent(event) {
   const kind = event.type;
   if (kind === "partial") {
-    partial.textContent = event.text || "";
+    partial.textContent = [event.stable, event.unstable].filter(Boolean).join(" ");
   } else if (kind === "vad") {
-    if (event.state === "end" || event.event === "end" || event.speech === false) speechEndedAt = performance.now();
+    if (event.state === "end") speechEndedAt = performance.now();
   } else if (kind === "segment") {
     partial.textContent = "";
     const e = event.emotion;
@@ -56,7 +56,7 @@ function onEvent(event) {
   } else if (kind === "error") {
     errorBox.textContent = event.message || "The server reported an error.";
   } else if (kind === "saved") {
-    const uploadId = event.upload_id || event.id;
+    const uploadId = event.upload_id;
     const link = el("button", { class: "secondary", onclick: async () => {
       try {
         const job = await post("/analyses", { upload_id: uploadId, options: {} });
@@ -84,7 +84,7 @@ async function start() {
   socket = new WebSocket(socketUrl());
   socket.binaryType = "arraybuffer";
   socket.onopen = () => {
-    socket.send(JSON.stringify({ type: "start", sample_rate: 16000, encoding: "pcm_s16le" }));
+    socket.send(JSON.stringify({ type: "start", sample_rate: 16000, encoding: "pcm_s16le", final_window: "fit" }));
     node.port.onmessage = (m) => { if (socket && socket.readyState === WebSocket.OPEN) socket.send(m.data); };
     source.connect(node);
     status.textContent = "Listening…";
