@@ -39,13 +39,20 @@ _STFT_PADDING = 160  # samples faster-whisper's FeatureExtractor appends before 
 _LOG_MEL_RANGE = 8.0  # log10 units kept below each wave's maximum (Whisper's dynamic range)
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 class WhisperHeadScorer:
     """Scores waveforms with the Whisper encoder and a trained emotion head, in batches.
 
     Args:
         backend: the emotion head (default or a trained one).
         whisper_model: the Whisper model whose encoder states the head reads.
-        cpu_threads: CPU threads for the encoder (0: all cores).
+        cpu_threads: CPU threads for the encoder (0: every core this process may use).
         replicas: encoder replicas working in parallel on CPU (0: one per thread; 1 with
             ``cpu_threads=2`` is the former single two-thread encoder). Ignored on CUDA.
         device: ``auto``, ``cpu`` or ``cuda``.
@@ -62,7 +69,7 @@ class WhisperHeadScorer:
         from emotivoice.models.whisper import default_compute_type, load_model, resolve_device
 
         resolved = resolve_device(device)
-        threads = cpu_threads or os.cpu_count() or 1
+        threads = cpu_threads or _usable_cpus()
         self.replicas = max(1, replicas or threads) if resolved == "cpu" else 1
         intra_threads = max(1, threads // self.replicas) if resolved == "cpu" else cpu_threads
         self.backend = backend
