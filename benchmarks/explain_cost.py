@@ -3,12 +3,12 @@
 Targets (issue 4, default settings): ≤ 100 evaluations for Shapley + LIME + counterfactuals +
 faithfulness together and ≤ 30 s wall on the 2-core CPU; attention and Integrated Gradients are
 timed separately. The CPU is shared, so every configuration runs ``--repeats`` times, interleaved
-with the reference (alternating which goes first), and the best and the median are printed. The reference is the former
-encoder set-up (one CTranslate2 encoder with ``--threads`` intra-op threads) beside the current
-one (``--threads`` single-threaded encoder replicas working in parallel); both must give the same
-explanation. One-time costs (model load, the librosa/SciPy imports of the first counterfactual
-transforms, which ``analyze --explain`` has already paid in its acoustic-feature stage) are
-printed on their own line and not counted per segment.
+with the reference (alternating which goes first), and the best and the median are printed.
+The reference is the former encoder set-up (one CTranslate2 encoder with ``--threads`` intra-op
+threads) beside the current one (``--threads`` single-threaded encoder replicas working in
+parallel); both must give the same explanation. One-time costs (model load, the librosa/SciPy
+imports of the first counterfactual transforms, which ``analyze --explain`` has already paid in
+its acoustic-feature stage) are printed on their own line and not counted per segment.
 
 Usage: ``python benchmarks/explain_cost.py [--threads 2] [--repeats 3] [--no-reference]
 [--no-gradients]``.
