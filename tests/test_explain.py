@@ -68,8 +68,35 @@ def test_sampled_shapley_respects_budget() -> None:
     weights = np.linspace(0, 0.09, n)
     options = AttributionOptions(n_windows=n, baseline="silence", budget=80)
     result = attribute_time(audio, _window_energy_model(weights, n), options, target=0)
-    assert not result.exact and result.evaluations <= 80 + 2 * n
+    assert not result.exact and result.evaluations <= 80
     np.testing.assert_allclose([w.shapley for w in result.windows], weights, atol=1e-6)
+
+
+def test_sampled_mode_faithfulness_from_real_evaluations() -> None:
+    # beyond the exact limit the random-order baseline must come from real evaluations, and
+    # the budget caps every model call, the deletion curves' included
+    n, budget = 10, 60
+    audio = np.full(SR, 0.5, np.float32)
+    weights = np.array([0.02, 0.09, 0.0, 0.05, 0.01, 0.08, 0.03, 0.0, 0.06, 0.04])
+    model = _window_energy_model(weights, n)
+    calls = []
+
+    def counting(waves: Sequence[np.ndarray]) -> np.ndarray:
+        calls.append(len(waves))
+        return model(waves)
+
+    options = AttributionOptions(n_windows=n, baseline="silence", budget=budget, random_orders=3)
+    result = attribute_time(audio, counting, options, target=0)
+    assert not result.exact
+    assert sum(calls) == result.evaluations <= budget
+    assert 1 <= result.random_curves <= 3
+    assert np.isfinite(result.random_area)
+    # additive model: every deletion curve runs from Σw to 0; removing the largest weights
+    # first (the Shapley order) gives the smallest possible area
+    shapley = next(c for c in result.deletion if c.method == "shapley")
+    assert shapley.probabilities[0] == pytest.approx(weights.sum())
+    assert shapley.area <= result.random_area and shapley.faithfulness > 0
+    assert result.random_area <= weights.sum() - shapley.area + 1e-4  # the worst order's
 
 
 def test_options_validation() -> None:
@@ -77,6 +104,9 @@ def test_options_validation() -> None:
         AttributionOptions(n_windows=1)
     with pytest.raises(InvalidConfigError):
         AttributionOptions(baseline="pink")
+    with pytest.raises(InvalidConfigError, match="too small to sample"):
+        AttributionOptions(n_windows=12, budget=20)
+    AttributionOptions(n_windows=4, budget=16)  # exact needs only 2**4
 
 
 def test_counterfactual_transforms_change_what_they_claim(jfk_samples: np.ndarray) -> None:
@@ -96,10 +126,30 @@ def test_counterfactual_transforms_change_what_they_claim(jfk_samples: np.ndarra
     rms = lambda y: float(np.sqrt(np.mean(y**2)))  # noqa: E731
     assert 20 * np.log10(rms(gain(clip, -6.0)) / rms(clip)) == pytest.approx(-6.0, abs=0.01)
     assert len(tempo(clip, 1.15)) == pytest.approx(len(clip) / 1.15, rel=0.02)
+    quiet = 0.4 * clip / np.abs(clip).max()  # no clipping at +6 dB
+    assert 20 * np.log10(rms(gain(quiet, 6.0)) / rms(quiet)) == pytest.approx(6.0, abs=0.01)
+    # tempo: a 4 Hz "syllable rhythm" (amplitude modulation) speeds up or slows down by 15 %
+    t = np.arange(4 * SR) / SR
+    syllables = (np.tile(voice, 4) * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))).astype(np.float32)
+    for rate in (1.15, 1 / 1.15):
+        stretched = tempo(syllables, rate)
+        assert _rhythm_hz(stretched) == pytest.approx(4 * rate, rel=0.02)
+        assert median_f0(stretched[:SR]) == pytest.approx(150, rel=0.03)  # pitch kept
+    assert len(pitch_shift(voice, 2.0)) == len(voice)  # pitch shift keeps the tempo
     bright, dark = spectral_tilt(clip, 0.9), spectral_tilt(clip, -0.9)
     centroid = lambda y: float(librosa.feature.spectral_centroid(y=y, sr=SR).mean())  # noqa: E731
     assert centroid(bright) > 1.2 * centroid(clip) > 1.2 * centroid(dark)
     assert rms(bright) == pytest.approx(rms(clip), rel=0.02)
+
+
+def _rhythm_hz(y: np.ndarray) -> float:
+    """Frequency of the strongest amplitude modulation (the peak of the envelope's spectrum)."""
+    hop = 80
+    envelope = np.sqrt(np.convolve(y**2, np.ones(4 * hop) / (4 * hop), "same"))[::hop]
+    envelope = (envelope - envelope.mean()) * np.hanning(len(envelope))
+    n_fft = 1 << 16  # zero padding: 0.003 Hz bins
+    spectrum = np.abs(np.fft.rfft(envelope, n_fft))
+    return float(np.fft.rfftfreq(n_fft, hop / SR)[np.argmax(spectrum)])
 
 
 def test_counterfactual_report_ranks_factors() -> None:
@@ -192,7 +242,7 @@ def test_attention_and_integrated_gradients(angry_clip: Path, tmp_path: Path) ->
     assert attention.rollout.sum() == pytest.approx(1, abs=1e-3)
     assert saliency.values.shape[0] == 80 and np.abs(saliency.values).sum() > 0
     for png in write_explanation(explanation, samples, tmp_path)[1:]:
-        _png_ok(png)
+        _png_ok(png, (800, 400))
 
 
 @pytest.mark.slow
@@ -207,6 +257,8 @@ def test_cli_explain_writes_report(angry_clip: Path, tmp_path: Path) -> None:
     folder = tmp_path / f"{angry_clip.stem}-explain"
     names = {p.name for p in folder.iterdir()}
     assert {"distribution.png", "timeline.png", "segment-0.json", "segment-0-windows.png"} <= names
+    for png in ("distribution.png", "timeline.png", "segment-0-deletion.png"):
+        _png_ok(folder / png, (800, 400))
     with pytest.raises(SystemExit) as usage:
         main(["analyze", str(angry_clip), "--explain", "--explain-methods", "magic"])
     assert usage.value.code == 2
@@ -224,6 +276,31 @@ def test_attention_of_a_huggingface_backend(tiny_hubert: Path, jfk_samples: np.n
     assert len(layers) == 2  # the tiny model's two transformer layers
     np.testing.assert_allclose(layers[0].sum(axis=1), 1, atol=1e-4)
     assert explanation.attention.rollout.shape == (layers[0].shape[0],)
+
+
+def test_batch_scorer_equals_the_pipeline_encoder_path(jfk_samples: np.ndarray) -> None:
+    # the explanation scorer (vectorised log-mel, parallel encoder replicas) must compute what
+    # the pipeline computes: FeatureExtractor + pad_or_trim + encoder + head, wave by wave
+    from faster_whisper.audio import pad_or_trim
+
+    from emotivoice.emotion import EmotionOptions
+    from emotivoice.emotion.recognizer import load_backend
+    from emotivoice.explain.scoring import WhisperHeadScorer
+    from emotivoice.transcription import Transcriber, TranscriptionOptions
+
+    clip = jfk_samples[: 4 * SR]
+    waves = [clip, gain(clip, -6.0), tempo(clip, 1.15), np.tile(jfk_samples, 3)[: 31 * SR]]
+    scorer = emotion_scorer(cpu_threads=2)
+    assert isinstance(scorer, WhisperHeadScorer) and scorer.replicas == 2
+    transcriber = Transcriber(TranscriptionOptions(cpu_threads=2))
+    features, n_frames = scorer.log_mel(waves)
+    for wave, padded, frames in zip(waves, features, n_frames, strict=True):
+        reference = transcriber.model.feature_extractor(wave)
+        assert frames == reference.shape[-1] - 1
+        np.testing.assert_allclose(padded, pad_or_trim(reference), atol=1e-6)
+    backend = load_backend(EmotionOptions())
+    expected = [backend.probabilities(w, transcriber.encode(w)) for w in waves]
+    np.testing.assert_allclose(scorer(waves), expected, atol=1e-5)
 
 
 def test_torch_scorer_agrees_with_the_pipeline_scorer(angry_clip: Path) -> None:

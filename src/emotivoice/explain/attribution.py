@@ -13,8 +13,12 @@ in batches, and everything derives from that table:
   with no further model call. Faithfulness = mean area under random deletion curves minus the
   area under the method's curve (positive: the method finds what the model relies on).
 
-Beyond ``exact_max`` windows, Shapley values are estimated by permutation sampling within the
-evaluation budget.
+Beyond ``exact_max`` windows (or when ``2**n`` exceeds the budget), Shapley values are estimated
+by permutation sampling, and the budget is a hard cap on model evaluations: ``2 (n − 1)`` are
+set aside for the Shapley and LIME deletion curves, the rest go to permutations. Each sampled
+permutation builds the coalition chain ∅ ⊂ {π₁} ⊂ … ⊂ all; read backwards it is the deletion
+curve of the random order (πₙ, …, π₁), so the random-order baseline of the faithfulness score
+comes from those same real evaluations at no extra cost (up to ``random_orders`` of them).
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ class AttributionOptions:
         n_windows: number of equal windows the segment is split into.
         baseline: ``"noise"`` (white noise 50 dB below the segment's RMS) or ``"silence"``.
         exact_max: evaluate all coalitions up to this many windows, sample beyond.
-        budget: cap on model evaluations (sampling stops there).
-        random_orders: random deletion orders the faithfulness score compares against.
+        budget: cap on model evaluations of the time attribution, deletion curves included.
+        random_orders: random deletion orders the faithfulness score compares against (in
+            sampled mode at most one per sampled permutation).
         seed: for the noise baseline, sampling and random orders.
     """
 
@@ -59,6 +64,24 @@ class AttributionOptions:
             raise InvalidConfigError("baseline must be 'noise' or 'silence'")
         if self.budget < 2:
             raise InvalidConfigError("budget must allow at least 2 model evaluations")
+        if self.random_orders < 1:
+            raise InvalidConfigError("random_orders must be at least 1")
+        if not self.exact and self.budget < sampled_minimum(self.n_windows):
+            raise InvalidConfigError(
+                f"A budget of {self.budget} model evaluations is too small to sample Shapley "
+                f"values of {self.n_windows} windows: one permutation and the deletion curves "
+                f"need {sampled_minimum(self.n_windows)}. Raise the budget or use fewer windows."
+            )
+
+    @property
+    def exact(self) -> bool:
+        """Whether every coalition is evaluated (exact Shapley values)."""
+        return self.n_windows <= self.exact_max and 2**self.n_windows <= self.budget
+
+
+def sampled_minimum(n_windows: int) -> int:
+    """Fewest evaluations of sampled mode: all/no window, one permutation, two deletion curves."""
+    return 2 + 3 * (n_windows - 1)
 
 
 @dataclass(frozen=True)
@@ -83,7 +106,11 @@ class DeletionCurve:
 
 @dataclass(frozen=True)
 class TimeAttribution:
-    """Window attributions for one segment's predicted class."""
+    """Window attributions for one segment's predicted class.
+
+    ``random_area`` is the mean area under ``random_curves`` random-order deletion curves;
+    ``evaluations`` counts model evaluations (never more than the budget).
+    """
 
     target: int
     full_scores: tuple[float, ...]
@@ -94,6 +121,7 @@ class TimeAttribution:
     random_area: float
     evaluations: int
     exact: bool
+    random_curves: int = 0
 
     @property
     def supporting(self) -> tuple[int, ...]:
@@ -214,32 +242,28 @@ def attribute_time(
     baseline = make_baseline(samples, options.baseline, options.seed)
     table = CoalitionTable(samples, scorer, bounds, baseline)
     full, empty = (1 << n) - 1, 0
-    exact = n <= options.exact_max and 2**n <= options.budget
+    exact = options.exact
     rng = np.random.default_rng(options.seed)
-    if exact:
-        table.evaluate(range(2**n))
-    else:
-        table.evaluate([full, empty])
+    table.evaluate(range(2**n) if exact else [full, empty])
     if target is None:
         target = int(np.argmax(table.scores[full]))
-    if not exact:
-        shapley = _sampled_shapley(table, n, target, options.budget, rng)
-    values = {m: table.value(m, target) for m in table.scores}
     if exact:
-        shapley = exact_shapley(values, n)
-    lime = lime_surrogate(values, n)
-    curves = []
+        shapley = exact_shapley({m: table.value(m, target) for m in table.scores}, n)
+        random_orders = [rng.permutation(n) for _ in range(options.random_orders)]
+    else:
+        # keep room for the two method deletion curves (n - 1 new coalitions each at most)
+        budget = options.budget - 2 * (n - 1)
+        shapley, permutations = _sampled_shapley(table, n, target, budget, rng)
+        random_orders = [order[::-1] for order in permutations[: options.random_orders]]
+    lime = lime_surrogate({m: table.value(m, target) for m in table.scores}, n)
     orders = {"shapley": np.argsort(-shapley), "lime": np.argsort(-lime)}
-    random_curves = []
-    for _ in range(options.random_orders):
-        masks = _deletion(rng.permutation(n), n)
-        if all(m in table.scores for m in masks):
-            random_curves.append([table.value(m, target) for m in masks])
+    curves = []
     for order in orders.values():
         masks = _deletion(order, n)
-        table.evaluate(masks)  # free when exact; a few calls otherwise
+        table.evaluate(masks)  # free when exact; within the set-aside budget otherwise
         curves.append([table.value(m, target) for m in masks])
-    random_area = float(np.mean([_area(c) for c in random_curves])) if random_curves else math.nan
+    random_curves = [[table.value(m, target) for m in _deletion(o, n)] for o in random_orders]
+    random_area = float(np.mean([_area(c) for c in random_curves]))
     windows = tuple(
         Window(
             start=round(a / sample_rate, 3),
@@ -267,22 +291,29 @@ def attribute_time(
         random_area=round(random_area, 5),
         evaluations=table.evaluations,
         exact=exact,
+        random_curves=len(random_curves),
     )
 
 
 def _sampled_shapley(
     table: CoalitionTable, n: int, target: int, budget: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Permutation-sampling estimate of Shapley values within ``budget`` evaluations."""
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Permutation-sampling estimate of Shapley values within ``budget`` evaluations.
+
+    Returns the estimate and the sampled permutations (each one's coalition chain is evaluated).
+    """
     totals, counts = np.zeros(n), np.zeros(n)
-    while table.evaluations + n <= budget:
+    permutations = []
+    # a chain adds at most n - 1 coalitions: the empty and the full one are already scored
+    while table.evaluations + n - 1 <= budget:
         order = rng.permutation(n)
         masks, mask = [0], 0
         for i in order:
             mask |= 1 << int(i)
             masks.append(mask)
         table.evaluate(masks)
+        permutations.append(order)
         for k, i in enumerate(order):
             totals[i] += table.value(masks[k + 1], target) - table.value(masks[k], target)
             counts[i] += 1
-    return np.divide(totals, counts, out=np.zeros(n), where=counts > 0)
+    return np.divide(totals, counts, out=np.zeros(n), where=counts > 0), permutations

@@ -1,27 +1,150 @@
-"""The model function explanations query: waveform → base-emotion probabilities."""
+"""The model function explanations query: waveform → base-emotion probabilities.
+
+Explaining one segment costs dozens of model evaluations, and for the default model each one is
+a Whisper-base encoder pass over a full 30 s window (3000 log-mel frames, however short the
+segment), so the default model's scorer is built for throughput without changing what it
+computes (the tests check it against the pipeline's own encoder path):
+
+- only the encoder runs, never the decoder;
+- the log-mel features of a batch are computed in one vectorised pass per wave length (all
+  coalitions of a segment share its length) and written into one zero-filled 3000-frame buffer:
+  the padding region, zeros in log-mel space as faster-whisper pads it, is never computed;
+- on CPU, ``cpu_threads`` single-threaded encoder replicas (CTranslate2 ``inter_threads``,
+  sharing one copy of the weights) encode different waves at the same time. On the 2-core
+  machine two 1-thread replicas encode about 20–25 % more waves per second than one 2-thread
+  encoder (``benchmarks/explain_cost.py --reference`` prints both): the int8 encoder has many
+  small operations whose thread synchronisation costs more than it saves, and on a shared
+  machine a descheduled thread then holds up only its own wave.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emotivoice.emotion.recognizer import EmotionOptions, load_backend
+from emotivoice.emotion.recognizer import EmotionOptions, WhisperHeadBackend, load_backend
 from emotivoice.explain.attribution import BatchScorer
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
+__all__ = ["WhisperHeadScorer", "emotion_scorer"]
+
+N_MEL_FRAMES = 3000  # log-mel frames of one 30 s Whisper window, what the encoder always reads
+_STFT_PADDING = 160  # samples faster-whisper's FeatureExtractor appends before its STFT
+_LOG_MEL_RANGE = 8.0  # log10 units kept below each wave's maximum (Whisper's dynamic range)
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+class WhisperHeadScorer:
+    """Scores waveforms with the Whisper encoder and a trained emotion head, in batches.
+
+    Args:
+        backend: the emotion head (default or a trained one).
+        whisper_model: the Whisper model whose encoder states the head reads.
+        cpu_threads: CPU threads for the encoder (0: every core this process may use).
+        replicas: encoder replicas working in parallel on CPU (0: one per thread; 1 with
+            ``cpu_threads=2`` is the former single two-thread encoder). Ignored on CUDA.
+        device: ``auto``, ``cpu`` or ``cuda``.
+    """
+
+    def __init__(
+        self,
+        backend: WhisperHeadBackend,
+        whisper_model: str = "base",
+        cpu_threads: int = 0,
+        replicas: int = 0,
+        device: str = "auto",
+    ) -> None:
+        from emotivoice.models.whisper import default_compute_type, load_model, resolve_device
+
+        resolved = resolve_device(device)
+        threads = cpu_threads or _usable_cpus()
+        self.replicas = max(1, replicas or threads) if resolved == "cpu" else 1
+        intra_threads = max(1, threads // self.replicas) if resolved == "cpu" else cpu_threads
+        self.backend = backend
+        self.model: WhisperModel = load_model(
+            whisper_model, resolved, default_compute_type(resolved), intra_threads, self.replicas
+        )
+        self._pool = (
+            ThreadPoolExecutor(self.replicas, thread_name_prefix="emotivoice-encoder")
+            if self.replicas > 1
+            else None
+        )
+
+    def log_mel(self, waves: Sequence[np.ndarray]) -> tuple[np.ndarray, list[int]]:
+        """Padded log-mel features ``(batch, n_mels, 3000)`` and each wave's audio frames.
+
+        Equal to faster-whisper's ``FeatureExtractor`` then ``pad_or_trim`` on every wave.
+        """
+        extractor = self.model.feature_extractor
+        n_mels = extractor.mel_filters.shape[0]
+        features = np.zeros((len(waves), n_mels, N_MEL_FRAMES), dtype=np.float32)
+        n_frames = [0] * len(waves)
+        by_length: dict[int, list[int]] = {}
+        for i, wave in enumerate(waves):
+            by_length.setdefault(len(wave), []).append(i)
+        window = np.hanning(extractor.n_fft + 1)[:-1].astype(np.float32)
+        for indices in by_length.values():
+            batch = np.stack([np.asarray(waves[i], dtype=np.float32) for i in indices])
+            batch = np.pad(batch, ((0, 0), (0, _STFT_PADDING)))
+            stft = extractor.stft(
+                batch, extractor.n_fft, extractor.hop_length, window=window, return_complex=True
+            ).astype(np.complex64)
+            mel = extractor.mel_filters @ (np.abs(stft[..., :-1]) ** 2)
+            log_spec = np.log10(np.clip(mel, 1e-10, None))
+            peak = log_spec.max(axis=(1, 2), keepdims=True)
+            log_spec = (np.maximum(log_spec, peak - _LOG_MEL_RANGE) + 4.0) / 4.0
+            kept = min(log_spec.shape[-1], N_MEL_FRAMES)
+            features[indices, :, :kept] = log_spec[..., :kept]
+            for i in indices:
+                n_frames[i] = log_spec.shape[-1] - 1
+        return features, n_frames
+
+    def __call__(self, waves: Sequence[np.ndarray]) -> np.ndarray:
+        from emotivoice.transcription import EncodedSegment
+
+        features, n_frames = self.log_mel(waves)
+
+        def score(i: int) -> np.ndarray:
+            encoded = EncodedSegment(
+                features=features[i, :, : n_frames[i] + 1],
+                encoder_output=self.model.encode(features[i]),
+                n_frames=n_frames[i],
+            )
+            return self.backend.probabilities(waves[i], encoded)
+
+        indices = range(len(waves))
+        rows = list(self._pool.map(score, indices) if self._pool else map(score, indices))
+        return np.stack(rows) if rows else np.zeros((0, 0))
 
 
 def emotion_scorer(
-    options: EmotionOptions | None = None, whisper_model: str = "base", cpu_threads: int = 0
+    options: EmotionOptions | None = None,
+    whisper_model: str = "base",
+    cpu_threads: int = 0,
+    replicas: int = 0,
 ) -> BatchScorer:
-    """A batch scorer running the pipeline's encoder and the emotion backend on each waveform."""
-    from emotivoice.transcription import Transcriber, TranscriptionOptions
+    """A batch scorer running the pipeline's encoder and the emotion backend on each waveform.
 
+    ``cpu_threads`` and ``replicas`` set the default model's encoder threading (see
+    :class:`WhisperHeadScorer`); Hugging Face backends score one waveform at a time.
+    """
     backend = load_backend(options or EmotionOptions())
-    transcriber = Transcriber(TranscriptionOptions(model=whisper_model, cpu_threads=cpu_threads))
+    if isinstance(backend, WhisperHeadBackend):
+        return WhisperHeadScorer(backend, whisper_model, cpu_threads, replicas)
 
     def score(waves: Sequence[np.ndarray]) -> np.ndarray:
-        return np.stack(
-            [backend.probabilities(w, transcriber.encode(np.asarray(w, np.float32))) for w in waves]
-        )
+        return np.stack([backend.probabilities(np.asarray(w, np.float32), None) for w in waves])
 
     return score

@@ -17,7 +17,7 @@ __all__ = ["DEVICES", "default_compute_type", "load_model", "resolve_device"]
 logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
-_models: dict[tuple[str, str, str, int], WhisperModel] = {}
+_models: dict[tuple[str, str, str, int, int], WhisperModel] = {}
 _lock = threading.Lock()
 
 
@@ -45,6 +45,7 @@ def load_model(
     device: str = "auto",
     compute_type: str | None = None,
     cpu_threads: int = 0,
+    num_workers: int = 1,
 ) -> WhisperModel:
     """Load (once per process) a faster-whisper model.
 
@@ -54,6 +55,7 @@ def load_model(
         device: ``auto``, ``cpu`` or ``cuda``.
         compute_type: CTranslate2 compute type; default int8 on CPU, float16 on CUDA.
         cpu_threads: CTranslate2 intra-op threads; 0 lets CTranslate2 choose.
+        num_workers: model replicas (sharing the weights) that serve concurrent calls.
 
     Returns:
         A shared ``faster_whisper.WhisperModel``; treat it as read-only.
@@ -63,7 +65,7 @@ def load_model(
     resolved_device = resolve_device(device)
     compute = compute_type or default_compute_type(resolved_device)
     path = resolve_whisper_model(name)
-    key = (str(path), resolved_device, compute, cpu_threads)
+    key = (str(path), resolved_device, compute, cpu_threads, num_workers)
     with _lock:
         model = _models.get(key)
         if model is None:
@@ -74,6 +76,7 @@ def load_model(
                     device=resolved_device,
                     compute_type=compute,
                     cpu_threads=cpu_threads,
+                    num_workers=num_workers,
                     local_files_only=True,
                 )
             except (RuntimeError, ValueError) as e:
