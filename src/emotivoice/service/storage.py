@@ -182,11 +182,16 @@ class Store:
                 out.write(chunk)
         return size, head
 
-    def get_upload(self, owner: str, upload_id: str) -> UploadRow:
+    def _owned(self, model: type[Any], owner: str, row_id: str, what: str) -> Any:
+        """The row ``row_id`` of ``model`` if ``owner`` owns it; another owner's is not found."""
         with self.session() as s:
-            row = s.get(UploadRow, upload_id)
+            row = s.get(model, row_id)
         if row is None or row.owner != owner:
-            raise NotFoundError(f"No upload with id {upload_id}.")
+            raise NotFoundError(f"No {what} with id {row_id}.")
+        return row
+
+    def get_upload(self, owner: str, upload_id: str) -> UploadRow:
+        row: UploadRow = self._owned(UploadRow, owner, upload_id, "upload")
         return row
 
     def list_uploads(self, owner: str, limit: int, offset: int) -> tuple[list[UploadRow], int]:
@@ -234,10 +239,7 @@ class Store:
         return row
 
     def get_analysis(self, owner: str, analysis_id: str) -> AnalysisRow:
-        with self.session() as s:
-            row = s.get(AnalysisRow, analysis_id)
-        if row is None or row.owner != owner:
-            raise NotFoundError(f"No analysis with id {analysis_id}.")
+        row: AnalysisRow = self._owned(AnalysisRow, owner, analysis_id, "analysis")
         return row
 
     def list_analyses(
