@@ -45,6 +45,18 @@ def _load(path: str) -> np.ndarray | None:
     return resample_poly(samples, 16000, rate).astype(np.float32) if rate != 16000 else samples
 
 
+def load_packed_clips(data: Path) -> list[Clip]:
+    """Clips of a ``pack_emotion_corpus.py`` folder (unreadable ones skipped)."""
+    rows = list(csv.DictReader((data / "manifest.csv").open()))
+    with ProcessPoolExecutor(16) as pool:
+        waves = list(pool.map(_load, [str(data / r["file"]) for r in rows], chunksize=64))
+    return [
+        Clip(w, r["emotion"], r["speaker"], r["corpus"])
+        for w, r in zip(waves, rows, strict=True)
+        if w is not None
+    ]
+
+
 PROBE = {"pooling": "mean_std", "layer_norm": False, "hidden_dim": 0, "batch_norm": True}
 STUDY_TAPS = ("final", "layer3", "layer4", "prefix4")
 
@@ -59,14 +71,7 @@ def main(
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     started = time.time()
-    rows = list(csv.DictReader((data / "manifest.csv").open()))
-    with ProcessPoolExecutor(16) as pool:
-        waves = list(pool.map(_load, [str(data / r["file"]) for r in rows], chunksize=64))
-    clips = [
-        Clip(w, r["emotion"], r["speaker"], r["corpus"])
-        for w, r in zip(waves, rows, strict=True)
-        if w is not None
-    ]
+    clips = load_packed_clips(data)
     logging.info("decoded %d clips in %.0f s", len(clips), time.time() - started)
     encoder, filters = load_packed_encoder(carry / "encoder.npz")
     encoder = encoder.to(device)
