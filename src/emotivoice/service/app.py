@@ -354,7 +354,7 @@ def _build_router() -> APIRouter:
         row = svc.store.get_analysis(owner, analysis_id)
         if row.status != "completed":
             raise NotReadyError(f"Analysis {analysis_id} is {row.status}, not completed.")
-        return svc.store.artefact_dir(analysis_id) / "result"
+        return svc.store.result_dir(analysis_id, row.attempt)
 
     @router.get("/analyses/{analysis_id}/export", tags=["analyses"])
     def export(
