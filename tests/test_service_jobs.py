@@ -1,4 +1,4 @@
-"""Jobs in process: attempt fencing of segments and files, cancellation.
+"""Jobs in process: attempt fencing of segments and files, cancellation, explanations.
 
 Real audio, a real SQLite database, the real engine and the real job runner; only the Celery
 worker process is absent (jobs run with :func:`run_job`, deliveries are simulated with the
@@ -7,6 +7,7 @@ store's own claim and requeue).
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from emotivoice.service.settings import load_settings
 from emotivoice.service.storage import Store
 
 API = "/api/v1"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FAST = {"features": False, "emotion": False}
 
 
@@ -148,3 +150,35 @@ def test_deleting_a_running_job_leaves_no_files(client: TestClient, jfk_path: Pa
     assert not [p for p in settings.artefacts_dir.iterdir() if p.name.startswith(aid)]
     gone = client.get(f"{API}/analyses/{aid}").json()
     assert gone["status"] == "cancelled" and gone["segments"] == [] and gone["result"] is None
+
+
+@pytest.mark.slow
+def test_explanations_through_the_service(client: TestClient, short_wav: Path) -> None:
+    from PIL import Image
+    from pypdf import PdfReader
+
+    store = _store(client)
+    aid = _queue(client, short_wav, {"explain": True, "explain_windows": 3})
+    assert run_job(store, aid, 0, "worker") == "completed"
+    data = client.get(f"{API}/analyses/{aid}/explanations")
+    assert data.status_code == 200, data.text
+    body = data.json()
+    [segment] = body["segments"]  # explain_max_segments = 1
+    assert segment["predicted"] in segment["probabilities"]
+    assert len(segment["attribution"]["windows"]) == 3
+    assert segment["counterfactual"]
+    names = {v["name"] for v in body["visualizations"]}
+    assert {f"segment-{segment['segment']}-windows", "distribution", "timeline"} <= names
+    for figure in body["visualizations"]:
+        png = client.get(figure["url"])
+        assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+        assert png.content.startswith(PNG_SIGNATURE)
+        with Image.open(io.BytesIO(png.content)) as image:
+            image.verify()
+            assert image.width > 100 and image.height > 100
+    missing = client.get(f"{API}/analyses/{aid}/visualizations/no-such-figure.png")
+    assert missing.status_code == 404 and missing.json()["code"] == "NOT_FOUND"
+    pdf = client.get(f"{API}/analyses/{aid}/export?format=pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "Explanations" in text and "Window attributions" in text and "fellow" in text
