@@ -314,3 +314,48 @@ def test_settings_from_yaml_file_and_environment(
     config.write_text("no_such_setting: 1\n")
     with pytest.raises(InvalidConfigError, match="no_such_setting"):
         load_settings(home=tmp_path)
+
+
+@pytest.fixture(scope="module")
+def short_wav(tmp_path_factory: pytest.TempPathFactory, jfk_path: Path) -> Path:
+    """The first 3 s of the JFK clip ("And so, my fellow Americans"), as 16-bit WAV."""
+    from scipy.io import wavfile
+
+    from emotivoice.audio import SAMPLE_RATE, load_audio
+
+    samples = load_audio(jfk_path).samples[: 3 * SAMPLE_RATE]
+    path = tmp_path_factory.mktemp("short") / "jfk-3s.wav"
+    wavfile.write(path, SAMPLE_RATE, (samples * 32767).astype("<i2"))
+    return path
+
+
+@pytest.mark.slow
+def test_callbacks_need_a_secret(tmp_path: Path, short_wav: Path) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _Callbacks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{server.server_port}/hook"
+    before = len(_Callbacks.received)
+    with TestClient(create_app(_settings(tmp_path), janitor=False)) as client:
+        store: Store = client.app.state.store  # type: ignore[attr-defined]
+        upload = _upload(client, short_wav).json()
+        refused = client.post(
+            f"{API}/analyses", json={"upload_id": upload["id"], "callback_url": hook}
+        )
+        body = _assert_error(refused, 422, "CALLBACKS_NOT_CONFIGURED")
+        assert "EMOTIVOICE_CALLBACK_SECRET" in body["message"]
+        batch = {"upload_ids": [upload["id"]], "callback_url": hook}
+        _assert_error(
+            client.post(f"{API}/analyses/batch", json=batch), 422, "CALLBACKS_NOT_CONFIGURED"
+        )
+        assert client.get(f"{API}/analyses").json()["total"] == 0  # nothing was queued
+        assert client.post(f"{API}/analyses", json={"upload_id": upload["id"]}).status_code == 202
+        # A job that has a callback URL (queued by an API that had a secret) on a worker without
+        # one: the notice is not sent signed with an empty key.
+        options = {"features": False, "emotion": False}
+        row = store.create_analysis("anonymous", upload["id"], options, hook)
+        assert run_job(store, row.id, 0, "worker-without-secret") == "completed"
+        done = client.get(f"{API}/analyses/{row.id}").json()
+        assert done["status"] == "completed" and "fellow" in done["result"]["text"]
+        assert done["callback_status"] == "not sent: no callback secret configured"
+    server.shutdown()
+    assert len(_Callbacks.received) == before

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emotivoice import __version__
 from emotivoice.errors import (
+    CallbacksNotConfiguredError,
     EmotiVoiceError,
     FileTooLargeError,
     InvalidConfigError,
@@ -233,6 +234,15 @@ def _check_options(settings: Settings, options: AnalysisOptionsIn) -> dict[str, 
     return options.model_dump()
 
 
+def _check_callback(settings: Settings, callback_url: Any) -> None:
+    """Refuse a callback URL when this server has no key to sign its notices with."""
+    if callback_url is not None and not settings.callback_secret:
+        raise CallbacksNotConfiguredError(
+            "This server has no callback secret (EMOTIVOICE_CALLBACK_SECRET), so it cannot sign "
+            "completion notices; leave callback_url out, or ask the operator to set the secret."
+        )
+
+
 def _queue(svc: Services, owner: str, upload_id: str, options: dict[str, Any], cb: Any) -> str:
     row = svc.store.create_analysis(owner, upload_id, options, str(cb) if cb else None)
     enqueue(svc.celery, row.id, row.attempt)
@@ -304,6 +314,7 @@ def _build_router() -> APIRouter:
     def create_analysis(svc: Svc, owner: Owner, body: AnalysisCreate) -> dict[str, Any]:
         """Queue an analysis of an upload; poll ``GET /analyses/{id}``."""
         options = _check_options(svc.settings, body.options)
+        _check_callback(svc.settings, body.callback_url)
         analysis_id = _queue(svc, owner, body.upload_id, options, body.callback_url)
         return {"id": analysis_id, "status": "queued"}
 
@@ -311,6 +322,7 @@ def _build_router() -> APIRouter:
     def create_batch(svc: Svc, owner: Owner, body: BatchCreate) -> dict[str, Any]:
         """Queue one analysis per upload; a bad upload id fails alone, the rest are queued."""
         options = _check_options(svc.settings, body.options)
+        _check_callback(svc.settings, body.callback_url)
         items: list[dict[str, Any]] = []
         for upload_id in body.upload_ids:
             try:

@@ -219,6 +219,11 @@ def _notify(store: Store, analysis_id: str, tries: int = 3) -> None:
     import httpx
 
     url, body = notice
+    if not store.settings.callback_secret:
+        # The API took the URL with a secret set, but this worker has none: never sign with ''.
+        logger.warning("Callback for %s not sent: no callback secret is configured", analysis_id)
+        store.set_callback_status(analysis_id, "not sent: no callback secret configured")
+        return
     headers = {
         "Content-Type": "application/json",
         CALLBACK_SIGNATURE_HEADER: sign_body(store.settings.callback_secret, body),
