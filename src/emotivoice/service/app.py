@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, UploadFil
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -54,6 +55,7 @@ __all__ = ["API_PREFIX", "create_app"]
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+DOCS_STATIC_URL = "/static-docs"  # Swagger UI and ReDoc assets
 _UPLOAD_SLACK_BYTES = 64 * 1024  # multipart framing around the file
 _VIS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _EXPORTS = {
@@ -519,13 +521,17 @@ def create_app(settings: Settings | None = None, *, janitor: bool = True) -> Fas
                 services.janitor.stop()
             services.store.dispose()
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc with their scripts and styles served by this process
+    # (fastapi-offline ships them), so the docs work on a machine without internet access.
+    app = FastAPIOffline(
         title="EmotiVoice",
         version=__version__,
         description="Speech analysis: transcript, emotions, acoustic features, explanations.",
         lifespan=lifespan,
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url="/docs",
+        redoc_url="/redoc",
+        static_url=DOCS_STATIC_URL,
     )
     app.state.services = services
     # The names the WebSocket streaming route reads.
@@ -538,12 +544,14 @@ def create_app(settings: Settings | None = None, *, janitor: bool = True) -> Fas
     app.include_router(_build_router(), prefix=API_PREFIX)
     app.include_router(stream_router, prefix=API_PREFIX)
     _mount_ui(app)
+    app.add_middleware(_UploadLimit, limit=lambda: settings.max_upload_bytes)
     if settings.cors_origins:
+        # Added last, so outermost: the upload limit's 413 carries the CORS headers too and a
+        # browser client can read the error.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    app.add_middleware(_UploadLimit, limit=lambda: settings.max_upload_bytes)
     return app
