@@ -23,7 +23,13 @@ def free_port() -> int:
 
 
 def service_env(home: Path, **settings: Any) -> dict[str, str]:
-    env = dict(os.environ, EMOTIVOICE_HOME=str(home))
+    """The environment of service processes: ``home``, ``settings`` as variables, and these
+    tests' own sources first on the path (so a worktree's code runs, not an installed copy)."""
+    import emotivoice
+
+    sources = str(Path(emotivoice.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (sources, os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, EMOTIVOICE_HOME=str(home), PYTHONPATH=path)
     env.update({f"EMOTIVOICE_{k.upper()}": str(v) for k, v in settings.items()})
     return env
 

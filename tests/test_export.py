@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,35 @@ def test_unknown_format() -> None:
     assert set(WRITERS) == {"json", "csv", "srt", "vtt"}
     with pytest.raises(InvalidConfigError, match="available formats"):
         get_writer("docx")
+
+
+def test_pdf_figures_keep_their_aspect_ratio(tmp_path: Path) -> None:
+    """Each explanation figure is drawn at its own shape, not squeezed to one ratio."""
+    pytest.importorskip("reportlab")
+    import re
+
+    from PIL import Image
+    from pypdf import PdfReader
+
+    from emotivoice.export.pdf import write_pdf
+
+    figures = tmp_path / "explain"
+    figures.mkdir()
+    sizes = {"features": (800, 1400), "windows": (800, 500)}  # sorted: features first
+    for kind, size in sizes.items():
+        Image.new("RGB", size, "white").save(figures / f"segment-0-{kind}.png")
+    pdf = write_pdf(_analysis((SEGMENT,)), tmp_path / "report.pdf", figures)
+    reader = PdfReader(pdf)
+    content = " ".join(page.get_contents().get_data().decode("latin-1") for page in reader.pages)
+    # ReportLab draws an image as "w 0 0 h 0 0 cm /FormXob.<id> Do" (points).
+    drawn = [
+        (float(w), float(h))
+        for w, h in re.findall(r"([\d.]+) 0 0 ([\d.]+) 0 0 cm\s*/FormXob\.\w+ Do", content)
+    ]
+    assert len(drawn) == len(sizes)
+    text = " ".join(page.extract_text() for page in reader.pages)
+    assert "Explanations" in text and "Window attributions" in text
+    page_height = float(reader.pages[0].mediabox.height)
+    for (w, h), (pixels_wide, pixels_high) in zip(drawn, sizes.values(), strict=True):
+        assert h / w == pytest.approx(pixels_high / pixels_wide, rel=1e-3)
+        assert h <= page_height / 2  # a tall chart is shrunk to fit, not cut or stretched

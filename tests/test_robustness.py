@@ -10,8 +10,13 @@ import pytest
 
 from emotivoice.audio import load_audio
 from emotivoice.cli import main
-from emotivoice.errors import AudioDecodeError, AudioTooLongError, InvalidTargetError
-from emotivoice.robustness import load_attack_csv, load_items, masking_threshold
+from emotivoice.errors import (
+    AudioDecodeError,
+    AudioTooLongError,
+    InvalidConfigError,
+    InvalidTargetError,
+)
+from emotivoice.robustness import load_attack_csv, load_attack_dir, load_items, masking_threshold
 from emotivoice.robustness.report import build_report, distortion
 from emotivoice.robustness.whisper_loss import validate_target
 
@@ -172,6 +177,36 @@ def test_cli_reports_bad_input_without_loading_a_model(
         main(["attack", str(tmp_path / "one.flac")])
     assert exit_info.value.code == 2
     assert "needs --target" in capsys.readouterr().err
+
+
+def test_directory_inputs(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = data_dir / "librispeech" / "61-70968-0011.flac"
+    folder = tmp_path / "clips"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "a.flac").write_bytes(clip.read_bytes())
+    (folder / "nested" / "b.flac").write_bytes(clip.read_bytes())
+    (folder / "notes.txt").write_text("not audio, not an audio name: ignored")
+    items = load_attack_dir(folder, "open the door")
+    assert [i.path.name for i in items] == ["a.flac", "b.flac"]
+    assert {i.target for i in items} == {"open the door"} and items[0].reference is None
+    (folder / "nested" / "a.wav").write_bytes(b"")  # same output name as a.flac
+    with pytest.raises(InvalidConfigError, match="share the name 'a'"):
+        load_attack_dir(folder, "open the door")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no recordings here")
+    assert main(["attack", str(empty), "--target", "hello"]) == 1
+    err = capsys.readouterr().err
+    assert "empty: no audio files to attack" in err and ".flac" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as no_target:
+        main(["attack", str(empty)])
+    assert no_target.value.code == 2
+    assert "a targeted attack of a directory needs --target" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as audio_dir:
+        main(["attack", str(empty), "--target", "hello", "--audio-dir", str(folder)])
+    assert audio_dir.value.code == 2 and "--audio-dir" in capsys.readouterr().err
 
 
 def test_simulated_rooms_and_reverberation() -> None:

@@ -121,3 +121,32 @@ def test_cli_writes_audio_and_reports(
     assert report["distortion"]["snr_db"] > 20
     summary = json.loads((out / "summary.json").read_text())
     assert summary["examples"] == 1 and "| clip.wav |" in (out / "summary.md").read_text()
+
+
+def test_cli_attacks_every_file_of_a_directory(
+    whisper: TorchWhisper, short_clip: np.ndarray, tmp_path: Path
+) -> None:
+    import json
+
+    from scipy.io import wavfile
+
+    from emotivoice.cli import main
+
+    folder = tmp_path / "clips"
+    (folder / "more").mkdir(parents=True)
+    wavfile.write(folder / "first.wav", 16000, short_clip)
+    wavfile.write(folder / "more" / "second.wav", 16000, short_clip[:16000])
+    (folder / "targets.txt").write_text("not audio: ignored")
+    out = tmp_path / "out"
+    argv = ["attack", str(folder), "--target", "Yes.", "--model", "tiny.en", "--device", "cpu"]
+    argv += ["--stage1-steps", "1", "--stage2-steps", "0", "--transfer", "-o", str(out)]
+    code = main(argv)
+    reports = {name: json.loads((out / f"{name}.json").read_text()) for name in ("first", "second")}
+    assert code == (0 if all(r["success"] for r in reports.values()) else 1)
+    for name, report in reports.items():
+        assert report["file"] == f"{name}.wav" and report["target"] == "Yes."
+        assert report["kind"] == "targeted" and report["iterations"] == 1
+        assert report["transfer"] == []
+        assert (out / f"{name}.adv.16k.wav").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["examples"] == 2

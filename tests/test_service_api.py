@@ -314,3 +314,132 @@ def test_settings_from_yaml_file_and_environment(
     config.write_text("no_such_setting: 1\n")
     with pytest.raises(InvalidConfigError, match="no_such_setting"):
         load_settings(home=tmp_path)
+
+
+@pytest.fixture(scope="module")
+def short_wav(tmp_path_factory: pytest.TempPathFactory, jfk_path: Path) -> Path:
+    """The first 3 s of the JFK clip ("And so, my fellow Americans"), as 16-bit WAV."""
+    from scipy.io import wavfile
+
+    from emotivoice.audio import SAMPLE_RATE, load_audio
+
+    samples = load_audio(jfk_path).samples[: 3 * SAMPLE_RATE]
+    path = tmp_path_factory.mktemp("short") / "jfk-3s.wav"
+    wavfile.write(path, SAMPLE_RATE, (samples * 32767).astype("<i2"))
+    return path
+
+
+@pytest.mark.slow
+def test_callbacks_need_a_secret(tmp_path: Path, short_wav: Path) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _Callbacks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{server.server_port}/hook"
+    before = len(_Callbacks.received)
+    with TestClient(create_app(_settings(tmp_path), janitor=False)) as client:
+        store: Store = client.app.state.store  # type: ignore[attr-defined]
+        upload = _upload(client, short_wav).json()
+        refused = client.post(
+            f"{API}/analyses", json={"upload_id": upload["id"], "callback_url": hook}
+        )
+        body = _assert_error(refused, 422, "CALLBACKS_NOT_CONFIGURED")
+        assert "EMOTIVOICE_CALLBACK_SECRET" in body["message"]
+        batch = {"upload_ids": [upload["id"]], "callback_url": hook}
+        _assert_error(
+            client.post(f"{API}/analyses/batch", json=batch), 422, "CALLBACKS_NOT_CONFIGURED"
+        )
+        assert client.get(f"{API}/analyses").json()["total"] == 0  # nothing was queued
+        assert client.post(f"{API}/analyses", json={"upload_id": upload["id"]}).status_code == 202
+        # A job that has a callback URL (queued by an API that had a secret) on a worker without
+        # one: the notice is not sent signed with an empty key.
+        options = {"features": False, "emotion": False}
+        row = store.create_analysis("anonymous", upload["id"], options, hook)
+        assert run_job(store, row.id, 0, "worker-without-secret") == "completed"
+        done = client.get(f"{API}/analyses/{row.id}").json()
+        assert done["status"] == "completed" and "fellow" in done["result"]["text"]
+        assert done["callback_status"] == "not sent: no callback secret configured"
+    server.shutdown()
+    assert len(_Callbacks.received) == before
+
+
+def test_keys_cli_creates_lists_and_revokes_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    from emotivoice.cli import EXIT_FAILED, EXIT_OK, main
+
+    home = ["--home", str(tmp_path / "home")]
+    assert main(["keys", "create", "analyst", *home]) == EXIT_OK
+    created = capsys.readouterr().out
+    key_id = re.search(r"^id\s+(\w+)$", created, re.MULTILINE)
+    secret = re.search(r"^secret\s+(ev_\S+)$", created, re.MULTILINE)
+    assert key_id and secret, created
+    key_id_text, headers = key_id[1], {"X-API-Key": secret[1]}
+    settings = _settings(tmp_path, require_api_key=True)
+    with TestClient(create_app(settings, janitor=False)) as client:
+        assert client.get(f"{API}/uploads", headers=headers).status_code == 200
+        _assert_error(client.get(f"{API}/uploads"), 401, "UNAUTHORIZED")
+        assert main(["keys", "list", *home]) == EXIT_OK
+        listed = capsys.readouterr().out
+        assert key_id_text in listed and "active" in listed and "analyst" in listed
+        assert secret[1] not in listed  # only a prefix is ever shown again
+        assert main(["keys", "revoke", key_id_text, *home]) == EXIT_OK
+        assert capsys.readouterr().out.strip() == f"revoked {key_id_text}"
+        _assert_error(client.get(f"{API}/uploads", headers=headers), 401, "UNAUTHORIZED")
+    assert main(["keys", "list", *home]) == EXIT_OK
+    assert "revoked" in capsys.readouterr().out
+    assert main(["keys", "revoke", "no-such-key", *home]) == EXIT_FAILED
+    assert "No API key with id no-such-key" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(["keys", "revoke", *home])
+    assert usage.value.code == 2 and "needs the key id" in capsys.readouterr().err
+
+
+def test_cors_answers_only_configured_origins(tmp_path: Path) -> None:
+    allowed, other = "http://app.example:3000", "http://elsewhere.example"
+    settings = _settings(tmp_path, cors_origins=[allowed], max_upload_mb=0.01)
+    with TestClient(create_app(settings, janitor=False)) as client:
+        ok = client.get(f"{API}/health", headers={"Origin": allowed})
+        assert ok.headers["access-control-allow-origin"] == allowed
+        refused = client.get(f"{API}/health", headers={"Origin": other})
+        assert refused.status_code == 200 and "access-control-allow-origin" not in refused.headers
+        ask = {
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-api-key",
+        }
+        preflight = client.options(f"{API}/analyses", headers={"Origin": allowed, **ask})
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == allowed
+        assert "x-api-key" in preflight.headers["access-control-allow-headers"].lower()
+        denied = client.options(f"{API}/analyses", headers={"Origin": other, **ask})
+        assert denied.status_code == 400 and "access-control-allow-origin" not in denied.headers
+        # Errors reach a browser client too, even the upload limit's early 413.
+        big = client.post(
+            f"{API}/uploads",
+            files={"file": ("big.wav", b"RIFF" + bytes(100_000))},
+            headers={"Origin": allowed},
+        )
+        _assert_error(big, 413, "FILE_TOO_LARGE")
+        assert big.headers["access-control-allow-origin"] == allowed
+    with TestClient(create_app(_settings(tmp_path / "no-cors"), janitor=False)) as client:
+        plain = client.get(f"{API}/health", headers={"Origin": allowed})
+        assert "access-control-allow-origin" not in plain.headers
+
+
+def test_docs_pages_load_without_internet(client: TestClient) -> None:
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+        assert "http://" not in html.text and "https://" not in html.text, html.text
+        refs = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+        assert refs and all(r.startswith("/") and not r.startswith("//") for r in refs), refs
+        for ref in refs:
+            asset = client.get(ref)
+            assert asset.status_code == 200 and len(asset.content) > 1000, ref
+    swagger = client.get("/docs").text
+    assert f"url: '{API}/openapi.json'" in swagger
+    bundle = client.get(re.findall(r'src="([^"]+swagger-ui-bundle\.js)"', swagger)[0])
+    assert "SwaggerUIBundle" in bundle.text
+    assert "javascript" in bundle.headers["content-type"]

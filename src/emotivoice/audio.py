@@ -26,11 +26,13 @@ from emotivoice.errors import (
 )
 
 __all__ = [
+    "AUDIO_EXTENSIONS",
     "DEFAULT_MAX_DURATION_S",
     "SAMPLE_RATE",
     "Audio",
     "AudioInfo",
     "AudioSource",
+    "find_audio_files",
     "load_audio",
     "sniff_format",
 ]
@@ -49,6 +51,23 @@ _FORMAT_NAMES = {
 }
 
 AudioSource = str | Path | bytes | bytearray | np.ndarray | IO[bytes]
+
+# File name extensions a folder of recordings is searched for (decoding judges the content).
+AUDIO_EXTENSIONS = frozenset(
+    {"wav", "flac", "mp3", "ogg", "oga", "opus", "m4a", "mp4", "aac", "webm", "mkv", "wma"}
+    | {"aif", "aiff", "amr", "3gp", "caf"}
+)
+
+
+def find_audio_files(folder: Path) -> list[Path]:
+    """The files under ``folder`` (recursively, sorted) with an audio extension; hidden skipped."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and not p.name.startswith(".")
+        and p.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS
+    )
 
 
 @dataclass(frozen=True)

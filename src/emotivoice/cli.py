@@ -19,10 +19,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("emotivoice.cli")
 
-AUDIO_EXTENSIONS = frozenset(
-    {"wav", "flac", "mp3", "ogg", "oga", "opus", "m4a", "mp4", "aac", "webm", "mkv", "wma"}
-    | {"aif", "aiff", "amr", "3gp", "caf"}
-)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _PROGRESS_MIN_SECONDS = 60.0  # show a per-file progress bar for recordings longer than this
 
@@ -43,20 +39,12 @@ class FileOutcome:
 
 def _collect_inputs(paths: Sequence[str]) -> list[Path]:
     """Expand directories (audio extensions, recursively); keep named files as given."""
+    from emotivoice.audio import find_audio_files
+
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and not p.name.startswith(".")
-                and p.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS
-            )
-            files.extend(found)
-        else:
-            files.append(path)
+        files.extend(find_audio_files(path) if path.is_dir() else [path])
     return files
 
 
@@ -549,6 +537,7 @@ def cmd_attack(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         LabOptions,
         UntargetedOptions,
         load_attack_csv,
+        load_attack_dir,
         load_items,
         run_lab,
         summary_table,
@@ -558,15 +547,22 @@ def cmd_attack(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
     source = Path(args.input)
     targeted = args.mode == "targeted"
-    if source.suffix.lower() == ".csv":
+    is_csv = source.suffix.lower() == ".csv" and not source.is_dir()
+    if args.audio_dir and not is_csv:
+        parser.error("--audio-dir is the folder of a CSV's files; pass a CSV with it")
+    if is_csv:
         if args.target:
-            parser.error("--target is for a single audio file; a CSV names its own targets")
+            parser.error("--target is for audio files and directories; a CSV names its own targets")
         audio_dir = Path(args.audio_dir) if args.audio_dir else None
         items = load_attack_csv(source, audio_dir, targeted=targeted)
     else:
+        kind = "a directory" if source.is_dir() else "one audio file"
         if targeted and not args.target:
-            parser.error("a targeted attack of one audio file needs --target")
-        items = load_items([(source, args.target or "", None)], targeted=targeted)
+            parser.error(f"a targeted attack of {kind} needs --target")
+        if source.is_dir():
+            items = load_attack_dir(source, args.target or "", targeted=targeted)
+        else:
+            items = load_items([(source, args.target or "", None)], targeted=targeted)
     options = LabOptions(
         mode=args.mode,
         model=args.model,
@@ -600,8 +596,13 @@ def _add_attack(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     a = sub.add_parser(
         "attack", help="adversarial examples against Whisper (needs emotivoice[robustness])"
     )
-    a.add_argument("input", help="a CSV with columns file,target[,text], or one audio file")
-    a.add_argument("--target", default=None, help="the phrase to inject (single audio file)")
+    a.add_argument(
+        "input",
+        help="a CSV with columns file,target[,text], a directory of audio files, or one file",
+    )
+    a.add_argument(
+        "--target", default=None, help="the phrase to inject (every file of a directory or one)"
+    )
     a.add_argument("--audio-dir", default=None, help="folder of the CSV's files (default: its)")
     a.add_argument("-o", "--out", default="adversarial", help="output folder")
     a.add_argument("--mode", choices=("targeted", "untargeted"), default="targeted")

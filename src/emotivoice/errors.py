@@ -11,6 +11,7 @@ __all__ = [
     "AudioDecodeError",
     "AudioError",
     "AudioTooLongError",
+    "CallbacksNotConfiguredError",
     "EmotiVoiceError",
     "EmptyAudioError",
     "FileTooLargeError",
@@ -91,6 +92,12 @@ class InvalidConfigError(EmotiVoiceError):
     """Options or a configuration file are invalid."""
 
     code = "invalid_config"
+
+
+class CallbacksNotConfiguredError(InvalidConfigError):
+    """A completion callback was asked for, but the server has no secret to sign it with."""
+
+    code = "callbacks_not_configured"
 
 
 class FileTooLargeError(AudioError):

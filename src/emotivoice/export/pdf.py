@@ -60,6 +60,16 @@ def _emotion_cell(segment: Any) -> str:
     return text + (f"<br/><font size=7>{escape(', '.join(extra))}</font>" if extra else "")
 
 
+def _figure(png: Path, max_width: float, max_height: float) -> Any:
+    """A flowable of ``png`` at its own aspect ratio, as large as fits the given box."""
+    from reportlab.lib.utils import ImageReader
+    from reportlab.platypus import Image
+
+    pixels_wide, pixels_high = ImageReader(str(png)).getSize()
+    scale = min(max_width / pixels_wide, max_height / pixels_high)
+    return Image(str(png), width=pixels_wide * scale, height=pixels_high * scale)
+
+
 def write_pdf(analysis: Analysis, path: Path, explain_dir: Path | None = None) -> Path:
     """Write the report of ``analysis`` to ``path``; explanation PNGs from ``explain_dir``."""
     _require_reportlab()
@@ -68,7 +78,6 @@ def write_pdf(analysis: Analysis, path: Path, explain_dir: Path | None = None) -
     from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.lib.units import cm
     from reportlab.platypus import (
-        Image,
         PageBreak,
         Paragraph,
         SimpleDocTemplate,
@@ -80,6 +89,8 @@ def write_pdf(analysis: Analysis, path: Path, explain_dir: Path | None = None) -
     styles = getSampleStyleSheet()
     small = styles["BodyText"].clone("small", fontSize=8, leading=10)
     width = A4[0] - 4 * cm
+    # Figures: 80 % of the text width, and at most half a page tall (tall feature charts).
+    figure_box = (width * 0.8, (A4[1] - 4 * cm) * 0.5)
     story: list[Any] = [Paragraph("EmotiVoice analysis report", styles["Title"])]
     src = analysis.source
     summary = [
@@ -113,8 +124,7 @@ def write_pdf(analysis: Analysis, path: Path, explain_dir: Path | None = None) -
                 ),
             ]
             story.append(Paragraph("Emotions", styles["Heading2"]))
-            for chart in charts:
-                story.append(Image(str(chart), width=width * 0.8, height=width * 0.8 * 0.45))
+            story += [_figure(chart, *figure_box) for chart in charts]
         story.append(Paragraph("Transcript", styles["Heading2"]))
         rows: list[list[Any]] = [["time", "text", "emotion"]]
         for s in analysis.segments:
@@ -148,10 +158,7 @@ def write_pdf(analysis: Analysis, path: Path, explain_dir: Path | None = None) -
             for png in sorted(explain_dir.glob("segment-*.png")):
                 kind = png.stem.split("-")[-1]
                 caption = f"Segment {png.stem.split('-')[1]}: {_FIGURE_CAPTIONS.get(kind, kind)}"
-                story += [
-                    Paragraph(caption, small),
-                    Image(str(png), width=width * 0.8, height=width * 0.8 * 0.45),
-                ]
+                story += [Paragraph(caption, small), _figure(png, *figure_box)]
         path.parent.mkdir(parents=True, exist_ok=True)
         SimpleDocTemplate(
             str(path), pagesize=A4, title="EmotiVoice analysis report", author="EmotiVoice"

@@ -1,8 +1,9 @@
 """The robustness lab: attack a set of utterances, score them, write audio and reports.
 
 Inputs are a CSV with columns ``file`` and ``target`` (optionally ``text``, the reference
-transcript), its files relative to the CSV's folder or to ``audio_dir``. Every input is checked
-before the first attack step, so a bad row fails in seconds rather than after an hour.
+transcript), its files relative to the CSV's folder or to ``audio_dir``, or a directory of audio
+files attacked toward one target. Every input is checked before the first attack step, so a bad
+row fails in seconds rather than after an hour.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "AttackItem",
     "LabOptions",
     "load_attack_csv",
+    "load_attack_dir",
     "load_items",
     "run_lab",
     "score_examples",
@@ -101,6 +103,15 @@ def load_items(
     entries: Sequence[tuple[Path, str, str | None]], *, targeted: bool = True
 ) -> list[AttackItem]:
     """Decode and check ``(path, target, reference)`` entries; raise on the first bad one."""
+    by_stem: dict[str, list[Path]] = {}
+    for path, _, _ in entries:
+        by_stem.setdefault(path.stem, []).append(path)
+    for stem, paths in by_stem.items():
+        if len(paths) > 1:  # outputs are named after the stem
+            raise InvalidConfigError(
+                f"{', '.join(str(p) for p in paths)}: share the name {stem!r}, so their outputs "
+                "would overwrite each other; rename all but one."
+            )
     items = []
     for path, target, reference in entries:
         if targeted:
@@ -142,6 +153,25 @@ def load_attack_csv(
         (folder / row["file"], row.get("target") or "", row.get("text") or None) for row in rows
     ]
     return load_items(entries, targeted=targeted)
+
+
+def load_attack_dir(folder: Path, target: str = "", *, targeted: bool = True) -> list[AttackItem]:
+    """Every audio file under ``folder`` (recursively, by extension), each toward ``target``.
+
+    Raises:
+        InvalidConfigError: ``folder`` is not a directory or holds no audio file.
+    """
+    from emotivoice.audio import AUDIO_EXTENSIONS, find_audio_files
+
+    if not folder.is_dir():
+        raise InvalidConfigError(f"{folder}: directory not found.")
+    files = find_audio_files(folder)
+    if not files:
+        looked_for = ", ".join(f".{ext}" for ext in sorted(AUDIO_EXTENSIONS))
+        raise InvalidConfigError(
+            f"{folder}: no audio files to attack (searched it and its folders for {looked_for})."
+        )
+    return load_items([(path, target, None) for path in files], targeted=targeted)
 
 
 def transcribe_with(model: str, beam_size: int = 5) -> Callable[[np.ndarray], str]:

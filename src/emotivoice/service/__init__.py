@@ -17,7 +17,15 @@ import importlib.util
 
 __all__ = ["require_service_extra"]
 
-_REQUIRED = ("fastapi", "uvicorn", "celery", "sqlalchemy", "alembic", "pydantic_settings")
+_REQUIRED = (
+    "fastapi",
+    "fastapi_offline",
+    "uvicorn",
+    "celery",
+    "sqlalchemy",
+    "alembic",
+    "pydantic_settings",
+)
 
 
 def require_service_extra() -> None:

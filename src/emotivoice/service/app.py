@@ -20,11 +20,13 @@ from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, UploadFil
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emotivoice import __version__
 from emotivoice.errors import (
+    CallbacksNotConfiguredError,
     EmotiVoiceError,
     FileTooLargeError,
     InvalidConfigError,
@@ -53,6 +55,7 @@ __all__ = ["API_PREFIX", "create_app"]
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+DOCS_STATIC_URL = "/static-docs"  # Swagger UI and ReDoc assets
 _UPLOAD_SLACK_BYTES = 64 * 1024  # multipart framing around the file
 _VIS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _EXPORTS = {
@@ -233,6 +236,15 @@ def _check_options(settings: Settings, options: AnalysisOptionsIn) -> dict[str, 
     return options.model_dump()
 
 
+def _check_callback(settings: Settings, callback_url: Any) -> None:
+    """Refuse a callback URL when this server has no key to sign its notices with."""
+    if callback_url is not None and not settings.callback_secret:
+        raise CallbacksNotConfiguredError(
+            "This server has no callback secret (EMOTIVOICE_CALLBACK_SECRET), so it cannot sign "
+            "completion notices; leave callback_url out, or ask the operator to set the secret."
+        )
+
+
 def _queue(svc: Services, owner: str, upload_id: str, options: dict[str, Any], cb: Any) -> str:
     row = svc.store.create_analysis(owner, upload_id, options, str(cb) if cb else None)
     enqueue(svc.celery, row.id, row.attempt)
@@ -304,6 +316,7 @@ def _build_router() -> APIRouter:
     def create_analysis(svc: Svc, owner: Owner, body: AnalysisCreate) -> dict[str, Any]:
         """Queue an analysis of an upload; poll ``GET /analyses/{id}``."""
         options = _check_options(svc.settings, body.options)
+        _check_callback(svc.settings, body.callback_url)
         analysis_id = _queue(svc, owner, body.upload_id, options, body.callback_url)
         return {"id": analysis_id, "status": "queued"}
 
@@ -311,6 +324,7 @@ def _build_router() -> APIRouter:
     def create_batch(svc: Svc, owner: Owner, body: BatchCreate) -> dict[str, Any]:
         """Queue one analysis per upload; a bad upload id fails alone, the rest are queued."""
         options = _check_options(svc.settings, body.options)
+        _check_callback(svc.settings, body.callback_url)
         items: list[dict[str, Any]] = []
         for upload_id in body.upload_ids:
             try:
@@ -354,7 +368,7 @@ def _build_router() -> APIRouter:
         row = svc.store.get_analysis(owner, analysis_id)
         if row.status != "completed":
             raise NotReadyError(f"Analysis {analysis_id} is {row.status}, not completed.")
-        return svc.store.artefact_dir(analysis_id) / "result"
+        return svc.store.result_dir(analysis_id, row.attempt)
 
     @router.get("/analyses/{analysis_id}/export", tags=["analyses"])
     def export(
@@ -507,13 +521,17 @@ def create_app(settings: Settings | None = None, *, janitor: bool = True) -> Fas
                 services.janitor.stop()
             services.store.dispose()
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc with their scripts and styles served by this process
+    # (fastapi-offline ships them), so the docs work on a machine without internet access.
+    app = FastAPIOffline(
         title="EmotiVoice",
         version=__version__,
         description="Speech analysis: transcript, emotions, acoustic features, explanations.",
         lifespan=lifespan,
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url="/docs",
+        redoc_url="/redoc",
+        static_url=DOCS_STATIC_URL,
     )
     app.state.services = services
     # The names the WebSocket streaming route reads.
@@ -526,12 +544,14 @@ def create_app(settings: Settings | None = None, *, janitor: bool = True) -> Fas
     app.include_router(_build_router(), prefix=API_PREFIX)
     app.include_router(stream_router, prefix=API_PREFIX)
     _mount_ui(app)
+    app.add_middleware(_UploadLimit, limit=lambda: settings.max_upload_bytes)
     if settings.cors_origins:
+        # Added last, so outermost: the upload limit's 413 carries the CORS headers too and a
+        # browser client can read the error.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    app.add_middleware(_UploadLimit, limit=lambda: settings.max_upload_bytes)
     return app

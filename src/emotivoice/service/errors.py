@@ -6,6 +6,7 @@ from emotivoice.errors import (
     AudioDecodeError,
     AudioError,
     AudioTooLongError,
+    CallbacksNotConfiguredError,
     EmotiVoiceError,
     EmptyAudioError,
     FileTooLargeError,
@@ -41,6 +42,7 @@ _TABLE: tuple[tuple[type[EmotiVoiceError], int, str], ...] = (
     (RateLimitedError, 429, "RATE_LIMITED"),
     (ModelNotFoundError, 422, "MODEL_NOT_FOUND"),
     (ModelIntegrityError, 500, "MODEL_INTEGRITY"),
+    (CallbacksNotConfiguredError, 422, "CALLBACKS_NOT_CONFIGURED"),
     (InvalidConfigError, 422, "INVALID_OPTIONS"),
 )
 

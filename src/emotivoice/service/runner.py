@@ -1,5 +1,9 @@
 """What a worker does with one job: analyse, store segments as they finish, write artefacts.
 
+Exports are written to the delivery's own scratch folder and handed to the fenced
+:meth:`~emotivoice.service.storage.Store.complete`, which publishes them only if this delivery
+still holds the job; a cancelled or taken-over delivery leaves no file behind.
+
 Independent of Celery (the task in :mod:`emotivoice.service.jobs` is a thin wrapper), so the same
 code runs in an embedded worker, a scale-out worker and the tests.
 """
@@ -96,11 +100,7 @@ def run_job(store: Store, analysis_id: str, attempt: int, worker: str) -> str:
     try:
         with _Heartbeat(store, analysis_id, attempt, period) as beat:
             result = _analyse(store, row.upload_id, row.options, beat, work, settings)
-            final = store.artefact_dir(analysis_id)
-            shutil.rmtree(final, ignore_errors=True)
-            final.mkdir(parents=True)
-            (work / _RESULT_DIR).rename(final / _RESULT_DIR)
-            if not store.complete(analysis_id, attempt, result):
+            if not store.complete(analysis_id, attempt, result, work / _RESULT_DIR):
                 raise JobLostError(analysis_id)
         logger.info("Completed %s (attempt %d)", analysis_id, attempt)
         outcome = "completed"
@@ -109,7 +109,8 @@ def run_job(store: Store, analysis_id: str, attempt: int, worker: str) -> str:
         return "skipped"
     except EmotiVoiceError as e:
         _, code = api_error(e)
-        store.fail(analysis_id, attempt, code, e.message)
+        if not store.fail(analysis_id, attempt, code, e.message):
+            return "skipped"  # another delivery holds the job: its outcome is the one to report
         logger.info("Job %s failed: %s", analysis_id, e.message)
         outcome = "failed"
     finally:
@@ -147,7 +148,10 @@ def _analyse(
     for finished in analyzer.iter_segments(audio, progress):
         segment = finished.segment
         segments.append(segment)
-        store.add_segment(beat.analysis_id, beat.attempt, segment.id, dataclasses.asdict(segment))
+        if not store.add_segment(
+            beat.analysis_id, beat.attempt, segment.id, dataclasses.asdict(segment)
+        ):
+            raise JobLostError(beat.analysis_id)
     analysis = analyzer.assemble(audio, tuple(segments), time.perf_counter() - started)
     out = work / _RESULT_DIR
     shutil.rmtree(work, ignore_errors=True)
@@ -215,6 +219,11 @@ def _notify(store: Store, analysis_id: str, tries: int = 3) -> None:
     import httpx
 
     url, body = notice
+    if not store.settings.callback_secret:
+        # The API took the URL with a secret set, but this worker has none: never sign with ''.
+        logger.warning("Callback for %s not sent: no callback secret is configured", analysis_id)
+        store.set_callback_status(analysis_id, "not sent: no callback secret configured")
+        return
     headers = {
         "Content-Type": "application/json",
         CALLBACK_SIGNATURE_HEADER: sign_body(store.settings.callback_secret, body),

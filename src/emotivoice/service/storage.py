@@ -2,12 +2,17 @@
 
 Every query is scoped by ``owner`` (an API key id, or ``anonymous`` when keys are off), so one
 key never sees another key's data. Worker writes are fenced by the analysis' ``attempt``: only the
-delivery that currently holds a job may write its progress and result, which makes result writes
-idempotent when a job is redelivered.
+delivery that currently holds a job may write its progress, segments, result and files, which
+makes result writes idempotent when a job is redelivered.
+
+Files of an analysis live in :meth:`Store.artefact_dir`, one folder per delivery
+(``attempt-N``); the API serves the folder of the attempt that completed the job, so a stale or
+cancelled delivery never overwrites or resurrects anything a client can fetch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -269,7 +274,8 @@ class Store:
         """
         self.get_analysis(owner, analysis_id)
         with self.session() as s:
-            s.execute(delete(SegmentRow).where(SegmentRow.analysis_id == analysis_id))
+            # Cancel first: the row lock (PostgreSQL) or write lock (SQLite) then orders this
+            # against a worker's fenced segment write, so no segment slips in after the delete.
             s.execute(
                 update(AnalysisRow)
                 .where(AnalysisRow.id == analysis_id)
@@ -281,14 +287,19 @@ class Store:
                     finished_at=utcnow(),
                 )
             )
+            s.execute(delete(SegmentRow).where(SegmentRow.analysis_id == analysis_id))
         shutil.rmtree(self.artefact_dir(analysis_id), ignore_errors=True)
 
     def artefact_dir(self, analysis_id: str) -> Path:
-        """Where a completed analysis' exports and figures live."""
+        """The folder of all of an analysis' exports and figures (one sub-folder per delivery)."""
         return self.settings.artefacts_dir / analysis_id
 
+    def result_dir(self, analysis_id: str, attempt: int) -> Path:
+        """The exports of delivery ``attempt``; served only once that delivery completed the job."""
+        return self.artefact_dir(analysis_id) / f"attempt-{attempt}"
+
     def work_dir(self, analysis_id: str, attempt: int) -> Path:
-        """Scratch space of one delivery, moved into :meth:`artefact_dir` on success."""
+        """Scratch space of one delivery; :meth:`complete` moves its exports to ``result_dir``."""
         return self.settings.artefacts_dir / f"{analysis_id}.attempt-{attempt}"
 
     # --- analyses (worker side, fenced by attempt) ----------------------------------------
@@ -327,18 +338,27 @@ class Store:
             )
             return s.get(AnalysisRow, analysis_id)
 
+    @staticmethod
+    def _fence(s: Session, analysis_id: str, attempt: int, **values: Any) -> bool:
+        """Update the job row if delivery ``attempt`` still holds it (running), inside ``s``.
+
+        The update locks the row (PostgreSQL) or the database (SQLite) until ``s`` commits, so
+        further writes in the same transaction cannot race a requeue or a cancellation.
+        """
+        done = s.execute(
+            update(AnalysisRow)
+            .where(
+                AnalysisRow.id == analysis_id,
+                AnalysisRow.attempt == attempt,
+                AnalysisRow.status == "running",
+            )
+            .values(**values)
+        )
+        return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+
     def _fenced(self, analysis_id: str, attempt: int, **values: Any) -> bool:
         with self.session() as s:
-            done = s.execute(
-                update(AnalysisRow)
-                .where(
-                    AnalysisRow.id == analysis_id,
-                    AnalysisRow.attempt == attempt,
-                    AnalysisRow.status == "running",
-                )
-                .values(**values)
-            )
-            return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+            return self._fence(s, analysis_id, attempt, **values)
 
     def heartbeat(
         self,
@@ -355,13 +375,42 @@ class Store:
             values["stage"] = stage[:200]
         return self._fenced(analysis_id, attempt, **values)
 
-    def add_segment(self, analysis_id: str, attempt: int, idx: int, data: dict[str, Any]) -> None:
+    def add_segment(self, analysis_id: str, attempt: int, idx: int, data: dict[str, Any]) -> bool:
+        """Store a finished segment; ``False`` (nothing written) when ``attempt`` lost the job."""
         with self.session() as s:
+            if not self._fence(s, analysis_id, attempt, heartbeat_at=utcnow()):
+                return False
             s.merge(SegmentRow(analysis_id=analysis_id, idx=idx, attempt=attempt, data=data))
+            return True
 
-    def complete(self, analysis_id: str, attempt: int, result: dict[str, Any]) -> bool:
-        """Store the result once; ``False`` when another delivery owns (or finished) the job."""
-        return self._fenced(
+    def complete(
+        self,
+        analysis_id: str,
+        attempt: int,
+        result: dict[str, Any],
+        exports: Path | None = None,
+    ) -> bool:
+        """Store the result, and the folder ``exports`` as the job's files, once.
+
+        The folder becomes :meth:`result_dir` of this attempt, which the API serves only after
+        the fenced update below marks the job completed by this attempt. Returns ``False`` when
+        another delivery owns (or finished) the job or it was cancelled; then the folder is
+        removed and no file of this call stays behind.
+        """
+        target = self.result_dir(analysis_id, attempt)
+        if exports is not None:
+            if target.exists():  # this attempt completed before: a repeated call keeps its files
+                shutil.rmtree(exports, ignore_errors=True)
+                return False
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                exports.rename(target)
+            except FileNotFoundError:
+                # The analysis folder vanished between mkdir and rename: a DELETE, which cancels
+                # the job before it removes files, so the fence below would fail anyway.
+                shutil.rmtree(exports, ignore_errors=True)
+                return False
+        done = self._fenced(
             analysis_id,
             attempt,
             status="completed",
@@ -370,6 +419,16 @@ class Store:
             result=result,
             finished_at=utcnow(),
         )
+        if not done and exports is not None:
+            self._discard(analysis_id, attempt)
+        return done
+
+    def _discard(self, analysis_id: str, attempt: int) -> None:
+        """Remove the files of a delivery that lost its job, and the analysis folder if empty."""
+        shutil.rmtree(self.result_dir(analysis_id, attempt), ignore_errors=True)
+        # Absent, or it holds the files of the delivery that completed: leave it.
+        with contextlib.suppress(OSError):
+            self.artefact_dir(analysis_id).rmdir()
 
     def fail(self, analysis_id: str, attempt: int, code: str, message: str) -> bool:
         return self._fenced(
@@ -411,6 +470,7 @@ class Store:
             row.worker, row.queued_at = None, utcnow()
         # The lost delivery's unfinished files.
         shutil.rmtree(self.work_dir(analysis_id, attempt), ignore_errors=True)
+        self._discard(analysis_id, attempt)
         return attempt + 1
 
     def stalled(self) -> list[tuple[str, int]]:
