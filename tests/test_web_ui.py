@@ -224,10 +224,12 @@ def test_explain_view_with_every_method(browser: Any, server: str, data_dir: Pat
     for i in (1, 2, 3):
         again.nth(i).uncheck()
     page.fill("#explain fieldset input[type='number']", "2")
+    first = page.url
     with page.expect_request(_analysis_request) as sent:
         page.click("#explain button:has-text('Analyse again')")
     options = sent.value.post_data_json["options"]
     assert options["explain_methods"] == ["shapley"] and options["explain_windows"] == 2
+    page.wait_for_url(lambda url: url != first)  # the new analysis' own page
     page.wait_for_selector("#explain figure[data-kind='windows']", timeout=300_000)
     assert page.locator("#explain figure[data-kind='attention']").count() == 0
     assert console.errors == []
