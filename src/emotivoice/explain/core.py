@@ -10,8 +10,8 @@ The *budget* caps every evaluation of the explained model per segment: the count
 fixed 8 (9 without ``shapley``, which otherwise supplies the unperturbed score) are set aside
 and the time attribution (coalitions, LIME, deletion curves) gets the rest; a budget too small
 for the requested methods is rejected before any work. Attention (one forward pass) and
-Integrated Gradients (``ig_steps`` forward and backward passes of the PyTorch model) are
-costed on their own, as the issue times them.
+Integrated Gradients (``ig_steps`` forward and backward passes of the PyTorch model) run a
+different model path and are costed on their own in ``cost``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,11 @@ SAMPLE_RATE = 16000
 
 @dataclass(frozen=True)
 class SegmentExplanation:
-    """Everything computed to explain one segment's predicted emotion."""
+    """Everything computed to explain one segment's predicted emotion.
+
+    ``evaluations`` counts the evaluations of the explained model (time attribution and
+    counterfactuals), never more than ``budget``; ``cost`` has them per method, with seconds.
+    """
 
     segment: int
     start: float
