@@ -186,13 +186,83 @@ def test_deletion_in_shapley_order_beats_random_on_real_clips(data_dir: Path) ->
     assert np.mean(gains) > 0, gains
 
 
-def _png_ok(path: Path, size: tuple[int, int] | None = None) -> None:
+def _plot_areas(image: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """(top, bottom, left, right) pixel bounds of each axes, found from its spines.
+
+    The house style draws the left and bottom spines only, black: an axes is a horizontal black
+    run of at least a fifth of the width (the bottom spine, maybe with a tick at its left end)
+    with a black vertical run of at least a sixth of the height rising from its left end.
+    """
+    dark = image[..., :3].max(axis=-1) < 0.3
+    height, width = dark.shape
+    found = []
+    for row in range(height):
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], dark[row].astype(np.int8), [0]])))
+        for left, right in zip(edges[::2], edges[1::2], strict=True):
+            if right - left < width / 5:
+                continue
+            tops = {}
+            for column in range(left, min(left + 10, right)):  # the spine, past a y tick
+                top = row
+                while top > 0 and dark[top - 1, column]:
+                    top -= 1
+                tops[column] = top
+            column = min(tops, key=lambda c: tops[c])
+            if row - tops[column] >= height / 6:
+                found.append((tops[column], row, column, int(right)))
+    # a horizontal black line inside an axes (a zero line) is not a second axes
+    return [
+        a
+        for a in found
+        if not any(b != a and abs(b[2] - a[2]) <= 1 and b[0] <= a[0] and a[1] < b[1] for b in found)
+    ]
+
+
+def _png_ok(path: Path, size: tuple[int, int] | None = None, min_drawn: float = 0.005) -> None:
+    """A valid PNG of ``size`` whose every axes has something drawn inside its spines.
+
+    ``min_drawn``: share of the pixels inside the plot area that must differ from the white
+    background; an axes with only its title, labels and ticks has none (checked below).
+    """
     import matplotlib.image
 
     image = matplotlib.image.imread(path)
-    assert image.ndim == 3 and image.std() > 0.01, path  # not blank
+    assert image.ndim == 3, path
     if size is not None:
         assert image.shape[1::-1] == size, path
+    areas = _plot_areas(image)
+    assert areas, f"{path}: no axes found"
+    for top, bottom, left, right in areas:
+        inside = image[top + 2 : bottom - 1, left + 3 : right, :3]  # clear of the spines
+        drawn = float((np.abs(inside - 1.0).max(axis=-1) > 0.02).mean())
+        assert drawn >= min_drawn, f"{path}: axes at rows {top}-{bottom} is empty ({drawn:.4f})"
+
+
+def test_png_check_fails_on_empty_axes(tmp_path: Path) -> None:
+    from matplotlib.cm import ScalarMappable
+
+    from emotivoice.explain import plots
+
+    plt = plots._pyplot()
+    empty = []
+    fig, ax = plt.subplots(figsize=plots.FIGSIZE)
+    ax.set(title="Emotion distribution", xlabel="time (s)", ylabel="probability", ylim=(0, 1))
+    empty.append(plots._save(fig, tmp_path / "single.png"))
+    fig, ax = plt.subplots(figsize=plots.FIGSIZE)  # a heatmap's colour bar is not its data
+    fig.colorbar(ScalarMappable(cmap="viridis"), ax=ax)
+    ax.set(title="Encoder self-attention", xlabel="key time (s)", ylabel="query time (s)")
+    empty.append(plots._save(fig, tmp_path / "colorbar.png"))
+    fig, (wave_ax, spec_ax) = plt.subplots(2, 1, figsize=(8.0, 5.0), sharex=True)
+    wave_ax.plot([0, 1], [0, 1], color="#333333")
+    spec_ax.set_xlabel("time (s)")  # the second axes is empty
+    empty.append(plots._save(fig, tmp_path / "half.png"))
+    for png in empty:
+        with pytest.raises(AssertionError):
+            _png_ok(png)
+    fig, ax = plt.subplots(figsize=plots.FIGSIZE)
+    ax.plot(np.linspace(0, 1, 7), [0.9, 0.7, 0.6, 0.4, 0.3, 0.2, 0.1], marker="o")
+    ax.set(title="Deletion curves", ylim=(0, 1))
+    _png_ok(plots._save(fig, tmp_path / "one-line.png"), (800, 400))
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +281,7 @@ def test_explain_api_budget_json_and_plots(angry_clip: Path, tmp_path: Path) -> 
     assert explanation.predicted in explanation.probabilities
     assert explanation.cost["shapley+lime+deletion"]["evaluations"] == 16
     assert explanation.cost["counterfactual"]["evaluations"] == 8  # original reused
+    assert explanation.evaluations == 24 and explanation.budget == 100
     samples = load_audio(angry_clip).samples
     segment = samples[int(explanation.start * SR) : int(explanation.end * SR)]
     paths = write_explanation(explanation, segment, tmp_path)
@@ -247,11 +318,15 @@ def test_attention_and_integrated_gradients(angry_clip: Path, tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_cli_explain_writes_report(angry_clip: Path, tmp_path: Path) -> None:
+    import json
+
     from emotivoice.cli import main
 
+    # 4 windows need 16 coalitions; a budget of 20 leaves 12 after the 8 counterfactuals,
+    # so the Shapley values are sampled within it
     code = main(
-        ["analyze", str(angry_clip), "-o", str(tmp_path), "--explain", "--explain-windows", "3",
-         "--fast", "-q"]
+        ["analyze", str(angry_clip), "-o", str(tmp_path), "--explain", "--explain-windows", "4",
+         "--explain-budget", "20", "--fast", "-q"]
     )  # fmt: skip
     assert code == 0
     folder = tmp_path / f"{angry_clip.stem}-explain"
@@ -259,9 +334,31 @@ def test_cli_explain_writes_report(angry_clip: Path, tmp_path: Path) -> None:
     assert {"distribution.png", "timeline.png", "segment-0.json", "segment-0-windows.png"} <= names
     for png in ("distribution.png", "timeline.png", "segment-0-deletion.png"):
         _png_ok(folder / png, (800, 400))
+    data = json.loads((folder / "segment-0.json").read_text())
+    assert data["budget"] == 20 and data["evaluations"] <= 20
+    assert not data["attribution"]["exact"] and data["attribution"]["evaluations"] <= 12
     with pytest.raises(SystemExit) as usage:
         main(["analyze", str(angry_clip), "--explain", "--explain-methods", "magic"])
     assert usage.value.code == 2
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--explain-budget", "15"],  # 3 windows need 8 coalitions + 8 counterfactuals
+        ["--explain-windows", "10", "--explain-budget", "30"],
+        ["--emotion-model", "hf:some/model", "--explain-methods", "gradients"],
+    ],
+)
+def test_cli_rejects_explanations_it_cannot_give(
+    angry_clip: Path, capsys: pytest.CaptureFixture[str], flags: list[str]
+) -> None:
+    from emotivoice.cli import main
+
+    with pytest.raises(SystemExit) as usage:
+        main(["analyze", str(angry_clip), "--explain", "--explain-windows", "3", *flags])
+    assert usage.value.code == 2
+    assert "budget" in capsys.readouterr().err or "gradients" in " ".join(flags)
 
 
 def test_attention_of_a_huggingface_backend(tiny_hubert: Path, jfk_samples: np.ndarray) -> None:
@@ -276,6 +373,134 @@ def test_attention_of_a_huggingface_backend(tiny_hubert: Path, jfk_samples: np.n
     assert len(layers) == 2  # the tiny model's two transformer layers
     np.testing.assert_allclose(layers[0].sum(axis=1), 1, atol=1e-4)
     assert explanation.attention.rollout.shape == (layers[0].shape[0],)
+
+
+@pytest.fixture(scope="module")
+def hubert_clip(jfk_samples: np.ndarray) -> np.ndarray:
+    return jfk_samples[: 3 * SR]
+
+
+@pytest.fixture(scope="module")
+def hubert_analysis(tiny_hubert: Path, hubert_clip: np.ndarray) -> object:
+    import emotivoice
+
+    analysis = emotivoice.analyze(
+        hubert_clip, sample_rate=SR, emotion_model=f"hf:{tiny_hubert}", beam_size=1
+    )
+    assert analysis.segments
+    return analysis
+
+
+def test_explain_explains_the_analysed_huggingface_backend(
+    tiny_hubert: Path, hubert_clip: np.ndarray, hubert_analysis: object, tmp_path: Path
+) -> None:
+    # emotivoice.explain(..., emotion_model="hf:...") must explain that model, not Whisper's
+    import emotivoice
+    from emotivoice.explain import write_explanation
+
+    model = f"hf:{tiny_hubert}"
+    (explanation,) = emotivoice.explain(
+        hubert_clip,
+        sample_rate=SR,
+        segment=0,
+        methods=("attention",),
+        analysis=hubert_analysis,
+        emotion_model=model,
+    )
+    segment = hubert_analysis.segments[0]  # type: ignore[attr-defined]
+    samples = hubert_clip[int(segment.start * SR) : int(segment.end * SR)]
+    attention = explanation.attention
+    assert len(attention.layers) == 2  # the tiny HuBERT's layers; Whisper base has 6
+    # its front end strides 5 x 4 = 20 samples per position (Whisper: 320, 20 ms)
+    assert attention.layers[0].shape[0] == pytest.approx(len(samples) / 20, abs=2)
+    assert len(attention.rollout) * attention.position_seconds == pytest.approx(
+        len(samples) / SR, rel=0.01
+    )
+    np.testing.assert_allclose(attention.layers[-1].sum(axis=1), 1, atol=1e-4)
+    # the probabilities are the Hugging Face model's, as in the analysis
+    assert explanation.probabilities == pytest.approx(segment.emotion.probabilities, abs=1e-3)
+    assert explanation.evaluations == 1 and explanation.cost["attention"]["evaluations"] == 1
+    paths = {p.name: p for p in write_explanation(explanation, samples, tmp_path)}
+    for name in ("segment-0-attention.png", "segment-0-rollout.png"):
+        _png_ok(paths[name], (800, 400))
+    _png_ok(paths["segment-0-features.png"])
+    with pytest.raises(InvalidConfigError, match=r"Integrated Gradients.*Whisper-head"):
+        emotivoice.explain(
+            hubert_clip, sample_rate=SR, methods=("gradients",), analysis=hubert_analysis,
+            emotion_model=model,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("methods", "windows", "budget", "exact"),
+    [
+        (("shapley", "counterfactual"), 6, 100, True),  # the defaults: 64 + 8
+        (("shapley", "counterfactual"), 6, 40, False),  # 32 left for the attribution: sampled
+        (("shapley", "counterfactual"), 4, 24, True),  # exactly 16 + 8
+        (("shapley", "counterfactual", "attention"), 10, 45, False),
+        (("shapley",), 6, 17, False),  # the fewest a sampled attribution of 6 windows needs
+        (("counterfactual",), 6, 9, None),  # the unperturbed score is one more evaluation
+    ],
+)
+def test_the_budget_caps_every_model_evaluation(
+    tiny_hubert: Path,
+    hubert_clip: np.ndarray,
+    hubert_analysis: object,
+    methods: tuple[str, ...],
+    windows: int,
+    budget: int,
+    exact: bool | None,
+) -> None:
+    import emotivoice
+    from emotivoice.emotion import EmotionOptions
+    from emotivoice.emotion.recognizer import load_backend
+
+    model = f"hf:{tiny_hubert}"
+    forwards = []  # every forward pass of the real model, whoever makes it
+    hook = load_backend(EmotionOptions(model=model)).model.register_forward_hook(
+        lambda module, args, output: forwards.append(1)
+    )
+    try:
+        (explanation,) = emotivoice.explain(
+            hubert_clip,
+            sample_rate=SR,
+            segment=0,
+            methods=methods,
+            analysis=hubert_analysis,
+            emotion_model=model,
+            attribution=AttributionOptions(n_windows=windows),
+            budget=budget,
+        )
+    finally:
+        hook.remove()
+    attention = 1 if "attention" in methods else 0  # costed apart, as the issue times it
+    assert len(forwards) - attention == explanation.evaluations <= budget
+    queried = ("shapley+lime+deletion", "counterfactual")
+    assert explanation.evaluations >= sum(
+        explanation.cost[m]["evaluations"] for m in queried if m in explanation.cost
+    )
+    if exact is not None:
+        assert explanation.attribution is not None and explanation.attribution.exact is exact
+        assert explanation.attribution.evaluations <= budget - ("counterfactual" in methods) * 8
+    if budget == 100:
+        assert explanation.evaluations == 72
+
+
+def test_a_budget_too_small_is_refused_before_any_work(
+    tiny_hubert: Path, hubert_clip: np.ndarray
+) -> None:
+    import emotivoice
+
+    # no analysis is passed: the refusal must come before the recording is even analysed
+    with pytest.raises(
+        InvalidConfigError, match=r"budget of 30 .* at least 29 .* Raise the budget to 37"
+    ):
+        emotivoice.explain(
+            hubert_clip, sample_rate=SR, emotion_model=f"hf:{tiny_hubert}",
+            attribution=AttributionOptions(n_windows=10), budget=30,
+        )  # fmt: skip
+    with pytest.raises(InvalidConfigError, match="too small"):
+        emotivoice.explain(hubert_clip, sample_rate=SR, methods=("counterfactual",), budget=8)
 
 
 def test_batch_scorer_equals_the_pipeline_encoder_path(jfk_samples: np.ndarray) -> None:

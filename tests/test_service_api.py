@@ -443,3 +443,27 @@ def test_docs_pages_load_without_internet(client: TestClient) -> None:
     bundle = client.get(re.findall(r'src="([^"]+swagger-ui-bundle\.js)"', swagger)[0])
     assert "SwaggerUIBundle" in bundle.text
     assert "javascript" in bundle.headers["content-type"]
+
+
+def test_explanation_options_are_checked_before_queueing(
+    client: TestClient, jfk_path: Path
+) -> None:
+    upload = _upload(client, jfk_path).json()
+
+    def create(options: dict[str, Any]) -> Any:
+        return client.post(f"{API}/analyses", json={"upload_id": upload["id"], "options": options})
+
+    # 10 windows need at least 29 evaluations beside the 8 counterfactuals
+    refused = create({"explain": True, "explain_windows": 10, "explain_budget": 30})
+    assert "budget" in _assert_error(refused, 422, "INVALID_OPTIONS")["message"]
+    _assert_error(create({"explain": True, "explain_budget": 0}), 422, "VALIDATION_ERROR")
+    _assert_error(create({"explain": True, "explain_methods": ["magic"]}), 422, "INVALID_OPTIONS")
+    queued = create({"explain": True, "explain_windows": 4, "explain_budget": 24})
+    assert queued.status_code == 202, queued.text
+    options = client.get(f"{API}/analyses/{queued.json()['id']}").json()["options"]
+    assert options["explain_budget"] == 24 and options["explain_windows"] == 4
+    default = create({"explain": True})
+    assert (
+        client.get(f"{API}/analyses/{default.json()['id']}").json()["options"]["explain_budget"]
+        == 100
+    )

@@ -113,6 +113,8 @@ def test_upload_analyse_result_and_exports(browser: Any, server: str, jfk_path: 
     assert page.locator("#distribution svg").count() == 1
     assert page.locator("#timeline svg").count() == 1
     assert page.locator("#features td").count() > 5
+    # analysed without explanations: the Explain view offers every method to analyse again
+    assert page.locator("#explain fieldset input[name='explain-method']").count() == 4
     segment.click()  # seeks the player; words get highlighted while it plays
     page.wait_for_function("document.getElementById('player').currentTime > 0.5", timeout=15_000)
     page.wait_for_selector("#transcript .word.current", timeout=15_000)
@@ -166,4 +168,68 @@ def test_live_page_with_the_fake_microphone(browser: Any, server: str) -> None:
     _shot(page, "live")
     finals = page.inner_text("#finals")
     assert "fellow Americans" in finals or "ask not what your country" in finals, finals
+    assert console.errors == []
+
+
+#: the Explain view's figures and a phrase of the one line under each
+EXPLAIN_FIGURES = {
+    "windows": "Shapley value of each time window",
+    "deletion": "Deletion curve",
+    "counterfactuals": "pitch, energy, tempo or spectral tilt",
+    "attention": "Encoder self-attention",
+    "rollout": "Attention rollout",
+    "saliency": "Integrated Gradients",
+}
+
+
+def _analysis_request(request: Any) -> bool:
+    return request.method == "POST" and request.url.endswith("/api/v1/analyses")
+
+
+def test_explain_view_with_every_method(browser: Any, server: str, data_dir: Path) -> None:
+    clip = data_dir / "ravdess" / "Actor_11" / "03-01-05-02-01-01-11.flac"  # 3.6 s, angry
+    page = browser.new_page()
+    console = Console(page)
+    page.goto(server + "/")
+    methods = page.locator("#drop ~ fieldset input[name='explain-method']")
+    assert methods.count() == 4
+    for i in range(4):
+        methods.nth(i).check()
+    page.fill("#drop ~ fieldset input[type='number']", "3")
+    with page.expect_request(_analysis_request) as sent:
+        page.set_input_files("#files", str(clip))
+    assert sent.value.post_data_json["options"] == {
+        "explain": True,
+        "explain_methods": ["shapley", "counterfactual", "attention", "gradients"],
+        "explain_windows": 3,
+    }
+    page.wait_for_selector("#queue td:has-text('completed')", timeout=600_000)
+    page.click("#queue a:has-text('open')")
+    page.wait_for_selector("#explain figure", timeout=60_000)
+    assert "Faithfulness" in page.inner_text("#explain .faithfulness")
+    for kind, caption in EXPLAIN_FIGURES.items():
+        figure = page.locator(f"#explain figure[data-kind='{kind}']")
+        assert figure.count() == 1, kind
+        assert caption in figure.locator("figcaption").inner_text(), kind
+        image = figure.locator("img")
+        image.scroll_into_view_if_needed()  # the figures load lazily
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth === 800", arg=image.element_handle()
+        )
+    _shot(page, "result-explain")
+    # analyse again with other methods from the result page
+    again = page.locator("#explain fieldset input[name='explain-method']")
+    checked = [again.nth(i).get_attribute("value") for i in range(4) if again.nth(i).is_checked()]
+    assert checked == ["shapley", "counterfactual", "attention", "gradients"]
+    for i in (1, 2, 3):
+        again.nth(i).uncheck()
+    page.fill("#explain fieldset input[type='number']", "2")
+    first = page.url
+    with page.expect_request(_analysis_request) as sent:
+        page.click("#explain button:has-text('Analyse again')")
+    options = sent.value.post_data_json["options"]
+    assert options["explain_methods"] == ["shapley"] and options["explain_windows"] == 2
+    page.wait_for_url(lambda url: url != first)  # the new analysis' own page
+    page.wait_for_selector("#explain figure[data-kind='windows']", timeout=300_000)
+    assert page.locator("#explain figure[data-kind='attention']").count() == 0
     assert console.errors == []

@@ -64,6 +64,7 @@ def _analyze_one(
     formats: list[str],
     explain_methods: list[str] | None = None,
     n_windows: int = 6,
+    explain_budget: int = 100,
 ) -> FileOutcome:
     from tqdm import tqdm
 
@@ -96,6 +97,7 @@ def _analyze_one(
             methods=explain_methods,
             emotion_model=analyzer.options.emotion.model,
             attribution=AttributionOptions(n_windows=n_windows),
+            budget=explain_budget,
         )
         write_report(analysis, audio.samples, explanations, out / f"{stem}-explain")
     return FileOutcome(
@@ -125,6 +127,28 @@ def _print_summary(outcomes: list[FileOutcome]) -> None:
             print(f"{o.path.name:<{width}}  {'FAILED':<6}  {o.error}")
 
 
+def _explain_methods(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str] | None:
+    """The explanation methods asked for (``None`` without ``--explain``), checked up front."""
+    from emotivoice.explain.attribution import AttributionOptions
+    from emotivoice.explain.core import METHODS, check_methods, plan_budget
+
+    if not args.explain:
+        return None
+    methods = [m.strip() for m in args.explain_methods.split(",") if m.strip()]
+    if not methods or set(methods) - set(METHODS):
+        parser.error(f"--explain-methods: choose from {','.join(METHODS)}")
+    if args.no_emotion:
+        parser.error("--explain explains emotions; it cannot be used with --no-emotion")
+    try:
+        check_methods(methods, args.emotion_model)
+        plan_budget(
+            methods, AttributionOptions(n_windows=args.explain_windows), args.explain_budget
+        )
+    except EmotiVoiceError as e:
+        parser.error(f"--explain: {e.message}")
+    return methods
+
+
 def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Analyse files and directories; one bad file is reported and skipped."""
     from tqdm import tqdm
@@ -138,15 +162,7 @@ def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         parser.error(f"--format: unknown {unknown}; choose from {','.join(sorted(WRITERS))}")
     if args.fast and args.beam_size is not None:
         parser.error("--fast and --beam-size are mutually exclusive (--fast means beam size 1)")
-    from emotivoice.explain.core import METHODS
-
-    explain_methods = None
-    if args.explain:
-        explain_methods = [m.strip() for m in args.explain_methods.split(",") if m.strip()]
-        if not explain_methods or set(explain_methods) - set(METHODS):
-            parser.error(f"--explain-methods: choose from {','.join(METHODS)}")
-        if args.no_emotion:
-            parser.error("--explain explains emotions; it cannot be used with --no-emotion")
+    explain_methods = _explain_methods(args, parser)
     files = _collect_inputs(args.inputs)
     if not files:
         parser.error("no audio files found in the given inputs")
@@ -184,6 +200,7 @@ def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                     formats,
                     explain_methods,
                     args.explain_windows,
+                    args.explain_budget,
                 )
             )
         except EmotiVoiceError as e:
@@ -525,6 +542,14 @@ def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument(
         "--explain-windows", type=int, default=6, help="windows per segment (2^N evaluations)"
+    )
+    p.add_argument(
+        "--explain-budget",
+        type=int,
+        default=100,
+        metavar="N",
+        help="most model evaluations per explained segment: time attribution, LIME, deletion "
+        "curves and counterfactuals together (default 100; the defaults use 72)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary table")
     p.set_defaults(func=cmd_analyze)

@@ -35,6 +35,9 @@ from emotivoice.errors import InvalidConfigError
 #: scores a batch of waveforms: returns (batch, n_classes) probabilities
 BatchScorer = Callable[[Sequence[np.ndarray]], np.ndarray]
 
+#: model evaluations an explanation may make by default (issue target: ≤ 100 in all)
+DEFAULT_BUDGET = 100
+
 
 @dataclass(frozen=True)
 class AttributionOptions:
@@ -44,7 +47,9 @@ class AttributionOptions:
         n_windows: number of equal windows the segment is split into.
         baseline: ``"noise"`` (white noise 50 dB below the segment's RMS) or ``"silence"``.
         exact_max: evaluate all coalitions up to this many windows, sample beyond.
-        budget: cap on model evaluations of the time attribution, deletion curves included.
+        budget: cap on model evaluations of the time attribution, deletion curves included
+            (``None``: :data:`DEFAULT_BUDGET` on its own; inside :func:`emotivoice.explain` the
+            explanation's budget, less what its other methods need, sets it).
         random_orders: random deletion orders the faithfulness score compares against (in
             sampled mode at most one per sampled permutation).
         seed: for the noise baseline, sampling and random orders.
@@ -53,7 +58,7 @@ class AttributionOptions:
     n_windows: int = 6
     baseline: str = "noise"
     exact_max: int = 8
-    budget: int = 100
+    budget: int | None = None
     random_orders: int = 50
     seed: int = 0
 
@@ -62,26 +67,38 @@ class AttributionOptions:
             raise InvalidConfigError("n_windows must be between 2 and 32")
         if self.baseline not in ("noise", "silence"):
             raise InvalidConfigError("baseline must be 'noise' or 'silence'")
-        if self.budget < 2:
+        if self.budget is not None and self.budget < 2:
             raise InvalidConfigError("budget must allow at least 2 model evaluations")
         if self.random_orders < 1:
             raise InvalidConfigError("random_orders must be at least 1")
-        if not self.exact and self.budget < sampled_minimum(self.n_windows):
+        if not self.exact and self.evaluation_cap < sampled_minimum(self.n_windows):
             raise InvalidConfigError(
-                f"A budget of {self.budget} model evaluations is too small to sample Shapley "
-                f"values of {self.n_windows} windows: one permutation and the deletion curves "
-                f"need {sampled_minimum(self.n_windows)}. Raise the budget or use fewer windows."
+                f"A budget of {self.evaluation_cap} model evaluations is too small to sample "
+                f"Shapley values of {self.n_windows} windows: one permutation and the deletion "
+                f"curves need {sampled_minimum(self.n_windows)}. Raise the budget or use fewer "
+                "windows."
             )
+
+    @property
+    def evaluation_cap(self) -> int:
+        """The most model evaluations the time attribution may make."""
+        return DEFAULT_BUDGET if self.budget is None else self.budget
 
     @property
     def exact(self) -> bool:
         """Whether every coalition is evaluated (exact Shapley values)."""
-        return self.n_windows <= self.exact_max and 2**self.n_windows <= self.budget
+        return self.n_windows <= self.exact_max and 2**self.n_windows <= self.evaluation_cap
 
 
 def sampled_minimum(n_windows: int) -> int:
     """Fewest evaluations of sampled mode: all/no window, one permutation, two deletion curves."""
     return 2 + 3 * (n_windows - 1)
+
+
+def minimum_evaluations(n_windows: int, exact_max: int = 8) -> int:
+    """Fewest evaluations any time attribution of ``n_windows`` can make (exact or sampled)."""
+    sampled = sampled_minimum(n_windows)
+    return min(2**n_windows, sampled) if n_windows <= exact_max else sampled
 
 
 @dataclass(frozen=True)
@@ -252,7 +269,7 @@ def attribute_time(
         random_orders = [rng.permutation(n) for _ in range(options.random_orders)]
     else:
         # keep room for the two method deletion curves (n - 1 new coalitions each at most)
-        budget = options.budget - 2 * (n - 1)
+        budget = options.evaluation_cap - 2 * (n - 1)
         shapley, permutations = _sampled_shapley(table, n, target, budget, rng)
         random_orders = [order[::-1] for order in permutations[: options.random_orders]]
     lime = lime_surrogate({m: table.value(m, target) for m in table.scores}, n)

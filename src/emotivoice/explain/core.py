@@ -2,12 +2,21 @@
 
 Methods (``methods=``): ``shapley`` (window Shapley + LIME + deletion faithfulness, one table of
 coalition evaluations), ``counterfactual`` (prosody transforms), ``attention`` (encoder
-self-attention and rollout, PyTorch path) and ``gradients`` (Integrated Gradients on the
-log-mel, PyTorch path). Evaluation counts and wall times are recorded per method.
+self-attention and rollout: the Hugging Face model itself for ``hf:`` backends, else the
+PyTorch Whisper path) and ``gradients`` (Integrated Gradients on the log-mel, PyTorch path of
+a Whisper-head model). Evaluation counts and wall times are recorded per method.
+
+The *budget* caps every evaluation of the explained model per segment: the counterfactuals'
+fixed 8 (9 without ``shapley``, which otherwise supplies the unperturbed score) are set aside
+and the time attribution (coalitions, LIME, deletion curves) gets the rest; a budget too small
+for the requested methods is rejected before any work. Attention (one forward pass) and
+Integrated Gradients (``ig_steps`` forward and backward passes of the PyTorch model) run a
+different model path and are costed on their own in ``cost``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -21,12 +30,14 @@ import numpy as np
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.errors import InvalidConfigError
 from emotivoice.explain.attribution import (
+    DEFAULT_BUDGET,
     AttributionOptions,
     BatchScorer,
     TimeAttribution,
     attribute_time,
+    minimum_evaluations,
 )
-from emotivoice.explain.counterfactual import CounterfactualReport, counterfactuals
+from emotivoice.explain.counterfactual import TRANSFORMS, CounterfactualReport, counterfactuals
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +48,11 @@ SAMPLE_RATE = 16000
 
 @dataclass(frozen=True)
 class SegmentExplanation:
-    """Everything computed to explain one segment's predicted emotion."""
+    """Everything computed to explain one segment's predicted emotion.
+
+    ``evaluations`` counts the evaluations of the explained model (time attribution and
+    counterfactuals), never more than ``budget``; ``cost`` has them per method, with seconds.
+    """
 
     segment: int
     start: float
@@ -50,6 +65,8 @@ class SegmentExplanation:
     gradients: Any | None = None
     cost: dict[str, dict[str, float]] = field(default_factory=dict)
     features: tuple[dict[str, Any], ...] = ()
+    budget: int = DEFAULT_BUDGET
+    evaluations: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (attention and saliency downsampled for the web UI)."""
@@ -60,6 +77,8 @@ class SegmentExplanation:
             "predicted": self.predicted,
             "probabilities": self.probabilities,
             "cost": self.cost,
+            "budget": self.budget,
+            "evaluations": self.evaluations,
             "features": list(self.features),
         }
         if self.attribution is not None:
@@ -71,7 +90,7 @@ class SegmentExplanation:
             data["counterfactual"] = asdict(self.counterfactual)
         if self.attention is not None:
             data["attention"] = {
-                "position_seconds": self.attention.position_seconds,
+                "position_seconds": round(self.attention.position_seconds, 6),
                 "rollout": [round(float(v), 5) for v in self.attention.rollout],
                 "layers": [_pool(a, 100).round(5).tolist() for a in self.attention.layers],
             }
@@ -100,14 +119,73 @@ def _pool(matrix: np.ndarray, limit: int, rows: bool = True) -> np.ndarray:
 
 
 class _CountingScorer:
-    """Wraps a scorer to count model evaluations."""
+    """Wraps a scorer to count model evaluations and to enforce the budget."""
 
-    def __init__(self, scorer: BatchScorer) -> None:
-        self.scorer, self.calls = scorer, 0
+    def __init__(self, scorer: BatchScorer, budget: int) -> None:
+        self.scorer, self.budget, self.calls = scorer, budget, 0
 
     def __call__(self, waves: Sequence[np.ndarray]) -> np.ndarray:
+        if self.calls + len(waves) > self.budget:  # plan_budget makes this unreachable
+            raise RuntimeError(
+                f"explanation would exceed its budget of {self.budget} model evaluations"
+            )
         self.calls += len(waves)
         return self.scorer(waves)
+
+
+def _unperturbed_evaluations(methods: Sequence[str]) -> int:
+    """Evaluations outside the time attribution: counterfactuals or the one unperturbed score."""
+    reused = 0 if "shapley" in methods else 1  # the coalition table holds the full segment
+    return len(TRANSFORMS) + reused if "counterfactual" in methods else reused
+
+
+def check_methods(methods: Sequence[str], emotion_model: str = "default") -> None:
+    """Reject unknown methods and methods the emotion backend cannot be explained with."""
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise InvalidConfigError(f"Unknown explanation methods {sorted(unknown)}; use {METHODS}")
+    if "gradients" in methods and emotion_model.startswith("hf:"):
+        raise InvalidConfigError(
+            "Integrated Gradients ('gradients') explain Whisper-head emotion models only (the "
+            f"default head or a head .npz), on the log-mel input; {emotion_model} is a Hugging "
+            "Face backend: explain it with shapley, counterfactual or attention"
+        )
+
+
+def plan_budget(
+    methods: Sequence[str],
+    attribution: AttributionOptions | None = None,
+    budget: int = DEFAULT_BUDGET,
+) -> AttributionOptions | None:
+    """The time attribution's options within ``budget`` evaluations of the whole explanation.
+
+    The counterfactuals' evaluations are set aside and the time attribution gets the rest (or
+    its own ``AttributionOptions.budget``, if smaller). Returns ``None`` without ``shapley``.
+
+    Raises:
+        InvalidConfigError: the budget cannot cover the requested methods.
+    """
+    fixed = _unperturbed_evaluations(methods)
+    if "shapley" not in methods:
+        if budget < fixed:
+            raise InvalidConfigError(
+                f"An explanation budget of {budget} model evaluations is too small for "
+                f"{list(methods)}: they need {fixed}"
+            )
+        return None
+    options = attribution or AttributionOptions()
+    share = budget - fixed
+    if options.budget is not None:
+        share = min(share, options.budget)
+    need = minimum_evaluations(options.n_windows, options.exact_max)
+    if share < need:
+        raise InvalidConfigError(
+            f"An explanation budget of {budget} model evaluations is too small: the time "
+            f"attribution of {options.n_windows} windows needs at least {need}"
+            + (f" and the counterfactuals {fixed}" if fixed else "")
+            + f". Raise the budget to {need + fixed} or more, or use fewer windows."
+        )
+    return dataclasses.replace(options, budget=share)
 
 
 def _cost(evaluations: int, started: float) -> dict[str, float]:
@@ -144,23 +222,24 @@ def explain_segment(
     ig_steps: int = 16,
     features: Any = None,
     emotion_model: str = "default",
+    budget: int = DEFAULT_BUDGET,
 ) -> SegmentExplanation:
     """Explain one segment's predicted emotion with the requested methods.
 
     ``features``: the segment's :class:`~emotivoice.features.AcousticFeatures`, shown beside
     typical ranges. ``emotion_model``: the backend ``scorer`` wraps; attention maps come from
     it when it is a Hugging Face model, otherwise from the PyTorch Whisper path, which also
-    serves Integrated Gradients (of the default head).
+    serves Integrated Gradients of the analysed head (rejected for Hugging Face backends).
+    ``budget``: the most evaluations of ``scorer`` (see the module docstring).
     """
-    unknown = set(methods) - set(METHODS)
-    if unknown:
-        raise InvalidConfigError(f"Unknown explanation methods {sorted(unknown)}; use {METHODS}")
-    counting = _CountingScorer(scorer)
+    check_methods(methods, emotion_model)
+    planned = plan_budget(methods, attribution, budget)
+    counting = _CountingScorer(scorer, budget)
     cost: dict[str, dict[str, float]] = {}
     started = time.perf_counter()
     result: TimeAttribution | None = None
     if "shapley" in methods:
-        result = attribute_time(samples, counting, attribution)
+        result = attribute_time(samples, counting, planned)
         cost["shapley+lime+deletion"] = _cost(counting.calls, started)
     # the unperturbed segment's scores come from the coalition table when it exists
     original = np.array(result.full_scores) if result is not None else None
@@ -169,35 +248,14 @@ def explain_segment(
         before, started = counting.calls, time.perf_counter()
         report = counterfactuals(samples, counting, original)
         cost["counterfactual"] = _cost(counting.calls - before, started)
-    probabilities = np.asarray(report.original if report else counting([samples])[0])
+    if report is not None:
+        probabilities = np.asarray(report.original)
+    elif original is not None:
+        probabilities = original
+    else:
+        probabilities = np.asarray(counting([samples])[0])
     target = int(np.argmax(probabilities))
-    attention: Any = None
-    gradients: Any = None
-    if "attention" in methods and emotion_model.startswith("hf:"):
-        from emotivoice.emotion.recognizer import EmotionOptions, load_backend
-        from emotivoice.explain.gradients import hf_attention_maps
-
-        started = time.perf_counter()
-        backend = load_backend(EmotionOptions(model=emotion_model))
-        attention = hf_attention_maps(backend, samples)
-        cost["attention"] = _cost(1, started)
-    torch_methods = {"gradients"} | ({"attention"} if attention is None else set())
-    if torch_methods & set(methods):
-        from emotivoice.explain.gradients import (
-            DifferentiableEmotionModel,
-            attention_maps,
-            integrated_gradients,
-        )
-
-        model = DifferentiableEmotionModel()
-        if "attention" in methods and attention is None:
-            started = time.perf_counter()
-            attention = attention_maps(model, samples)
-            cost["attention"] = _cost(1, started)
-        if "gradients" in methods:
-            started = time.perf_counter()
-            gradients = integrated_gradients(model, samples, target, ig_steps)
-            cost["gradients"] = _cost(ig_steps, started)
+    attention, gradients = _model_internals(samples, methods, emotion_model, target, ig_steps, cost)
     return SegmentExplanation(
         segment=segment,
         start=round(offset, 3),
@@ -212,7 +270,52 @@ def explain_segment(
         gradients=gradients,
         cost=cost,
         features=feature_context(features),
+        budget=budget,
+        evaluations=counting.calls,
     )
+
+
+def _model_internals(
+    samples: np.ndarray,
+    methods: Sequence[str],
+    emotion_model: str,
+    target: int,
+    ig_steps: int,
+    cost: dict[str, dict[str, float]],
+) -> tuple[Any, Any]:
+    """Attention maps and Integrated Gradients of the explained backend, as asked."""
+    from emotivoice.emotion.recognizer import EmotionOptions, WhisperHeadBackend, load_backend
+
+    attention: Any = None
+    gradients: Any = None
+    if "attention" in methods and emotion_model.startswith("hf:"):
+        from emotivoice.explain.gradients import hf_attention_maps
+
+        started = time.perf_counter()
+        attention = hf_attention_maps(load_backend(EmotionOptions(model=emotion_model)), samples)
+        cost["attention"] = _cost(1, started)
+    torch_methods = {"gradients"} | ({"attention"} if attention is None else set())
+    if not torch_methods & set(methods):
+        return attention, gradients
+    from emotivoice.explain.gradients import (
+        DifferentiableEmotionModel,
+        attention_maps,
+        integrated_gradients,
+    )
+
+    # the analysed head (a trained .npz) on the PyTorch encoder; None loads the default one
+    backend = load_backend(EmotionOptions(model=emotion_model))
+    head = backend.head if isinstance(backend, WhisperHeadBackend) else None
+    model = DifferentiableEmotionModel(head=head)
+    if "attention" in methods and attention is None:
+        started = time.perf_counter()
+        attention = attention_maps(model, samples)
+        cost["attention"] = _cost(1, started)
+    if "gradients" in methods:
+        started = time.perf_counter()
+        gradients = integrated_gradients(model, samples, target, ig_steps)
+        cost["gradients"] = _cost(ig_steps, started)
+    return attention, gradients
 
 
 def write_explanation(
@@ -245,15 +348,24 @@ def write_explanation(
             )
         )
     if explanation.attention is not None:
-        n = len(explanation.attention.rollout) * explanation.attention.position_seconds
+        attention = explanation.attention
+        n = len(attention.rollout) * attention.position_seconds
         written.append(
             plots.plot_heatmap(
-                explanation.attention.layers[-1],
+                attention.layers[-1],
                 folder / f"{stem}-attention.png",
                 "Encoder self-attention, last layer (mean over heads)",
                 "key time (s)",
                 "query time (s)",
                 extent=(0, n, 0, n),
+            )
+        )
+        written.append(
+            plots.plot_rollout(
+                attention.rollout,
+                attention.position_seconds,
+                len(attention.layers),
+                folder / f"{stem}-rollout.png",
             )
         )
     if explanation.gradients is not None:
@@ -282,6 +394,7 @@ def explain(
     attribution: AttributionOptions | None = None,
     emotion_model: str = "default",
     ig_steps: int = 16,
+    budget: int = DEFAULT_BUDGET,
 ) -> tuple[SegmentExplanation, ...]:
     """Explain the predicted emotion of analysed segments of a recording.
 
@@ -290,14 +403,24 @@ def explain(
         segment: a segment id, several, or ``None`` for every segment.
         methods: any of :data:`METHODS` (default: Shapley/LIME/faithfulness + counterfactuals).
         analysis: an existing :class:`~emotivoice.results.Analysis` of ``source`` (else analysed).
-        attribution: window count, baseline, budget.
-        emotion_model: the emotion backend to explain (as in ``analyze``).
+        attribution: window count, baseline, (optional) budget of the time attribution alone.
+        emotion_model: the emotion backend to explain (as in ``analyze``); its own attention
+            for ``hf:`` backends, Integrated Gradients for Whisper heads only.
+        ig_steps: Integrated Gradients steps.
+        budget: the most model evaluations per segment for time attribution, LIME, deletion
+            curves and counterfactuals together (default 100; the defaults use 72).
+
+    Raises:
+        InvalidConfigError: unknown methods, a method the backend does not support, a budget
+            too small for the methods, or a segment id not in the analysis.
     """
     from emotivoice.audio import load_audio
     from emotivoice.emotion.recognizer import EmotionOptions
     from emotivoice.explain.scoring import emotion_scorer
     from emotivoice.pipeline import analyze
 
+    check_methods(methods, emotion_model)
+    plan_budget(methods, attribution, budget)  # reject a too-small budget before any work
     audio = load_audio(source, sample_rate=sample_rate)
     if analysis is None:
         analysis = analyze(audio.samples, sample_rate=SAMPLE_RATE, emotion_model=emotion_model)
@@ -318,7 +441,18 @@ def explain(
         s = by_id[i]
         samples = audio.samples[int(s.start * SAMPLE_RATE) : int(s.end * SAMPLE_RATE)]
         out.append(
-            explain_segment(samples, scorer, methods, attribution, i, s.start, ig_steps, s.features)
+            explain_segment(
+                samples,
+                scorer,
+                methods,
+                attribution,
+                segment=i,
+                offset=s.start,
+                ig_steps=ig_steps,
+                features=s.features,
+                emotion_model=emotion_model,
+                budget=budget,
+            )
         )
     return tuple(out)
 

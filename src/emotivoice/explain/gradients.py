@@ -41,11 +41,11 @@ class Saliency:
 
 @dataclass(frozen=True)
 class AttentionMaps:
-    """Mean-over-heads self-attention per encoder layer and the rollout over time (20 ms)."""
+    """Mean-over-heads self-attention per encoder layer and the rollout over time."""
 
     layers: tuple[np.ndarray, ...]  # each (positions, positions)
     rollout: np.ndarray  # (positions,) attention each position receives after rollout
-    position_seconds: float
+    position_seconds: float  # 0.02 for Whisper and the common Hugging Face speech encoders
 
 
 def torch_head(head: EmotionHead, d_model: int) -> Any:
@@ -214,7 +214,7 @@ def attention_maps(model: DifferentiableEmotionModel, samples: np.ndarray) -> At
 
 
 def hf_attention_maps(backend: Any, samples: np.ndarray) -> AttentionMaps:
-    """Self-attention of a Hugging Face audio classifier (HuBERT, wav2vec2, WavLM: 20 ms)."""
+    """Self-attention of a Hugging Face audio classifier (HuBERT, wav2vec2, WavLM...)."""
     import torch
 
     model = backend.model
@@ -224,4 +224,6 @@ def hf_attention_maps(backend: Any, samples: np.ndarray) -> AttentionMaps:
     if not out.attentions:
         raise ModelNotFoundError(f"{backend.name} does not return attention weights")
     layers = [a[0].mean(0).float().cpu().numpy() for a in out.attentions]
-    return AttentionMaps(layers=tuple(layers), rollout=_rollout(layers), position_seconds=0.02)
+    # the frame rate of the model's convolutional front end (20 ms for HuBERT, wav2vec2, WavLM)
+    seconds = len(samples) / SAMPLE_RATE / layers[0].shape[0]
+    return AttentionMaps(layers=tuple(layers), rollout=_rollout(layers), position_seconds=seconds)

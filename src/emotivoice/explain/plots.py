@@ -181,6 +181,27 @@ def plot_heatmap(
     return _save(fig, path)
 
 
+def plot_rollout(
+    rollout: Sequence[float], position_seconds: float, layers: int, path: Path
+) -> Path:
+    """Attention rollout: how much of the encoder's mixed attention each moment receives."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    values = np.asarray(rollout, dtype=np.float64)
+    t = (np.arange(len(values)) + 0.5) * position_seconds
+    ax.fill_between(t, values, color="#3452c7", alpha=0.3, linewidth=0)
+    ax.plot(t, values, color="#3452c7", linewidth=1.2, label="rollout")
+    uniform = 1.0 / max(len(values), 1)
+    ax.axhline(uniform, color="#7f7f7f", linestyle="--", label="uniform attention")
+    ax.set_xlim(0, len(values) * position_seconds)
+    ax.set_ylim(0, float(values.max(initial=uniform)) * 1.1)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("share of attention received")
+    ax.set_title(f"Attention rollout over {layers} encoder layers")
+    ax.legend(fontsize=8, loc="upper right")
+    return _save(fig, path)
+
+
 def plot_feature_ranges(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """Each feature's value placed within its typical range (0 = low end, 1 = high end)."""
     plt = _pyplot()

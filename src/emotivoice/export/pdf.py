@@ -33,6 +33,7 @@ _FIGURE_CAPTIONS = {
     "features": "Acoustic features beside typical ranges",
     "attention": "Encoder self-attention (last layer, mean over heads)",
     "saliency": "Integrated Gradients saliency on the log-mel input",
+    "rollout": "Attention rollout over all encoder layers",
 }
 
 

@@ -182,6 +182,7 @@ def _explain(
         methods=options.explain_methods or DEFAULT_METHODS,
         emotion_model=analyzer.options.emotion.model,
         attribution=AttributionOptions(n_windows=options.explain_windows),
+        budget=options.explain_budget,
     )
     write_report(analysis, audio.samples, explanations, folder)
 

@@ -45,8 +45,20 @@ class AnalysisOptionsIn(BaseModel):
     explain: bool = Field(
         default=False, description="Explain the emotion of the longest segments (slow)."
     )
-    explain_methods: list[str] | None = Field(default=None, max_length=8)
+    explain_methods: list[str] | None = Field(
+        default=None,
+        max_length=8,
+        description="Any of shapley, counterfactual, attention, gradients "
+        "(default: shapley and counterfactual).",
+    )
     explain_windows: int = Field(default=6, ge=2, le=10)
+    explain_budget: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Most model evaluations per explained segment for time attribution, LIME, "
+        "deletion curves and counterfactuals together (the defaults use 72).",
+    )
 
     def analyzer_kwargs(self) -> dict[str, Any]:
         """Flat options for :meth:`emotivoice.pipeline.AnalyzeOptions.from_kwargs`."""

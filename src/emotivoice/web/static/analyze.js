@@ -1,7 +1,10 @@
 // Analyze page: drop or pick files, upload with progress, queue analyses, follow the jobs, history.
 import { ApiError, el, fmtDate, fmtTime, get, post, setupKeyField, upload } from "./api.js";
+import { explainPicker } from "./explain-options.js";
 
 setupKeyField();
+const explainChoice = explainPicker();
+document.getElementById("explain-picker").replaceWith(explainChoice.node);
 const drop = document.getElementById("drop");
 const picker = document.getElementById("files");
 const queue = document.getElementById("queue");
@@ -16,10 +19,10 @@ picker.addEventListener("change", () => { start([...picker.files]); picker.value
 
 function options() {
   const language = document.getElementById("language").value.trim();
-  const explain = document.getElementById("explain").checked;
+  const explain = explainChoice.options();
   const opts = {};
   if (language) opts.language = language;
-  if (explain) opts.explain = true;
+  if (explain.explain) Object.assign(opts, explain);
   return opts;
 }
 

@@ -2,6 +2,7 @@
 // timeline and distribution, granular/complex emotions, features, exports and explanations.
 import { API, EMOTIONS, el, fmtTime, get, post, setupKeyField, withKey } from "./api.js";
 import { distributionChart, legend, timelineChart } from "./charts.js";
+import { explainPicker } from "./explain-options.js";
 
 setupKeyField();
 const id = location.pathname.split("/").filter(Boolean).pop();
@@ -16,6 +17,7 @@ const FIGURES = {
   counterfactuals: "How each emotion probability moves when pitch, energy, tempo or spectral tilt of the segment are changed.",
   features: "The segment's acoustic features beside typical ranges of speech.",
   attention: "Encoder self-attention (last layer, mean over heads): which moments the model relates to which.",
+  rollout: "Attention rollout through all encoder layers: how much of the mixed attention each moment receives (dashed: uniform).",
   saliency: "Integrated Gradients on the log-mel input: the time-frequency regions that raised the prediction.",
 };
 
@@ -135,13 +137,7 @@ async function renderExplanations(s) {
   if (!ex) {
     box.replaceChildren(
       el("p", { class: "muted" }, "This analysis ran without explanations. Explanations re-query the model with parts of each segment masked and its prosody changed; they take about half a minute per segment on a CPU."),
-      el("button", { onclick: async (e) => {
-        e.target.disabled = true;
-        try {
-          const job = await post("/analyses", { upload_id: s.upload_id, options: { ...s.options, explain: true } });
-          location.href = `/analyses/${job.id}`;
-        } catch (err) { errorBox.textContent = err.message; e.target.disabled = false; }
-      } }, "Analyse again with explanations"));
+      ...againWithExplanations(s, ["shapley", "counterfactual"], "Analyse again with explanations"));
     return;
   }
   const parts = [];
@@ -150,16 +146,38 @@ async function renderExplanations(s) {
     parts.push(el("h3", {}, `Segment ${seg.segment} (${fmtTime(seg.start)} – ${fmtTime(seg.end)}): ${seg.predicted}`));
     if (a) {
       const scores = a.deletion.map((d) => `${d.method} ${d.faithfulness >= 0 ? "+" : ""}${d.faithfulness.toFixed(3)}`).join(", ");
-      parts.push(el("p", {}, `Faithfulness (random-order deletion area minus the method's; positive means the method found what the model relies on): ${scores}. ${a.evaluations} model evaluations${a.exact ? ", exact Shapley values" : ", sampled Shapley values"}.`));
+      parts.push(el("p", { class: "faithfulness" }, `Faithfulness (random-order deletion area minus the method's; positive means the method found what the model relies on): ${scores}. ${a.exact ? "Exact" : "Sampled"} Shapley values.`));
     }
+    if (seg.budget) parts.push(el("p", { class: "muted" }, `${seg.evaluations} of at most ${seg.budget} model evaluations (time attribution and counterfactuals).`));
     for (const [kind, text] of Object.entries(FIGURES)) {
       const name = `segment-${seg.segment}-${kind}`;
       const fig = ex.visualizations.find((v) => v.name === name);
       if (!fig) continue;
-      parts.push(el("div", { class: "figure" }, el("img", { src: withKey(fig.url), alt: text, loading: "lazy" }), el("p", { class: "muted" }, text)));
+      parts.push(el("figure", { class: "figure", "data-kind": kind },
+        el("img", { src: withKey(fig.url), alt: text, loading: "lazy" }), el("figcaption", { class: "muted" }, text)));
     }
   }
-  box.replaceChildren(...(parts.length ? parts : [el("p", { class: "muted" }, "No segment could be explained.")]));
+  if (!parts.length) parts.push(el("p", { class: "muted" }, "No segment could be explained."));
+  const used = s.options.explain_methods || ["shapley", "counterfactual"];
+  parts.push(...againWithExplanations(s, used, "Analyse again with these explanations"));
+  box.replaceChildren(...parts);
+}
+
+// The method picker and the button that queues the same upload again with explanations.
+function againWithExplanations(s, checked, label) {
+  const previous = s.options || {};
+  const picker = explainPicker({ checked, windows: previous.explain_windows || 6, legend: "Explanation methods" });
+  const button = el("button", { type: "button", onclick: async () => {
+    const chosen = picker.options();
+    if (!chosen.explain) { errorBox.textContent = "Choose at least one explanation method."; return; }
+    button.disabled = true;
+    errorBox.textContent = "";
+    try {
+      const job = await post("/analyses", { upload_id: s.upload_id, options: { ...previous, ...chosen } });
+      location.href = `/analyses/${job.id}`;
+    } catch (err) { errorBox.textContent = err.message; button.disabled = false; }
+  } }, label);
+  return [picker.node, button];
 }
 
 load();
