@@ -195,9 +195,13 @@ TRAIN_ACTORS = tuple(f"ravdess-{i:02d}" for i in range(5, 21))
 
 @pytest.fixture(scope="module")
 def ravdess_states(data_dir: Path) -> StateSet:
-    """Pipeline (CTranslate2) states: RAVDESS actors 03–04, first repetitions of 05–20."""
+    """What the shipped head reads (layer 3 of the encoder on each clip's own frames, from the
+    pipeline's log-mel): RAVDESS actors 03–04, first repetitions of 05–20."""
     from emotivoice.emotion.training import prepare_clips
+    from emotivoice.models.encoder_prefix import load_encoder_prefix
     from emotivoice.transcription import Transcriber, TranscriptionOptions
+
+    prefix = load_encoder_prefix("base", 3)
 
     labeled = [
         c
@@ -208,7 +212,7 @@ def ravdess_states(data_dir: Path) -> StateSet:
     clips: list[Clip] = prepare_clips(labeled)
     transcriber = Transcriber(TranscriptionOptions())
     return StateSet(
-        [transcriber.encode(c.samples).states for c in clips],
+        [prefix(transcriber.encode(c.samples).own_features).layers[3][0] for c in clips],
         np.array([BASE_EMOTIONS.index(c.emotion) for c in clips]),
         np.array([c.speaker for c in clips]),
         np.array([c.corpus for c in clips]),
@@ -246,14 +250,19 @@ def test_train_emotion_command_end_to_end(tmp_path: Path, data_dir: Path) -> Non
     assert code == 0 and out.exists() and out.with_suffix(".json").exists()
     head = EmotionHead.load(out)
     assert head.metadata["config"]["augment_copies"] == 1
-    # the exported head, fed the fast runtime's states, scores its training clips above chance
+    # the exported head, run as the pipeline runs it, scores its training clips above chance
+    from emotivoice.emotion.recognizer import WhisperHeadBackend
     from emotivoice.emotion.training import prepare_clips
     from emotivoice.transcription import Transcriber, TranscriptionOptions
 
+    assert head.prefix_layers == (3,)
+    backend = WhisperHeadBackend(str(out))
     clips = prepare_clips(read_corpus(data_dir / "ravdess", "ravdess")[::28][:36])
     transcriber = Transcriber(TranscriptionOptions())
     hits = [
-        BASE_EMOTIONS[int(np.argmax(head.probabilities(transcriber.encode(c.samples).states)))]
+        BASE_EMOTIONS[
+            int(np.argmax(backend.probabilities(c.samples, transcriber.encode(c.samples))))
+        ]
         == c.emotion
         for c in clips
     ]

@@ -104,6 +104,19 @@ class EncodedSegment:
     encoder_output: ctranslate2.StorageView
     n_frames: int
 
+    @staticmethod
+    def own_frames(features: np.ndarray, n_frames: int) -> np.ndarray:
+        """The log-mel frames of whole encoder positions of the audio (no padding), at most
+        one 30 s window."""
+        n_positions = max(1, min(n_frames, _WINDOW_FRAMES) // _ENCODER_FRAMES_PER_MEL_FRAME)
+        return features[:, : n_positions * _ENCODER_FRAMES_PER_MEL_FRAME]
+
+    @property
+    def own_features(self) -> np.ndarray:
+        """Log-mel frames of the segment's own audio, what the emotion head's encoder prefix
+        reads: ``(n_mels, 2 * n_positions)``."""
+        return self.own_frames(self.features, self.n_frames)
+
     @cached_property
     def states(self) -> np.ndarray:
         """Encoder states of the segment's audio (padding dropped): ``(n_positions, d_model)``.

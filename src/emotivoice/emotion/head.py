@@ -12,12 +12,15 @@ import json
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.errors import InvalidConfigError, ModelIntegrityError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    from emotivoice.models.encoder_prefix import PrefixOutput
 
 DEFAULT_HEAD = "whisper-base-emotion.npz"
 
@@ -62,6 +65,29 @@ class EmotionHead:
         with np.load(file) as arrays:
             return cls(dict(arrays), file.name)
 
+    @property
+    def prefix_layers(self) -> tuple[int, ...]:
+        """Encoder layers the head reads from a pass over the segment's own frames.
+
+        Empty for a head on the pipeline's final encoder states (``tap: final``, the former
+        default); ``(3,)`` for the shipped head (``tap: prefix3``).
+        """
+        tap = str(self.config.get("tap", "final"))
+        return tuple(int(n) for n in tap[6:].split("+")) if tap.startswith("prefix") else ()
+
+    def prefix_states(self, mel: np.ndarray) -> np.ndarray:
+        """The head's input ``(batch, positions, features)`` from log-mel frames of segments'
+        own audio, ``(batch, n_mels, frames)`` (see :func:`own_log_mel`)."""
+        out = self.prefix_output(mel)
+        return np.concatenate([out.layers[n] for n in self.prefix_layers], axis=-1)
+
+    def prefix_output(self, mel: np.ndarray) -> PrefixOutput:
+        """Every layer's output and attention of the head's encoder prefix on ``mel``."""
+        from emotivoice.models.encoder_prefix import load_encoder_prefix
+
+        model = str(self.metadata.get("whisper_model", "base"))
+        return load_encoder_prefix(model, max(self.prefix_layers))(mel)
+
     def logits(self, states: np.ndarray) -> np.ndarray:
         """Uncalibrated logits (6,) for states (positions, d_model)."""
         w, cfg = self.weights, self.config
@@ -69,6 +95,11 @@ class EmotionHead:
         expected = w["out.weight"].shape[1] // 2 if not cfg.get("hidden_dim") else None
         expected = expected or w["hidden.weight"].shape[1] // 2
         if h.ndim != 2 or h.shape[1] != expected:
+            if self.prefix_layers:
+                raise InvalidConfigError(
+                    f"The emotion head {self.name} reads {expected} values per position, "
+                    f"got {h.shape[-1]}"
+                )
             model = self.metadata.get("whisper_model", "base")
             raise InvalidConfigError(
                 f"The emotion head {self.name} reads Whisper {model} encoder states "
@@ -100,6 +131,22 @@ class EmotionHead:
         z = self.logits(states) / self.temperature
         z = np.exp(z - z.max())
         return np.asarray(z / z.sum())
+
+
+def own_log_mel(samples: np.ndarray) -> np.ndarray:
+    """Whisper log-mel ``(1, n_mels, frames)`` of a segment's own audio, as the pipeline
+    computes it (faster-whisper's feature extractor), cut to whole encoder positions."""
+    from emotivoice.transcription import EncodedSegment
+
+    features = _feature_extractor()(np.asarray(samples, dtype=np.float32))
+    return EncodedSegment.own_frames(features, features.shape[-1] - 1)[None]
+
+
+@cache
+def _feature_extractor() -> Any:
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    return FeatureExtractor()
 
 
 @cache

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from emotivoice.emotion.head import EmotionHead
+from emotivoice.emotion.head import EmotionHead, own_log_mel
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.emotion.taxonomy import ComplexEmotion, GranularEmotion, Taxonomy, load_taxonomy
 from emotivoice.errors import InvalidConfigError, ModelNotFoundError
@@ -127,6 +127,9 @@ class WhisperHeadBackend:
         self.name = "whisper-head" if path is None else f"whisper-head:{self.head.name}"
 
     def probabilities(self, samples: np.ndarray, encoded: EncodedSegment | None) -> np.ndarray:
+        if self.head.prefix_layers:  # the head runs its own encoder layers on the segment
+            mel = encoded.own_features[None] if encoded is not None else own_log_mel(samples)
+            return self.head.probabilities(self.head.prefix_states(mel)[0])
         if encoded is None:
             raise InvalidConfigError("The Whisper emotion head needs the segment's encoder states")
         return self.head.probabilities(encoded.states)

@@ -53,9 +53,13 @@ class TrainConfig:
     augment_copies: int = 2
     pooling: str = "mean_std"  # or "attentive" (attentive statistics pooling)
     layer_norm: bool = False
-    batch_norm: bool = False  # standardise the pooled statistics (running mean/var)
+    batch_norm: bool = True  # standardise the pooled statistics (running mean/var)
     train_on_augmented: bool = True
     seed: int = 0
+    # Which encoder states the head reads (see :func:`extract_states`): "prefix3" is layer 3 of
+    # the encoder run on the segment's own frames, which carries more emotion than the final
+    # layer across corpora (scripts/emotion_layer_study.py); "final" is the pipeline's own pass.
+    tap: str = "prefix3"
 
 
 @dataclass(frozen=True)
@@ -182,7 +186,8 @@ def extract_states(
 
     ``final``: what the pipeline computes (faster-whisper padding, 30 s window, last layer);
     ``layerN``: output of layer N in that same pass; ``prefixN``: output of layer N when the
-    encoder runs on the segment's own frames only (no 30 s padding).
+    encoder runs on the segment's own frames only (no 30 s padding); ``prefixA+B``: the outputs
+    of layers A and B of that pass side by side (positions × 2·d_model).
     """
     import torch
 
@@ -206,7 +211,7 @@ def extract_states(
                         state = padded[int(tap[5:])][i, :keep]
                     else:
                         own = encoder_taps(encoder, mels[i : i + 1, :, : 2 * keep])
-                        state = own[int(tap[6:])][0]
+                        state = torch.cat([own[int(n)][0] for n in tap[6:].split("+")], -1)
                     out[tap].append(state.float().cpu().numpy().astype(np.float16))
     return out
 
@@ -217,10 +222,9 @@ def build_state_set(
     clips: Sequence[Clip],
     config: TrainConfig,
     device: str = "cpu",
-    tap: str = "final",
 ) -> StateSet:
-    """States of every clip and of ``config.augment_copies`` augmented copies of it."""
-    return build_state_sets(encoder, filters, clips, config, device, (tap,))[tap]
+    """States (``config.tap``) of every clip and of ``config.augment_copies`` copies of it."""
+    return build_state_sets(encoder, filters, clips, config, device, (config.tap,))[config.tap]
 
 
 def build_state_sets(

@@ -61,6 +61,25 @@ def torch_head(head: EmotionHead, d_model: int) -> Any:
     return module.eval()
 
 
+def head_input_size(head: EmotionHead, d_model: int) -> int:
+    """Values per position the head reads: one encoder width per layer it taps."""
+    return d_model * max(1, len(head.prefix_layers))
+
+
+def head_states(encoder: Any, head: EmotionHead, mel: Any, positions: int) -> Any:
+    """The head's input (batch, positions, features) from a padded log-mel (batch, 80, 3000),
+    differentiable: the final encoder states, or the tapped layers of the encoder run on the
+    segment's own frames (as :mod:`emotivoice.models.encoder_prefix` does in numpy)."""
+    import torch
+
+    from emotivoice.emotion.training import encoder_taps
+
+    if not head.prefix_layers:
+        return encoder(mel).last_hidden_state[:, :positions]
+    taps = encoder_taps(encoder, mel[..., : 2 * positions])
+    return torch.cat([taps[n] for n in head.prefix_layers], dim=-1)
+
+
 def torch_emotion_scorer(
     encoder: Any,
     filters: np.ndarray,
@@ -74,7 +93,7 @@ def torch_emotion_scorer(
     from emotivoice.models.torch_whisper import log_mel, speech_positions
 
     head = head or EmotionHead.load()
-    module = torch_head(head, encoder.config.d_model).to(device)
+    module = torch_head(head, head_input_size(head, encoder.config.d_model)).to(device)
     bank = torch.from_numpy(filters).to(device)
     encoder = encoder.to(device).eval()
     half = device.startswith("cuda")
@@ -88,11 +107,16 @@ def torch_emotion_scorer(
             ]
             with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=half):
                 mels = torch.cat([log_mel(torch.from_numpy(w), bank, "features") for w in chunk])
-                states = encoder(mels).last_hidden_state.float()
+                padded = None if head.prefix_layers else encoder(mels).last_hidden_state
                 for i, w in enumerate(chunk):
                     n = speech_positions(len(w))
+                    states = (
+                        padded[i : i + 1, :n]
+                        if padded is not None
+                        else head_states(encoder, head, mels[i : i + 1], n)
+                    ).float()
                     mask = torch.ones(1, n, dtype=torch.bool, device=device)
-                    logits = module(states[i : i + 1, :n], mask)[0] / head.temperature
+                    logits = module(states, mask)[0] / head.temperature
                     out.append(torch.softmax(logits, -1).cpu().numpy())
         return np.stack(out)
 
@@ -113,7 +137,7 @@ class DifferentiableEmotionModel:
             ) from error
         self.head = head or EmotionHead.load()
         self.whisper = load_torch_whisper(whisper_model)
-        self.module = torch_head(self.head, self.whisper.config.d_model)
+        self.module = torch_head(self.head, head_input_size(self.head, self.whisper.config.d_model))
         self.filters = torch.from_numpy(mel_filters())
         self.temperature = self.head.temperature
 
@@ -133,7 +157,7 @@ class DifferentiableEmotionModel:
         """(batch, 6) calibrated probabilities; differentiable in ``mel``."""
         import torch
 
-        states = self.whisper.model.model.encoder(mel).last_hidden_state[:, :positions]
+        states = head_states(self.whisper.model.model.encoder, self.head, mel, positions)
         mask = torch.ones(states.shape[:2], dtype=torch.bool)
         return torch.softmax(self.module(states, mask) / self.temperature, dim=-1)
 
@@ -199,8 +223,18 @@ def _rollout(layers: list[np.ndarray]) -> np.ndarray:
 
 
 def attention_maps(model: DifferentiableEmotionModel, samples: np.ndarray) -> AttentionMaps:
-    """Encoder self-attention over the segment's speech positions, and its rollout."""
+    """Encoder self-attention over the segment's speech positions, and its rollout.
+
+    For a head on its own encoder prefix (the default), the layers it reads, run on the
+    segment's own frames; otherwise every layer of the padded 30 s pass.
+    """
     import torch
+
+    if model.head.prefix_layers:
+        from emotivoice.emotion.head import own_log_mel
+
+        prefix = [a[0] for a in model.head.prefix_output(own_log_mel(samples)).attention]
+        return AttentionMaps(tuple(prefix), _rollout(prefix), position_seconds=0.02)
 
     whisper = model.whisper.model
     with _eager_attention(whisper), torch.no_grad():

@@ -37,6 +37,7 @@ __all__ = ["WhisperHeadScorer", "emotion_scorer"]
 N_MEL_FRAMES = 3000  # log-mel frames of one 30 s Whisper window, what the encoder always reads
 _STFT_PADDING = 160  # samples faster-whisper's FeatureExtractor appends before its STFT
 _LOG_MEL_RANGE = 8.0  # log10 units kept below each wave's maximum (Whisper's dynamic range)
+_PREFIX_BATCH = 16  # waves per batched encoder-prefix pass (memory stays under ~100 MB)
 
 
 def _usable_cpus() -> int:
@@ -115,6 +116,8 @@ class WhisperHeadScorer:
         from emotivoice.transcription import EncodedSegment
 
         features, n_frames = self.log_mel(waves)
+        if self.backend.head.prefix_layers:
+            return self._prefix_scores(features, n_frames)
 
         def score(i: int) -> np.ndarray:
             encoded = EncodedSegment(
@@ -126,6 +129,23 @@ class WhisperHeadScorer:
 
         indices = range(len(waves))
         rows = list(self._pool.map(score, indices) if self._pool else map(score, indices))
+        return np.stack(rows) if rows else np.zeros((0, 0))
+
+    def _prefix_scores(self, features: np.ndarray, n_frames: list[int]) -> np.ndarray:
+        """A head on its own encoder prefix: no full encoder pass, waves of one length batched."""
+        from emotivoice.transcription import EncodedSegment
+
+        head = self.backend.head
+        rows: list[np.ndarray] = [np.zeros(0)] * len(n_frames)
+        by_frames: dict[int, list[int]] = {}
+        for i, n in enumerate(n_frames):
+            by_frames.setdefault(n, []).append(i)
+        for n, indices in by_frames.items():
+            for start in range(0, len(indices), _PREFIX_BATCH):
+                chunk = indices[start : start + _PREFIX_BATCH]
+                mel = np.stack([EncodedSegment.own_frames(features[i], n) for i in chunk])
+                for i, states in zip(chunk, head.prefix_states(mel), strict=True):
+                    rows[i] = head.probabilities(states)
         return np.stack(rows) if rows else np.zeros((0, 0))
 
 

@@ -1,0 +1,150 @@
+"""The first layers of the Whisper encoder in numpy, on a segment's own log-mel frames.
+
+The default emotion head reads layer 3 of the Whisper-base encoder run on the segment's frames
+alone (no 30 s padding): across corpora that layer carries more emotion than the final one
+(``scripts/emotion_layer_study.py``), and three layers over the segment's own positions cost a
+fraction of the full encoder pass over a 30 s window. CTranslate2 exposes only the encoder's
+final output, so this small stack runs here, from the same ``model.bin`` weights, rounded to
+int8 per row (the linear layers) as CTranslate2's int8 runtime and the training recipe's packed
+encoder do.
+
+The arithmetic is the ``transformers`` ``WhisperEncoder``'s: two GELU convolutions (the second
+with stride 2), sinusoidal positions, then pre-norm layers of self-attention and a GELU MLP.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cache
+from math import sqrt
+from typing import Any
+
+import numpy as np
+from scipy.special import erf
+
+__all__ = ["EncoderPrefix", "PrefixOutput", "load_encoder_prefix"]
+
+_LAYER_NORM_EPS = 1e-5
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return np.asarray(0.5 * x * (1.0 + erf(x / sqrt(2.0))), dtype=np.float32)
+
+
+def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    var = x.var(-1, keepdims=True)
+    return np.asarray((x - mean) / np.sqrt(var + _LAYER_NORM_EPS) * gamma + beta, np.float32)
+
+
+def _int8_rows(weight: np.ndarray) -> np.ndarray:
+    """Round a weight matrix to int8 per output row and back (CTranslate2's int8 scheme)."""
+    flat = weight.reshape(weight.shape[0], -1)
+    scale = 127.0 / np.maximum(np.abs(flat).max(axis=1), 1e-8)
+    return (
+        (np.round(flat * scale[:, None]) / scale[:, None]).reshape(weight.shape).astype(np.float32)
+    )
+
+
+def _conv1d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:
+    """(batch, in, frames) → (batch, out, frames // stride); kernel 3, padding 1."""
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1)))
+    frames = (x.shape[-1] - 1) // stride + 1
+    columns = np.concatenate(
+        [padded[:, :, k : k + stride * (frames - 1) + 1 : stride] for k in range(3)], axis=1
+    )  # (batch, 3 * in, frames), kernel offset major
+    kernel = weight.transpose(0, 2, 1).reshape(weight.shape[0], -1)  # (out, 3 * in)
+    return np.asarray(np.matmul(kernel, columns) + bias[:, None], np.float32)
+
+
+@dataclass(frozen=True)
+class PrefixOutput:
+    """Outputs of the prefix: ``layers[n]`` is layer n's output (0 the input embedding)."""
+
+    layers: tuple[np.ndarray, ...]  # each (batch, positions, d_model)
+    attention: tuple[np.ndarray, ...]  # per layer (batch, positions, positions), mean over heads
+
+
+class EncoderPrefix:
+    """The convolutional front end and the first ``n_layers`` layers of a Whisper encoder."""
+
+    def __init__(self, variables: dict[str, Any], n_layers: int) -> None:
+        def get(name: str) -> np.ndarray:
+            return np.asarray(variables[f"encoder/{name}"], dtype=np.float32)
+
+        self.n_heads = int(np.asarray(variables["encoder/num_heads"]))
+        self.conv = [(get(f"{c}/weight"), get(f"{c}/bias")) for c in ("conv1", "conv2")]
+        self.positions = get("position_encodings/encodings")
+        self.layers: list[dict[str, Any]] = []
+        for i in range(n_layers):
+            p = f"layer_{i}"
+            self.layers.append(
+                {
+                    "qkv": _int8_rows(get(f"{p}/self_attention/linear_0/weight")).T.copy(),
+                    "qkv_b": get(f"{p}/self_attention/linear_0/bias"),
+                    "out": _int8_rows(get(f"{p}/self_attention/linear_1/weight")).T.copy(),
+                    "out_b": get(f"{p}/self_attention/linear_1/bias"),
+                    "ln1": (
+                        get(f"{p}/self_attention/layer_norm/gamma"),
+                        get(f"{p}/self_attention/layer_norm/beta"),
+                    ),
+                    "fc1": _int8_rows(get(f"{p}/ffn/linear_0/weight")).T.copy(),
+                    "fc1_b": get(f"{p}/ffn/linear_0/bias"),
+                    "fc2": _int8_rows(get(f"{p}/ffn/linear_1/weight")).T.copy(),
+                    "fc2_b": get(f"{p}/ffn/linear_1/bias"),
+                    "ln2": (get(f"{p}/ffn/layer_norm/gamma"), get(f"{p}/ffn/layer_norm/beta")),
+                }
+            )
+        self.d_model = self.positions.shape[1]
+
+    def _attention(self, x: np.ndarray, w: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        batch, n, d = x.shape
+        head_dim = d // self.n_heads
+        qkv = x @ w["qkv"] + w["qkv_b"]  # (batch, n, 3d); CT2 stores the key bias as zeros
+        q, k, v = (
+            qkv[..., i * d : (i + 1) * d]
+            .reshape(batch, n, self.n_heads, head_dim)
+            .transpose(0, 2, 1, 3)
+            for i in range(3)
+        )
+        scores = (q / sqrt(head_dim)) @ k.transpose(0, 1, 3, 2)
+        scores = np.exp(scores - scores.max(-1, keepdims=True))
+        weights = scores / scores.sum(-1, keepdims=True)
+        mixed = (weights @ v).transpose(0, 2, 1, 3).reshape(batch, n, d)
+        return mixed @ w["out"] + w["out_b"], weights.mean(1)
+
+    def __call__(self, mel: np.ndarray, n_layers: int | None = None) -> PrefixOutput:
+        """Run on log-mel ``(batch, n_mels, frames)`` (or ``(n_mels, frames)``), frames ≤ 3000."""
+        x = np.asarray(mel, dtype=np.float32)
+        x = x[None] if x.ndim == 2 else x
+        for (weight, bias), stride in zip(self.conv, (1, 2), strict=True):
+            x = _gelu(_conv1d(x, weight, bias, stride))
+        x = x.transpose(0, 2, 1) + self.positions[: x.shape[-1]]
+        outputs, attention = [x], []
+        for w in self.layers[: n_layers or len(self.layers)]:
+            mixed, weights = self._attention(_layer_norm(x, *w["ln1"]), w)
+            x = x + mixed
+            hidden = _gelu(_layer_norm(x, *w["ln2"]) @ w["fc1"] + w["fc1_b"])
+            x = (x + hidden @ w["fc2"] + w["fc2_b"]).astype(np.float32)
+            outputs.append(x)
+            attention.append(weights)
+        return PrefixOutput(tuple(outputs), tuple(attention))
+
+
+_lock = threading.Lock()
+
+
+@cache
+def _load(model: str, n_layers: int) -> EncoderPrefix:
+    from emotivoice.models.ct2_reader import read_ct2_model
+    from emotivoice.models.registry import resolve_whisper_model
+
+    variables = read_ct2_model(resolve_whisper_model(model)).variables
+    return EncoderPrefix(variables, n_layers)
+
+
+def load_encoder_prefix(model: str = "base", n_layers: int = 3) -> EncoderPrefix:
+    """The first ``n_layers`` encoder layers of a Whisper model, loaded once per process."""
+    with _lock:
+        return _load(model, n_layers)

@@ -1,0 +1,62 @@
+"""The numpy encoder prefix the default emotion head reads: same arithmetic as transformers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emotivoice.emotion.head import EmotionHead, own_log_mel
+from emotivoice.models.encoder_prefix import _int8_rows, load_encoder_prefix
+from emotivoice.transcription import EncodedSegment
+
+SR = 16000
+
+
+def test_prefix_equals_the_transformers_encoder_on_own_frames(jfk_samples: np.ndarray) -> None:
+    torch = pytest.importorskip("torch")
+    from emotivoice.emotion.training import encoder_taps
+    from emotivoice.models.ct2_reader import read_ct2_model
+    from emotivoice.models.registry import resolve_whisper_model
+    from emotivoice.models.torch_whisper import encoder_from_ct2_variables
+
+    variables = read_ct2_model(resolve_whisper_model("base")).variables
+    rounded = {  # the rounding the prefix (and the recipe's packed encoder) applies
+        k: _int8_rows(np.asarray(v, np.float32)) if np.ndim(v) == 2 and k.endswith("/weight") else v
+        for k, v in variables.items()
+        if k.startswith("encoder/")
+    }
+    encoder = encoder_from_ct2_variables(rounded)
+    mel = own_log_mel(jfk_samples[: 6 * SR])
+    with torch.no_grad():
+        expected = encoder_taps(encoder, torch.from_numpy(mel))
+    out = load_encoder_prefix("base", 3)(mel)
+    assert len(out.layers) == 4 and len(out.attention) == 3
+    for n in range(4):
+        assert out.layers[n].shape == (1, 300, 512)
+        np.testing.assert_allclose(out.layers[n], expected[n].numpy(), atol=5e-4)
+    for attention in out.attention:  # mean over heads of row-stochastic maps
+        assert attention.shape == (1, 300, 300)
+        np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
+
+
+def test_own_frames_are_whole_positions_within_one_window(jfk_samples: np.ndarray) -> None:
+    long = np.tile(jfk_samples, 3)[: 31 * SR]
+    mel = own_log_mel(long)
+    assert mel.shape == (1, 80, 3000)  # never past the encoder's 1500 positions
+    assert own_log_mel(jfk_samples[:SR]).shape[-1] % 2 == 0
+    features = np.zeros((80, 7))
+    assert EncodedSegment.own_frames(features, 1).shape == (80, 2)  # at least one position
+
+
+def test_default_head_reads_layer_three_and_scores_any_length(jfk_samples: np.ndarray) -> None:
+    head = EmotionHead.load()
+    assert head.prefix_layers == (3,)
+    for seconds in (0.3, 2.0, 12.0):
+        states = head.prefix_states(own_log_mel(jfk_samples[: int(seconds * SR)]))
+        p = head.probabilities(states[0])
+        assert p.shape == (6,) and abs(p.sum() - 1) < 1e-6 and (p > 0).all()
+    # batching coalitions of one length gives the same states as one at a time
+    waves = [jfk_samples[: 3 * SR], jfk_samples[SR : 4 * SR]]
+    batch = head.prefix_states(np.concatenate([own_log_mel(w) for w in waves]))
+    for i, w in enumerate(waves):
+        np.testing.assert_allclose(batch[i], head.prefix_states(own_log_mel(w))[0], atol=1e-4)
