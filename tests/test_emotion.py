@@ -197,11 +197,9 @@ TRAIN_ACTORS = tuple(f"ravdess-{i:02d}" for i in range(5, 21))
 def ravdess_states(data_dir: Path) -> StateSet:
     """What the shipped head reads (layer 3 of the encoder on each clip's own frames, from the
     pipeline's log-mel): RAVDESS actors 03–04, first repetitions of 05–20."""
+    from emotivoice.emotion.head import tap_states
     from emotivoice.emotion.training import prepare_clips
-    from emotivoice.models.encoder_prefix import load_encoder_prefix
     from emotivoice.transcription import Transcriber, TranscriptionOptions
-
-    prefix = load_encoder_prefix("base", 3)
 
     labeled = [
         c
@@ -212,7 +210,7 @@ def ravdess_states(data_dir: Path) -> StateSet:
     clips: list[Clip] = prepare_clips(labeled)
     transcriber = Transcriber(TranscriptionOptions())
     return StateSet(
-        [prefix(transcriber.encode(c.samples).own_features).layers[3][0] for c in clips],
+        [tap_states(transcriber.encode(c.samples), TrainConfig().tap) for c in clips],
         np.array([BASE_EMOTIONS.index(c.emotion) for c in clips]),
         np.array([c.speaker for c in clips]),
         np.array([c.corpus for c in clips]),

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from servicekit import running_server, service_env, spawn, stop
+from servicekit import free_port, running_server, service_env, spawn, stop
 
 pytestmark = pytest.mark.slow
 
@@ -163,3 +163,36 @@ def test_scale_out_a_killed_worker_job_is_finished_by_another_exactly_once(
         finally:
             for w in workers:
                 stop(w)
+
+
+def _embedded_workers_of(serve_pid: int) -> list[int]:
+    """Processes started by ``serve`` as its embedded workers (Linux /proc)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if f"EMOTIVOICE_EMBEDDED_PARENT={serve_pid}".encode() in environ:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_embedded_workers_stop_when_serve_is_killed(tmp_path: Path) -> None:
+    env = service_env(tmp_path / "home")
+    process = spawn(["serve", "--port", str(free_port()), "--workers", "1"], env, tmp_path / "log")
+    try:
+        deadline = time.monotonic() + 60
+        while not (workers := _embedded_workers_of(process.pid)):
+            assert time.monotonic() < deadline, "serve started no worker"
+            time.sleep(0.5)
+        stop(process, signal.SIGKILL)  # no clean shutdown: serve cannot stop its workers
+        deadline = time.monotonic() + 60
+        while _embedded_workers_of(process.pid):
+            assert time.monotonic() < deadline, f"workers {workers} outlived serve"
+            time.sleep(0.5)
+    finally:
+        stop(process, signal.SIGKILL)
+        for pid in _embedded_workers_of(process.pid):
+            os.kill(pid, signal.SIGKILL)

@@ -6,8 +6,8 @@ accuracy, unweighted average recall (UA), macro-F1, per-class recall, confusion 
 and PNG with the ``plots`` extra), and mean milliseconds per clip.
 
 ``cross_validate=K`` additionally trains heads with the recipe on K speaker-disjoint folds of
-the corpus (states from the same pipeline encoder, no augmentation) and reports their pooled
-metrics: what a head trained on the rest of this corpus reaches on unseen speakers.
+the corpus (the recipe's encoder tap on the pipeline's features, no augmentation) and reports
+their pooled metrics: what a head trained on the rest of this corpus reaches on unseen speakers.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from emotivoice.emotion.corpora import read_corpus
+from emotivoice.emotion.head import tap_states
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.emotion.metrics import classification_report
 from emotivoice.emotion.recognizer import EmotionOptions, load_backend
@@ -78,6 +79,7 @@ def run_emotion_benchmark(
     clips = prepare_clips(labeled)
     backend = load_backend(options)
     transcriber = Transcriber(TranscriptionOptions())
+    config = TrainConfig(augment_copies=0, seed=seed)
     states, predicted, elapsed = [], [], 0.0
     for clip in clips:
         started = time.perf_counter()
@@ -85,7 +87,8 @@ def run_emotion_benchmark(
         p = backend.probabilities(clip.samples, encoded)
         elapsed += time.perf_counter() - started
         predicted.append(int(np.argmax(p)))
-        states.append(encoded.states.astype(np.float16))
+        if cross_validate >= 2:  # what the recipe trains on
+            states.append(tap_states(encoded, config.tap).astype(np.float16))
     truth = np.array([BASE_EMOTIONS.index(c.emotion) for c in clips])
     report = classification_report(truth, np.array(predicted), BASE_EMOTIONS)
     cross = None
@@ -97,7 +100,7 @@ def run_emotion_benchmark(
             np.array([c.corpus for c in clips]),
             np.zeros(len(clips), bool),
         )
-        cross = _cross_validate(data, cross_validate, TrainConfig(augment_copies=0, seed=seed))
+        cross = _cross_validate(data, cross_validate, config)
     return EmotionBenchmark(
         dataset=str(dataset),
         layout=layout,

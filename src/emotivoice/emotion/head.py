@@ -21,6 +21,7 @@ from emotivoice.errors import InvalidConfigError, ModelIntegrityError, ModelNotF
 
 if TYPE_CHECKING:
     from emotivoice.models.encoder_prefix import PrefixOutput
+    from emotivoice.transcription import EncodedSegment
 
 DEFAULT_HEAD = "whisper-base-emotion.npz"
 
@@ -72,8 +73,7 @@ class EmotionHead:
         Empty for a head on the pipeline's final encoder states (``tap: final``, the former
         default); ``(3,)`` for the shipped head (``tap: prefix3``).
         """
-        tap = str(self.config.get("tap", "final"))
-        return tuple(int(n) for n in tap[6:].split("+")) if tap.startswith("prefix") else ()
+        return prefix_layers(str(self.config.get("tap", "final")))
 
     def prefix_states(self, mel: np.ndarray) -> np.ndarray:
         """The head's input ``(batch, positions, features)`` from log-mel frames of segments'
@@ -131,6 +131,22 @@ class EmotionHead:
         z = self.logits(states) / self.temperature
         z = np.exp(z - z.max())
         return np.asarray(z / z.sum())
+
+
+def prefix_layers(tap: str) -> tuple[int, ...]:
+    """Layers of a recipe tap name: ``prefix3`` → (3,), ``prefix2+3`` → (2, 3), ``final`` → ()."""
+    return tuple(int(n) for n in tap[6:].split("+")) if tap.startswith("prefix") else ()
+
+
+def tap_states(encoded: EncodedSegment, tap: str, model: str = "base") -> np.ndarray:
+    """States ``(positions, features)`` of a pipeline segment for a recipe tap (training input)."""
+    from emotivoice.models.encoder_prefix import load_encoder_prefix
+
+    layers = prefix_layers(tap)
+    if not layers:
+        return encoded.states
+    out = load_encoder_prefix(model, max(layers))(encoded.own_features)
+    return np.concatenate([out.layers[n][0] for n in layers], axis=-1)
 
 
 def own_log_mel(samples: np.ndarray) -> np.ndarray:

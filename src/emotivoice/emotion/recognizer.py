@@ -3,7 +3,10 @@
 Backends (``EmotionOptions.model``):
 
 - ``"default"``: the head trained by ``emotivoice train-emotion`` and shipped in the package; it
-  reads the Whisper encoder states the transcription stage already computed (no second encoder);
+  reads layer 3 of the Whisper-base encoder run on the segment's own log-mel frames (the
+  features transcription already computed; three layers over the segment's positions, not a
+  second 30 s encoder pass). Heads trained with ``tap="final"`` read the transcription's own
+  encoder states instead;
 - a path to another ``.npz`` head exported by the recipe;
 - ``"hf:<hub id or folder>"``: any ``transformers`` audio-classification checkpoint (HuBERT,
   wav2vec2, WavLM emotion models), its labels mapped onto the base emotions.

@@ -5,10 +5,12 @@ Steps, all seeded:
 1. every clip is cropped to its speech (the pipeline's VAD) and, besides the clean copy, gets
    ``augment_copies`` randomly augmented ones (speed 0.9–1.1, reverberation, noise at 5–30 dB SNR,
    gain −10…+6 dB);
-2. the Whisper encoder turns each copy into the states the pipeline computes at inference
-   (faster-whisper's log-mel padding, 30 s window, speech positions only);
-3. an attentive-statistics-pooling head is trained with AdamW, label smoothing and a loss
-   balanced over classes and corpora;
+2. the Whisper encoder turns each copy into the states the head reads at inference
+   (``TrainConfig.tap``; by default layer 3 of the encoder run on the clip's own log-mel frames,
+   what :mod:`emotivoice.models.encoder_prefix` computes in the pipeline);
+3. a statistics-pooling head (mean and standard deviation, standardised, linear by default;
+   attentive pooling and a hidden layer are options) is trained with AdamW, label smoothing and
+   a loss balanced over classes and corpora;
 4. a temperature is fitted on speaker-disjoint validation speakers (calibration);
 5. the head is exported as ``.npz`` for the numpy runtime in :mod:`emotivoice.emotion.head`.
 

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from typing import Any
 
 from emotivoice.service.settings import Settings
@@ -15,6 +16,9 @@ from emotivoice.service.settings import Settings
 __all__ = ["run_worker", "serve"]
 
 logger = logging.getLogger(__name__)
+
+_PARENT_ENV = "EMOTIVOICE_EMBEDDED_PARENT"  # set by serve for the workers it starts
+_PARENT_POLL_S = 2.0
 
 
 def run_worker(settings: Settings, concurrency: int | None = None, pool: str = "prefork") -> None:
@@ -34,11 +38,32 @@ def run_worker(settings: Settings, concurrency: int | None = None, pool: str = "
         "--without-heartbeat",
     ]
     logger.info("Starting worker: broker %s", "embedded" if settings.embedded_queue else "redis")
+    parent = os.environ.get(_PARENT_ENV)
+    if parent:
+        _stop_with_parent(int(parent))
     app.worker_main(argv)
+
+
+def _stop_with_parent(parent: int) -> None:
+    """An embedded worker shuts down (warm, as on SIGTERM) once its ``serve`` is gone.
+
+    ``serve`` stops its workers when it exits, but not when it is killed outright (SIGKILL, an
+    out-of-memory kill); the worker then sees another parent process.
+    """
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_S)
+        logger.warning("The serve process %d is gone; stopping this embedded worker", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="emotivoice-parent-watch", daemon=True).start()
 
 
 def _spawn_worker(settings: Settings) -> subprocess.Popen[bytes]:
     env = dict(os.environ, EMOTIVOICE_HOME=str(settings.home))
+    env[_PARENT_ENV] = str(os.getpid())
     if settings.database_url:
         env["EMOTIVOICE_DATABASE_URL"] = settings.database_url
     if settings.broker_url:
