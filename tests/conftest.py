@@ -110,3 +110,16 @@ def tiny_hubert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     HubertForSequenceClassification(config).save_pretrained(folder)
     Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def short_wav(tmp_path_factory: pytest.TempPathFactory, jfk_path: Path) -> Path:
+    """The first 3 s of the JFK clip ("And so, my fellow Americans"), as 16-bit WAV."""
+    from scipy.io import wavfile
+
+    from emotivoice.audio import SAMPLE_RATE, load_audio
+
+    samples = load_audio(jfk_path).samples[: 3 * SAMPLE_RATE]
+    path = tmp_path_factory.mktemp("short") / "jfk-3s.wav"
+    wavfile.write(path, SAMPLE_RATE, (samples * 32767).astype("<i2"))
+    return path

@@ -316,19 +316,6 @@ def test_settings_from_yaml_file_and_environment(
         load_settings(home=tmp_path)
 
 
-@pytest.fixture(scope="module")
-def short_wav(tmp_path_factory: pytest.TempPathFactory, jfk_path: Path) -> Path:
-    """The first 3 s of the JFK clip ("And so, my fellow Americans"), as 16-bit WAV."""
-    from scipy.io import wavfile
-
-    from emotivoice.audio import SAMPLE_RATE, load_audio
-
-    samples = load_audio(jfk_path).samples[: 3 * SAMPLE_RATE]
-    path = tmp_path_factory.mktemp("short") / "jfk-3s.wav"
-    wavfile.write(path, SAMPLE_RATE, (samples * 32767).astype("<i2"))
-    return path
-
-
 @pytest.mark.slow
 def test_callbacks_need_a_secret(tmp_path: Path, short_wav: Path) -> None:
     server = HTTPServer(("127.0.0.1", 0), _Callbacks)

@@ -18,7 +18,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from emotivoice.audio import SAMPLE_RATE, load_audio
 from emotivoice.service.app import create_app
 from emotivoice.service.db import SegmentRow
 from emotivoice.service.runner import run_job
@@ -28,17 +27,6 @@ from emotivoice.service.storage import Store
 API = "/api/v1"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FAST = {"features": False, "emotion": False}
-
-
-@pytest.fixture(scope="module")
-def short_wav(tmp_path_factory: pytest.TempPathFactory, jfk_path: Path) -> Path:
-    """The first 3 s of the JFK clip ("And so, my fellow Americans"), as 16-bit WAV."""
-    from scipy.io import wavfile
-
-    samples = load_audio(jfk_path).samples[: 3 * SAMPLE_RATE]
-    path = tmp_path_factory.mktemp("short") / "jfk-3s.wav"
-    wavfile.write(path, SAMPLE_RATE, (samples * 32767).astype("<i2"))
-    return path
 
 
 @pytest.fixture

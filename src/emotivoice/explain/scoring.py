@@ -1,9 +1,12 @@
 """The model function explanations query: waveform → base-emotion probabilities.
 
-Explaining one segment costs dozens of model evaluations, and for the default model each one is
-a Whisper-base encoder pass over a full 30 s window (3000 log-mel frames, however short the
-segment), so the default model's scorer is built for throughput without changing what it
-computes (the tests check it against the pipeline's own encoder path):
+Explaining one segment costs dozens of model evaluations. For the default head each one is the
+log-mel of the wave and three Whisper-base encoder layers over the segment's own positions
+(:mod:`emotivoice.models.encoder_prefix`); perturbations of one segment share its length, so
+they run as one batch. For a head on the final encoder states (``tap: final``, the former
+default) each evaluation is a full encoder pass over a 30 s window (3000 log-mel frames,
+however short the segment), and the scorer is built for throughput without changing what it
+computes (the tests check both paths against the pipeline's own):
 
 - only the encoder runs, never the decoder;
 - the log-mel features of a batch are computed in one vectorised pass per wave length (all
