@@ -111,9 +111,30 @@ def test_english_only_model_runs(jfk_path: Path) -> None:
     )
     assert analysis.language == "en"
     assert "fellow americans" in normalize_text(analysis.text)
-    # the default emotion head reads Whisper-base states: a clear error, not a crash
-    with pytest.raises(InvalidConfigError, match="Whisper base"):
-        emotivoice.analyze(jfk_path, model="tiny.en", beam_size=1, features=False)
+    # the default emotion head runs its own Whisper-base layers on the log-mel: any model works
+    with_emotion = emotivoice.analyze(jfk_path, model="tiny.en", beam_size=1, features=False)
+    assert with_emotion.segments[0].emotion is not None
+
+
+def test_final_layer_head_needs_its_whisper_model(jfk_path: Path, tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+
+    from emotivoice.emotion.head import DEFAULT_HEAD
+
+    # a head on the final encoder states (the former default) reads Whisper base's 512 values
+    with np.load(Path(emotivoice.__file__).parent / "emotion" / "weights" / DEFAULT_HEAD) as f:
+        arrays = dict(f)
+    metadata = json.loads(str(arrays["metadata"]))
+    metadata["config"]["tap"] = "final"
+    arrays["metadata"] = np.array(json.dumps(metadata))
+    head = tmp_path / "final-layer-head.npz"
+    np.savez(head, **arrays)
+    options = {"beam_size": 1, "features": False, "emotion_model": str(head)}
+    assert emotivoice.analyze(jfk_path, **options).segments[0].emotion is not None
+    with pytest.raises(InvalidConfigError, match="Whisper base"):  # a clear error, not a crash
+        emotivoice.analyze(jfk_path, model="tiny.en", **options)
 
 
 @pytest.mark.slow
