@@ -75,18 +75,21 @@ class EmotionHead:
         """
         return prefix_layers(str(self.config.get("tap", "final")))
 
-    def prefix_states(self, mel: np.ndarray) -> np.ndarray:
+    def prefix_states(self, mel: np.ndarray, threads: int | None = 1) -> np.ndarray:
         """The head's input ``(batch, positions, features)`` from log-mel frames of segments'
         own audio, ``(batch, n_mels, frames)`` (see :func:`own_log_mel`)."""
-        out = self.prefix_output(mel)
+        out = self.prefix_output(mel, threads)
         return np.concatenate([out.layers[n] for n in self.prefix_layers], axis=-1)
 
-    def prefix_output(self, mel: np.ndarray) -> PrefixOutput:
-        """Every layer's output and attention of the head's encoder prefix on ``mel``."""
+    def prefix_output(self, mel: np.ndarray, threads: int | None = 1) -> PrefixOutput:
+        """Every layer's output and attention of the head's encoder prefix on ``mel``.
+
+        ``threads``: BLAS threads (see :class:`~emotivoice.models.encoder_prefix.EncoderPrefix`).
+        """
         from emotivoice.models.encoder_prefix import load_encoder_prefix
 
         model = str(self.metadata.get("whisper_model", "base"))
-        return load_encoder_prefix(model, max(self.prefix_layers))(mel)
+        return load_encoder_prefix(model, max(self.prefix_layers))(mel, threads=threads)
 
     def logits(self, states: np.ndarray) -> np.ndarray:
         """Uncalibrated logits (6,) for states (positions, d_model)."""

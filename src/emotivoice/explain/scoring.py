@@ -77,6 +77,7 @@ class WhisperHeadScorer:
         self.replicas = max(1, replicas or threads) if resolved == "cpu" else 1
         intra_threads = max(1, threads // self.replicas) if resolved == "cpu" else cpu_threads
         self.backend = backend
+        self.threads = threads  # BLAS threads of a prefix head's batched passes (nothing else runs)
         self.model: WhisperModel = load_model(
             whisper_model, resolved, default_compute_type(resolved), intra_threads, self.replicas
         )
@@ -147,7 +148,8 @@ class WhisperHeadScorer:
             for start in range(0, len(indices), _PREFIX_BATCH):
                 chunk = indices[start : start + _PREFIX_BATCH]
                 mel = np.stack([EncodedSegment.own_frames(features[i], n) for i in chunk])
-                for i, states in zip(chunk, head.prefix_states(mel), strict=True):
+                states_batch = head.prefix_states(mel, threads=self.threads)
+                for i, states in zip(chunk, states_batch, strict=True):
                     rows[i] = head.probabilities(states)
         return np.stack(rows) if rows else np.zeros((0, 0))
 
