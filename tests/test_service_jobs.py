@@ -8,6 +8,7 @@ store's own claim and requeue).
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -51,6 +52,14 @@ def _queue(client: TestClient, audio: Path, options: dict[str, Any]) -> str:
     return str(response.json()["id"])
 
 
+def _exports(tmp_path: Path, name: str, text: str) -> Path:
+    """A worker's finished export folder (its ``analysis.json`` carrying ``text``)."""
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "analysis.json").write_text(json.dumps({"text": text}))
+    return folder
+
+
 def _segment_attempts(store: Store, analysis_id: str) -> list[int]:
     with store.session() as s:
         rows = s.scalars(select(SegmentRow.attempt).where(SegmentRow.analysis_id == analysis_id))
@@ -76,15 +85,11 @@ def test_a_stale_delivery_cannot_write_segments_or_files(
     # The frozen delivery wakes up and tries to finish: its segment and its files are refused,
     # and what delivery 1 stored stays as it was.
     assert not store.add_segment(aid, 0, 0, {"text": "stale"})
-    stale = tmp_path / "stale-exports"
-    stale.mkdir()
-    (stale / "analysis.json").write_text('{"text": "stale"}')
+    stale = _exports(tmp_path, "stale-exports", "stale")
     assert not store.complete(aid, 0, {"text": "stale"}, stale)
     assert not stale.exists() and not store.result_dir(aid, 0).exists()
     # A repeated completion by the delivery that won changes nothing either.
-    again = tmp_path / "again"
-    again.mkdir()
-    (again / "analysis.json").write_text('{"text": "again"}')
+    again = _exports(tmp_path, "again", "again")
     assert not store.complete(aid, 1, {"text": "again"}, again)
     assert not store.complete(aid, 1, {"text": "again"})
     assert not again.exists()
@@ -106,9 +111,7 @@ def test_a_cancelled_delivery_publishes_nothing(
     assert store.add_segment(aid, 0, 0, {"text": "first segment"})
     # The worker has written its exports; the client deletes the analysis before the worker
     # records the result (the window between the last heartbeat and the completion).
-    exports = tmp_path / "exports"
-    exports.mkdir()
-    (exports / "analysis.json").write_text('{"text": "finished"}')
+    exports = _exports(tmp_path, "exports", "finished")
     assert client.delete(f"{API}/analyses/{aid}").json()["status"] == "cancelled"
     assert not store.add_segment(aid, 0, 1, {"text": "late segment"})
     assert not store.complete(aid, 0, {"text": "finished"}, exports)

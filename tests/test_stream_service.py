@@ -193,8 +193,9 @@ def test_cli_mic_without_a_device_is_a_clear_error(
 def test_bench_stream_measures_latency_and_agreement(data_dir: Path) -> None:
     from emotivoice.service.stream_bench import format_stream_report, run_stream_benchmark
 
-    (report,) = run_stream_benchmark(data_dir, max_files=1, final_windows=("full",))
-    assert report.files == 1 and report.segments >= 1 and report.final_window == "full"
+    (report,) = run_stream_benchmark(data_dir, max_files=1, modes=("fit+speculative",))
+    assert report.files == 1 and report.segments >= 1 and report.mode == "fit+speculative"
+    assert 0.0 < report.speculative_share <= 1.0
     assert all(latency > 0 for latency in report.latencies_s)
     assert report.stream_wer <= 0.2 and 0.0 <= report.emotion_agreement_same_span <= 1.0
     assert "end of speech -> final segment, p50" in format_stream_report([report])

@@ -71,8 +71,10 @@ def test_segments_are_batch_analysis_of_the_endpointed_spans(analyzer: Analyzer,
         data_dir / "librivox" / "sense_and_sensibility_01_austen_64kb-0870.flac"
     ).samples
     data = pcm(samples)
-    events = run(StreamingAnalyzer(analyzer, StreamOptions(partials=False)), data, 3200)
-    streamed = [e.segment for e in events if isinstance(e, SegmentEvent)]
+    options = StreamOptions(partials=False, final_window="full")  # speculative, as by default
+    events = run(StreamingAnalyzer(analyzer, options), data, 3200)
+    finals = [e for e in events if isinstance(e, SegmentEvent)]
+    streamed = [e.segment for e in finals]
     heard = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
     endpointer = SpeechEndpointer(analyzer.options.vad, StreamOptions().endpoint_silence_ms)
     turns = endpointer.push(heard) + endpointer.flush(heard.size)
@@ -84,6 +86,29 @@ def test_segments_are_batch_analysis_of_the_endpointed_spans(analyzer: Analyzer,
         batch.append(result.segment)
     assert streamed == batch
     assert "john dashwood" in " ".join(s.text for s in streamed).lower()
+    # 100 ms frames: the 200 ms pad is heard a frame before the 300 ms pause ends an utterance
+    assert any(e.speculative for e in finals)
+
+
+@pytest.mark.slow
+def test_speculative_finals_are_discarded_when_speech_resumes(
+    analyzer: Analyzer, jfk_samples
+) -> None:
+    # With a 1 s endpoint every shorter pause between phrases starts a speculative final that
+    # speech then overtakes; what is sent must be what a stream without speculation sends.
+    data = pcm(jfk_samples)
+    streams = [
+        StreamingAnalyzer(
+            analyzer, StreamOptions(partials=False, endpoint_silence_ms=1000, speculative=on)
+        )
+        for on in (True, False)
+    ]
+    events = [run(stream, data, 3200) for stream in streams]
+    finals = [[e for e in ev if isinstance(e, SegmentEvent)] for ev in events]
+    assert [e.segment for e in finals[0]] == [e.segment for e in finals[1]]
+    assert finals[0] and not any(e.speculative for e in finals[1])
+    assert streams[0].stats().speculations_discarded >= 1
+    assert streams[1].stats().speculations_discarded == 0
 
 
 def test_opus_stream_decodes_like_the_file(encoded_jfk: dict[str, Path]) -> None:

@@ -264,12 +264,11 @@ def cmd_bench_stream(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     """Live-analysis latency and agreement with batch over a real in-process server."""
     from emotivoice.service.stream_bench import format_stream_report, run_stream_benchmark
 
-    modes = ("full", "fit") if args.final_window == "both" else (args.final_window,)
     reports = run_stream_benchmark(
         data_dir=Path(args.data) if args.data else None,
         max_files=args.max_files,
         endpoint_silence_ms=args.endpoint_ms,
-        final_windows=modes,
+        modes=[m.strip() for m in args.modes.split(",") if m.strip()],
     )
     print(format_stream_report(reports))
     if args.json:
@@ -671,10 +670,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-files", type=int, default=None, help="stream: first N clips only")
     b.add_argument("--endpoint-ms", type=int, default=300, help="stream: silence ending speech")
     b.add_argument(
-        "--final-window",
-        default="both",
-        choices=["full", "fit", "both"],
-        help="stream: final segments' encoder window (both: side by side)",
+        "--modes",
+        default="fit+speculative,fit,full",
+        help="stream: comma-separated modes measured side by side (fit+speculative: the "
+        "default; fit: no speculation; full: final segments exactly as batch analysis)",
     )
     b.add_argument("--data", default=None, help="shared data dir (default: $EMOTIVOICE_DATA_DIR)")
     b.add_argument("--model", default="base")

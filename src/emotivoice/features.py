@@ -149,19 +149,15 @@ def extract_features(
     y = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
     if y.size < _F0_FRAME:
         y = np.pad(y, (0, _F0_FRAME - y.size))
-    duration = y.size / sample_rate
 
     f0, voiced = _f0_track(y, sample_rate)
     voiced_f0 = f0[voiced & np.isfinite(f0)]
     periods = _glottal_periods(y, sample_rate, f0, voiced)
-    rate_time = speech_time if speech_time and speech_time > 0 else duration
-    n_words = sum(1 for w in words if any(ch.isalnum() for ch in w)) if words is not None else 0
-    n_syllables = sum(count_syllables(w) for w in words) if words is not None else 0
     f1, f2 = _formants(y, sample_rate, f0, voiced)
 
     f0_mean, f0_std, f0_low, f0_high, f0_range = _f0_stats(voiced_f0)
     rms, db_mean, db_std, centroid, zcr, mfcc = _spectral(y, sample_rate)
-    return AcousticFeatures(
+    features = AcousticFeatures(
         f0_mean_hz=f0_mean,
         f0_std_hz=f0_std,
         f0_min_hz=f0_low,
@@ -171,8 +167,8 @@ def extract_features(
         rms_mean=round(rms, 6),
         energy_db_mean=round(db_mean, 3),
         energy_db_std=round(db_std, 3),
-        speaking_rate_wps=_r(n_words / rate_time) if words is not None else None,
-        syllable_rate_sps=_r(n_syllables / rate_time) if words is not None else None,
+        speaking_rate_wps=None,
+        syllable_rate_sps=None,
         spectral_centroid_hz=round(centroid, 1),
         zero_crossing_rate=round(zcr, 5),
         mfcc_means=mfcc,
@@ -182,6 +178,38 @@ def extract_features(
         f1_hz=_r(f1),
         f2_hz=_r(f2),
         f2_f1_ratio=_r(f2 / f1) if f1 and f2 else None,
+    )
+    if words is None:
+        return features
+    return with_speaking_rate(features, words, speech_time, y.size / sample_rate)
+
+
+def with_speaking_rate(
+    features: AcousticFeatures,
+    words: Sequence[str],
+    speech_time: float | None,
+    duration: float,
+) -> AcousticFeatures:
+    """``features`` with the speaking rates of ``words``.
+
+    The acoustic measures need only the audio, the rates the transcript: the pipeline computes
+    the former while Whisper decodes and adds the rates from the words afterwards.
+
+    Args:
+        features: the segment's acoustic features.
+        words: its words.
+        speech_time: seconds the words span; ``None`` or not positive: ``duration``.
+        duration: the segment's duration in seconds.
+    """
+    rate_time = speech_time if speech_time and speech_time > 0 else duration
+    if rate_time <= 0:
+        raise InvalidConfigError(f"A speaking rate needs a positive duration, got {rate_time}")
+    n_words = sum(1 for w in words if any(ch.isalnum() for ch in w))
+    n_syllables = sum(count_syllables(w) for w in words)
+    return dataclasses.replace(
+        features,
+        speaking_rate_wps=_r(n_words / rate_time),
+        syllable_rate_sps=_r(n_syllables / rate_time),
     )
 
 

@@ -279,6 +279,19 @@ class SpeechEndpointer:
         """In an utterance, but the speaker has paused (the utterance may be about to end)."""
         return self.in_speech and self._silence_start is not None
 
+    def span_if_ended(self) -> SpeechSpan | None:
+        """The span the open utterance gets if the current pause turns out to end it.
+
+        Known once the pause's trailing pad has been heard (before the pause is long enough to
+        be an endpoint): ``None`` while speech goes on, before the pad is in, or when the
+        utterance would be dropped as too short.
+        """
+        silence = self._silence_start
+        if not self.in_speech or silence is None or silence - self._speech_start < self.min_speech:
+            return None
+        end = silence + self.pad
+        return SpeechSpan(self.segment_start, end) if self.position >= end else None
+
     def push(self, samples: np.ndarray) -> list[SpeechTurn]:
         """Judge newly arrived 16 kHz samples; returns the turns they complete, in order."""
         if samples.size:

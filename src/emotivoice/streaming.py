@@ -29,7 +29,7 @@ import numpy as np
 
 from emotivoice.audio import SAMPLE_RATE
 from emotivoice.errors import EmotiVoiceError, InvalidConfigError, StreamTooLongError
-from emotivoice.pipeline import SegmentContext
+from emotivoice.pipeline import SegmentContext, SegmentResult
 from emotivoice.results import Segment
 from emotivoice.segmentation import SpeechSpan
 from emotivoice.stream_input import ENCODINGS, SpeechEndpointer, StreamDecoder
@@ -57,6 +57,9 @@ logger = logging.getLogger(__name__)
 _FINAL_WINDOWS = ("full", "fit")
 _MEL_FRAMES_PER_S = 100
 _PARTIAL_WINDOW_MARGIN_FRAMES = 100  # 1 s of silence after the audio keeps Whisper's ending sane
+# Whisper mistranscribes short speech in a window much shorter than its 30 s (measured: JFK's
+# 1.4 s "ask not" is "is not" in 3-4 s windows, right from 5 s on, with fewer fallback retries)
+_MIN_WINDOW_FRAMES = 500
 _FULL_WINDOW_FRAMES = 3000
 _MIN_PARTIAL_S = 0.5  # less audio than this gives Whisper too little to say anything useful
 # Fast speech is about 4 words (6 tokens) a second; a cap stops hallucinated repetition early.
@@ -81,9 +84,14 @@ class StreamOptions:
             but more, shorter segments (Whisper transcribes isolated fragments a little worse).
         max_duration_s: longest stream accepted; the recording is kept up to this length.
         keep_recording: keep the whole stream (16-bit) for :meth:`StreamingAnalyzer.recording_wav`.
-        final_window: ``full``: final segments use Whisper's full 30 s encoder window, exactly
-            as batch analysis; ``fit``: a window just longer than the segment - several times
-            faster on a CPU, but text and emotions may differ a little from batch analysis.
+        final_window: ``fit`` (default): final segments' encoder window is just longer than
+            the segment (at least 5 s) and the previous segment's text is not used as prompt -
+            about twice as fast on a CPU, text and emotions within a little of batch analysis;
+            ``full``: Whisper's full 30 s window and prompt, exactly as batch analysis.
+        speculative: start a final segment's models as soon as the pause's trailing pad is
+            heard, while the pause is still too short to end the utterance; the result is sent
+            the moment the pause does end it and discarded if speech resumes. It is the same
+            segment, only sooner; the discarded passes cost CPU time.
     """
 
     encoding: str = "pcm_s16le"
@@ -95,7 +103,8 @@ class StreamOptions:
     endpoint_silence_ms: int = 300
     max_duration_s: float = 3600.0
     keep_recording: bool = True
-    final_window: str = "full"
+    final_window: str = "fit"
+    speculative: bool = True
 
     def __post_init__(self) -> None:
         if self.final_window not in _FINAL_WINDOWS:
@@ -164,20 +173,23 @@ class SegmentEvent(_Event):
         segment: text, words, times, emotions and features.
         speech_end: where the VAD heard speech end (s), before the trailing pad.
         compute_s: seconds the models took for this segment.
+        speculative: computed during the pause, before it was long enough to end the utterance.
     """
 
     type: ClassVar[str] = "segment"
     segment: Segment
     speech_end: float
     compute_s: float
+    speculative: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """The segment's fields at the top level, plus ``speech_end`` and ``compute_s``."""
+        """The segment's fields at the top level, then the event's own three."""
         return {
             "type": self.type,
             **asdict(self.segment),
             "speech_end": self.speech_end,
             "compute_s": self.compute_s,
+            "speculative": self.speculative,
         }
 
 
@@ -189,6 +201,7 @@ class StatsEvent(_Event):
         audio_s: audio received and decoded (s); ``speech_s``: of it in final segments.
         segments, partials: events sent so far.
         compute_s: model time spent on this stream; ``rtf`` its ratio to ``audio_s``.
+        speculations_discarded: speculative final passes thrown away because speech resumed.
         backlog_s: audio received but not yet analysed (set by the server).
         throttled: the server is slowing the sender down (it sends faster than analysed).
     """
@@ -200,6 +213,7 @@ class StatsEvent(_Event):
     partials: int
     compute_s: float
     rtf: float
+    speculations_discarded: int = 0
     backlog_s: float = 0.0
     throttled: bool = False
 
@@ -255,6 +269,17 @@ class _Utterance:
     stable: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Final:
+    """A final segment's model results, made early or when its utterance ended."""
+
+    span: SpeechSpan
+    index: int
+    result: SegmentResult
+    context: SegmentContext
+    compute_s: float
+
+
 class StreamingAnalyzer:
     """Analyses one live stream with the models of a shared, loaded Analyzer.
 
@@ -292,6 +317,8 @@ class StreamingAnalyzer:
         self._received = 0  # samples decoded so far
         self._recording: list[np.ndarray] = []
         self._pending: list[tuple[SpeechSpan, float, np.ndarray]] = []
+        self._speculation: _Final | None = None
+        self._discarded = 0
         self._utterance: _Utterance | None = None
         self._segments = 0
         self._partials = 0
@@ -318,6 +345,8 @@ class StreamingAnalyzer:
         """
         events = self._push(self._decoder.feed(data))
         events += self._finalise_pending()
+        if self.options.speculative:
+            self._speculate()
         if partials and self.options.partials:
             events += self._maybe_partial()
         return events
@@ -348,6 +377,7 @@ class StreamingAnalyzer:
             partials=self._partials,
             compute_s=round(self._compute_s, _ROUND),
             rtf=round(self._compute_s / audio_s, _ROUND) if audio_s else 0.0,
+            speculations_discarded=self._discarded,
             backlog_s=round(backlog_s, _ROUND),
             throttled=throttled,
         )
@@ -417,23 +447,50 @@ class StreamingAnalyzer:
         events: list[StreamEvent] = []
         while self._pending:
             span, speech_end, samples = self._pending.pop(0)
-            started = time.perf_counter()
-            window = _fitted_window(samples.size) if self.options.final_window == "fit" else None
-            result, self._context = self.analyzer.analyze_span(
-                samples, span, self._segments, self._context, window
-            )
-            elapsed = time.perf_counter() - started
-            self._compute_s += elapsed
+            early, self._speculation = self._speculation, None
+            if early is not None and (early.span, early.index) == (span, self._segments):
+                final = early
+            else:
+                self._discarded += early is not None
+                final = self._final(span, samples)
+            self._context = final.context
             self._segments += 1
             self._speech_s += span.end - span.start
             events.append(
                 SegmentEvent(
-                    segment=result.segment,
+                    segment=final.result.segment,
                     speech_end=round(speech_end, _ROUND),
-                    compute_s=round(elapsed, _ROUND),
+                    compute_s=round(final.compute_s, _ROUND),
+                    speculative=final is early,
                 )
             )
         return events
+
+    def _speculate(self) -> None:
+        """In a pause whose trailing pad is in: make the segment it would end, ahead of time."""
+        span = self._endpointer.span_if_ended()
+        if span is None or self._pending:
+            return
+        if self._speculation is not None:
+            if self._speculation.span == span:
+                return
+            self._discarded += 1  # speech resumed after an earlier pause of this utterance
+        samples = self._slice(span.start_sample, span.end_sample)
+        self._speculation = self._final(span, samples)
+
+    def _final(self, span: SpeechSpan, samples: np.ndarray) -> _Final:
+        """The models' pass over one final segment (in the stream's current context)."""
+        started = time.perf_counter()
+        window, context = None, self._context
+        if self.options.final_window == "fit":
+            # In a short window the previous text as prompt pulls the decoder off short speech
+            # (JFK's "ask not" becomes "is not"; without the prompt it is right, and faster).
+            window = _fitted_window(samples.size)
+            context = dataclasses.replace(context, previous_tokens=())
+        result, context = self.analyzer.analyze_span(samples, span, self._segments, context, window)
+        elapsed = time.perf_counter() - started
+        self._compute_s += elapsed
+        return _Final(span, self._segments, result, context, elapsed)
 
     def _maybe_partial(self) -> list[StreamEvent]:
         ep, utterance = self._endpointer, self._utterance
@@ -487,4 +544,5 @@ class StreamingAnalyzer:
 def _fitted_window(n_samples: int) -> int:
     """Encoder window (mel frames) for ``n_samples``: whole seconds, with a margin of silence."""
     n_frames = n_samples * _MEL_FRAMES_PER_S // SAMPLE_RATE + _PARTIAL_WINDOW_MARGIN_FRAMES
-    return min(_FULL_WINDOW_FRAMES, -(-n_frames // _MEL_FRAMES_PER_S) * _MEL_FRAMES_PER_S)
+    seconds = -(-n_frames // _MEL_FRAMES_PER_S)
+    return min(_FULL_WINDOW_FRAMES, max(_MIN_WINDOW_FRAMES, seconds * _MEL_FRAMES_PER_S))

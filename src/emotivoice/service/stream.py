@@ -120,7 +120,8 @@ class StartMessage(BaseModel):
     partial_interval_s: float = Field(default=0.5, gt=0, le=10)
     endpoint_silence_ms: int = Field(default=300, ge=0, le=10000)
     save: bool = True
-    final_window: Literal["full", "fit"] = "full"
+    final_window: Literal["full", "fit"] = "fit"
+    speculative: bool = True
 
 
 def _bytes_per_second(start: StartMessage) -> float:
@@ -210,6 +211,7 @@ class _Session:
             max_duration_s=self.limits.max_stream_seconds,
             keep_recording=start.save,
             final_window=start.final_window,
+            speculative=start.speculative,
         )
         self.stream = await run_in_threadpool(StreamingAnalyzer, analyzer, options)
         self.bytes_per_s = _bytes_per_second(start)

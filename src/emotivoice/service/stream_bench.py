@@ -29,10 +29,18 @@ import numpy as np
 
 from emotivoice.audio import SAMPLE_RATE, load_audio
 from emotivoice.datasets import reference_utterances
+from emotivoice.errors import InvalidConfigError
 from emotivoice.metrics import word_error_rate
 
-__all__ = ["StreamBenchReport", "format_stream_report", "run_stream_benchmark"]
+__all__ = ["MODES", "StreamBenchReport", "format_stream_report", "run_stream_benchmark"]
 
+#: benchmark modes → stream options: the default, the default without speculation, and final
+#: segments made exactly as batch analysis makes them
+MODES: dict[str, dict[str, Any]] = {
+    "fit+speculative": {"final_window": "fit", "speculative": True},
+    "fit": {"final_window": "fit", "speculative": False},
+    "full": {"final_window": "full", "speculative": False},
+}
 _TRAILING_PAUSE_S = 1.5  # the speaker stays silent after the clip, as live speech would
 _FRAME_MS = 100
 _ANCHORS = (
@@ -48,8 +56,9 @@ class StreamBenchReport:
     files: int
     audio_seconds: float
     endpoint_silence_ms: int
-    final_window: str
+    mode: str
     segments: int
+    speculative_share: float
     latency_p50_s: float
     latency_p95_s: float
     latency_max_s: float
@@ -106,7 +115,7 @@ def _same_span_agreement(analyzer: Any, clip: np.ndarray, session: Any) -> list[
 
 
 async def _stream_all(
-    url: str, clips: list[np.ndarray], endpoint_ms: int, final_windows: Sequence[str]
+    url: str, clips: list[np.ndarray], endpoint_ms: int, modes: Sequence[str]
 ) -> dict[str, list[Any]]:
     from emotivoice.service.client import StreamClient, pcm_frames
 
@@ -114,16 +123,13 @@ async def _stream_all(
     pause = np.zeros(int(_TRAILING_PAUSE_S * SAMPLE_RATE), dtype=np.float32)
     # warm-up (not timed): loads the models and initialises the runtimes
     await client.stream_frames(pcm_frames(clips[0][: SAMPLE_RATE * 2], _FRAME_MS))
-    sessions: dict[str, list[Any]] = {mode: [] for mode in final_windows}
+    sessions: dict[str, list[Any]] = {mode: [] for mode in modes}
     for samples in clips:
         frames = pcm_frames(np.concatenate([samples, pause]), _FRAME_MS)
-        for mode in final_windows:  # alternate clip by clip: load drifts hit every mode alike
+        for mode in modes:  # alternate clip by clip: load drifts hit every mode alike
             sessions[mode].append(
                 await client.stream_frames(
-                    frames,
-                    pace_s=_FRAME_MS / 1000,
-                    endpoint_silence_ms=endpoint_ms,
-                    final_window=mode,
+                    frames, pace_s=_FRAME_MS / 1000, endpoint_silence_ms=endpoint_ms, **MODES[mode]
                 )
             )
     return sessions
@@ -133,13 +139,24 @@ def run_stream_benchmark(
     data_dir: Path | None = None,
     max_files: int | None = None,
     endpoint_silence_ms: int = 300,
-    final_windows: Sequence[str] = ("full", "fit"),
+    modes: Sequence[str] = tuple(MODES),
 ) -> tuple[StreamBenchReport, ...]:
     """Stream the reference clips in real time to an in-process server and measure.
 
+    Args:
+        modes: names from :data:`MODES`, measured side by side.
+
     Returns:
-        One report per final encoder window mode, measured in the same run.
+        One report per mode, measured in the same run.
+
+    Raises:
+        InvalidConfigError: an unknown mode.
     """
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown or not modes:
+        raise InvalidConfigError(
+            f"Unknown stream benchmark modes {unknown}; choose from {list(MODES)}."
+        )
     from emotivoice.service.app import create_app
     from emotivoice.service.local_server import serve
     from emotivoice.service.settings import load_settings
@@ -150,7 +167,7 @@ def run_stream_benchmark(
         app = create_app(load_settings(home=Path(home)), janitor=False)
         with serve(app) as base:
             url = base.replace("http://", "ws://") + "/api/v1/stream"
-            runs = asyncio.run(_stream_all(url, clips, endpoint_silence_ms, final_windows))
+            runs = asyncio.run(_stream_all(url, clips, endpoint_silence_ms, modes))
         analyzer = app.state.analyzer()  # the server's own loaded models
         started = time.perf_counter()
         batches = [analyzer.analyze(i.path) for i in items]
@@ -182,12 +199,13 @@ def _report(
     clips: list[np.ndarray],
     batch_rtf: float,
 ) -> StreamBenchReport:
-    latencies, computes, intervals, agree, n_partials = [], [], [], [], 0
+    latencies, computes, intervals, agree, early, n_partials = [], [], [], [], [], 0
     for session, batch in zip(sessions, batches, strict=True):
         for event, at in zip(session.events, session.received_at, strict=True):
             if event["type"] == "segment":
                 latencies.append(at - (session.started_at + event["speech_end"]))
                 computes.append(event["compute_s"])
+                early.append(bool(event.get("speculative")))
                 dominant = event["emotion"]["dominant"] if event.get("emotion") else None
                 agree.append(dominant == _dominant_by_overlap(event, list(batch.segments)))
         partials = [
@@ -203,8 +221,9 @@ def _report(
         files=len(sessions),
         audio_seconds=round(sum(c.size for c in clips) / SAMPLE_RATE, 2),
         endpoint_silence_ms=0,
-        final_window=mode,
+        mode=mode,
         segments=len(latencies),
+        speculative_share=round(sum(early) / len(early), 3) if early else 0.0,
         latency_p50_s=round(_percentile(latencies, 50), 3),
         latency_p95_s=round(_percentile(latencies, 95), 3),
         latency_max_s=round(max(latencies, default=float("nan")), 3),
@@ -234,11 +253,12 @@ def format_stream_report(reports: Sequence[StreamBenchReport]) -> str:
         f"{first.files} reference clips, {first.audio_seconds:.1f} s of speech streamed in real "
         f"time (100 ms frames, then {_TRAILING_PAUSE_S:g} s of silence); endpoint after "
         f"{first.endpoint_silence_ms} ms of silence; modes alternate clip by clip",
-        row("final encoder window", lambda r: r.final_window),
+        row("mode (final encoder window, speculation)", lambda r: r.mode),
         row("end of speech -> final segment, p50", lambda r: f"{r.latency_p50_s:.2f} s"),
         row("end of speech -> final segment, p95", lambda r: f"{r.latency_p95_s:.2f} s"),
         row("end of speech -> final segment, max", lambda r: f"{r.latency_max_s:.2f} s"),
         row("final segments", lambda r: str(r.segments)),
+        row("of them made during the pause (speculative)", lambda r: f"{r.speculative_share:.0%}"),
         row("model time per final, p50", lambda r: f"{r.final_compute_p50_s:.2f} s"),
         row(
             "interval between partials, p50",
