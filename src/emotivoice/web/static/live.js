@@ -84,7 +84,7 @@ async function start() {
   socket = new WebSocket(socketUrl());
   socket.binaryType = "arraybuffer";
   socket.onopen = () => {
-    socket.send(JSON.stringify({ type: "start", sample_rate: 16000, encoding: "pcm_s16le", final_window: "fit" }));
+    socket.send(JSON.stringify({ type: "start", sample_rate: 16000, encoding: "pcm_s16le" }));
     node.port.onmessage = (m) => { if (socket && socket.readyState === WebSocket.OPEN) socket.send(m.data); };
     source.connect(node);
     status.textContent = "Listening…";
