@@ -3,8 +3,11 @@
 A :class:`StreamingAnalyzer` holds one stream's state only (decoder, VAD, buffers, partial-text
 agreement); the models belong to a shared, loaded :class:`~emotivoice.pipeline.Analyzer` and are
 only read. Final segments are made by :meth:`Analyzer.analyze_span` - the same code, model
-settings and padding as batch analysis - so a streamed segment carries the same text, words,
-emotions and features a batch analysis of that span would.
+settings and padding as batch analysis. With ``final_window="full"`` a streamed segment carries
+the same text, words, emotions and features a batch analysis of that span would; the default
+``fit`` window is about twice as fast on a CPU and close to it. Final segments are speculative:
+their models run once the pause's trailing pad has been heard, before the pause is long enough
+to end the utterance, and the result is kept only if it does.
 
 Provisional text between endpoints (``partial`` events) comes from a cheap greedy pass over a
 shortened encoder window and is stabilised with LocalAgreement-2 (Macháček et al. 2023,
@@ -57,8 +60,9 @@ logger = logging.getLogger(__name__)
 _FINAL_WINDOWS = ("full", "fit")
 _MEL_FRAMES_PER_S = 100
 _PARTIAL_WINDOW_MARGIN_FRAMES = 100  # 1 s of silence after the audio keeps Whisper's ending sane
-# Whisper mistranscribes short speech in a window much shorter than its 30 s (measured: JFK's
-# 1.4 s "ask not" is "is not" in 3-4 s windows, right from 5 s on, with fewer fallback retries)
+# Whisper mistranscribes short speech in a window much shorter than its 30 s (measured, no
+# prompt: JFK's 1.4 s "ask not" is "is not" in 3-4 s windows, right and decoded in half the time
+# from 5 s on)
 _MIN_WINDOW_FRAMES = 500
 _FULL_WINDOW_FRAMES = 3000
 _MIN_PARTIAL_S = 0.5  # less audio than this gives Whisper too little to say anything useful

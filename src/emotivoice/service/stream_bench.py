@@ -59,6 +59,7 @@ class StreamBenchReport:
     mode: str
     segments: int
     speculative_share: float
+    speculations_discarded: int
     latency_p50_s: float
     latency_p95_s: float
     latency_max_s: float
@@ -224,6 +225,11 @@ def _report(
         mode=mode,
         segments=len(latencies),
         speculative_share=round(sum(early) / len(early), 3) if early else 0.0,
+        speculations_discarded=sum(
+            int(s.of_type("stats")[-1].get("speculations_discarded", 0))
+            for s in sessions
+            if s.of_type("stats")
+        ),
         latency_p50_s=round(_percentile(latencies, 50), 3),
         latency_p95_s=round(_percentile(latencies, 95), 3),
         latency_max_s=round(max(latencies, default=float("nan")), 3),
@@ -259,6 +265,9 @@ def format_stream_report(reports: Sequence[StreamBenchReport]) -> str:
         row("end of speech -> final segment, max", lambda r: f"{r.latency_max_s:.2f} s"),
         row("final segments", lambda r: str(r.segments)),
         row("of them made during the pause (speculative)", lambda r: f"{r.speculative_share:.0%}"),
+        row(
+            "speculative passes discarded (speech resumed)", lambda r: str(r.speculations_discarded)
+        ),
         row("model time per final, p50", lambda r: f"{r.final_compute_p50_s:.2f} s"),
         row(
             "interval between partials, p50",
