@@ -278,7 +278,6 @@ class _Final:
     """A final segment's model results, made early or when its utterance ended."""
 
     span: SpeechSpan
-    index: int
     result: SegmentResult
     context: SegmentContext
     compute_s: float
@@ -452,7 +451,9 @@ class StreamingAnalyzer:
         while self._pending:
             span, speech_end, samples = self._pending.pop(0)
             early, self._speculation = self._speculation, None
-            if early is not None and (early.span, early.index) == (span, self._segments):
+            # a speculation is made with nothing pending and dropped by the next final, so the
+            # span alone says whether it is this segment
+            if early is not None and early.span == span:
                 final = early
             else:
                 self._discarded += early is not None
@@ -473,7 +474,7 @@ class StreamingAnalyzer:
     def _speculate(self) -> None:
         """In a pause whose trailing pad is in: make the segment it would end, ahead of time."""
         span = self._endpointer.span_if_ended()
-        if span is None or self._pending:
+        if span is None:
             return
         if self._speculation is not None:
             if self._speculation.span == span:
@@ -494,7 +495,7 @@ class StreamingAnalyzer:
         result, context = self.analyzer.analyze_span(samples, span, self._segments, context, window)
         elapsed = time.perf_counter() - started
         self._compute_s += elapsed
-        return _Final(span, self._segments, result, context, elapsed)
+        return _Final(span, result, context, elapsed)
 
     def _maybe_partial(self) -> list[StreamEvent]:
         ep, utterance = self._endpointer, self._utterance
