@@ -199,3 +199,10 @@ def test_bench_stream_measures_latency_and_agreement(data_dir: Path) -> None:
     assert all(latency > 0 for latency in report.latencies_s)
     assert report.stream_wer <= 0.2 and 0.0 <= report.emotion_agreement_same_span <= 1.0
     assert "end of speech -> final segment, p50" in format_stream_report([report])
+
+
+def test_bench_stream_rejects_an_unknown_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_main(["bench", "stream", "--modes", "fit+speculative,turbo"])
+    err = capsys.readouterr().err
+    assert code != 0 and "turbo" in err and "fit+speculative" in err
+    assert "Traceback" not in err
