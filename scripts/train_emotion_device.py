@@ -12,11 +12,15 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import multiprocessing
+import pickle
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,12 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from emotivoice.emotion.training import (
     Clip,
+    FitJob,
+    JobRunner,
+    StateSet,
     TrainConfig,
     build_state_set,
     build_state_sets,
+    run_fit_job,
     run_recipe,
 )
-from emotivoice.models.torch_whisper import load_packed_encoder
+from emotivoice.models.torch_whisper import encoder_from_ct2_variables, load_packed_variables
 
 
 def _load(path: str) -> np.ndarray | None:
@@ -57,6 +65,36 @@ def load_packed_clips(data: Path) -> list[Clip]:
     ]
 
 
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(path: str, config: TrainConfig, device: str) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    with open(path, "rb") as f:
+        _worker.update(data=pickle.load(f), config=config, device=device)
+
+
+def _run_job(job: FitJob) -> Any:
+    return run_fit_job(_worker["data"], job, _worker["config"], _worker["device"])
+
+
+def parallel_runner(data: StateSet, config: TrainConfig, device: str) -> JobRunner:
+    """Run the recipe's fit jobs in one process each, all at once on the one GPU (a job keeps
+    the GPU busy a small fraction of the time: the layers are small)."""
+    path = "/tmp/emotion-states.pkl"
+    with open(path, "wb") as f:
+        pickle.dump(data, f, protocol=5)
+
+    def run(jobs: Sequence[FitJob]) -> list[Any]:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(len(jobs), context, _init_worker, (path, config, device)) as pool:
+            return list(pool.map(_run_job, jobs))
+
+    return run
+
+
 PROBE = {"pooling": "mean_std", "layer_norm": False, "hidden_dim": 0, "batch_norm": True}
 STUDY_TAPS = ("final", "layer3", "layer4", "prefix4")
 
@@ -73,8 +111,8 @@ def main(
     started = time.time()
     clips = load_packed_clips(data)
     logging.info("decoded %d clips in %.0f s", len(clips), time.time() - started)
-    encoder, filters = load_packed_encoder(carry / "encoder.npz")
-    encoder = encoder.to(device)
+    variables, filters = load_packed_variables(carry / "encoder.npz")
+    encoder = encoder_from_ct2_variables(variables).to(device)
     config = TrainConfig(epochs=2, augment_copies=1) if quick else TrainConfig()
     if study:
         sets = build_state_sets(encoder, filters, clips, config, device, STUDY_TAPS)
@@ -85,9 +123,11 @@ def main(
             line = {k: v["ua"] for k, v in report.evaluations.items()}
             logging.info("study %s: %s", tap, line)
         return
-    states = build_state_set(encoder, filters, clips, config, device)
+    states = build_state_set(encoder, filters, clips, config, device, variables)
     logging.info("states of %d copies after %.0f s", len(states.labels), time.time() - started)
-    result = run_recipe(states, config, device, *((2, 2) if quick else ()))
+    runner = parallel_runner(states, config, device) if device == "cuda" else None
+    folds = (2, 2) if quick else (4, 3)
+    result = run_recipe(states, config, device, *folds, runner=runner)
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "emotion-head.npz", **result.arrays)
     summary = result.summary() | {"seconds": round(time.time() - started, 1)}

@@ -352,7 +352,13 @@ def cmd_train_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser)
 
     from emotivoice.datasets import data_dir
     from emotivoice.emotion.corpora import read_corpus
-    from emotivoice.emotion.training import TrainConfig, build_state_set, prepare_clips, run_recipe
+    from emotivoice.emotion.training import (
+        TrainConfig,
+        build_state_set,
+        encoder_variables,
+        prepare_clips,
+        run_recipe,
+    )
     from emotivoice.models.torch_whisper import load_torch_whisper, mel_filters
 
     root = data_dir(Path(args.data) if args.data else None)
@@ -363,10 +369,18 @@ def cmd_train_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser)
             step = max(1, len(found) // args.max_clips_per_corpus)
             found = found[::step][: args.max_clips_per_corpus]
         labeled += found
-    config = TrainConfig(epochs=args.epochs, augment_copies=args.augment_copies, seed=args.seed)
+    config = TrainConfig(
+        epochs=args.epochs,
+        augment_copies=args.augment_copies,
+        seed=args.seed,
+        adapter_rank=args.adapter_rank,
+    )
     clips = prepare_clips(labeled)
-    whisper = load_torch_whisper("base", args.device)
-    states = build_state_set(whisper.model.model.encoder, mel_filters(), clips, config, args.device)
+    if config.adapter_rank:  # the prefix is fine-tuned from the log-mel frames
+        encoder, variables = None, encoder_variables("base")
+    else:
+        encoder, variables = load_torch_whisper("base", args.device).model.model.encoder, None
+    states = build_state_set(encoder, mel_filters(), clips, config, args.device, variables)
     result = run_recipe(
         states, config, args.device, args.ravdess_folds, args.nemo_folds, not args.no_eval
     )
@@ -409,14 +423,21 @@ def cmd_benchmark_emotion(args: argparse.Namespace, parser: argparse.ArgumentPar
 
 def _add_emotion_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from emotivoice.emotion.corpora import LAYOUTS
+    from emotivoice.emotion.training import TrainConfig
 
     t = sub.add_parser("train-emotion", help="train the emotion head (needs emotivoice[torch])")
     t.add_argument("--data", default=None, help="folder holding the corpora (default: shared)")
     t.add_argument("--corpora", default="ravdess,nemo", help="corpus folders/layouts to use")
     t.add_argument("-o", "--output", default="emotion-head.npz", help="where to write the head")
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    t.add_argument("--epochs", type=int, default=25)
+    t.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     t.add_argument("--augment-copies", type=int, default=2, help="augmented copies per clip")
+    t.add_argument(
+        "--adapter-rank",
+        type=int,
+        default=TrainConfig.adapter_rank,
+        help="LoRA rank for fine-tuning the encoder layers the head reads (0: frozen encoder)",
+    )
     t.add_argument("--ravdess-folds", type=int, default=4)
     t.add_argument("--nemo-folds", type=int, default=3)
     t.add_argument("--max-clips-per-corpus", type=int, default=None, help="subsample (tests)")

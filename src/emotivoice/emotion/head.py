@@ -9,6 +9,7 @@ mean and standard deviation over positions) → optional standardisation → opt
 from __future__ import annotations
 
 import json
+import threading
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -20,7 +21,7 @@ from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.errors import InvalidConfigError, ModelIntegrityError, ModelNotFoundError
 
 if TYPE_CHECKING:
-    from emotivoice.models.encoder_prefix import PrefixOutput
+    from emotivoice.models.encoder_prefix import EncoderPrefix, PrefixOutput
     from emotivoice.transcription import EncodedSegment
 
 DEFAULT_HEAD = "whisper-base-emotion.npz"
@@ -51,6 +52,8 @@ class EmotionHead:
         if tuple(self.metadata.get("labels", ())) != BASE_EMOTIONS:
             raise ModelIntegrityError(f"Emotion head {name} does not predict {BASE_EMOTIONS}")
         self.name = name
+        self._prefix: EncoderPrefix | None = None
+        self._prefix_lock = threading.Lock()
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> EmotionHead:
@@ -81,15 +84,32 @@ class EmotionHead:
         out = self.prefix_output(mel, threads)
         return np.concatenate([out.layers[n] for n in self.prefix_layers], axis=-1)
 
+    @property
+    def adapter_deltas(self) -> dict[str, np.ndarray]:
+        """Changes the head's fine-tuning made to its encoder prefix (CTranslate2 variable name →
+        weight update or tuned norm); empty for a head on the frozen encoder."""
+        from emotivoice.models.encoder_prefix import adapter_deltas
+
+        return adapter_deltas(self.weights, float(self.config.get("adapter_alpha", 1.0)))
+
+    def encoder_prefix(self) -> EncoderPrefix:
+        """The head's encoder prefix (its fine-tuned weights, when it has any), loaded once."""
+        from emotivoice.models.encoder_prefix import load_encoder_prefix
+
+        with self._prefix_lock:
+            if self._prefix is None:
+                model = str(self.metadata.get("whisper_model", "base"))
+                prefix = load_encoder_prefix(model, max(self.prefix_layers))
+                deltas = self.adapter_deltas
+                self._prefix = prefix.adapted(deltas) if deltas else prefix
+            return self._prefix
+
     def prefix_output(self, mel: np.ndarray, threads: int | None = 1) -> PrefixOutput:
         """Every layer's output and attention of the head's encoder prefix on ``mel``.
 
         ``threads``: BLAS threads (see :class:`~emotivoice.models.encoder_prefix.EncoderPrefix`).
         """
-        from emotivoice.models.encoder_prefix import load_encoder_prefix
-
-        model = str(self.metadata.get("whisper_model", "base"))
-        return load_encoder_prefix(model, max(self.prefix_layers))(mel, threads=threads)
+        return self.encoder_prefix()(mel, threads=threads)
 
     def logits(self, states: np.ndarray) -> np.ndarray:
         """Uncalibrated logits (6,) for states (positions, d_model)."""

@@ -23,17 +23,20 @@ Needs the ``torch`` extra. Runs on CPU (slow: the encoder dominates) or CUDA.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from emotivoice.emotion.corpora import LabeledClip
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.emotion.metrics import classification_report
+from emotivoice.errors import InvalidConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ SAMPLE_RATE = 16000
 class TrainConfig:
     """Hyper-parameters of the recipe (the defaults made the shipped model)."""
 
-    epochs: int = 25
+    epochs: int = 10
     batch_size: int = 128
     learning_rate: float = 2e-3
     weight_decay: float = 0.05
@@ -62,6 +65,23 @@ class TrainConfig:
     # the encoder run on the segment's own frames, which carries more emotion than the final
     # layer across corpora (scripts/emotion_layer_study.py); "final" is the pipeline's own pass.
     tap: str = "prefix3"
+    # Fine-tuning of that encoder prefix with the head: LoRA rank of its linear layers (0 keeps
+    # the encoder frozen and trains the head alone on precomputed states), LoRA scale α, the
+    # adapters' learning rate, whether its layer norms are tuned too, and SpecAugment-style
+    # masking of one mel band and one span of frames per training example.
+    adapter_rank: int = 16
+    adapter_alpha: float = 16.0
+    adapter_learning_rate: float = 1e-3
+    adapter_norms: bool = True
+    spec_augment: bool = True
+
+    def __post_init__(self) -> None:
+        from emotivoice.emotion.head import prefix_layers
+
+        if self.adapter_rank and not prefix_layers(self.tap):
+            raise InvalidConfigError(
+                f"adapter_rank > 0 fine-tunes an encoder prefix: use a prefixN tap, not {self.tap}"
+            )
 
 
 @dataclass(frozen=True)
@@ -76,13 +96,20 @@ class Clip:
 
 @dataclass
 class StateSet:
-    """Encoder states of clips (and their augmented copies), with labels and groups."""
+    """The head's inputs for clips (and their augmented copies), with labels and groups.
+
+    ``states`` are encoder states ``(positions, features)``, or, to fine-tune the encoder
+    prefix (``TrainConfig.adapter_rank``), the clips' own log-mel frames ``(frames, n_mels)``;
+    then ``variables`` holds the Whisper encoder's CTranslate2 variables that the prefix starts
+    from.
+    """
 
     states: list[np.ndarray]
     labels: np.ndarray
     speakers: np.ndarray
     corpora: np.ndarray
     augmented: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    variables: Mapping[str, Any] | None = None
 
     def select(self, mask: np.ndarray) -> StateSet:
         index = np.flatnonzero(mask)
@@ -92,6 +119,7 @@ class StateSet:
             self.speakers[index],
             self.corpora[index],
             self.augmented[index],
+            self.variables,
         )
 
 
@@ -189,7 +217,9 @@ def extract_states(
     ``final``: what the pipeline computes (faster-whisper padding, 30 s window, last layer);
     ``layerN``: output of layer N in that same pass; ``prefixN``: output of layer N when the
     encoder runs on the segment's own frames only (no 30 s padding); ``prefixA+B``: the outputs
-    of layers A and B of that pass side by side (positions × 2·d_model).
+    of layers A and B of that pass side by side (positions × 2·d_model); ``mel``: the log-mel
+    frames of the speech positions themselves, ``(2·positions, n_mels)``, what a fine-tuned
+    prefix reads.
     """
     import torch
 
@@ -201,13 +231,16 @@ def extract_states(
     for start in range(0, len(waves), batch_size):
         chunk = [w[: 30 * SAMPLE_RATE] for w in waves[start : start + batch_size]]
         keeps = [speech_positions(len(w)) for w in chunk]
-        with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=use_half):
+        with torch.no_grad():  # the log-mel in float32, as the pipeline computes it
             mels = torch.cat([log_mel(torch.from_numpy(w), bank, "features") for w in chunk])
-            if any(not t.startswith("prefix") for t in taps):
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=use_half):
+            if any(not t.startswith(("prefix", "mel")) for t in taps):
                 padded = encoder_taps(encoder, mels)
             for tap in taps:
                 for i, keep in enumerate(keeps):
-                    if tap == "final":
+                    if tap == "mel":
+                        state = mels[i, :, : 2 * keep].T
+                    elif tap == "final":
                         state = padded[-1][i, :keep]
                     elif tap.startswith("layer"):
                         state = padded[int(tap[5:])][i, :keep]
@@ -224,9 +257,28 @@ def build_state_set(
     clips: Sequence[Clip],
     config: TrainConfig,
     device: str = "cpu",
+    variables: Mapping[str, Any] | None = None,
 ) -> StateSet:
-    """States (``config.tap``) of every clip and of ``config.augment_copies`` copies of it."""
-    return build_state_sets(encoder, filters, clips, config, device, (config.tap,))[config.tap]
+    """The head's inputs for every clip and ``config.augment_copies`` copies of it.
+
+    With a frozen encoder, its states (``config.tap``); to fine-tune the prefix
+    (``config.adapter_rank``), the clips' log-mel frames and the encoder's CTranslate2
+    ``variables`` (:func:`encoder_variables`; ``encoder`` is then unused).
+    """
+    if not config.adapter_rank:
+        return build_state_sets(encoder, filters, clips, config, device, (config.tap,))[config.tap]
+    if variables is None:
+        raise InvalidConfigError("Fine-tuning the encoder prefix needs its variables")
+    data = build_state_sets(encoder, filters, clips, config, device, ("mel",))["mel"]
+    return dataclasses.replace(data, variables=variables)
+
+
+def encoder_variables(model: str = "base") -> dict[str, Any]:
+    """The CTranslate2 variables of a Whisper model (what a fine-tuned prefix starts from)."""
+    from emotivoice.models.ct2_reader import read_ct2_model
+    from emotivoice.models.registry import resolve_whisper_model
+
+    return dict(read_ct2_model(resolve_whisper_model(model)).variables)
 
 
 def build_state_sets(
@@ -256,13 +308,39 @@ def build_state_sets(
 # --- the head ------------------------------------------------------------------------------
 
 
-def _head_module(d_model: int, config: TrainConfig) -> Any:
+def _head_module(
+    d_model: int, config: TrainConfig, variables: Mapping[str, Any] | None = None
+) -> Any:
+    """The head as a torch module over states of width ``d_model``.
+
+    Given the encoder's ``variables``, the module starts with the encoder prefix of the head's
+    tap (:class:`~emotivoice.models.torch_prefix.TorchEncoderPrefix`, with LoRA adapters of
+    ``config.adapter_rank``) and reads log-mel frames ``(batch, frames, n_mels)`` with a frame
+    mask instead of states.
+    """
     import torch
     from torch import nn
+
+    from emotivoice.emotion.head import prefix_layers
+
+    layers = prefix_layers(config.tap)
+    prefix = None
+    if variables is not None:
+        from emotivoice.models.torch_prefix import TorchEncoderPrefix
+
+        prefix = TorchEncoderPrefix(
+            variables,
+            max(layers),
+            config.adapter_rank,
+            config.adapter_alpha,
+            config.adapter_norms and config.adapter_rank > 0,
+        )
+        d_model = prefix.d_model * len(layers)
 
     class AttentiveStatsHead(nn.Module):  # mirrored in numpy by emotion.head.EmotionHead
         def __init__(self) -> None:
             super().__init__()
+            self.prefix = prefix
             self.norm = nn.LayerNorm(d_model)
             self.attention = nn.Linear(d_model, config.attention_dim)
             self.score = nn.Linear(config.attention_dim, 1)
@@ -272,6 +350,10 @@ def _head_module(d_model: int, config: TrainConfig) -> Any:
             self.standardise = nn.BatchNorm1d(2 * d_model, affine=False)
 
         def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            if self.prefix is not None:  # log-mel frames → the tapped layers' states
+                mask = mask[:, ::2]
+                taps = self.prefix(x.transpose(1, 2), mask)
+                x = torch.cat([taps[n] for n in layers], dim=-1).float()
             h = self.norm(x) if config.layer_norm else x
             if config.pooling == "attentive":
                 e = self.score(torch.tanh(self.attention(h))).squeeze(-1)
@@ -315,22 +397,50 @@ def _sample_weights(data: StateSet) -> np.ndarray:
     return weights / weights.mean()
 
 
+def spec_augment(x: Any, mask: Any, max_bins: int = 8, max_frames: int = 20) -> Any:
+    """Set one band of up to ``max_bins`` mel bins and one span of up to ``max_frames`` frames of
+    each log-mel ``(batch, frames, n_mels)`` to its mean (SpecAugment, Park et al. 2019)."""
+    import torch
+
+    batch, frames, bins = x.shape
+    device = x.device
+    fill = (x * mask[..., None]).sum((1, 2), keepdim=True) / (mask.sum(1) * bins).view(-1, 1, 1)
+    low = torch.randint(0, bins - max_bins, (batch, 1, 1), device=device)
+    band = torch.arange(bins, device=device).view(1, 1, -1) - low
+    width = torch.randint(0, max_bins + 1, (batch, 1, 1), device=device)
+    length = mask.sum(1).view(-1, 1, 1)
+    start = (torch.rand(batch, 1, 1, device=device) * (length - max_frames).clamp_min(1)).long()
+    span = torch.arange(frames, device=device).view(1, -1, 1) - start
+    duration = torch.randint(0, max_frames + 1, (batch, 1, 1), device=device)
+    hidden = ((band >= 0) & (band < width)) | ((span >= 0) & (span < duration))
+    return torch.where(hidden & mask[..., None], fill, x)
+
+
 def train_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
-    """Fit the head on ``data``; returns the torch module (eval mode)."""
+    """Fit the head (and the adapters of its encoder prefix, when ``data`` holds log-mels);
+    returns the torch module (eval mode)."""
     import torch
 
     if not config.train_on_augmented:
         data = data.select(~data.augmented)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    module = _head_module(data.states[0].shape[1], config).to(device)
-    optimiser = torch.optim.AdamW(
-        module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
+    fine_tune = data.variables is not None and config.adapter_rank > 0
+    module = _head_module(
+        data.states[0].shape[1], config, data.variables if fine_tune else None
+    ).to(device)
+    named = list(module.named_parameters())
+    groups: list[dict[str, Any]] = [
+        {"params": [p for n, p in named if not n.startswith("prefix.")], "lr": config.learning_rate}
+    ]
+    prefix = [p for n, p in named if n.startswith("prefix.") and p.requires_grad]
+    if prefix:
+        groups.append({"params": prefix, "lr": config.adapter_learning_rate})
+    rates = [group["lr"] for group in groups]
+    optimiser = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
     steps = config.epochs * math.ceil(len(data.labels) / config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, config.learning_rate, total_steps=steps
-    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, rates, total_steps=steps)
+    half = fine_tune and device.startswith("cuda")
     weights = torch.tensor(_sample_weights(data), dtype=torch.float32, device=device)
     labels = torch.tensor(data.labels, device=device)
     loss_fn = torch.nn.CrossEntropyLoss(reduction="none", label_smoothing=config.label_smoothing)
@@ -345,7 +455,11 @@ def train_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
             index = order[start : start + config.batch_size]
             longest = int(lengths[index].max())
             x, mask = x_all[index, :longest].float(), mask_all[index, :longest]
-            loss = (loss_fn(module(x, mask), labels[index]) * weights[index]).mean()
+            if fine_tune and config.spec_augment:
+                x = spec_augment(x, mask)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=half):
+                logits = module(x, mask)
+            loss = (loss_fn(logits.float(), labels[index]) * weights[index]).mean()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -385,27 +499,67 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def export_head(module: Any, temperature: float, metadata: dict[str, Any]) -> dict[str, np.ndarray]:
     """Arrays for :class:`emotivoice.emotion.head.EmotionHead` (``np.savez`` them)."""
+    arrays = {k: v.detach().float().cpu().numpy() for k, v in module.state_dict().items()}
+    return arrays | _head_extras(temperature, metadata)
+
+
+def _head_extras(temperature: float, metadata: dict[str, Any]) -> dict[str, np.ndarray]:
     import json
 
-    arrays = {k: v.detach().float().cpu().numpy() for k, v in module.state_dict().items()}
-    arrays["temperature"] = np.array(temperature, np.float32)
-    arrays["metadata"] = np.array(json.dumps({"labels": list(BASE_EMOTIONS), **metadata}))
-    return arrays
+    return {
+        "temperature": np.array(temperature, np.float32),
+        "metadata": np.array(json.dumps({"labels": list(BASE_EMOTIONS), **metadata})),
+    }
 
 
 # --- the recipe ----------------------------------------------------------------------------
 
 
-def _evaluate(train: StateSet, test: StateSet, config: TrainConfig, device: str) -> dict[str, Any]:
-    module = train_head(train, config, device)
-    clean = test.select(~test.augmented)
-    logits = predict_logits(module, clean.states, device)
-    return classification_report(clean.labels, logits.argmax(1), BASE_EMOTIONS)
+@dataclass(frozen=True)
+class FitJob:
+    """One training run of the recipe: fit on the ``train`` mask of the data, then give the
+    logits of its clean clips under ``test`` and/or the exported arrays of the fitted head."""
+
+    train: np.ndarray
+    test: np.ndarray | None = None
+    export: bool = False
+
+
+def run_fit_job(data: StateSet, job: FitJob, config: TrainConfig, device: str = "cpu") -> Any:
+    """``(logits or None, state arrays or None)`` of one :class:`FitJob`."""
+    module = train_head(data.select(job.train), config, device)
+    logits = None
+    if job.test is not None:
+        logits = predict_logits(module, data.select(job.test & ~data.augmented).states, device)
+    arrays = None
+    if job.export:
+        arrays = {k: v.detach().float().cpu().numpy() for k, v in module.state_dict().items()}
+    return logits, arrays
+
+
+# Runs a list of fit jobs (in order, or in parallel, e.g. one process per job on a GPU).
+JobRunner = Callable[[Sequence[FitJob]], Sequence[Any]]
 
 
 def _folds(speakers: np.ndarray, n: int) -> list[np.ndarray]:
     unique = sorted(set(speakers.tolist()))
     return [np.array(unique[i::n]) for i in range(n)]
+
+
+def speaker_fold_jobs(data: StateSet, speakers: np.ndarray, folds: int) -> list[FitJob]:
+    """Hold out ``folds`` groups of ``speakers`` in turn and train on the rest."""
+    jobs = []
+    for held in _folds(speakers, folds):
+        test = np.isin(data.speakers, held)
+        jobs.append(FitJob(~test, test))
+    return jobs
+
+
+def pooled_report(data: StateSet, jobs: Sequence[FitJob], results: Sequence[Any]) -> dict[str, Any]:
+    """Classification report of the jobs' test predictions pooled together."""
+    truth = [data.labels[job.test & ~data.augmented] for job in jobs if job.test is not None]
+    predicted = [logits.argmax(1) for logits, _ in results]
+    return classification_report(np.concatenate(truth), np.concatenate(predicted), BASE_EMOTIONS)
 
 
 def speaker_folds_report(
@@ -419,17 +573,8 @@ def speaker_folds_report(
 
     Test clips are the clean (non-augmented) clips of the held-out speakers.
     """
-    pooled_true, pooled_pred = [], []
-    for held in _folds(speakers, folds):
-        test_mask = np.isin(data.speakers, held)
-        train, test = data.select(~test_mask), data.select(test_mask & ~data.augmented)
-        module = train_head(train, config, device)
-        pooled_true.append(test.labels)
-        pooled_pred.append(predict_logits(module, test.states, device).argmax(1))
-        logger.info("fold %s done", list(held))
-    return classification_report(
-        np.concatenate(pooled_true), np.concatenate(pooled_pred), BASE_EMOTIONS
-    )
+    jobs = speaker_fold_jobs(data, speakers, folds)
+    return pooled_report(data, jobs, [run_fit_job(data, job, config, device) for job in jobs])
 
 
 @dataclass(frozen=True)
@@ -458,41 +603,59 @@ def run_recipe(
     nemo_folds: int = 3,
     evaluate: bool = True,
     final: bool = True,
+    runner: JobRunner | None = None,
 ) -> RecipeResult:
-    """Speaker-disjoint and cross-corpus evaluations, then the final calibrated model."""
-    evaluations: dict[str, dict[str, Any]] = {}
+    """Speaker-disjoint and cross-corpus evaluations, then the final calibrated model.
+
+    Every training run is a :class:`FitJob`, independent of the others; ``runner`` runs the
+    list (default: one after the other in this process).
+    """
+
+    def run_in_order(jobs: Sequence[FitJob]) -> list[Any]:
+        out = []
+        for job in tqdm(jobs, desc="emotion recipe", unit="fit", disable=None):
+            out.append(run_fit_job(data, job, config, device))
+        return out
+
+    groups: dict[str, list[FitJob]] = {}
     if evaluate:
         for corpus, n in (("ravdess", ravdess_folds), ("nemo", nemo_folds)):
-            if corpus not in data.corpora or n < 2:
-                continue
-            evaluations[f"{corpus}_speaker_disjoint"] = speaker_folds_report(
-                data, data.speakers[data.corpora == corpus], n, config, device
-            )
+            if corpus in data.corpora and n >= 2:
+                speakers = data.speakers[data.corpora == corpus]
+                groups[f"{corpus}_speaker_disjoint"] = speaker_fold_jobs(data, speakers, n)
         corpora = sorted(set(data.corpora.tolist()))
         for source in corpora:
             for target in corpora:
                 if source != target:
-                    evaluations[f"cross_{source}_to_{target}"] = _evaluate(
-                        data.select(data.corpora == source),
-                        data.select(data.corpora == target),
-                        config,
-                        device,
-                    )
-    if not final:
-        return RecipeResult(evaluations, {}, config, ())
-    # final model: calibrate the temperature on held-out speakers of each corpus, then refit all
+                    job = FitJob(data.corpora == source, data.corpora == target)
+                    groups[f"cross_{source}_to_{target}"] = [job]
+    # final model: calibrate the temperature on held-out speakers of each corpus, refit on all
     calibration = tuple(
         sorted({str(min(data.speakers[data.corpora == c])) for c in set(data.corpora)})
     )
     held = np.isin(data.speakers, calibration)
-    probe = train_head(data.select(~held), config, device)
-    calib = data.select(held & ~data.augmented)
-    temperature = fit_temperature(predict_logits(probe, calib.states, device), calib.labels)
-    model = train_head(data, config, device)
+    if final:
+        groups["calibration"] = [FitJob(~held, held)]
+        groups["final"] = [FitJob(np.ones(len(data.labels), bool), export=True)]
+    jobs = [job for group in groups.values() for job in group]
+    results = list((runner or run_in_order)(jobs))
+    by_group: dict[str, list[Any]] = {}
+    for name, group in groups.items():
+        by_group[name], results = results[: len(group)], results[len(group) :]
+    evaluations = {
+        name: pooled_report(data, groups[name], by_group[name])
+        for name in groups
+        if name not in ("calibration", "final")
+    }
+    if not final:
+        return RecipeResult(evaluations, {}, config, ())
+    calib = held & ~data.augmented
+    temperature = fit_temperature(by_group["calibration"][0][0], data.labels[calib])
     metadata = {
         "config": asdict(config),
         "evaluations": evaluations,
         "temperature": temperature,
         "whisper_model": "base",
     }
-    return RecipeResult(evaluations, export_head(model, temperature, metadata), config, calibration)
+    arrays = by_group["final"][0][1] | _head_extras(temperature, metadata)
+    return RecipeResult(evaluations, arrays, config, calibration)

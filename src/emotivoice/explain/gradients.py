@@ -49,14 +49,20 @@ class AttentionMaps:
 
 
 def torch_head(head: EmotionHead, d_model: int) -> Any:
-    """The head as a PyTorch module (eval mode), from its exported arrays."""
+    """The head as a PyTorch module (eval mode), from its exported arrays.
+
+    A head on an encoder prefix gets that prefix (with its fine-tuned adapters and norms) and
+    reads log-mel frames; a head on the final encoder states reads those states.
+    """
     import torch
 
-    from emotivoice.emotion.training import TrainConfig, _head_module
+    from emotivoice.emotion.training import TrainConfig, _head_module, encoder_variables
 
     fields = TrainConfig.__dataclass_fields__
     config = TrainConfig(**{k: v for k, v in head.config.items() if k in fields})
-    module = _head_module(d_model, config)
+    model = str(head.metadata.get("whisper_model", "base"))
+    variables = encoder_variables(model) if head.prefix_layers else None
+    module = _head_module(d_model, config, variables)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in head.weights.items()}, strict=False)
     return module.eval()
 
@@ -66,18 +72,18 @@ def head_input_size(head: EmotionHead, d_model: int) -> int:
     return d_model * max(1, len(head.prefix_layers))
 
 
-def head_states(encoder: Any, head: EmotionHead, mel: Any, positions: int) -> Any:
-    """The head's input (batch, positions, features) from a padded log-mel (batch, 80, 3000),
-    differentiable: the final encoder states, or the tapped layers of the encoder run on the
-    segment's own frames (as :mod:`emotivoice.models.encoder_prefix` does in numpy)."""
+def head_logits(encoder: Any, module: Any, mel: Any, positions: int) -> Any:
+    """Uncalibrated logits (batch, 6) from a padded log-mel (batch, 80, 3000), differentiable:
+    the head's own encoder prefix on the segment's frames (as
+    :mod:`emotivoice.models.encoder_prefix` does in numpy), or the final encoder states."""
     import torch
 
-    from emotivoice.emotion.training import encoder_taps
-
-    if not head.prefix_layers:
-        return encoder(mel).last_hidden_state[:, :positions]
-    taps = encoder_taps(encoder, mel[..., : 2 * positions])
-    return torch.cat([taps[n] for n in head.prefix_layers], dim=-1)
+    if module.prefix is not None:
+        inputs = mel[..., : 2 * positions].transpose(1, 2)
+    else:
+        inputs = encoder(mel).last_hidden_state[:, :positions]
+    mask = torch.ones(inputs.shape[:2], dtype=torch.bool, device=mel.device)
+    return module(inputs, mask)
 
 
 def torch_emotion_scorer(
@@ -107,17 +113,10 @@ def torch_emotion_scorer(
             ]
             with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=half):
                 mels = torch.cat([log_mel(torch.from_numpy(w), bank, "features") for w in chunk])
-                padded = None if head.prefix_layers else encoder(mels).last_hidden_state
                 for i, w in enumerate(chunk):
                     n = speech_positions(len(w))
-                    states = (
-                        padded[i : i + 1, :n]
-                        if padded is not None
-                        else head_states(encoder, head, mels[i : i + 1], n)
-                    ).float()
-                    mask = torch.ones(1, n, dtype=torch.bool, device=device)
-                    logits = module(states, mask)[0] / head.temperature
-                    out.append(torch.softmax(logits, -1).cpu().numpy())
+                    logits = head_logits(encoder, module, mels[i : i + 1], n)[0].float()
+                    out.append(torch.softmax(logits / head.temperature, -1).cpu().numpy())
         return np.stack(out)
 
     return score
@@ -157,9 +156,8 @@ class DifferentiableEmotionModel:
         """(batch, 6) calibrated probabilities; differentiable in ``mel``."""
         import torch
 
-        states = head_states(self.whisper.model.model.encoder, self.head, mel, positions)
-        mask = torch.ones(states.shape[:2], dtype=torch.bool)
-        return torch.softmax(self.module(states, mask) / self.temperature, dim=-1)
+        logits = head_logits(self.whisper.model.model.encoder, self.module, mel, positions)
+        return torch.softmax(logits / self.temperature, dim=-1)
 
 
 def integrated_gradients(

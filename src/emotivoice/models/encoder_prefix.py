@@ -14,7 +14,9 @@ with stride 2), sinusoidal positions, then pre-norm layers of self-attention and
 
 from __future__ import annotations
 
+import copy
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from math import sqrt
@@ -23,9 +25,17 @@ from typing import Any
 import numpy as np
 from scipy.special import erf
 
-__all__ = ["EncoderPrefix", "PrefixOutput", "load_encoder_prefix"]
+__all__ = ["EncoderPrefix", "PrefixOutput", "adapter_deltas", "load_encoder_prefix"]
 
 _LAYER_NORM_EPS = 1e-5
+# CTranslate2 variables of each layer's linear layers and norms, under ``encoder/layer_N/``
+LINEAR_LAYERS = {
+    "qkv": "self_attention/linear_0",
+    "out": "self_attention/linear_1",
+    "fc1": "ffn/linear_0",
+    "fc2": "ffn/linear_1",
+}
+NORM_LAYERS = {"ln1": "self_attention/layer_norm", "ln2": "ffn/layer_norm"}
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
@@ -78,25 +88,35 @@ class EncoderPrefix:
         self.positions = get("position_encodings/encodings")
         self.layers: list[dict[str, Any]] = []
         for i in range(n_layers):
-            p = f"layer_{i}"
-            self.layers.append(
-                {
-                    "qkv": _int8_rows(get(f"{p}/self_attention/linear_0/weight")).T.copy(),
-                    "qkv_b": get(f"{p}/self_attention/linear_0/bias"),
-                    "out": _int8_rows(get(f"{p}/self_attention/linear_1/weight")).T.copy(),
-                    "out_b": get(f"{p}/self_attention/linear_1/bias"),
-                    "ln1": (
-                        get(f"{p}/self_attention/layer_norm/gamma"),
-                        get(f"{p}/self_attention/layer_norm/beta"),
-                    ),
-                    "fc1": _int8_rows(get(f"{p}/ffn/linear_0/weight")).T.copy(),
-                    "fc1_b": get(f"{p}/ffn/linear_0/bias"),
-                    "fc2": _int8_rows(get(f"{p}/ffn/linear_1/weight")).T.copy(),
-                    "fc2_b": get(f"{p}/ffn/linear_1/bias"),
-                    "ln2": (get(f"{p}/ffn/layer_norm/gamma"), get(f"{p}/ffn/layer_norm/beta")),
-                }
-            )
+            w: dict[str, Any] = {}
+            for name, source in LINEAR_LAYERS.items():
+                w[name] = _int8_rows(get(f"layer_{i}/{source}/weight")).T.copy()
+                w[name + "_b"] = get(f"layer_{i}/{source}/bias")
+            for name, source in NORM_LAYERS.items():
+                w[name] = (get(f"layer_{i}/{source}/gamma"), get(f"layer_{i}/{source}/beta"))
+            self.layers.append(w)
         self.d_model = self.positions.shape[1]
+
+    def adapted(self, deltas: Mapping[str, np.ndarray]) -> EncoderPrefix:
+        """A copy with a fine-tuned head's changes: weight updates added, norms replaced.
+
+        ``deltas`` maps CTranslate2 variable names to updates (see :func:`adapter_deltas`).
+        """
+        twin = copy.copy(self)
+        twin.layers = []
+        for i, layer in enumerate(self.layers):
+            w = dict(layer)
+            for name, source in LINEAR_LAYERS.items():
+                delta = deltas.get(f"encoder/layer_{i}/{source}/weight")
+                if delta is not None:
+                    w[name] = (w[name] + delta.T).astype(np.float32)
+            for name, source in NORM_LAYERS.items():
+                gamma = deltas.get(f"encoder/layer_{i}/{source}/gamma")
+                beta = deltas.get(f"encoder/layer_{i}/{source}/beta")
+                if gamma is not None and beta is not None:
+                    w[name] = (gamma, beta)
+            twin.layers.append(w)
+        return twin
 
     def _attention(self, x: np.ndarray, w: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         batch, n, d = x.shape
@@ -144,6 +164,31 @@ class EncoderPrefix:
             outputs.append(x)
             attention.append(weights)
         return PrefixOutput(tuple(outputs), tuple(attention))
+
+
+def adapter_deltas(arrays: Mapping[str, np.ndarray], alpha: float) -> dict[str, np.ndarray]:
+    """CTranslate2 variable name → a fine-tuned emotion head's change to it.
+
+    ``arrays`` hold the head's ``prefix.layers.N.NAME.PARAM`` arrays (from
+    :class:`emotivoice.models.torch_prefix.TorchEncoderPrefix`): the LoRA factors ``a`` and
+    ``b`` of each adapted linear layer, whose update is ``α / rank · b @ a``, and the tuned
+    ``ln1``/``ln2`` norms (``weight``, ``bias``), which replace the pretrained ones.
+    """
+    out: dict[str, np.ndarray] = {}
+    for key, value in arrays.items():
+        parts = key.split(".")  # prefix, layers, N, name, param
+        if len(parts) != 5 or parts[:2] != ["prefix", "layers"]:
+            continue
+        layer, name, param = int(parts[2]), parts[3], parts[4]
+        base = f"encoder/layer_{layer}"
+        if name in LINEAR_LAYERS and param == "b":
+            a = np.asarray(arrays[f"prefix.layers.{layer}.{name}.a"], np.float32)
+            update = np.asarray(value, np.float32) @ a * (alpha / a.shape[0])
+            out[f"{base}/{LINEAR_LAYERS[name]}/weight"] = update
+        elif name in NORM_LAYERS:
+            field = "gamma" if param == "weight" else "beta"
+            out[f"{base}/{NORM_LAYERS[name]}/{field}"] = np.asarray(value, np.float32)
+    return out
 
 
 _lock = threading.Lock()

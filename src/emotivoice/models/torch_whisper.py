@@ -128,7 +128,13 @@ def encoder_from_ct2_variables(variables: dict[str, Any]) -> Any:
 
 
 def load_packed_encoder(path: Path) -> tuple[Any, np.ndarray]:
-    """Encoder and mel filters from ``scripts/pack_emotion_corpus.py --encoder`` output.
+    """Encoder and mel filters from ``scripts/pack_emotion_corpus.py --encoder`` output."""
+    variables, filters = load_packed_variables(path)
+    return encoder_from_ct2_variables(variables), filters
+
+
+def load_packed_variables(path: Path) -> tuple[dict[str, Any], np.ndarray]:
+    """Encoder variables and mel filters from ``scripts/pack_emotion_corpus.py --encoder``.
 
     The packed file holds the encoder's CTranslate2 variables (linear weights as int8 rows with
     scales, the rest float16) and the mel filter bank, so that machines without the model
@@ -143,7 +149,7 @@ def load_packed_encoder(path: Path) -> tuple[Any, np.ndarray]:
         if value.dtype == np.int8:
             value = value.astype(np.float32) / arrays[name + "_scale"][:, None]
         variables[name] = value.astype(np.float32) if value.dtype == np.float16 else value
-    return encoder_from_ct2_variables(variables), filters
+    return variables, filters
 
 
 def mel_filters(n_mels: int = 80) -> np.ndarray:
