@@ -267,3 +267,26 @@ def test_train_emotion_command_end_to_end(tmp_path: Path, data_dir: Path) -> Non
     assert np.mean(hits) > 0.4
     analysis = emotivoice.analyze(clips[0].samples, sample_rate=16000, emotion_model=str(out))
     assert analysis.emotion is not None and analysis.emotion.backend.endswith("head.npz")
+
+
+@pytest.mark.slow
+def test_benchmark_emotion_command(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from emotivoice.cli import main
+
+    out = tmp_path / "bench"
+    args = ["benchmark-emotion", str(data_dir / "ravdess"), "--layout", "ravdess"]
+    code = main([*args, "--max-clips", "24", "--cross-validate", "2", "-o", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "ms per clip" in printed and "2 speaker-disjoint folds" in printed
+    result = json.loads((out / "emotion-benchmark.json").read_text())
+    assert result["clips"] == 24 and result["ms_per_clip"] > 0
+    assert np.array(result["report"]["confusion"]).sum() == 24
+    assert result["report"]["ua"] > 0.3  # the shipped head (trained on all of RAVDESS)
+    assert result["cross_validation"]["n"] == 24
+    assert (out / "confusion.png").stat().st_size > 5000
+    # a folder without the layout's files is a usage error with a clear message
+    assert main(["benchmark-emotion", str(tmp_path), "--layout", "ravdess", "-o", str(out)]) == 2
+    assert "No labelled clips found" in capsys.readouterr().err

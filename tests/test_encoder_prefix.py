@@ -60,3 +60,45 @@ def test_default_head_reads_layer_three_and_scores_any_length(jfk_samples: np.nd
     batch = head.prefix_states(np.concatenate([own_log_mel(w) for w in waves]))
     for i, w in enumerate(waves):
         np.testing.assert_allclose(batch[i], head.prefix_states(own_log_mel(w))[0], atol=1e-4)
+
+
+def test_fine_tuned_head_runs_the_same_in_numpy_as_in_torch(jfk_samples: np.ndarray) -> None:
+    """A head with LoRA adapters and tuned norms on its prefix: the numpy runtime (updates merged
+    into the weights) gives the logits of the PyTorch module it was trained as, and a padded
+    batch in PyTorch gives each segment what it gets alone."""
+    torch = pytest.importorskip("torch")
+    from dataclasses import asdict
+
+    from emotivoice.emotion.training import (
+        TrainConfig,
+        _head_module,
+        encoder_variables,
+        export_head,
+    )
+
+    config = TrainConfig(adapter_rank=4, adapter_alpha=8.0)
+    module = _head_module(512, config, encoder_variables("base")).eval()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            scale = 0.2 if name.startswith("prefix.") else 0.05
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * scale)
+        module.standardise.running_var.uniform_(0.5, 2, generator=generator)
+    arrays = export_head(module, 1.1, {"config": asdict(config), "whisper_model": "base"})
+    assert not any(k.endswith(("qkv.weight", "conv1_weight", "positions")) for k in arrays)
+    head = EmotionHead(arrays, "tuned")
+    assert len(head.adapter_deltas) == 3 * (4 + 4)  # 4 linear updates and 4 norm arrays a layer
+    waves = [jfk_samples[: 3 * SR], jfk_samples[2 * SR : 3 * SR + 4000]]
+    mels = [own_log_mel(w)[0].T for w in waves]  # (frames, n_mels), what the recipe trains on
+    frames = max(len(m) for m in mels)
+    x = torch.zeros(len(mels), frames, 80)
+    mask = torch.zeros(len(mels), frames, dtype=torch.bool)
+    for i, m in enumerate(mels):
+        x[i, : len(m)], mask[i, : len(m)] = torch.from_numpy(m), True
+    with torch.no_grad():
+        batched = module(x, mask).numpy()
+    frozen = load_encoder_prefix("base", 3)(own_log_mel(waves[0])).layers[3][0]
+    for i, w in enumerate(waves):
+        states = head.prefix_states(own_log_mel(w))[0]
+        np.testing.assert_allclose(head.logits(states), batched[i], atol=2e-3)
+    assert np.abs(head.prefix_states(own_log_mel(waves[0]))[0] - frozen).max() > 0.1

@@ -24,6 +24,7 @@ Needs the ``torch`` extra. Runs on CPU (slow: the encoder dominates) or CUDA.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -273,12 +274,15 @@ def build_state_set(
     return dataclasses.replace(data, variables=variables)
 
 
-def encoder_variables(model: str = "base") -> dict[str, Any]:
-    """The CTranslate2 variables of a Whisper model (what a fine-tuned prefix starts from)."""
+@functools.lru_cache(maxsize=2)
+def encoder_variables(model: str = "base") -> Mapping[str, Any]:
+    """The encoder's CTranslate2 variables of a Whisper model (what a fine-tuned prefix starts
+    from), read once per process; treat them as read-only."""
     from emotivoice.models.ct2_reader import read_ct2_model
     from emotivoice.models.registry import resolve_whisper_model
 
-    return dict(read_ct2_model(resolve_whisper_model(model)).variables)
+    variables = read_ct2_model(resolve_whisper_model(model)).variables
+    return {k: v for k, v in variables.items() if k.startswith("encoder/")}
 
 
 def build_state_sets(
@@ -499,8 +503,12 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def export_head(module: Any, temperature: float, metadata: dict[str, Any]) -> dict[str, np.ndarray]:
     """Arrays for :class:`emotivoice.emotion.head.EmotionHead` (``np.savez`` them)."""
-    arrays = {k: v.detach().float().cpu().numpy() for k, v in module.state_dict().items()}
-    return arrays | _head_extras(temperature, metadata)
+    return _state_arrays(module) | _head_extras(temperature, metadata)
+
+
+def _state_arrays(module: Any) -> dict[str, np.ndarray]:
+    """The trained arrays of a head module (the frozen encoder weights are not among them)."""
+    return {k: v.detach().float().cpu().numpy() for k, v in module.state_dict().items()}
 
 
 def _head_extras(temperature: float, metadata: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -531,10 +539,7 @@ def run_fit_job(data: StateSet, job: FitJob, config: TrainConfig, device: str = 
     logits = None
     if job.test is not None:
         logits = predict_logits(module, data.select(job.test & ~data.augmented).states, device)
-    arrays = None
-    if job.export:
-        arrays = {k: v.detach().float().cpu().numpy() for k, v in module.state_dict().items()}
-    return logits, arrays
+    return logits, _state_arrays(module) if job.export else None
 
 
 # Runs a list of fit jobs (in order, or in parallel, e.g. one process per job on a GPU).
