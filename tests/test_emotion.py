@@ -194,11 +194,12 @@ TRAIN_ACTORS = tuple(f"ravdess-{i:02d}" for i in range(5, 21))
 
 
 @pytest.fixture(scope="module")
-def ravdess_states(data_dir: Path) -> StateSet:
-    """What the shipped head reads (layer 3 of the encoder on each clip's own frames, from the
-    pipeline's log-mel): RAVDESS actors 03–04, first repetitions of 05–20."""
+def ravdess_sets(data_dir: Path) -> dict[str, StateSet]:
+    """RAVDESS actors 03–04 and the first repetitions of 05–20, as the recipe trains on them:
+    ``frozen``, the states of layer 3 of the encoder on each clip's own frames (from the
+    pipeline's log-mel); ``mel``, those log-mel frames with the encoder weights, to fine-tune."""
     from emotivoice.emotion.head import tap_states
-    from emotivoice.emotion.training import prepare_clips
+    from emotivoice.emotion.training import encoder_variables, prepare_clips
     from emotivoice.transcription import Transcriber, TranscriptionOptions
 
     labeled = [
@@ -209,21 +210,37 @@ def ravdess_states(data_dir: Path) -> StateSet:
     ]
     clips: list[Clip] = prepare_clips(labeled)
     transcriber = Transcriber(TranscriptionOptions())
-    return StateSet(
-        [tap_states(transcriber.encode(c.samples), TrainConfig().tap) for c in clips],
+    encoded = [transcriber.encode(c.samples) for c in clips]
+    meta = (
         np.array([BASE_EMOTIONS.index(c.emotion) for c in clips]),
         np.array([c.speaker for c in clips]),
         np.array([c.corpus for c in clips]),
         np.zeros(len(clips), bool),
     )
+    frozen = [tap_states(e, TrainConfig().tap) for e in encoded]
+    mels = [e.own_features.T for e in encoded]
+    return {
+        "frozen": StateSet(frozen, *meta),
+        "mel": StateSet(mels, *meta, variables=encoder_variables("base")),
+    }
 
 
 @pytest.mark.slow
-def test_recipe_generalises_to_held_out_speakers(ravdess_states: StateSet) -> None:
-    held = np.isin(ravdess_states.speakers, HELD_OUT)
-    config = TrainConfig(augment_copies=0, epochs=40)
-    module = train_head(ravdess_states.select(~held), config)
-    test = ravdess_states.select(held)
+@pytest.mark.parametrize(
+    ("inputs", "config"),
+    [
+        ("frozen", TrainConfig(augment_copies=0, epochs=40, adapter_rank=0)),
+        ("mel", TrainConfig(augment_copies=0, epochs=8)),  # the prefix fine-tuned (default)
+    ],
+)
+def test_recipe_generalises_to_held_out_speakers(
+    ravdess_sets: dict[str, StateSet], inputs: str, config: TrainConfig
+) -> None:
+    data = ravdess_sets[inputs]
+    held = np.isin(data.speakers, HELD_OUT)
+    module = train_head(data.select(~held), config)
+    assert (module.prefix is not None) == (inputs == "mel")
+    test = data.select(held)
     predicted = predict_logits(module, test.states).argmax(1)
     report = classification_report(test.labels, predicted, BASE_EMOTIONS)
     assert report["ua"] >= 0.6, report
