@@ -112,8 +112,11 @@ def main(
     clips = load_packed_clips(data)
     logging.info("decoded %d clips in %.0f s", len(clips), time.time() - started)
     variables, filters = load_packed_variables(carry / "encoder.npz")
-    encoder = encoder_from_ct2_variables(variables).to(device)
     config = TrainConfig(epochs=2, augment_copies=1) if quick else TrainConfig()
+    # the transformers encoder computes frozen states; a fine-tuned prefix reads log-mels only
+    encoder = None
+    if study or not config.adapter_rank:
+        encoder = encoder_from_ct2_variables(variables).to(device)
     if study:
         sets = build_state_sets(encoder, filters, clips, config, device, STUDY_TAPS)
         logging.info("states after %.0f s", time.time() - started)
