@@ -17,7 +17,7 @@ import pickle
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,8 @@ from emotivoice.emotion.training import (
     StateSet,
     TrainConfig,
     build_state_set,
-    build_state_sets,
+    pooled_report,
+    recipe_jobs,
     run_fit_job,
     run_recipe,
 )
@@ -66,37 +67,79 @@ def load_packed_clips(data: Path) -> list[Clip]:
 
 
 _worker: dict[str, Any] = {}
+MAX_WORKERS = 32  # processes of a sweep (each holds the data; the H200 host has 128 GB)
 
 
-def _init_worker(path: str, config: TrainConfig, device: str) -> None:
+def _init_worker(path: str, device: str) -> None:
     import torch
 
     torch.set_num_threads(1)
     with open(path, "rb") as f:
-        _worker.update(data=pickle.load(f), config=config, device=device)
+        _worker.update(data=pickle.load(f), device=device)
 
 
-def _run_job(job: FitJob) -> Any:
-    return run_fit_job(_worker["data"], job, _worker["config"], _worker["device"])
+def _run_task(task: tuple[TrainConfig, FitJob]) -> tuple[Any, float]:
+    started = time.time()
+    config, job = task
+    return run_fit_job(_worker["data"], job, config, _worker["device"]), time.time() - started
 
 
-def parallel_runner(data: StateSet, config: TrainConfig, device: str) -> JobRunner:
-    """Run the recipe's fit jobs in one process each, all at once on the one GPU (a job keeps
-    the GPU busy a small fraction of the time: the layers are small)."""
+def _pool(data: StateSet, device: str, workers: int) -> ProcessPoolExecutor:
+    """Processes that each hold ``data`` and run fit tasks on the one GPU (a fit keeps the GPU
+    busy a small fraction of the time: the layers are small)."""
     path = "/tmp/emotion-states.pkl"
     with open(path, "wb") as f:
         pickle.dump(data, f, protocol=5)
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(workers, context, _init_worker, (path, device))
+
+
+def parallel_runner(data: StateSet, config: TrainConfig, device: str) -> JobRunner:
+    """Run the recipe's fit jobs in one process each, all at once."""
 
     def run(jobs: Sequence[FitJob]) -> list[Any]:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(len(jobs), context, _init_worker, (path, config, device)) as pool:
-            return list(pool.map(_run_job, jobs))
+        with _pool(data, device, len(jobs)) as pool:
+            return [result for result, _ in pool.map(_run_task, [(config, j) for j in jobs])]
 
     return run
 
 
-PROBE = {"pooling": "mean_std", "layer_norm": False, "hidden_dim": 0, "batch_norm": True}
-STUDY_TAPS = ("final", "layer3", "layer4", "prefix4")
+def sweep(
+    data: StateSet, base: TrainConfig, variants: dict[str, dict[str, Any]], device: str, out: Path
+) -> None:
+    """Evaluate recipe variants (``TrainConfig`` overrides by name) side by side: every variant's
+    speaker-disjoint and cross-corpus fits run at once; ``out/sweep.json`` is rewritten as each
+    variant completes, so that a run cut short still reports the finished ones."""
+    tasks, owners = [], []
+    for name, overrides in variants.items():
+        config = replace(base, **overrides)
+        for group, jobs in recipe_jobs(data, final=False).items():
+            tasks += [(config, job) for job in jobs]
+            owners += [(name, group)] * len(jobs)
+    results: dict[str, Any] = {}
+    pending = {name: sum(o[0] == name for o in owners) for name in variants}
+    collected: dict[tuple[str, str], list[Any]] = {}
+    with _pool(data, device, min(len(tasks), MAX_WORKERS)) as pool:
+        futures = {pool.submit(_run_task, task): i for i, task in enumerate(tasks)}
+        for future in as_completed(futures):
+            i = futures[future]
+            (result, seconds), (name, group) = future.result(), owners[i]
+            logging.info("%s %s fit done in %.0f s", name, group, seconds)
+            collected.setdefault((name, group), []).append((i, result))
+            pending[name] -= 1
+            if pending[name]:
+                continue
+            evaluations = {}
+            for (owner, group), done in collected.items():
+                if owner == name:
+                    done.sort(key=lambda d: d[0])
+                    jobs = [tasks[j][1] for j, _ in done]
+                    report = pooled_report(data, jobs, [r for _, r in done])
+                    evaluations[group] = round(report["ua"], 3)
+            results[name] = {"overrides": variants[name], "ua": evaluations}
+            logging.info("variant %s: %s", name, evaluations)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "sweep.json").write_text(json.dumps(results, indent=1))
 
 
 def main(
@@ -105,7 +148,7 @@ def main(
     carry: Path = Path(".emocarry"),
     device: str = "cuda",
     quick: bool = False,
-    study: bool = False,
+    variants: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     started = time.time()
@@ -115,19 +158,13 @@ def main(
     config = TrainConfig(epochs=2, augment_copies=1) if quick else TrainConfig()
     # the transformers encoder computes frozen states; a fine-tuned prefix reads log-mels only
     encoder = None
-    if study or not config.adapter_rank:
+    if not config.adapter_rank:
         encoder = encoder_from_ct2_variables(variables).to(device)
-    if study:
-        sets = build_state_sets(encoder, filters, clips, config, device, STUDY_TAPS)
-        logging.info("states after %.0f s", time.time() - started)
-        for tap, states in sets.items():
-            cfg = replace(config, **PROBE)
-            report = run_recipe(states, cfg, device, ravdess_folds=4, nemo_folds=0, final=False)
-            line = {k: v["ua"] for k, v in report.evaluations.items()}
-            logging.info("study %s: %s", tap, line)
-        return
     states = build_state_set(encoder, filters, clips, config, device, variables)
     logging.info("states of %d copies after %.0f s", len(states.labels), time.time() - started)
+    if variants:
+        sweep(states, config, variants, device, out)
+        return
     runner = parallel_runner(states, config, device) if device == "cuda" else None
     folds = (2, 2) if quick else (4, 3)
     result = run_recipe(states, config, device, *folds, runner=runner)
@@ -147,7 +184,13 @@ def main(
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    quick, study = "--quick" in args, "--study" in args
+    quick = "--quick" in args
+    variants = None
+    if "--sweep" in args:  # --sweep FILE.json: {"name": {TrainConfig field: value}, ...}
+        i = args.index("--sweep")
+        variants = json.loads(Path(args.pop(i + 1)).read_text())
     args = [a for a in args if not a.startswith("--")]
     device = "cpu" if quick else "cuda"
-    main(Path(args[0]), *(Path(a) for a in args[1:3]), device=device, quick=quick, study=study)
+    main(
+        Path(args[0]), *(Path(a) for a in args[1:3]), device=device, quick=quick, variants=variants
+    )

@@ -375,12 +375,14 @@ def _head_module(
     return AttentiveStatsHead()
 
 
-def _batch(states: Sequence[np.ndarray], device: str) -> tuple[Any, Any]:
-    """Zero-padded (n, T, d) float32 states and their (n, T) mask."""
+def _batch(
+    states: Sequence[np.ndarray], device: str, dtype: type[np.floating[Any]] = np.float32
+) -> tuple[Any, Any]:
+    """Zero-padded (n, T, d) states and their (n, T) mask."""
     import torch
 
     length = max(s.shape[0] for s in states)
-    x = np.zeros((len(states), length, states[0].shape[1]), np.float32)
+    x = np.zeros((len(states), length, states[0].shape[1]), dtype)
     mask = np.zeros((len(states), length), bool)
     for i, s in enumerate(states):
         x[i, : len(s)] = s
@@ -449,8 +451,7 @@ def train_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
     labels = torch.tensor(data.labels, device=device)
     loss_fn = torch.nn.CrossEntropyLoss(reduction="none", label_smoothing=config.label_smoothing)
     # all states padded once on the device (float16); batches are cut from it
-    x_all, mask_all = _batch(data.states, "cpu")
-    x_all, mask_all = x_all.half().to(device), mask_all.to(device)
+    x_all, mask_all = _batch(data.states, device, np.float16)
     lengths = mask_all.sum(1)
     module.train()
     for _ in range(config.epochs):
@@ -600,28 +601,16 @@ class RecipeResult:
         }
 
 
-def run_recipe(
+def recipe_jobs(
     data: StateSet,
-    config: TrainConfig,
-    device: str = "cpu",
     ravdess_folds: int = 4,
     nemo_folds: int = 3,
     evaluate: bool = True,
     final: bool = True,
-    runner: JobRunner | None = None,
-) -> RecipeResult:
-    """Speaker-disjoint and cross-corpus evaluations, then the final calibrated model.
-
-    Every training run is a :class:`FitJob`, independent of the others; ``runner`` runs the
-    list (default: one after the other in this process).
-    """
-
-    def run_in_order(jobs: Sequence[FitJob]) -> list[Any]:
-        out = []
-        for job in tqdm(jobs, desc="emotion recipe", unit="fit", disable=None):
-            out.append(run_fit_job(data, job, config, device))
-        return out
-
+) -> dict[str, list[FitJob]]:
+    """The recipe's fits by group: speaker-disjoint folds per corpus, each corpus to each other,
+    then ``calibration`` (held-out speakers of each corpus, see :func:`calibration_speakers`)
+    and the ``final`` fit on everything."""
     groups: dict[str, list[FitJob]] = {}
     if evaluate:
         for corpus, n in (("ravdess", ravdess_folds), ("nemo", nemo_folds)):
@@ -634,14 +623,42 @@ def run_recipe(
                 if source != target:
                     job = FitJob(data.corpora == source, data.corpora == target)
                     groups[f"cross_{source}_to_{target}"] = [job]
-    # final model: calibrate the temperature on held-out speakers of each corpus, refit on all
-    calibration = tuple(
-        sorted({str(min(data.speakers[data.corpora == c])) for c in set(data.corpora)})
-    )
-    held = np.isin(data.speakers, calibration)
     if final:
+        held = np.isin(data.speakers, calibration_speakers(data))
         groups["calibration"] = [FitJob(~held, held)]
         groups["final"] = [FitJob(np.ones(len(data.labels), bool), export=True)]
+    return groups
+
+
+def calibration_speakers(data: StateSet) -> tuple[str, ...]:
+    """The speakers (the first of each corpus) whose clips calibrate the final model."""
+    return tuple(sorted({str(min(data.speakers[data.corpora == c])) for c in set(data.corpora)}))
+
+
+def run_recipe(
+    data: StateSet,
+    config: TrainConfig,
+    device: str = "cpu",
+    ravdess_folds: int = 4,
+    nemo_folds: int = 3,
+    evaluate: bool = True,
+    final: bool = True,
+    runner: JobRunner | None = None,
+) -> RecipeResult:
+    """Speaker-disjoint and cross-corpus evaluations, then the final calibrated model.
+
+    Every training run is a :class:`FitJob`, independent of the others
+    (:func:`recipe_jobs`); ``runner`` runs the list (default: one after the other in this
+    process).
+    """
+
+    def run_in_order(jobs: Sequence[FitJob]) -> list[Any]:
+        out = []
+        for job in tqdm(jobs, desc="emotion recipe", unit="fit", disable=None):
+            out.append(run_fit_job(data, job, config, device))
+        return out
+
+    groups = recipe_jobs(data, ravdess_folds, nemo_folds, evaluate, final)
     jobs = [job for group in groups.values() for job in group]
     results = list((runner or run_in_order)(jobs))
     by_group: dict[str, list[Any]] = {}
@@ -654,7 +671,8 @@ def run_recipe(
     }
     if not final:
         return RecipeResult(evaluations, {}, config, ())
-    calib = held & ~data.augmented
+    calibration = calibration_speakers(data)
+    calib = np.isin(data.speakers, calibration) & ~data.augmented
     temperature = fit_temperature(by_group["calibration"][0][0], data.labels[calib])
     metadata = {
         "config": asdict(config),
