@@ -66,6 +66,12 @@ def test_default_head_and_broken_files(tmp_path: Path) -> None:
         EmotionHead.load(broken)
     with pytest.raises(ModelNotFoundError):
         EmotionHead.load(tmp_path / "absent.npz")
+    metadata = dict(head.metadata, config=dict(head.config))
+    del metadata["config"]["adapter_alpha"]  # the LoRA scale is part of the weights' meaning
+    extras = {"temperature": np.array(head.temperature), "metadata": np.array(json.dumps(metadata))}
+    np.savez(broken, **head.weights, **extras)
+    with pytest.raises(ModelIntegrityError, match="adapter_alpha"):
+        EmotionHead.load(broken)
 
 
 def test_uncertainty_short_segments_and_file_summary() -> None:

@@ -51,6 +51,11 @@ class EmotionHead:
             raise ModelIntegrityError(f"Emotion head {name} is incomplete: {error}") from None
         if tuple(self.metadata.get("labels", ())) != BASE_EMOTIONS:
             raise ModelIntegrityError(f"Emotion head {name} does not predict {BASE_EMOTIONS}")
+        adapted = any(k.startswith("prefix.") and k.endswith(".a") for k in self.weights)
+        if adapted and "adapter_alpha" not in self.config:
+            raise ModelIntegrityError(
+                f"Emotion head {name} has LoRA adapters but no adapter_alpha in its config"
+            )
         self.name = name
         self._prefix: EncoderPrefix | None = None
         self._prefix_lock = threading.Lock()
@@ -90,7 +95,7 @@ class EmotionHead:
         weight update or tuned norm); empty for a head on the frozen encoder."""
         from emotivoice.models.encoder_prefix import adapter_deltas
 
-        return adapter_deltas(self.weights, float(self.config.get("adapter_alpha", 1.0)))
+        return adapter_deltas(self.weights, float(self.config.get("adapter_alpha", 0.0)))
 
     def encoder_prefix(self) -> EncoderPrefix:
         """The head's encoder prefix (its fine-tuned weights, when it has any), loaded once."""
