@@ -35,6 +35,7 @@ from emotivoice.emotion.training import (
     build_state_set,
     pooled_report,
     recipe_jobs,
+    recipe_result,
     run_fit_job,
     run_recipe,
 )
@@ -105,41 +106,52 @@ def parallel_runner(data: StateSet, config: TrainConfig, device: str) -> JobRunn
 
 
 def sweep(
-    data: StateSet, base: TrainConfig, variants: dict[str, dict[str, Any]], device: str, out: Path
+    data: StateSet,
+    base: TrainConfig,
+    variants: dict[str, dict[str, Any]],
+    device: str,
+    out: Path,
+    final: bool = False,
 ) -> None:
-    """Evaluate recipe variants (``TrainConfig`` overrides by name) side by side: every variant's
-    speaker-disjoint and cross-corpus fits run at once; ``out/sweep.json`` is rewritten as each
-    variant completes, so that a run cut short still reports the finished ones."""
-    tasks, owners = [], []
-    for name, overrides in variants.items():
-        config = replace(base, **overrides)
-        for group, jobs in recipe_jobs(data, final=False).items():
-            tasks += [(config, job) for job in jobs]
-            owners += [(name, group)] * len(jobs)
-    results: dict[str, Any] = {}
-    pending = {name: sum(o[0] == name for o in owners) for name in variants}
-    collected: dict[tuple[str, str], list[Any]] = {}
+    """Evaluate recipe variants (``TrainConfig`` overrides by name) side by side: all their fits
+    run at once. ``out/sweep.json`` is rewritten as each evaluation completes, so that a run cut
+    short still reports the finished ones; with ``final``, each variant's calibrated model is
+    saved as ``out/emotion-head-NAME.npz`` once its fits are all done."""
+    configs = {name: replace(base, **overrides) for name, overrides in variants.items()}
+    groups = {name: recipe_jobs(data, final=final) for name in variants}
+    tasks = [
+        (name, group, i)
+        for name in variants
+        for group, jobs in groups[name].items()
+        for i in range(len(jobs))
+    ]
+    results: dict[str, dict[str, list[Any]]] = {name: {} for name in variants}
+    report: dict[str, Any] = {name: {"overrides": variants[name], "ua": {}} for name in variants}
+    out.mkdir(parents=True, exist_ok=True)
     with _pool(data, device, min(len(tasks), MAX_WORKERS)) as pool:
-        futures = {pool.submit(_run_task, task): i for i, task in enumerate(tasks)}
+        futures = {
+            pool.submit(_run_task, (configs[name], groups[name][group][i])): (name, group, i)
+            for name, group, i in tasks
+        }
         for future in as_completed(futures):
-            i = futures[future]
-            (result, seconds), (name, group) = future.result(), owners[i]
-            logging.info("%s %s fit done in %.0f s", name, group, seconds)
-            collected.setdefault((name, group), []).append((i, result))
-            pending[name] -= 1
-            if pending[name]:
+            name, group, i = futures[future]
+            result, seconds = future.result()
+            logging.info("%s %s fit %d done in %.0f s", name, group, i, seconds)
+            done = results[name].setdefault(group, [None] * len(groups[name][group]))
+            done[i] = result
+            if any(r is None for r in done):
                 continue
-            evaluations = {}
-            for (owner, group), done in collected.items():
-                if owner == name:
-                    done.sort(key=lambda d: d[0])
-                    jobs = [tasks[j][1] for j, _ in done]
-                    report = pooled_report(data, jobs, [r for _, r in done])
-                    evaluations[group] = round(report["ua"], 3)
-            results[name] = {"overrides": variants[name], "ua": evaluations}
-            logging.info("variant %s: %s", name, evaluations)
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "sweep.json").write_text(json.dumps(results, indent=1))
+            if group not in ("calibration", "final"):
+                ua = pooled_report(data, groups[name][group], done)["ua"]
+                report[name]["ua"][group] = round(ua, 3)
+                logging.info("variant %s: %s UA %.3f", name, group, ua)
+            if len(results[name]) == len(groups[name]):
+                recipe = recipe_result(data, configs[name], groups[name], results[name])
+                if recipe.arrays:
+                    np.savez(out / f"emotion-head-{name}.npz", **recipe.arrays)
+                    report[name]["temperature"] = float(recipe.arrays["temperature"])
+                report[name]["evaluations"] = recipe.evaluations
+            (out / "sweep.json").write_text(json.dumps(report, indent=1))
 
 
 def main(
@@ -149,6 +161,7 @@ def main(
     device: str = "cuda",
     quick: bool = False,
     variants: dict[str, dict[str, Any]] | None = None,
+    final: bool = False,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     started = time.time()
@@ -163,7 +176,7 @@ def main(
     states = build_state_set(encoder, filters, clips, config, device, variables)
     logging.info("states of %d copies after %.0f s", len(states.labels), time.time() - started)
     if variants:
-        sweep(states, config, variants, device, out)
+        sweep(states, config, variants, device, out, final)
         return
     runner = parallel_runner(states, config, device) if device == "cuda" else None
     folds = (2, 2) if quick else (4, 3)
@@ -184,7 +197,7 @@ def main(
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    quick = "--quick" in args
+    quick, final = "--quick" in args, "--final" in args
     variants = None
     if "--sweep" in args:  # --sweep FILE.json: {"name": {TrainConfig field: value}, ...}
         i = args.index("--sweep")
@@ -192,5 +205,10 @@ if __name__ == "__main__":
     args = [a for a in args if not a.startswith("--")]
     device = "cpu" if quick else "cuda"
     main(
-        Path(args[0]), *(Path(a) for a in args[1:3]), device=device, quick=quick, variants=variants
+        Path(args[0]),
+        *(Path(a) for a in args[1:3]),
+        device=device,
+        quick=quick,
+        variants=variants,
+        final=final,
     )

@@ -75,6 +75,9 @@ class TrainConfig:
     adapter_learning_rate: float = 1e-3
     adapter_norms: bool = True
     spec_augment: bool = True
+    # Batches of similar lengths (less padding, faster on a GPU): each epoch's shuffled order is
+    # cut into runs of this many batches, each run sorted by length; 0: plain shuffled batches.
+    length_buckets: int = 0
 
     def __post_init__(self) -> None:
         from emotivoice.emotion.head import prefix_layers
@@ -422,6 +425,24 @@ def spec_augment(x: Any, mask: Any, max_bins: int = 8, max_frames: int = 20) -> 
     return torch.where(hidden & mask[..., None], fill, x)
 
 
+def _epoch_batches(
+    data: StateSet, config: TrainConfig, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """One epoch's batches of example indices (see ``TrainConfig.length_buckets``)."""
+    order = rng.permutation(len(data.labels))
+    size = config.batch_size
+    if not config.length_buckets:
+        return [order[i : i + size] for i in range(0, len(order), size)]
+    lengths = np.array([len(s) for s in data.states])
+    run = size * config.length_buckets
+    batches = []
+    for start in range(0, len(order), run):
+        part = order[start : start + run]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i : i + size] for i in range(0, len(part), size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def train_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
     """Fit the head (and the adapters of its encoder prefix, when ``data`` holds log-mels);
     returns the torch module (eval mode)."""
@@ -455,9 +476,8 @@ def train_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
     lengths = mask_all.sum(1)
     module.train()
     for _ in range(config.epochs):
-        order = torch.from_numpy(rng.permutation(len(data.labels))).to(device)
-        for start in range(0, len(order), config.batch_size):
-            index = order[start : start + config.batch_size]
+        for batch in _epoch_batches(data, config, rng):
+            index = torch.from_numpy(batch).to(device)
             longest = int(lengths[index].max())
             x, mask = x_all[index, :longest].float(), mask_all[index, :longest]
             if fine_tune and config.spec_augment:
@@ -659,26 +679,36 @@ def run_recipe(
         return out
 
     groups = recipe_jobs(data, ravdess_folds, nemo_folds, evaluate, final)
-    jobs = [job for group in groups.values() for job in group]
-    results = list((runner or run_in_order)(jobs))
+    results = list((runner or run_in_order)([job for group in groups.values() for job in group]))
     by_group: dict[str, list[Any]] = {}
     for name, group in groups.items():
         by_group[name], results = results[: len(group)], results[len(group) :]
+    return recipe_result(data, config, groups, by_group)
+
+
+def recipe_result(
+    data: StateSet,
+    config: TrainConfig,
+    groups: Mapping[str, Sequence[FitJob]],
+    results: Mapping[str, Sequence[Any]],
+) -> RecipeResult:
+    """Reports of the evaluation groups of :func:`recipe_jobs`, and the calibrated final model
+    when the groups include it; ``results`` are the fits' outputs by group."""
     evaluations = {
-        name: pooled_report(data, groups[name], by_group[name])
+        name: pooled_report(data, groups[name], results[name])
         for name in groups
         if name not in ("calibration", "final")
     }
-    if not final:
+    if "final" not in groups:
         return RecipeResult(evaluations, {}, config, ())
     calibration = calibration_speakers(data)
     calib = np.isin(data.speakers, calibration) & ~data.augmented
-    temperature = fit_temperature(by_group["calibration"][0][0], data.labels[calib])
+    temperature = fit_temperature(results["calibration"][0][0], data.labels[calib])
     metadata = {
         "config": asdict(config),
         "evaluations": evaluations,
         "temperature": temperature,
         "whisper_model": "base",
     }
-    arrays = by_group["final"][0][1] | _head_extras(temperature, metadata)
+    arrays = results["final"][0][1] | _head_extras(temperature, metadata)
     return RecipeResult(evaluations, arrays, config, calibration)
