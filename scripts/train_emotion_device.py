@@ -68,6 +68,7 @@ def load_packed_clips(data: Path) -> list[Clip]:
 
 
 _worker: dict[str, Any] = {}
+STATE_FIELDS = ("augment_copies", "seed")  # TrainConfig fields the training data depends on
 MAX_WORKERS = 32  # processes of a sweep (each holds the data; the H200 host has 128 GB)
 
 
@@ -169,6 +170,11 @@ def main(
     logging.info("decoded %d clips in %.0f s", len(clips), time.time() - started)
     variables, filters = load_packed_variables(carry / "encoder.npz")
     config = TrainConfig(epochs=2, augment_copies=1) if quick else TrainConfig()
+    if variants:  # the states are built once: variants share their augmentation settings
+        shared = {k: v for k, v in next(iter(variants.values())).items() if k in STATE_FIELDS}
+        if any({k: o.get(k) for k in shared} != shared for o in variants.values()):
+            raise SystemExit(f"sweep variants must agree on {STATE_FIELDS}")
+        config = replace(config, **shared)
     # the transformers encoder computes frozen states; a fine-tuned prefix reads log-mels only
     encoder = None
     if not config.adapter_rank:
