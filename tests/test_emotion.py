@@ -202,8 +202,9 @@ TRAIN_ACTORS = tuple(f"ravdess-{i:02d}" for i in range(5, 21))
 @pytest.fixture(scope="module")
 def ravdess_sets(data_dir: Path) -> dict[str, StateSet]:
     """RAVDESS actors 03–04 and the first repetitions of 05–20, as the recipe trains on them:
-    ``frozen``, the states of layer 3 of the encoder on each clip's own frames (from the
-    pipeline's log-mel); ``mel``, those log-mel frames with the encoder weights, to fine-tune."""
+    ``frozen``, the states of the default tap (a layer of the encoder run on each clip's own
+    frames of the pipeline's log-mel); ``mel``, those frames with the encoder weights, to
+    fine-tune."""
     from emotivoice.emotion.head import tap_states
     from emotivoice.emotion.training import encoder_variables, prepare_clips
     from emotivoice.transcription import Transcriber, TranscriptionOptions
@@ -276,7 +277,7 @@ def test_train_emotion_command_end_to_end(tmp_path: Path, data_dir: Path) -> Non
     from emotivoice.emotion.training import prepare_clips
     from emotivoice.transcription import Transcriber, TranscriptionOptions
 
-    assert head.prefix_layers == (3,)
+    assert head.prefix_layers == (4,)
     backend = WhisperHeadBackend(str(out))
     clips = prepare_clips(read_corpus(data_dir / "ravdess", "ravdess")[::28][:36])
     transcriber = Transcriber(TranscriptionOptions())

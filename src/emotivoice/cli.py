@@ -431,7 +431,12 @@ def _add_emotion_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     t.add_argument("-o", "--output", default="emotion-head.npz", help="where to write the head")
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     t.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    t.add_argument("--augment-copies", type=int, default=2, help="augmented copies per clip")
+    t.add_argument(
+        "--augment-copies",
+        type=int,
+        default=TrainConfig.augment_copies,
+        help="augmented copies per clip",
+    )
     t.add_argument(
         "--adapter-rank",
         type=int,

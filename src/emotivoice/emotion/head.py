@@ -79,7 +79,7 @@ class EmotionHead:
         """Encoder layers the head reads from a pass over the segment's own frames.
 
         Empty for a head on the pipeline's final encoder states (``tap: final``, the former
-        default); ``(3,)`` for the shipped head (``tap: prefix3``).
+        default); ``(4,)`` for the shipped head (``tap: prefix4``).
         """
         return prefix_layers(str(self.config.get("tap", "final")))
 

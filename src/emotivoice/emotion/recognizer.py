@@ -3,10 +3,10 @@
 Backends (``EmotionOptions.model``):
 
 - ``"default"``: the head trained by ``emotivoice train-emotion`` and shipped in the package; it
-  reads layer 3 of the Whisper-base encoder run on the segment's own log-mel frames (the
-  features transcription already computed; three layers over the segment's positions, not a
-  second 30 s encoder pass). Heads trained with ``tap="final"`` read the transcription's own
-  encoder states instead;
+  reads layer 4 of its fine-tuned copy of the Whisper-base encoder run on the segment's own
+  log-mel frames (the features transcription already computed; four layers over the
+  segment's positions, not a second 30 s encoder pass). Heads trained with ``tap="final"``
+  read the transcription's own encoder states instead;
 - a path to another ``.npz`` head exported by the recipe;
 - ``"hf:<hub id or folder>"``: any ``transformers`` audio-classification checkpoint (HuBERT,
   wav2vec2, WavLM emotion models), its labels mapped onto the base emotions.

@@ -6,7 +6,7 @@ Steps, all seeded:
    ``augment_copies`` randomly augmented ones (speed 0.9–1.1, reverberation, noise at 5–30 dB SNR,
    gain −10…+6 dB);
 2. the Whisper encoder turns each copy into the states the head reads at inference
-   (``TrainConfig.tap``; by default layer 3 of the encoder run on the clip's own log-mel frames,
+   (``TrainConfig.tap``; by default layer 4 of the encoder run on the clip's own log-mel frames,
    what :mod:`emotivoice.models.encoder_prefix` computes in the pipeline);
 3. a statistics-pooling head (mean and standard deviation, standardised, linear by default;
    attentive pooling and a hidden layer are options) is trained with AdamW, label smoothing and
@@ -56,16 +56,17 @@ class TrainConfig:
     label_smoothing: float = 0.1
     attention_dim: int = 128
     hidden_dim: int = 0  # 0: linear on the pooled statistics
-    augment_copies: int = 2
+    augment_copies: int = 3
     pooling: str = "mean_std"  # or "attentive" (attentive statistics pooling)
     layer_norm: bool = False
     batch_norm: bool = True  # standardise the pooled statistics (running mean/var)
     train_on_augmented: bool = True
     seed: int = 0
-    # Which encoder states the head reads (see :func:`extract_states`): "prefix3" is layer 3 of
-    # the encoder run on the segment's own frames, which carries more emotion than the final
-    # layer across corpora (scripts/emotion_layer_study.py); "final" is the pipeline's own pass.
-    tap: str = "prefix3"
+    # Which encoder states the head reads (see :func:`extract_states`): "prefix4" is layer 4 of
+    # the encoder run on the segment's own frames; the early layers carry more emotion than the
+    # final one across corpora (scripts/emotion_layer_study.py), and fine-tuning four layers
+    # beat three (model card); "final" is the pipeline's own pass.
+    tap: str = "prefix4"
     # Fine-tuning of that encoder prefix with the head: LoRA rank of its linear layers (0 keeps
     # the encoder frozen and trains the head alone on precomputed states), LoRA scale α, the
     # adapters' learning rate, whether its layer norms are tuned too, and SpecAugment-style
@@ -77,7 +78,7 @@ class TrainConfig:
     spec_augment: bool = True
     # Batches of similar lengths (less padding, faster on a GPU): each epoch's shuffled order is
     # cut into runs of this many batches, each run sorted by length; 0: plain shuffled batches.
-    length_buckets: int = 0
+    length_buckets: int = 16
 
     def __post_init__(self) -> None:
         from emotivoice.emotion.head import prefix_layers
