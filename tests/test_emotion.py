@@ -23,11 +23,13 @@ from emotivoice.emotion.training import (  # noqa: E402
     Clip,
     StateSet,
     TrainConfig,
+    _epoch_batches,
     _head_module,
     augment,
     export_head,
     fit_temperature,
     predict_logits,
+    recipe_jobs,
     train_head,
 )
 
@@ -133,6 +135,48 @@ def test_augmentation_changes_audio_but_keeps_scale(jfk_samples: np.ndarray) -> 
     assert all(np.abs(c).max() <= 1 for c in copies)
     assert all(0.85 * len(clip) < len(c) < 1.15 * len(clip) for c in copies)
     assert any(not np.allclose(c[: len(clip)], clip[: len(c)]) for c in copies)
+
+
+def _lengths_set(n: int) -> StateSet:
+    rng = np.random.default_rng(1)
+    states = [np.zeros((int(t), 2), np.float16) for t in rng.integers(50, 600, n)]
+    speakers = np.array([f"ravdess-{i % 6:02d}" if i % 3 else f"nemo-{i % 4}" for i in range(n)])
+    corpora = np.array([s.split("-")[0] for s in speakers])
+    return StateSet(states, rng.integers(0, 6, n), speakers, corpora, np.zeros(n, bool))
+
+
+def test_length_buckets_cover_every_example_once_with_less_padding() -> None:
+    data = _lengths_set(1000)
+    lengths = np.array([len(s) for s in data.states])
+
+    def padding(batches: list[np.ndarray]) -> float:
+        return sum(lengths[b].max() * len(b) - lengths[b].sum() for b in batches) / lengths.sum()
+
+    plain = _epoch_batches(data, TrainConfig(length_buckets=0), np.random.default_rng(0))
+    bucketed = _epoch_batches(data, TrainConfig(length_buckets=4), np.random.default_rng(0))
+    for batches in (plain, bucketed):
+        assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+        assert len(batches) == 8 and max(len(b) for b in batches) == 128
+    assert padding(bucketed) < padding(plain) / 3
+
+
+def test_recipe_jobs_are_speaker_disjoint() -> None:
+    data = _lengths_set(120)
+    groups = recipe_jobs(data, ravdess_folds=3, nemo_folds=2)
+    assert {k: len(v) for k, v in groups.items()} == {
+        "ravdess_speaker_disjoint": 3,
+        "nemo_speaker_disjoint": 2,
+        "cross_nemo_to_ravdess": 1,
+        "cross_ravdess_to_nemo": 1,
+        "calibration": 1,
+        "final": 1,
+    }
+    for jobs in groups.values():
+        for job in jobs:
+            if job.test is not None:
+                assert not set(data.speakers[job.train]) & set(data.speakers[job.test])
+    tested = np.concatenate([j.test for j in groups["ravdess_speaker_disjoint"]]).reshape(3, -1)
+    assert (tested.sum(0) == (data.corpora == "ravdess")).all()  # each clip tested once
 
 
 def test_temperature_fit_recovers_scale() -> None:
