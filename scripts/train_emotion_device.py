@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from emotivoice.emotion.training import (
+    MODEL_GROUPS,
     Clip,
     FitJob,
     JobRunner,
@@ -119,11 +120,11 @@ def sweep(
     short still reports the finished ones; with ``final``, each variant's calibrated model is
     saved as ``out/emotion-head-NAME.npz`` once its fits are all done."""
     configs = {name: replace(base, **overrides) for name, overrides in variants.items()}
-    groups = {name: recipe_jobs(data, final=final) for name in variants}
+    groups = recipe_jobs(data, final=final)  # the same fits for every variant
     tasks = [
         (name, group, i)
         for name in variants
-        for group, jobs in groups[name].items()
+        for group, jobs in groups.items()
         for i in range(len(jobs))
     ]
     results: dict[str, dict[str, list[Any]]] = {name: {} for name in variants}
@@ -131,23 +132,23 @@ def sweep(
     out.mkdir(parents=True, exist_ok=True)
     with _pool(data, device, min(len(tasks), MAX_WORKERS)) as pool:
         futures = {
-            pool.submit(_run_task, (configs[name], groups[name][group][i])): (name, group, i)
+            pool.submit(_run_task, (configs[name], groups[group][i])): (name, group, i)
             for name, group, i in tasks
         }
         for future in as_completed(futures):
             name, group, i = futures[future]
             result, seconds = future.result()
             logging.info("%s %s fit %d done in %.0f s", name, group, i, seconds)
-            done = results[name].setdefault(group, [None] * len(groups[name][group]))
+            done = results[name].setdefault(group, [None] * len(groups[group]))
             done[i] = result
             if any(r is None for r in done):
                 continue
-            if group not in ("calibration", "final"):
-                ua = pooled_report(data, groups[name][group], done)["ua"]
+            if group not in MODEL_GROUPS:
+                ua = pooled_report(data, groups[group], done)["ua"]
                 report[name]["ua"][group] = round(ua, 3)
                 logging.info("variant %s: %s UA %.3f", name, group, ua)
-            if len(results[name]) == len(groups[name]):
-                recipe = recipe_result(data, configs[name], groups[name], results[name])
+            if len(results[name]) == len(groups):
+                recipe = recipe_result(data, configs[name], groups, results[name])
                 if recipe.arrays:
                     np.savez(out / f"emotion-head-{name}.npz", **recipe.arrays)
                     report[name]["temperature"] = float(recipe.arrays["temperature"])

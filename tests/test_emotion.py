@@ -152,8 +152,8 @@ def test_length_buckets_cover_every_example_once_with_less_padding() -> None:
     def padding(batches: list[np.ndarray]) -> float:
         return sum(lengths[b].max() * len(b) - lengths[b].sum() for b in batches) / lengths.sum()
 
-    plain = _epoch_batches(data, TrainConfig(length_buckets=0), np.random.default_rng(0))
-    bucketed = _epoch_batches(data, TrainConfig(length_buckets=4), np.random.default_rng(0))
+    plain = _epoch_batches(lengths, TrainConfig(length_buckets=0), np.random.default_rng(0))
+    bucketed = _epoch_batches(lengths, TrainConfig(length_buckets=4), np.random.default_rng(0))
     for batches in (plain, bucketed):
         assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
         assert len(batches) == 8 and max(len(b) for b in batches) == 128

@@ -427,14 +427,14 @@ def spec_augment(x: Any, mask: Any, max_bins: int = 8, max_frames: int = 20) -> 
 
 
 def _epoch_batches(
-    data: StateSet, config: TrainConfig, rng: np.random.Generator
+    lengths: np.ndarray, config: TrainConfig, rng: np.random.Generator
 ) -> list[np.ndarray]:
-    """One epoch's batches of example indices (see ``TrainConfig.length_buckets``)."""
-    order = rng.permutation(len(data.labels))
+    """One epoch's batches of indices into examples of ``lengths`` (see
+    ``TrainConfig.length_buckets``)."""
+    order = rng.permutation(len(lengths))
     size = config.batch_size
     if not config.length_buckets:
         return [order[i : i + size] for i in range(0, len(order), size)]
-    lengths = np.array([len(s) for s in data.states])
     run = size * config.length_buckets
     batches = []
     for start in range(0, len(order), run):
@@ -474,12 +474,12 @@ def train_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
     loss_fn = torch.nn.CrossEntropyLoss(reduction="none", label_smoothing=config.label_smoothing)
     # all states padded once on the device (float16); batches are cut from it
     x_all, mask_all = _batch(data.states, device, np.float16)
-    lengths = mask_all.sum(1)
+    lengths = np.array([len(s) for s in data.states])
     module.train()
     for _ in range(config.epochs):
-        for batch in _epoch_batches(data, config, rng):
+        for batch in _epoch_batches(lengths, config, rng):
             index = torch.from_numpy(batch).to(device)
-            longest = int(lengths[index].max())
+            longest = int(lengths[batch].max())
             x, mask = x_all[index, :longest].float(), mask_all[index, :longest]
             if fine_tune and config.spec_augment:
                 x = spec_augment(x, mask)
@@ -622,6 +622,10 @@ class RecipeResult:
         }
 
 
+# recipe_jobs groups that make the shipped model rather than evaluate one
+MODEL_GROUPS = ("calibration", "final")
+
+
 def recipe_jobs(
     data: StateSet,
     ravdess_folds: int = 4,
@@ -698,7 +702,7 @@ def recipe_result(
     evaluations = {
         name: pooled_report(data, groups[name], results[name])
         for name in groups
-        if name not in ("calibration", "final")
+        if name not in MODEL_GROUPS
     }
     if "final" not in groups:
         return RecipeResult(evaluations, {}, config, ())
