@@ -26,6 +26,7 @@ from emotivoice.emotion.training import (  # noqa: E402
     _epoch_batches,
     _head_module,
     augment,
+    channel_eq,
     export_head,
     fit_temperature,
     predict_logits,
@@ -177,6 +178,32 @@ def test_recipe_jobs_are_speaker_disjoint() -> None:
                 assert not set(data.speakers[job.train]) & set(data.speakers[job.test])
     tested = np.concatenate([j.test for j in groups["ravdess_speaker_disjoint"]]).reshape(3, -1)
     assert (tested.sum(0) == (data.corpora == "ravdess")).all()  # each clip tested once
+
+
+def test_channel_eq_is_smooth_bounded_and_spares_padding() -> None:
+    torch.manual_seed(0)
+    x = torch.zeros(64, 30, 80)
+    mask = torch.arange(30)[None].expand(64, 30) < torch.randint(5, 31, (64, 1))
+    coloured = channel_eq(x, mask, 6.0)
+    assert (coloured[~mask] == 0).all()
+    curves = coloured[:, 0]  # one curve per example, the same in every real frame
+    assert torch.equal(coloured[mask], curves[:, None].expand(-1, 30, -1)[mask])
+    assert curves.abs().max() <= 2 * 6.0 / 40 and curves.abs().max() > 6.0 / 40
+    assert curves.diff(dim=1).abs().max() < 0.05  # smooth across neighbouring mel bins
+    assert curves.std(dim=0).mean() > 0.02  # a different curve per example
+
+
+def test_mixup_head_still_learns_separable_classes() -> None:
+    rng = np.random.default_rng(0)
+    centres = 3 * rng.standard_normal((6, 8))
+    labels = np.repeat(np.arange(6), 40)
+    states = [(centres[k] + rng.standard_normal((20, 8))).astype(np.float32) for k in labels]
+    speakers = np.array([f"ravdess-{i % 4}" for i in range(len(labels))])
+    data = StateSet(states, labels, speakers, np.full(len(labels), "ravdess"), labels < 0)
+    config = TrainConfig(tap="final", adapter_rank=0, mixup_alpha=0.4, epochs=60, batch_size=32)
+    module = train_head(data, config)
+    accuracy = (predict_logits(module, states).argmax(1) == labels).mean()
+    assert accuracy > 0.9
 
 
 def test_temperature_fit_recovers_scale() -> None:

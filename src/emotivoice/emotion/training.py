@@ -79,6 +79,12 @@ class TrainConfig:
     # Batches of similar lengths (less padding, faster on a GPU): each epoch's shuffled order is
     # cut into runs of this many batches, each run sorted by length; 0: plain shuffled batches.
     length_buckets: int = 16
+    # Regularisers of the fine-tuned path, for recordings unlike the training corpora: a random
+    # smooth equaliser of up to this many dB on each example's log-mel (microphone and room
+    # colouring, :func:`channel_eq`; 0: off), and mixup of the pooled statistics of example
+    # pairs with a Beta(α, α) weight (Zhang et al. 2018; α 0: off).
+    channel_eq_db: float = 0.0
+    mixup_alpha: float = 0.0
 
     def __post_init__(self) -> None:
         from emotivoice.emotion.head import prefix_layers
@@ -357,7 +363,14 @@ def _head_module(
             self.dropout = nn.Dropout(config.dropout)
             self.standardise = nn.BatchNorm1d(2 * d_model, affine=False)
 
-        def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        def forward(
+            self,
+            x: torch.Tensor,
+            mask: torch.Tensor,
+            mix: tuple[torch.Tensor, float] | None = None,
+        ) -> torch.Tensor:
+            """Logits; ``mix`` ``(partners, λ)`` mixes each example's pooled statistics with
+            its partner's (training only)."""
             if self.prefix is not None:  # log-mel frames → the tapped layers' states
                 mask = mask[:, ::2]
                 taps = self.prefix(x.transpose(1, 2), mask)
@@ -371,7 +384,10 @@ def _head_module(
             mean = (w * h).sum(1)
             std = ((w * h * h).sum(1) - mean**2).clamp_min(1e-6).sqrt()
             z = torch.cat([mean, std], dim=-1)
-            z = self.dropout(self.standardise(z) if config.batch_norm else z)
+            z = self.standardise(z) if config.batch_norm else z
+            if mix is not None:
+                z = mix[1] * z + (1 - mix[1]) * z[mix[0]]
+            z = self.dropout(z)
             if config.hidden_dim:
                 z = self.dropout(torch.nn.functional.gelu(self.hidden(z)))
             return self.out(z)
@@ -424,6 +440,25 @@ def spec_augment(x: Any, mask: Any, max_bins: int = 8, max_frames: int = 20) -> 
     duration = torch.randint(0, max_frames + 1, (batch, 1, 1), device=device)
     hidden = ((band >= 0) & (band < width)) | ((span >= 0) & (span < duration))
     return torch.where(hidden & mask[..., None], fill, x)
+
+
+def channel_eq(x: Any, mask: Any, max_db: float) -> Any:
+    """Colour each log-mel ``(batch, frames, n_mels)`` with a random smooth equaliser: a tilt
+    across the mel bins and one bell of random centre and width, each of up to ``max_db`` dB
+    (Whisper's log-mel is log10 power / 4, so ``g`` dB adds ``g / 40``)."""
+    import torch
+
+    batch, _, bins = x.shape
+    device = x.device
+
+    def uniform(low: float, high: float) -> Any:
+        return torch.empty(batch, 1, 1, device=device).uniform_(low, high)
+
+    k = torch.linspace(-1, 1, bins, device=device).view(1, 1, -1)
+    tilt = uniform(-max_db, max_db) * k
+    width = uniform(0.1, 0.6)
+    bell = uniform(-max_db, max_db) * torch.exp(-(((k - uniform(-1, 1)) / width) ** 2))
+    return x + (tilt + bell) / 40 * mask[..., None]
 
 
 def _epoch_batches(
@@ -483,9 +518,21 @@ def train_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
             x, mask = x_all[index, :longest].float(), mask_all[index, :longest]
             if fine_tune and config.spec_augment:
                 x = spec_augment(x, mask)
+            if fine_tune and config.channel_eq_db:
+                x = channel_eq(x, mask, config.channel_eq_db)
+            mix = None
+            if config.mixup_alpha:
+                lam = float(rng.beta(config.mixup_alpha, config.mixup_alpha))
+                mix = (torch.from_numpy(rng.permutation(len(batch))).to(device), lam)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=half):
-                logits = module(x, mask)
-            loss = (loss_fn(logits.float(), labels[index]) * weights[index]).mean()
+                logits = module(x, mask, mix)
+            loss = loss_fn(logits.float(), labels[index]) * weights[index]
+            if mix is not None:
+                partners = index[mix[0]]
+                loss = mix[1] * loss + (1 - mix[1]) * (
+                    loss_fn(logits.float(), labels[partners]) * weights[partners]
+                )
+            loss = loss.mean()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
