@@ -265,6 +265,19 @@ def test_png_check_fails_on_empty_axes(tmp_path: Path) -> None:
     _png_ok(plots._save(fig, tmp_path / "one-line.png"), (800, 400))
 
 
+def test_heatmap_scale_is_not_set_by_a_few_extreme_cells(tmp_path: Path) -> None:
+    from emotivoice.explain import plots
+
+    rng = np.random.default_rng(0)
+    saliency = rng.normal(0, 0.01, (80, 300))
+    saliency[10, 20], saliency[40, 200] = 5.0, -3.0  # two cells 300-500x the rest
+    limit = plots.colour_limit(saliency)
+    assert 0.02 < limit < 0.05  # near the bulk's magnitude, not the spikes'
+    assert plots.colour_limit(np.zeros((3, 4))) == 1.0
+    assert plots.colour_limit(np.eye(40)) == 1.0  # a sparse map keeps its maximum
+    _png_ok(plots.plot_heatmap(saliency, tmp_path / "saliency.png", "IG", "time", "mel band"))
+
+
 @pytest.fixture(scope="module")
 def angry_clip(data_dir: Path) -> Path:
     return data_dir / "ravdess" / "Actor_11" / "03-01-05-02-01-01-11.flac"

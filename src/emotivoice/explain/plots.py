@@ -157,13 +157,21 @@ def plot_deletion(curves: Sequence[Mapping[str, Any]], random_area: float, path:
     return _save(fig, path)
 
 
+def colour_limit(matrix: np.ndarray, percentile: float = 99.5) -> float:
+    """Where a heatmap's colour scale ends: the ``percentile`` of the magnitudes, not their
+    maximum, since a few extreme cells (Integrated Gradients concentrate on some) would wash the
+    rest of the map out; cells beyond it show in the end colour (the colour bar marks the cut)."""
+    magnitude = np.abs(matrix)
+    return float(np.percentile(magnitude, percentile)) or float(magnitude.max()) or 1.0
+
+
 def plot_heatmap(
     matrix: np.ndarray, path: Path, title: str, xlabel: str, ylabel: str, extent: Any = None
 ) -> Path:
-    """A heatmap (attention or saliency)."""
+    """A heatmap (attention or saliency), its colour scale cut at :func:`colour_limit`."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
-    limit = float(np.abs(matrix).max()) or 1.0
+    limit, peak = colour_limit(matrix), float(np.abs(matrix).max())
     signed = bool((matrix < 0).any())
     image = ax.imshow(
         matrix,
@@ -174,7 +182,8 @@ def plot_heatmap(
         vmin=-limit if signed else 0,
         vmax=limit,
     )
-    fig.colorbar(image, ax=ax)
+    clipped = peak > limit
+    fig.colorbar(image, ax=ax, extend=("both" if signed else "max") if clipped else "neither")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
