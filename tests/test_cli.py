@@ -16,7 +16,8 @@ from emotivoice.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 def test_analyze_writes_every_format(
     jfk_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["analyze", str(jfk_path), "-o", str(tmp_path), "--format", "json,csv,srt,vtt"])
+    formats = "json,csv,srt,vtt,pdf"
+    code = main(["analyze", str(jfk_path), "-o", str(tmp_path), "--format", formats])
     assert code == EXIT_OK
     data = json.loads((tmp_path / "jfk.json").read_text())
     assert "fellow Americans" in data["text"]
@@ -26,8 +27,19 @@ def test_analyze_writes_every_format(
     srt = (tmp_path / "jfk.srt").read_text()
     assert srt.startswith("1\n00:00:00,") and "fellow Americans" in srt
     assert (tmp_path / "jfk.vtt").read_text().startswith("WEBVTT\n\n00:00:00.")
+    assert (tmp_path / "jfk.pdf").read_bytes().startswith(b"%PDF")
     table = capsys.readouterr().out
     assert "jfk.flac" in table and "ok" in table
+    # the saved JSON exports again without analysing again; a broken file does not stop the rest
+    (tmp_path / "broken.json").write_text('{"segments": "no"}')
+    again = tmp_path / "again"
+    inputs = [str(tmp_path / "broken.json"), str(tmp_path / "jfk.json")]
+    assert main(["export", *inputs, "-o", str(again), "--format", "srt,csv"]) == EXIT_FAILED
+    assert (again / "jfk.srt").read_text() == srt
+    assert (again / "jfk.csv").read_text() == (tmp_path / "jfk.csv").read_text()
+    printed = capsys.readouterr()
+    assert str(again / "jfk.srt") in printed.out and "broken.json: Not an EmotiVoice" in printed.err
+    assert "[invalid_result]" in printed.err and "Traceback" not in printed.err
 
 
 def test_directory_with_bad_files_completes_the_rest(

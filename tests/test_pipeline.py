@@ -12,10 +12,10 @@ import pytest
 import emotivoice
 from emotivoice.audio import SAMPLE_RATE
 from emotivoice.datasets import reference_utterances
-from emotivoice.errors import InvalidConfigError
+from emotivoice.errors import InvalidConfigError, InvalidResultError
 from emotivoice.metrics import normalize_text, word_error_rate
 from emotivoice.pipeline import AnalyzeOptions, Analyzer
-from emotivoice.results import Analysis, analysis_json_schema
+from emotivoice.results import Analysis, analysis_json_schema, load_analysis
 
 MAX_REFERENCE_WER = 0.06
 
@@ -55,6 +55,46 @@ def test_json_validates_against_schema(jfk_analysis: Analysis) -> None:
     data["segments"][0]["words"][0]["probability"] = 2.0
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(data, analysis_json_schema())
+
+
+def test_saved_analysis_loads_back_equal(jfk_analysis: Analysis, tmp_path: Path) -> None:
+    path = tmp_path / "analysis.json"
+    path.write_text(jfk_analysis.to_json())
+    loaded = load_analysis(path)
+    assert loaded == jfk_analysis  # every field, emotion and features included
+    assert loaded.segments[0].emotion is not None and loaded.emotion is not None
+    data = json.loads(jfk_analysis.to_json())
+    data["explanations"] = {"segments": []}  # keys a later stage adds are ignored
+    del data["emotion"]  # optional keys may be missing
+    assert Analysis.from_dict(data).emotion is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.pop("segments"), "analysis.segments is missing"),
+        (lambda d: d["segments"][0].update(start="zero"), "analysis.segments[0].start"),
+        (lambda d: d["segments"][0]["words"][0].pop("end"), "segments[0].words[0].end"),
+        (lambda d: d["languages"].append(3), "analysis.languages[1] should be an object"),
+        (lambda d: d["segments"][0]["emotion"].update(complex={}), "emotion.complex"),
+    ],
+)
+def test_malformed_saved_analysis_names_the_field(
+    jfk_analysis: Analysis, change: object, message: str
+) -> None:
+    data = json.loads(jfk_analysis.to_json())
+    change(data)  # type: ignore[operator]
+    with pytest.raises(InvalidResultError, match=message.replace("[", r"\[")):
+        Analysis.from_dict(data)
+
+
+def test_unreadable_saved_analysis(tmp_path: Path) -> None:
+    for name, content in (("not-json.json", "{oops"), ("list.json", "[1, 2]")):
+        (tmp_path / name).write_text(content)
+        with pytest.raises(InvalidResultError, match="analysis"):
+            load_analysis(tmp_path / name)
+    with pytest.raises(InvalidResultError, match="Cannot read"):
+        load_analysis(tmp_path / "missing.json")
 
 
 def test_encoder_states_are_kept_per_segment(analyzer: Analyzer, jfk_path: Path) -> None:

@@ -250,6 +250,22 @@ def test_job_runs_once_writes_exports_and_signs_its_callback(
 
         text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
         assert "fellow Americans" in text and "Transcript" in text
+        # an analysis stored before a format existed gets it written from its analysis.json
+        [folder] = store.artefact_dir(aid).glob("attempt-*")
+        srt = client.get(f"{API}/analyses/{aid}/export?format=srt").text
+        for name in ("analysis.srt", "report.pdf"):
+            (folder / name).unlink()
+        assert client.get(f"{API}/analyses/{aid}/export?format=srt").text == srt
+        assert (folder / "analysis.srt").is_file() and not list(folder.glob(".*"))
+        pdf = client.get(f"{API}/analyses/{aid}/export?format=pdf")
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+        (folder / "analysis.json").write_text("{broken")
+        (folder / "analysis.vtt").unlink()
+        _assert_error(
+            client.get(f"{API}/analyses/{aid}/export?format=vtt"), 500, "RESULT_UNREADABLE"
+        )
+        (folder / "analysis.json").unlink()
+        _assert_error(client.get(f"{API}/analyses/{aid}/export?format=vtt"), 404, "NOT_FOUND")
         _assert_error(client.get(f"{API}/analyses/{aid}/explanations"), 404, "NOT_FOUND")
         assert client.delete(f"{API}/analyses/{aid}").json()["status"] == "cancelled"
         gone = client.get(f"{API}/analyses/{aid}").json()

@@ -84,7 +84,9 @@ def _analyze_one(
     finally:
         if bar is not None:
             bar.close()
-    write_outputs(analysis, out, stem, formats)
+    # the PDF report comes last, to show the explanation figures
+    write_outputs(analysis, out, stem, [f for f in formats if f != "pdf"])
+    explain_dir = None
     if explain_methods and analysis.segments and analyzer.options.emotion is not None:
         from emotivoice.audio import SAMPLE_RATE
         from emotivoice.explain.attribution import AttributionOptions
@@ -99,7 +101,10 @@ def _analyze_one(
             attribution=AttributionOptions(n_windows=n_windows),
             budget=explain_budget,
         )
-        write_report(analysis, audio.samples, explanations, out / f"{stem}-explain")
+        explain_dir = out / f"{stem}-explain"
+        write_report(analysis, audio.samples, explanations, explain_dir)
+    if "pdf" in formats:
+        write_outputs(analysis, out, stem, ["pdf"], explain_dir)
     return FileOutcome(
         path=path,
         ok=True,
@@ -149,17 +154,24 @@ def _explain_methods(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     return methods
 
 
+def _formats(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
+    """The ``--format`` list, checked up front."""
+    from emotivoice.export import EXPORT_FORMATS
+
+    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in EXPORT_FORMATS]
+    if unknown or not formats:
+        parser.error(f"--format: unknown {unknown}; choose from {','.join(EXPORT_FORMATS)}")
+    return formats
+
+
 def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Analyse files and directories; one bad file is reported and skipped."""
     from tqdm import tqdm
 
-    from emotivoice.export import WRITERS
     from emotivoice.pipeline import AnalyzeOptions, Analyzer
 
-    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
-    unknown = [f for f in formats if f not in WRITERS]
-    if unknown or not formats:
-        parser.error(f"--format: unknown {unknown}; choose from {','.join(sorted(WRITERS))}")
+    formats = _formats(args, parser)
     if args.fast and args.beam_size is not None:
         parser.error("--fast and --beam-size are mutually exclusive (--fast means beam size 1)")
     explain_methods = _explain_methods(args, parser)
@@ -212,6 +224,32 @@ def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     failed = sum(not o.ok for o in outcomes)
     if failed:
         print(f"emotivoice: {failed} of {len(outcomes)} file(s) failed", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Write saved analyses (their JSON) in other formats, without analysing again."""
+    from emotivoice.export import write_outputs
+    from emotivoice.results import load_analysis
+
+    formats = _formats(args, parser)
+    failed = 0
+    for path in map(Path, args.inputs):
+        explain_dir = path.with_name(f"{path.stem}-explain")  # where analyze --explain wrote
+        try:
+            written = write_outputs(
+                load_analysis(path),
+                Path(args.output),
+                path.stem,
+                formats,
+                explain_dir if explain_dir.is_dir() else None,
+            )
+        except EmotiVoiceError as e:
+            print(f"emotivoice: {path}: {e.message} [{e.code}]", file=sys.stderr)
+            failed += 1
+            continue
+        for file in written:
+            print(file)
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -530,7 +568,7 @@ def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = sub.add_parser("analyze", help="analyse audio files or directories")
     p.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="audio files or directories")
     p.add_argument("-o", "--output", default=".", help="output directory (default: .)")
-    p.add_argument("--format", default="json", help="comma-separated: json,csv,srt,vtt")
+    p.add_argument("--format", default="json", help="comma-separated: json,csv,srt,vtt,pdf")
     p.add_argument("--language", default=None, help="force a language (ISO code); default: detect")
     p.add_argument(
         "--model", default="base", help="Whisper model name or directory (default: base)"
@@ -687,6 +725,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list Whisper models").set_defaults(func=cmd_models)
     sub.add_parser("languages", help="list language codes").set_defaults(func=cmd_languages)
     sub.add_parser("schema", help="print the analysis JSON Schema").set_defaults(func=cmd_schema)
+    e = sub.add_parser("export", help="write saved analyses (JSON) as csv, srt, vtt or pdf")
+    e.add_argument("inputs", nargs="+", metavar="ANALYSIS.json", help="analyze's JSON output")
+    e.add_argument("-o", "--output", default=".", help="output directory (default: .)")
+    e.add_argument("--format", default="pdf", help="comma-separated: json,csv,srt,vtt,pdf")
+    e.set_defaults(func=cmd_export)
     b = sub.add_parser(
         "bench", help="real-time factor of analyze vs plain faster-whisper; 'bench stream': live"
     )

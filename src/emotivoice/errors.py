@@ -16,6 +16,7 @@ __all__ = [
     "EmptyAudioError",
     "FileTooLargeError",
     "InvalidConfigError",
+    "InvalidResultError",
     "InvalidTargetError",
     "MicrophoneUnavailableError",
     "ModelIntegrityError",
@@ -162,6 +163,12 @@ class MicrophoneUnavailableError(EmotiVoiceError):
     """No microphone can be opened (``sounddevice``/PortAudio missing, or no input device)."""
 
     code = "microphone_unavailable"
+
+
+class InvalidResultError(EmotiVoiceError):
+    """A file given as a saved analysis is not one (not JSON, or missing or mistyped fields)."""
+
+    code = "invalid_result"
 
 
 class InvalidTargetError(EmotiVoiceError):

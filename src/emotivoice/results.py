@@ -7,14 +7,19 @@ Later stages add optional keys (``emotion``, ``explanations``) without breaking 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import types
+import typing
 from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from emotivoice.audio import AudioInfo
 from emotivoice.emotion.recognizer import EmotionScores, FileEmotion
+from emotivoice.errors import InvalidResultError
 from emotivoice.features import AcousticFeatures
 
 __all__ = [
@@ -25,6 +30,7 @@ __all__ = [
     "Segment",
     "Word",
     "analysis_json_schema",
+    "load_analysis",
 ]
 
 SCHEMA_VERSION = "1.0"
@@ -146,6 +152,76 @@ class Analysis:
     def to_json(self, indent: int | None = 2) -> str:
         """The JSON text of :meth:`to_dict`."""
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Analysis:
+        """The analysis of a :meth:`to_dict` mapping (keys it does not know, such as ``text``
+        or ``explanations``, are ignored; optional ones may be missing).
+
+        Raises:
+            InvalidResultError: ``data`` is not such a mapping, or has missing or mistyped fields.
+        """
+        return _build(cls, data, "analysis")
+
+
+def load_analysis(path: str | Path) -> Analysis:
+    """An analysis saved as JSON (``analysis.json``, ``emotivoice analyze --format json``).
+
+    Raises:
+        InvalidResultError: the file is missing, not JSON or not an EmotiVoice analysis.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise InvalidResultError(f"Cannot read an analysis from {path}: {error}") from None
+    return Analysis.from_dict(data)
+
+
+def _build(tp: Any, value: Any, where: str) -> Any:
+    """``value`` (JSON data) as type ``tp``: result dataclasses, tuples, optionals, dicts and
+    scalars; anything else is an :class:`InvalidResultError` naming the field."""
+
+    def wrong(expected: str) -> InvalidResultError:
+        return InvalidResultError(
+            f"Not an EmotiVoice analysis: {where} should be {expected}, not {value!r:.60}"
+        )
+
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _build(inner, value, where)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise wrong("an object")
+        hints = typing.get_type_hints(tp)
+        kwargs = {}
+        for f in dataclasses.fields(tp):
+            if f.name in value:
+                kwargs[f.name] = _build(hints[f.name], value[f.name], f"{where}.{f.name}")
+            elif f.default is dataclasses.MISSING:
+                raise InvalidResultError(f"Not an EmotiVoice analysis: {where}.{f.name} is missing")
+        return tp(**kwargs)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise wrong("a list")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise wrong(f"a list of {len(args)}")
+        return tuple(
+            _build(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise wrong("an object")
+        return {str(k): _build(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp in (str, int, bool) and type(value) is tp:
+        return value
+    raise wrong(getattr(tp, "__name__", str(tp)))
 
 
 @cache

@@ -12,7 +12,7 @@ from emotivoice.emotion.recognizer import EmotionScores
 from emotivoice.errors import InvalidConfigError
 from emotivoice.results import Analysis, Segment
 
-__all__ = ["WRITERS", "Writer", "get_writer", "write_outputs"]
+__all__ = ["EXPORT_FORMATS", "WRITERS", "Writer", "get_writer", "write_export", "write_outputs"]
 
 
 class Writer:
@@ -144,10 +144,35 @@ def get_writer(fmt: str) -> Writer:
         ) from None
 
 
+EXPORT_FORMATS = (*WRITERS, "pdf")  # the text writers and the PDF report
+
+
+def write_export(analysis: Analysis, fmt: str, path: Path, explain_dir: Path | None = None) -> Path:
+    """Write ``analysis`` in one of :data:`EXPORT_FORMATS` to ``path``: a text writer's
+    rendering, or the PDF report (with the explanation figures of ``explain_dir``)."""
+    if fmt.lower() == "pdf":
+        from emotivoice.export.pdf import write_pdf
+
+        return write_pdf(analysis, path, explain_dir)
+    return get_writer(fmt).write(analysis, path)
+
+
 def write_outputs(
-    analysis: Analysis, directory: Path, stem: str, formats: Iterable[str]
+    analysis: Analysis,
+    directory: Path,
+    stem: str,
+    formats: Iterable[str],
+    explain_dir: Path | None = None,
 ) -> list[Path]:
-    """Write ``analysis`` once per format as ``directory/stem.<ext>``."""
+    """Write ``analysis`` once per format of :data:`EXPORT_FORMATS` as ``directory/stem.<ext>``
+    (a PDF report shows the explanation figures of ``explain_dir``)."""
+    formats = [fmt.lower() for fmt in formats]
+    unknown = sorted(set(formats) - set(EXPORT_FORMATS))
+    if unknown:
+        raise InvalidConfigError(
+            f"Unknown output format {unknown[0]!r}; available formats = {list(EXPORT_FORMATS)}"
+        )
     directory.mkdir(parents=True, exist_ok=True)
-    writers = [get_writer(fmt) for fmt in formats]
-    return [w.write(analysis, directory / f"{stem}.{w.extension}") for w in writers]
+    return [
+        write_export(analysis, fmt, directory / f"{stem}.{fmt}", explain_dir) for fmt in formats
+    ]

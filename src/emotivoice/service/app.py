@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, UploadFile
@@ -30,6 +31,7 @@ from emotivoice.errors import (
     EmotiVoiceError,
     FileTooLargeError,
     InvalidConfigError,
+    InvalidResultError,
     NotFoundError,
     NotReadyError,
     RateLimitedError,
@@ -376,6 +378,30 @@ def _build_router() -> APIRouter:
             raise NotReadyError(f"Analysis {analysis_id} is {row.status}, not completed.")
         return svc.store.result_dir(analysis_id, row.attempt)
 
+    def _write_missing_export(folder: Path, fmt: str, path: Path, analysis_id: str) -> None:
+        """Write an export the result folder lacks (an analysis finished before its format
+        existed) from the stored ``analysis.json``, once: later requests find the file."""
+        from emotivoice.export import write_export
+        from emotivoice.results import load_analysis
+
+        stored = folder / _EXPORTS["json"][0]
+        if not stored.is_file():
+            raise NotFoundError(f"No {fmt} export for analysis {analysis_id}.")
+        explain_dir = folder / "explain"
+        partial = folder / f".{uuid.uuid4().hex}.{fmt}"  # concurrent requests race harmlessly
+        try:
+            write_export(load_analysis(stored), fmt, partial, explain_dir)
+            partial.replace(path)
+        except InvalidResultError as error:  # its message names a server path
+            logger.error("Analysis %s: %s", analysis_id, error.message)
+            raise InvalidResultError(
+                f"The stored result of analysis {analysis_id} is unreadable, so its {fmt} "
+                "export cannot be written."
+            ) from None
+        finally:
+            partial.unlink(missing_ok=True)
+        logger.info("Wrote the missing %s export of analysis %s", fmt, analysis_id)
+
     @router.get("/analyses/{analysis_id}/export", tags=["analyses"])
     def export(
         svc: Svc,
@@ -385,9 +411,10 @@ def _build_router() -> APIRouter:
     ) -> Any:
         """The result as JSON, CSV, SRT, WebVTT or a PDF report."""
         name, media = _EXPORTS[format]
-        path = _completed_dir(svc, owner, analysis_id) / name
+        folder = _completed_dir(svc, owner, analysis_id)
+        path = folder / name
         if not path.is_file():
-            raise NotFoundError(f"No {format} export for analysis {analysis_id}.")
+            _write_missing_export(folder, format, path, analysis_id)
         return FileResponse(path, media_type=media, filename=f"{analysis_id}.{format}")
 
     @router.get("/analyses/{analysis_id}/explanations", tags=["explanations"])

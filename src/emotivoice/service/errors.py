@@ -11,6 +11,7 @@ from emotivoice.errors import (
     EmptyAudioError,
     FileTooLargeError,
     InvalidConfigError,
+    InvalidResultError,
     ModelIntegrityError,
     ModelNotFoundError,
     NotFoundError,
@@ -42,6 +43,7 @@ _TABLE: tuple[tuple[type[EmotiVoiceError], int, str], ...] = (
     (RateLimitedError, 429, "RATE_LIMITED"),
     (ModelNotFoundError, 422, "MODEL_NOT_FOUND"),
     (ModelIntegrityError, 500, "MODEL_INTEGRITY"),
+    (InvalidResultError, 500, "RESULT_UNREADABLE"),
     (CallbacksNotConfiguredError, 422, "CALLBACKS_NOT_CONFIGURED"),
     (InvalidConfigError, 422, "INVALID_OPTIONS"),
 )
