@@ -276,9 +276,9 @@ def ravdess_sets(data_dir: Path) -> dict[str, StateSet]:
     ``frozen``, the states of the default tap (a layer of the encoder run on each clip's own
     frames of the pipeline's log-mel); ``mel``, those frames with the encoder weights, to
     fine-tune."""
-    from emotivoice.emotion.head import tap_states
+    from emotivoice.emotion.head import own_log_mel, prefix_layers
     from emotivoice.emotion.training import encoder_variables, prepare_clips
-    from emotivoice.transcription import Transcriber, TranscriptionOptions
+    from emotivoice.models.encoder_prefix import load_encoder_prefix
 
     labeled = [
         c
@@ -287,19 +287,20 @@ def ravdess_sets(data_dir: Path) -> dict[str, StateSet]:
         or (c.speaker in TRAIN_ACTORS and c.path.stem.split("-")[5] == "01")
     ]
     clips: list[Clip] = prepare_clips(labeled)
-    transcriber = Transcriber(TranscriptionOptions())
-    encoded = [transcriber.encode(c.samples) for c in clips]
+    # the pipeline's log-mel of each clip (the 30 s transcription pass is not needed)
+    mels = [own_log_mel(c.samples) for c in clips]
     meta = (
         np.array([BASE_EMOTIONS.index(c.emotion) for c in clips]),
         np.array([c.speaker for c in clips]),
         np.array([c.corpus for c in clips]),
         np.zeros(len(clips), bool),
     )
-    frozen = [tap_states(e, TrainConfig().tap) for e in encoded]
-    mels = [e.own_features.T for e in encoded]
+    (layer,) = prefix_layers(TrainConfig().tap)
+    prefix = load_encoder_prefix("base", layer)
+    frozen = [prefix(mel).layers[layer][0] for mel in mels]
     return {
         "frozen": StateSet(frozen, *meta),
-        "mel": StateSet(mels, *meta, variables=encoder_variables("base")),
+        "mel": StateSet([mel[0].T for mel in mels], *meta, variables=encoder_variables("base")),
     }
 
 
