@@ -120,13 +120,15 @@ def test_upload_analyse_result_and_exports(browser: Any, server: str, jfk_path: 
     page.wait_for_selector("#transcript .word.current", timeout=15_000)
     _shot(page, "result")
     downloads = {}
-    for fmt in ("json", "csv", "pdf"):
+    for fmt in ("json", "csv", "srt", "vtt", "pdf"):
         with page.expect_download() as info:
             page.click(f"#export-{fmt}")
         downloads[fmt] = Path(info.value.path()).read_bytes()
     assert "fellow Americans" in json.loads(downloads["json"])["text"]
     assert "fellow Americans" in downloads["csv"].decode()
     assert downloads["pdf"].startswith(b"%PDF")
+    assert downloads["srt"].startswith(b"1\n00:00:00,") and b"fellow Americans" in downloads["srt"]
+    assert downloads["vtt"].startswith(b"WEBVTT\n\n00:00:00.")
     page.goto(server + "/")
     page.wait_for_selector("#history td:has-text('completed')")
     assert "jfk.flac" in page.inner_text("#history")

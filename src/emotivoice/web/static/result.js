@@ -59,7 +59,7 @@ function render(s, upload) {
   const languages = r.languages.map((l) => `${l.language} (${Math.round(l.share * 100)}%)`).join(", ") || "none";
   document.getElementById("summary").textContent =
     `${fmtTime(r.duration)} · ${r.segments.length} segments · language: ${languages} · dominant emotion: ${r.emotion ? r.emotion.dominant : "–"}`;
-  for (const fmt of ["json", "csv", "pdf"]) {
+  for (const fmt of ["json", "csv", "srt", "vtt", "pdf"]) {
     const a = document.getElementById(`export-${fmt}`);
     a.href = withKey(`${API}/analyses/${id}/export?format=${fmt}`);
     a.setAttribute("download", `${upload.filename}.${fmt}`);
