@@ -101,7 +101,7 @@ def _analyze_one(
             attribution=AttributionOptions(n_windows=n_windows),
             budget=explain_budget,
         )
-        explain_dir = out / f"{stem}-explain"
+        explain_dir = _explain_dir(out, stem)
         write_report(analysis, audio.samples, explanations, explain_dir)
     if "pdf" in formats:
         write_outputs(analysis, out, stem, ["pdf"], explain_dir)
@@ -114,6 +114,11 @@ def _analyze_one(
         words=sum(len(s.words) for s in analysis.segments),
         emotion=analysis.emotion.dominant if analysis.emotion else "-",
     )
+
+
+def _explain_dir(out: Path, stem: str) -> Path:
+    """The folder of ``analyze --explain``'s report for the input named ``stem``."""
+    return out / f"{stem}-explain"
 
 
 def _print_summary(outcomes: list[FileOutcome]) -> None:
@@ -235,7 +240,7 @@ def cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     formats = _formats(args, parser)
     failed = 0
     for path in map(Path, args.inputs):
-        explain_dir = path.with_name(f"{path.stem}-explain")  # where analyze --explain wrote
+        explain_dir = _explain_dir(path.parent, path.stem)  # where analyze --explain wrote
         try:
             written = write_outputs(
                 load_analysis(path),

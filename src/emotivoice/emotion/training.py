@@ -510,6 +510,10 @@ def train_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
     # all states padded once on the device (float16); batches are cut from it
     x_all, mask_all = _batch(data.states, device, np.float16)
     lengths = np.array([len(s) for s in data.states])
+
+    def weighted_loss(logits: torch.Tensor, examples: torch.Tensor) -> torch.Tensor:
+        return loss_fn(logits, labels[examples]) * weights[examples]
+
     module.train()
     for _ in range(config.epochs):
         for batch in _epoch_batches(lengths, config, rng):
@@ -525,13 +529,10 @@ def train_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
                 lam = float(rng.beta(config.mixup_alpha, config.mixup_alpha))
                 mix = (torch.from_numpy(rng.permutation(len(batch))).to(device), lam)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=half):
-                logits = module(x, mask, mix)
-            loss = loss_fn(logits.float(), labels[index]) * weights[index]
-            if mix is not None:
-                partners = index[mix[0]]
-                loss = mix[1] * loss + (1 - mix[1]) * (
-                    loss_fn(logits.float(), labels[partners]) * weights[partners]
-                )
+                logits = module(x, mask, mix).float()
+            loss = weighted_loss(logits, index)
+            if mix is not None:  # mixed statistics, mixed targets
+                loss = mix[1] * loss + (1 - mix[1]) * weighted_loss(logits, index[mix[0]])
             loss = loss.mean()
             optimiser.zero_grad()
             loss.backward()
