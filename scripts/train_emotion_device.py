@@ -5,6 +5,16 @@ Inputs (carried): ``.emodata/`` (``scripts/pack_emotion_corpus.py``) and ``.emoc
 to the folder given as the first argument. Same recipe as ``emotivoice train-emotion``, which
 reads the corpora directly and runs anywhere; this entry point only avoids decoding and
 VAD-cropping on a machine without the shared data.
+
+The shipped model is a soup of three fits (``TrainConfig.soup``); run as one recipe, each of the
+eleven trainings fits its three members in turn, about 20 minutes on an H200. It was made in three
+calls of under 10 minutes instead, one member each, side by side over the eleven trainings::
+
+    echo '{"m0": {"soup": 1, "member": 0}}' > .emocarry/sweep.json   # then m1, m2
+    python scripts/train_emotion_device.py OUT_m0 --sweep .emocarry/sweep.json --final --save-models
+
+and ``scripts/emotion_soup_study.py OUT_m0 OUT_m1 OUT_m2 --export head.npz`` then scores every
+member, their ensembles and soups, and writes the calibrated soup of the final fits.
 """
 
 from __future__ import annotations
@@ -114,13 +124,18 @@ def sweep(
     device: str,
     out: Path,
     final: bool = False,
+    save_models: bool = False,
 ) -> None:
     """Evaluate recipe variants (``TrainConfig`` overrides by name) side by side: all their fits
     run at once. ``out/sweep.json`` is rewritten as each evaluation completes, so that a run cut
     short still reports the finished ones; with ``final``, each variant's calibrated model is
-    saved as ``out/emotion-head-NAME.npz`` once its fits are all done."""
+    saved as ``out/emotion-head-NAME.npz`` once its fits are all done; with ``save_models``, every
+    fit's head and test logits too (``out/fits-NAME-K.npz``, keys ``GROUP.I.ARRAY``; e.g. to
+    average members' weights, ``scripts/emotion_soup_study.py``)."""
     configs = {name: replace(base, **overrides) for name, overrides in variants.items()}
     groups = recipe_jobs(data, final=final)  # the same fits for every variant
+    if save_models:
+        groups = {g: [replace(job, export=True) for job in jobs] for g, jobs in groups.items()}
     tasks = [
         (name, group, i)
         for name in variants
@@ -153,7 +168,22 @@ def sweep(
                     np.savez(out / f"emotion-head-{name}.npz", **recipe.arrays)
                     report[name]["temperature"] = float(recipe.arrays["temperature"])
                 report[name]["evaluations"] = recipe.evaluations
+                if save_models:
+                    save_fits(out, name, results[name])
             (out / "sweep.json").write_text(json.dumps(report, indent=1))
+
+
+def save_fits(out: Path, name: str, results: dict[str, list[Any]], per_file: int = 4) -> None:
+    """Every fit's exported arrays and test logits, ``per_file`` fits a file (the device returns
+    files of up to 16 MiB)."""
+    fits = [(f"{group}.{i}", fit) for group, done in results.items() for i, fit in enumerate(done)]
+    for k in range(0, len(fits), per_file):
+        arrays: dict[str, np.ndarray] = {}
+        for key, (logits, state) in fits[k : k + per_file]:
+            arrays |= {f"{key}.{n}": v for n, v in (state or {}).items()}
+            if logits is not None:
+                arrays[f"{key}.logits"] = logits
+        np.savez(out / f"fits-{name}-{k // per_file}.npz", **arrays)
 
 
 def main(
@@ -164,6 +194,7 @@ def main(
     quick: bool = False,
     variants: dict[str, dict[str, Any]] | None = None,
     final: bool = False,
+    save_models: bool = False,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     started = time.time()
@@ -183,7 +214,7 @@ def main(
     states = build_state_set(encoder, filters, clips, config, device, variables)
     logging.info("states of %d copies after %.0f s", len(states.labels), time.time() - started)
     if variants:
-        sweep(states, config, variants, device, out, final)
+        sweep(states, config, variants, device, out, final, save_models)
         return
     runner = parallel_runner(states, config, device) if device == "cuda" else None
     folds = (2, 2) if quick else (4, 3)
@@ -204,7 +235,7 @@ def main(
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    quick, final = "--quick" in args, "--final" in args
+    quick, final, save_models = "--quick" in args, "--final" in args, "--save-models" in args
     variants = None
     if "--sweep" in args:  # --sweep FILE.json: {"name": {TrainConfig field: value}, ...}
         i = args.index("--sweep")
@@ -218,4 +249,5 @@ if __name__ == "__main__":
         quick=quick,
         variants=variants,
         final=final,
+        save_models=save_models,
     )

@@ -103,3 +103,90 @@ def test_fine_tuned_head_runs_the_same_in_numpy_as_in_torch(jfk_samples: np.ndar
         states = head.prefix_states(own_log_mel(w))[0]
         np.testing.assert_allclose(head.logits(states), batched[i], atol=2e-3)
     assert np.abs(head.prefix_states(own_log_mel(waves[0]))[0] - frozen).max() > 0.1
+
+
+def test_soup_averages_members_updates_exactly() -> None:
+    """A weight-averaged soup of fine-tuned heads: its merged LoRA update is the members' mean
+    update, not the product of mean factors, and every other array is the members' mean."""
+    torch = pytest.importorskip("torch")
+    from dataclasses import asdict
+
+    from emotivoice.emotion.training import (
+        TrainConfig,
+        _head_module,
+        encoder_variables,
+        export_head,
+        soup_arrays,
+    )
+
+    config = TrainConfig(adapter_rank=4, adapter_alpha=8.0, tap="prefix2")
+    metadata = {"config": asdict(config), "whisper_model": "base"}
+    members = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        module = _head_module(512, config, encoder_variables("base")).eval()
+        with torch.no_grad():
+            for parameter in module.parameters():
+                if parameter.requires_grad:
+                    parameter.add_(torch.randn(parameter.shape) * 0.1)
+        members.append(export_head(module, 1.0, metadata))
+    heads = [EmotionHead(m) for m in members]
+    soup = EmotionHead(soup_arrays(members))
+    deltas = soup.adapter_deltas
+    assert deltas.keys() == heads[0].adapter_deltas.keys()
+    for key, update in deltas.items():
+        mean = np.mean([h.adapter_deltas[key] for h in heads], axis=0)
+        np.testing.assert_allclose(update, mean, atol=1e-6)
+    assert soup.weights["prefix.layers.1.fc1.a"].shape[0] == 3 * 4  # stacked, rank 3·r
+    np.testing.assert_allclose(
+        soup.weights["out.weight"], np.mean([h.weights["out.weight"] for h in heads], axis=0)
+    )
+    # a product of averaged factors would not be the mean update
+    a = np.mean([h.weights["prefix.layers.1.fc1.a"] for h in heads], axis=0)
+    b = np.mean([h.weights["prefix.layers.1.fc1.b"] for h in heads], axis=0)
+    naive = b @ a * (8.0 / 4)
+    assert np.abs(naive - deltas["encoder/layer_1/ffn/linear_0/weight"]).max() > 1e-3
+
+
+def test_soup_fit_runs_as_its_arrays_in_numpy(jfk_samples: np.ndarray) -> None:
+    """``fit_head`` with ``soup=2`` fine-tunes two members of one initialisation and loads their
+    weight average into a rank-2r module, whose logits are the numpy runtime's on the soup."""
+    pytest.importorskip("torch")
+    from dataclasses import asdict, replace
+
+    from emotivoice.emotion.training import (
+        StateSet,
+        TrainConfig,
+        encoder_variables,
+        export_head,
+        fit_head,
+        predict_logits,
+        soup_arrays,
+        train_head,
+    )
+
+    waves = [jfk_samples[i * SR // 2 : i * SR // 2 + SR] for i in range(12)]
+    mels = [own_log_mel(w)[0].T.astype(np.float16) for w in waves]  # (frames, n_mels)
+    labels = np.arange(12) % 6
+    data = StateSet(
+        mels,
+        labels,
+        np.array([f"ravdess-{i % 3}" for i in range(12)]),
+        np.full(12, "ravdess"),
+        np.zeros(12, bool),
+        encoder_variables("base"),
+    )
+    config = TrainConfig(tap="prefix2", adapter_rank=2, epochs=2, batch_size=4, soup=2)
+    members = [train_head(data, replace(config, member=k)) for k in range(2)]
+    soup = fit_head(data, config)
+    arrays = export_head(soup, 1.0, {"config": asdict(config), "whisper_model": "base"})
+    expected = soup_arrays([export_head(m, 1.0, {}) for m in members])
+    for key in ("prefix.layers.1.fc1.a", "prefix.layers.1.fc1.b", "out.weight"):
+        np.testing.assert_allclose(arrays[key], expected[key], atol=1e-6)
+    assert not np.allclose(
+        export_head(members[0], 1.0, {})["out.weight"],
+        export_head(members[1], 1.0, {})["out.weight"],
+    )
+    head = EmotionHead(arrays, "soup")
+    runtime = np.stack([head.logits(head.prefix_states(own_log_mel(w))[0]) for w in waves[:3]])
+    np.testing.assert_allclose(runtime, predict_logits(soup, mels[:3]), atol=2e-3)

@@ -417,6 +417,7 @@ def cmd_train_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser)
         augment_copies=args.augment_copies,
         seed=args.seed,
         adapter_rank=args.adapter_rank,
+        soup=args.soup,
     )
     clips = prepare_clips(labeled)
     if config.adapter_rank:  # the prefix is fine-tuned from the log-mel frames
@@ -485,6 +486,12 @@ def _add_emotion_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         type=int,
         default=TrainConfig.adapter_rank,
         help="LoRA rank for fine-tuning the encoder layers the head reads (0: frozen encoder)",
+    )
+    t.add_argument(
+        "--soup",
+        type=int,
+        default=TrainConfig.soup,
+        help="fits per model whose weights are averaged (the cost of training grows with it)",
     )
     t.add_argument("--ravdess-folds", type=int, default=4)
     t.add_argument("--nemo-folds", type=int, default=3)

@@ -62,6 +62,12 @@ class TrainConfig:
     batch_norm: bool = True  # standardise the pooled statistics (running mean/var)
     train_on_augmented: bool = True
     seed: int = 0
+    # A uniform weight-averaged "soup" of this many fits (:func:`fit_head`): its members share
+    # ``seed`` (augmented copies and initialisation) and differ in batch order, dropout and
+    # masking; ``member`` numbers them (0 is the plain recipe's fit). Averaging the weights
+    # helps as an ensemble of the members does, at one member's inference cost (model card).
+    soup: int = 3
+    member: int = 0
     # Which encoder states the head reads (see :func:`extract_states`): "prefix4" is layer 4 of
     # the encoder run on the segment's own frames; the early layers carry more emotion than the
     # final one across corpora (scripts/emotion_layer_study.py), and fine-tuning four layers
@@ -89,6 +95,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         from emotivoice.emotion.head import prefix_layers
 
+        if self.soup < 1:
+            raise InvalidConfigError(f"soup is a number of fits (1 or more), not {self.soup}")
         if self.adapter_rank and not prefix_layers(self.tap):
             raise InvalidConfigError(
                 f"adapter_rank > 0 fine-tunes an encoder prefix: use a prefixN tap, not {self.tap}"
@@ -492,6 +500,9 @@ def train_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
     module = _head_module(
         data.states[0].shape[1], config, data.variables if fine_tune else None
     ).to(device)
+    if config.member:  # the same initialisation, its own randomness from here on
+        torch.manual_seed(config.seed + 7919 * config.member)
+        rng = np.random.default_rng((config.seed, config.member))
     named = list(module.named_parameters())
     groups: list[dict[str, Any]] = [
         {"params": [p for n, p in named if not n.startswith("prefix.")], "lr": config.learning_rate}
@@ -581,6 +592,25 @@ def _state_arrays(module: Any) -> dict[str, np.ndarray]:
     return {k: v.detach().float().cpu().numpy() for k, v in module.state_dict().items()}
 
 
+def soup_arrays(members: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The weight average of heads fitted from one initialisation (a uniform "model soup",
+    Wortsman et al. 2022): every array is averaged, except the LoRA factors, which are stacked
+    (``a`` by rows, ``b`` by columns) so that the soup's rank-``n·r`` update
+    ``α / (n·r) · Σ bᵢ aᵢ`` is exactly the mean of the members' updates; the soup therefore
+    costs what one member costs at inference. Arrays that are not floating point (metadata,
+    counters) are the first member's."""
+    out: dict[str, np.ndarray] = {}
+    for key in members[0]:
+        values = [np.asarray(m[key]) for m in members]
+        if key.startswith("prefix.") and key.endswith((".a", ".b")):
+            out[key] = np.concatenate(values, axis=0 if key.endswith(".a") else 1)
+        elif not np.issubdtype(values[0].dtype, np.floating):
+            out[key] = values[0]
+        else:
+            out[key] = np.mean(values, axis=0).astype(values[0].dtype)
+    return out
+
+
 def _head_extras(temperature: float, metadata: dict[str, Any]) -> dict[str, np.ndarray]:
     import json
 
@@ -603,9 +633,29 @@ class FitJob:
     export: bool = False
 
 
+def fit_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
+    """The trained head module: one :func:`train_head` fit, or the weight average of
+    ``config.soup`` members' fits (:func:`soup_arrays`)."""
+    import torch
+
+    if config.soup == 1:
+        return train_head(data, config, device)
+    members = [
+        _state_arrays(train_head(data, dataclasses.replace(config, member=k), device))
+        for k in tqdm(range(config.soup), desc="soup members", unit="fit", disable=None)
+    ]
+    # the stacked LoRA factors make a rank soup·r adapter of the same α (see soup_arrays)
+    shape = dataclasses.replace(config, adapter_rank=config.adapter_rank * config.soup)
+    fine_tune = data.variables is not None and config.adapter_rank > 0
+    module = _head_module(data.states[0].shape[1], shape, data.variables if fine_tune else None)
+    state = {k: torch.from_numpy(np.asarray(v)) for k, v in soup_arrays(members).items()}
+    module.load_state_dict(state)
+    return module.to(device).eval()
+
+
 def run_fit_job(data: StateSet, job: FitJob, config: TrainConfig, device: str = "cpu") -> Any:
     """``(logits or None, state arrays or None)`` of one :class:`FitJob`."""
-    module = train_head(data.select(job.train), config, device)
+    module = fit_head(data.select(job.train), config, device)
     logits = None
     if job.test is not None:
         logits = predict_logits(module, data.select(job.test & ~data.augmented).states, device)

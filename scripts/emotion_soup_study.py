@@ -1,0 +1,184 @@
+"""Do weight-averaged soups of emotion heads beat their members? Evaluated with the product's
+numpy runtime on the recipe's speaker-disjoint and cross-corpus folds.
+
+Inputs: the ``fits-NAME-K.npz`` files that ``scripts/train_emotion_device.py --save-models``
+writes, one NAME per soup member (members share ``seed`` and differ in ``member``), and the packed
+clips (``scripts/pack_emotion_corpus.py``). For every evaluation group it scores each member
+alone, the logit average of the members (an ensemble, n times the cost) and their soup
+(:func:`emotivoice.emotion.training.soup_arrays`, one member's cost). With ``--export FILE`` it
+also writes the soup of the members' final heads, calibrated on the soup of their calibration
+heads, as a head file for ``--emotion-model``.
+
+    python scripts/emotion_soup_study.py RUN_DIR [RUN_DIR ...] [--data .emodata] [--export F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import multiprocessing
+import sys
+import time
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from train_emotion_device import load_packed_clips
+
+from emotivoice.emotion.head import EmotionHead, own_log_mel
+from emotivoice.emotion.labels import BASE_EMOTIONS
+from emotivoice.emotion.metrics import classification_report
+from emotivoice.emotion.training import (
+    MODEL_GROUPS,
+    StateSet,
+    TrainConfig,
+    _head_extras,
+    calibration_speakers,
+    fit_temperature,
+    recipe_jobs,
+    soup_arrays,
+)
+
+logger = logging.getLogger("emotion_soup_study")
+
+
+def load_fits(folder: Path) -> tuple[str, dict[str, dict[str, np.ndarray]]]:
+    """The member name and its fits (``GROUP.I`` → arrays) in a run folder."""
+    files = sorted(folder.glob("fits-*-*.npz"))
+    if not files:
+        raise SystemExit(f"no fits-NAME-K.npz in {folder}")
+    fits: dict[str, dict[str, np.ndarray]] = {}
+    for file in files:
+        with np.load(file) as arrays:
+            for key in arrays.files:
+                group, i, name = key.split(".", 2)
+                fits.setdefault(f"{group}.{i}", {})[name] = arrays[key]
+    return files[0].stem.split("-")[1], fits
+
+
+def head(arrays: Mapping[str, np.ndarray], config: TrainConfig) -> EmotionHead:
+    """A fit's arrays as the runtime's head (uncalibrated)."""
+    weights = {k: v for k, v in arrays.items() if k != "logits"}
+    extras = _head_extras(1.0, {"config": asdict(config), "whisper_model": "base"})
+    return EmotionHead(weights | extras, "study")
+
+
+def logits_of(model: EmotionHead, mels: list[np.ndarray]) -> np.ndarray:
+    return np.stack([model.logits(model.prefix_states(m, threads=1)[0]) for m in mels])
+
+
+_shared: dict[str, Any] = {}  # the workers' inputs (inherited on fork)
+
+
+def soup_logits(task: tuple[str, tuple[str, ...]]) -> tuple[str, tuple[str, ...], np.ndarray]:
+    """Runtime logits of the soup of ``combo``'s fits on ``group``'s test clips (a worker)."""
+    group, combo = task
+    members, jobs, mels = _shared["members"], _shared["groups"][group], _shared["mels"]
+    config = _shared["config"]
+    out = []
+    for i, job in enumerate(jobs):
+        model = head(soup_arrays([members[n][f"{group}.{i}"] for n in combo]), config)
+        out.append(logits_of(model, [mels[j] for j in np.flatnonzero(job.test)]))
+    return group, combo, np.concatenate(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--data", type=Path, default=Path(".emodata"))
+    parser.add_argument("--export", type=Path)
+    parser.add_argument("--pairs", action="store_true", help="also every pair's soup")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("emotion-soup-study.json"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    members = dict(load_fits(run) for run in args.runs)
+    config = TrainConfig()
+    clips = load_packed_clips(args.data)
+    started = time.time()
+    mels = [own_log_mel(c.samples) for c in clips]
+    logger.info("%d log-mels in %.0f s", len(mels), time.time() - started)
+    meta = StateSet(
+        [np.zeros((1, 1))] * len(clips),
+        np.array([BASE_EMOTIONS.index(c.emotion) for c in clips]),
+        np.array([c.speaker for c in clips]),
+        np.array([c.corpus for c in clips]),
+        np.zeros(len(clips), bool),
+    )
+    groups = {g: jobs for g, jobs in recipe_jobs(meta).items() if g not in MODEL_GROUPS}
+    names = sorted(members)
+    truth = {
+        g: np.concatenate([meta.labels[job.test] for job in jobs]) for g, jobs in groups.items()
+    }
+
+    def ua(group: str, logits: np.ndarray) -> float:
+        return round(classification_report(truth[group], logits.argmax(1), BASE_EMOTIONS)["ua"], 3)
+
+    # each member alone and the ensembles (mean logits) from the device's own test logits
+    device = {
+        (g, n): np.concatenate([members[n][f"{g}.{i}"]["logits"] for i in range(len(jobs))])
+        for g, jobs in groups.items()
+        for n in names
+    }
+    for (g, n), logits in device.items():
+        if len(logits) != len(truth[g]):
+            raise SystemExit(f"{n} {g}: the device tested {len(logits)} clips, not {len(truth[g])}")
+    report: dict[str, dict[str, float]] = {}
+    for k in range(1, len(names) + 1):
+        for combo in itertools.combinations(names, k):
+            row = report.setdefault("+".join(combo) + (" ensemble" if k > 1 else ""), {})
+            for g in groups:
+                row[g] = ua(g, np.mean([device[g, n] for n in combo], axis=0))
+    # the runtime reproduces the device's predictions (first member, first RAVDESS fold)
+    job = groups["ravdess_speaker_disjoint"][0]
+    check = logits_of(
+        head(members[names[0]]["ravdess_speaker_disjoint.0"], config),
+        [mels[j] for j in np.flatnonzero(job.test)],
+    )
+    agree = check.argmax(1) == device["ravdess_speaker_disjoint", names[0]][: len(check)].argmax(1)
+    report["runtime agrees with device"] = {"ravdess fold 0": round(float(agree.mean()), 3)}
+    logger.info("runtime agrees with the device on %.3f of a fold", agree.mean())
+    soups = [tuple(names)] + (list(itertools.combinations(names, 2)) if args.pairs else [])
+    _shared.update(members=members, groups=groups, mels=mels, config=config)
+    tasks = [(g, combo) for combo in soups for g in groups]
+    details: dict[str, Any] = {}
+    with ProcessPoolExecutor(args.workers, multiprocessing.get_context("fork")) as pool:
+        for group, combo, logits in pool.map(soup_logits, tasks):
+            report.setdefault("+".join(combo) + " soup", {})[group] = ua(group, logits)
+            if len(combo) == len(names):  # the soup that --export writes, in full
+                details[group] = classification_report(
+                    truth[group], logits.argmax(1), BASE_EMOTIONS
+                )
+                report["soup details"] = details  # type: ignore[assignment]
+            logger.info("soup %s %s UA %.3f", combo, group, ua(group, logits))
+            args.out.write_text(json.dumps(report, indent=1))
+    args.out.write_text(json.dumps(report, indent=1))
+    if args.export:
+        calibration = np.isin(meta.speakers, calibration_speakers(meta))
+        calib_head = head(soup_arrays([members[n]["calibration.0"] for n in names]), config)
+        held = [mels[j] for j in np.flatnonzero(calibration)]  # the calibration fit's test
+        temperature = fit_temperature(logits_of(calib_head, held), meta.labels[calibration])
+        souped = soup_arrays([members[n]["final.0"] for n in names])
+        souped.pop("logits", None)
+        metadata = {
+            "config": asdict(replace(config, soup=len(names))),
+            "evaluations": details,
+            "soup_study": {k: v for k, v in report.items() if k != "soup details"},
+            "temperature": temperature,
+            "whisper_model": "base",
+        }
+        np.savez(args.export, **souped, **_head_extras(temperature, metadata))
+        logger.info("soup of %s written to %s (T=%.3f)", names, args.export, temperature)
+
+
+if __name__ == "__main__":
+    main()
