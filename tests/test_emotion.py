@@ -337,6 +337,7 @@ def test_train_emotion_command_end_to_end(tmp_path: Path, data_dir: Path) -> Non
             "--max-clips-per-corpus", "36",
             "--epochs", "30",
             "--augment-copies", "1",
+            "--soup", "1",  # one fit (the default soup of three triples the time)
             "--no-eval",
             "-o", str(out),
         ]
@@ -344,6 +345,8 @@ def test_train_emotion_command_end_to_end(tmp_path: Path, data_dir: Path) -> Non
     assert code == 0 and out.exists() and out.with_suffix(".json").exists()
     head = EmotionHead.load(out)
     assert head.metadata["config"]["augment_copies"] == 1
+    assert head.metadata["config"]["soup"] == 1  # fit_head's soups: tests/test_encoder_prefix.py
+    assert head.weights["prefix.layers.0.fc1.a"].shape[0] == head.metadata["config"]["adapter_rank"]
     # the exported head, run as the pipeline runs it, scores its training clips above chance
     from emotivoice.emotion.recognizer import WhisperHeadBackend
     from emotivoice.emotion.training import prepare_clips

@@ -10,7 +10,9 @@ Steps, all seeded:
    what :mod:`emotivoice.models.encoder_prefix` computes in the pipeline);
 3. a statistics-pooling head (mean and standard deviation, standardised, linear by default;
    attentive pooling and a hidden layer are options) is trained with AdamW, label smoothing and
-   a loss balanced over classes and corpora;
+   a loss balanced over classes and corpora, by default with LoRA fine-tuning of the encoder
+   layers it reads, ``soup`` times from one initialisation, and the fits' weights are averaged
+   into one model (:func:`fit_head`, :func:`soup_arrays`);
 4. a temperature is fitted on speaker-disjoint validation speakers (calibration);
 5. the head is exported as ``.npz`` for the numpy runtime in :mod:`emotivoice.emotion.head`.
 

@@ -127,8 +127,7 @@ def _analyse(
     work: Path,
     settings: Settings,
 ) -> dict[str, Any]:
-    from emotivoice.export import write_outputs
-    from emotivoice.export.pdf import write_pdf
+    from emotivoice.export import write_export, write_outputs
     from emotivoice.pipeline import AnalyzeOptions, Analyzer
 
     options = AnalysisOptionsIn(**raw_options)
@@ -162,7 +161,7 @@ def _analyse(
         _explain(analyzer, audio, analysis, options, explain_dir, settings.explain_max_segments)
     beat.update(_ANALYSIS_SHARE + 5, "writing exports")
     write_outputs(analysis, out, "analysis", ["json", "csv", "srt", "vtt"])
-    write_pdf(analysis, out / "report.pdf", explain_dir)
+    write_export(analysis, "pdf", out / "report.pdf", explain_dir)
     return analysis.to_dict()
 
 
