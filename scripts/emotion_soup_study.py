@@ -158,10 +158,8 @@ def main() -> None:
                 details[group] = classification_report(
                     truth[group], logits.argmax(1), BASE_EMOTIONS
                 )
-                report["soup details"] = details  # type: ignore[assignment]
             logger.info("soup %s %s UA %.3f", combo, group, ua(group, logits))
-            args.out.write_text(json.dumps(report, indent=1))
-    args.out.write_text(json.dumps(report, indent=1))
+            args.out.write_text(json.dumps({**report, "soup details": details}, indent=1))
     if args.export:
         calibration = np.isin(meta.speakers, calibration_speakers(meta))
         calib_head = head(soup_arrays([members[n]["calibration.0"] for n in names]), config)
@@ -172,7 +170,7 @@ def main() -> None:
         metadata = {
             "config": asdict(replace(config, soup=len(names))),
             "evaluations": details,
-            "soup_study": {k: v for k, v in report.items() if k != "soup details"},
+            "soup_study": report,
             "temperature": temperature,
             "whisper_model": "base",
         }

@@ -7,8 +7,9 @@ reads the corpora directly and runs anywhere; this entry point only avoids decod
 VAD-cropping on a machine without the shared data.
 
 The shipped model is a soup of three fits (``TrainConfig.soup``); run as one recipe, each of the
-eleven trainings fits its three members in turn, about 20 minutes on an H200. It was made in three
-calls of under 10 minutes instead, one member each, side by side over the eleven trainings::
+eleven trainings fits its three members in turn (on an H200 about 20 minutes, three times the
+trainings of one fit: more than one device call allows). It was made in three calls instead, one
+member each, each running the eleven trainings side by side::
 
     echo '{"m0": {"soup": 1, "member": 0}}' > .emocarry/sweep.json   # then m1, m2
     python scripts/train_emotion_device.py OUT_m0 --sweep .emocarry/sweep.json --final --save-models
