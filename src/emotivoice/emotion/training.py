@@ -638,21 +638,39 @@ class FitJob:
 def fit_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
     """The trained head module: one :func:`train_head` fit, or the weight average of
     ``config.soup`` members' fits (:func:`soup_arrays`)."""
-    import torch
-
     if config.soup == 1:
         return train_head(data, config, device)
     members = [
         _state_arrays(train_head(data, dataclasses.replace(config, member=k), device))
         for k in tqdm(range(config.soup), desc="soup members", unit="fit", disable=None)
     ]
-    # the stacked LoRA factors make a rank soup·r adapter of the same α (see soup_arrays)
-    shape = dataclasses.replace(config, adapter_rank=config.adapter_rank * config.soup)
     fine_tune = data.variables is not None and config.adapter_rank > 0
-    module = _head_module(data.states[0].shape[1], shape, data.variables if fine_tune else None)
-    state = {k: torch.from_numpy(np.asarray(v)) for k, v in soup_arrays(members).items()}
-    module.load_state_dict(state)
-    return module.to(device).eval()
+    variables = data.variables if fine_tune else None
+    module = module_from_arrays(soup_arrays(members), config, data.states[0].shape[1], variables)
+    return module.to(device)
+
+
+def module_from_arrays(
+    arrays: Mapping[str, np.ndarray],
+    config: TrainConfig,
+    d_model: int,
+    variables: Mapping[str, Any] | None = None,
+    strict: bool = True,
+) -> Any:
+    """The head module (eval mode, on the CPU) holding exported ``arrays``, with the LoRA rank
+    they carry: a soup's stacked factors make a rank ``soup·r`` adapter of the same α (see
+    :func:`soup_arrays`)."""
+    import torch
+
+    ranks = {
+        np.shape(v)[0] for k, v in arrays.items() if k.startswith("prefix.") and k.endswith(".a")
+    }
+    if ranks:
+        config = dataclasses.replace(config, adapter_rank=max(ranks))
+    module = _head_module(d_model, config, variables)
+    state = {k: torch.from_numpy(np.asarray(v)) for k, v in arrays.items()}
+    module.load_state_dict(state, strict=strict)
+    return module.eval()
 
 
 def run_fit_job(data: StateSet, job: FitJob, config: TrainConfig, device: str = "cpu") -> Any:

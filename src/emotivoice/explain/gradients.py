@@ -54,17 +54,13 @@ def torch_head(head: EmotionHead, d_model: int) -> Any:
     A head on an encoder prefix gets that prefix (with its fine-tuned adapters and norms) and
     reads log-mel frames; a head on the final encoder states reads those states.
     """
-    import torch
-
-    from emotivoice.emotion.training import TrainConfig, _head_module, encoder_variables
+    from emotivoice.emotion.training import TrainConfig, encoder_variables, module_from_arrays
 
     fields = TrainConfig.__dataclass_fields__
     config = TrainConfig(**{k: v for k, v in head.config.items() if k in fields})
     model = str(head.metadata.get("whisper_model", "base"))
     variables = encoder_variables(model) if head.prefix_layers else None
-    module = _head_module(d_model, config, variables)
-    module.load_state_dict({k: torch.from_numpy(v) for k, v in head.weights.items()}, strict=False)
-    return module.eval()
+    return module_from_arrays(head.weights, config, d_model, variables, strict=False)
 
 
 def head_input_size(head: EmotionHead, d_model: int) -> int:
