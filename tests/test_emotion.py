@@ -107,6 +107,17 @@ def test_options_validation_and_flat_keywords() -> None:
     assert AnalyzeOptions.from_kwargs(emotion=False).emotion is None
 
 
+def test_train_emotion_rejects_an_empty_soup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from emotivoice.cli import main
+
+    code = main(["train-emotion", "--data", str(tmp_path), "--soup", "0"])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "soup is a number of fits (1 or more), not 0" in err and "Traceback" not in err
+
+
 def test_corpus_readers(data_dir: Path, tmp_path: Path) -> None:
     ravdess = read_corpus(data_dir / "ravdess", "ravdess")
     assert len(ravdess) == 1040  # 1,200 minus 160 disgust clips; calm counted as neutral

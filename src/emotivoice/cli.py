@@ -404,6 +404,13 @@ def cmd_train_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser)
     )
     from emotivoice.models.torch_whisper import load_torch_whisper, mel_filters
 
+    config = TrainConfig(  # checked before any audio is read
+        epochs=args.epochs,
+        augment_copies=args.augment_copies,
+        seed=args.seed,
+        adapter_rank=args.adapter_rank,
+        soup=args.soup,
+    )
     root = data_dir(Path(args.data) if args.data else None)
     labeled = []
     for corpus in [c.strip() for c in args.corpora.split(",") if c.strip()]:
@@ -412,13 +419,6 @@ def cmd_train_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser)
             step = max(1, len(found) // args.max_clips_per_corpus)
             found = found[::step][: args.max_clips_per_corpus]
         labeled += found
-    config = TrainConfig(
-        epochs=args.epochs,
-        augment_copies=args.augment_copies,
-        seed=args.seed,
-        adapter_rank=args.adapter_rank,
-        soup=args.soup,
-    )
     clips = prepare_clips(labeled)
     if config.adapter_rank:  # the prefix is fine-tuned from the log-mel frames
         encoder, variables = None, encoder_variables("base")
