@@ -16,6 +16,14 @@ member each, each running the eleven trainings side by side::
 
 and ``scripts/emotion_soup_study.py OUT_m0 OUT_m1 OUT_m2 --export head.npz`` then scores every
 member, their ensembles and soups, and writes the calibrated soup of the final fits.
+
+A sweep also scores soups itself: variants named ``FAMILY.K`` (differing in ``member``) are
+members of one soup, whose UA is reported as ``FAMILY soup`` as soon as all their fits of an
+evaluation are done; ``--groups`` keeps only some evaluations, e.g. the cheap RAVDESS → nEMO fit::
+
+    {"e40.0": {"soup": 1, "member": 0, "epochs": 40},
+     "e40.1": {"soup": 1, "member": 1, "epochs": 40}}
+    python scripts/train_emotion_device.py OUT --sweep s.json --groups cross_ravdess_to_nemo
 """
 
 from __future__ import annotations
@@ -45,11 +53,14 @@ from emotivoice.emotion.training import (
     StateSet,
     TrainConfig,
     build_state_set,
+    module_from_arrays,
     pooled_report,
+    predict_logits,
     recipe_jobs,
     recipe_result,
     run_fit_job,
     run_recipe,
+    soup_arrays,
 )
 from emotivoice.models.torch_whisper import encoder_from_ct2_variables, load_packed_variables
 
@@ -81,7 +92,7 @@ def load_packed_clips(data: Path) -> list[Clip]:
 
 _worker: dict[str, Any] = {}
 STATE_FIELDS = ("augment_copies", "seed")  # TrainConfig fields the training data depends on
-MAX_WORKERS = 32  # processes of a sweep (each holds the data; the H200 host has 128 GB)
+MAX_WORKERS = 20  # processes of a sweep (each holds the data and ~6 GB of GPU memory: 32 ran out)
 
 
 def _init_worker(path: str, device: str) -> None:
@@ -118,6 +129,31 @@ def parallel_runner(data: StateSet, config: TrainConfig, device: str) -> JobRunn
     return run
 
 
+def family(name: str) -> str:
+    """The soup a sweep variant belongs to: variants named ``FAMILY.K`` are its members (they
+    should differ in ``member`` only)."""
+    return name.split(".")[0]
+
+
+def soup_report(
+    data: StateSet,
+    jobs: Sequence[FitJob],
+    members: Sequence[Sequence[Any]],
+    config: TrainConfig,
+    device: str,
+) -> dict[str, Any]:
+    """Pooled report of the soups (:func:`soup_arrays`) of the members' fits of ``jobs``, each
+    soup run by PyTorch on the device like the members (``scripts/emotion_soup_study.py`` scores
+    soups with the numpy runtime)."""
+    results = []
+    for i, job in enumerate(jobs):
+        arrays = soup_arrays([fits[i][1] for fits in members])
+        module = module_from_arrays(arrays, config, data.states[0].shape[1], data.variables)
+        test = data.select(job.test & ~data.augmented).states
+        results.append((predict_logits(module.to(device), test, device), None))
+    return pooled_report(data, jobs, results)
+
+
 def sweep(
     data: StateSet,
     base: TrainConfig,
@@ -126,16 +162,25 @@ def sweep(
     out: Path,
     final: bool = False,
     save_models: bool = False,
+    only: Sequence[str] = (),
 ) -> None:
     """Evaluate recipe variants (``TrainConfig`` overrides by name) side by side: all their fits
     run at once. ``out/sweep.json`` is rewritten as each evaluation completes, so that a run cut
     short still reports the finished ones; with ``final``, each variant's calibrated model is
     saved as ``out/emotion-head-NAME.npz`` once its fits are all done; with ``save_models``, every
     fit's head and test logits too (``out/fits-NAME-K.npz``, keys ``GROUP.I.ARRAY``; e.g. to
-    average members' weights, ``scripts/emotion_soup_study.py``)."""
+    average members' weights, ``scripts/emotion_soup_study.py``). Variants named ``FAMILY.K``
+    are soup members: once all of a family's fits of an evaluation are done, the soup's UA is
+    reported as ``FAMILY soup``. ``only`` restricts the evaluations to those groups."""
     configs = {name: replace(base, **overrides) for name, overrides in variants.items()}
     groups = recipe_jobs(data, final=final)  # the same fits for every variant
-    if save_models:
+    if only:
+        groups = {g: jobs for g, jobs in groups.items() if g in only or g in MODEL_GROUPS}
+    families: dict[str, list[str]] = {}
+    for name in variants:
+        families.setdefault(family(name), []).append(name)
+    soups = {f: names for f, names in families.items() if len(names) > 1}
+    if save_models or soups:
         groups = {g: [replace(job, export=True) for job in jobs] for g, jobs in groups.items()}
     tasks = [
         (name, group, i)
@@ -153,7 +198,11 @@ def sweep(
         }
         for future in as_completed(futures):
             name, group, i = futures[future]
-            result, seconds = future.result()
+            try:
+                result, seconds = future.result()
+            except Exception:  # one failed variant does not lose the others
+                logging.exception("%s %s fit %d failed", name, group, i)
+                continue
             logging.info("%s %s fit %d done in %.0f s", name, group, i, seconds)
             done = results[name].setdefault(group, [None] * len(groups[group]))
             done[i] = result
@@ -163,6 +212,12 @@ def sweep(
                 ua = pooled_report(data, groups[group], done)["ua"]
                 report[name]["ua"][group] = round(ua, 3)
                 logging.info("variant %s: %s UA %.3f", name, group, ua)
+                members = soups.get(family(name), [])
+                fits = [results[n].get(group, [None]) for n in members]
+                if members and all(r is not None for f in fits for r in f):
+                    ua = soup_report(data, groups[group], fits, configs[name], device)["ua"]
+                    report.setdefault(f"{family(name)} soup", {})[group] = round(ua, 3)
+                    logging.info("soup %s: %s UA %.3f", family(name), group, ua)
             if len(results[name]) == len(groups):
                 recipe = recipe_result(data, configs[name], groups, results[name])
                 if recipe.arrays:
@@ -196,6 +251,7 @@ def main(
     variants: dict[str, dict[str, Any]] | None = None,
     final: bool = False,
     save_models: bool = False,
+    only: Sequence[str] = (),
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     started = time.time()
@@ -215,7 +271,7 @@ def main(
     states = build_state_set(encoder, filters, clips, config, device, variables)
     logging.info("states of %d copies after %.0f s", len(states.labels), time.time() - started)
     if variants:
-        sweep(states, config, variants, device, out, final, save_models)
+        sweep(states, config, variants, device, out, final, save_models, only)
         return
     runner = parallel_runner(states, config, device) if device == "cuda" else None
     folds = (2, 2) if quick else (4, 3)
@@ -241,6 +297,10 @@ if __name__ == "__main__":
     if "--sweep" in args:  # --sweep FILE.json: {"name": {TrainConfig field: value}, ...}
         i = args.index("--sweep")
         variants = json.loads(Path(args.pop(i + 1)).read_text())
+    only: list[str] = []
+    if "--groups" in args:  # --groups G1,G2: only these evaluations (e.g. cross_ravdess_to_nemo)
+        i = args.index("--groups")
+        only = args.pop(i + 1).split(",")
     args = [a for a in args if not a.startswith("--")]
     device = "cpu" if quick else "cuda"
     main(
@@ -251,4 +311,5 @@ if __name__ == "__main__":
         variants=variants,
         final=final,
         save_models=save_models,
+        only=only,
     )

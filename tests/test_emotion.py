@@ -107,15 +107,32 @@ def test_options_validation_and_flat_keywords() -> None:
     assert AnalyzeOptions.from_kwargs(emotion=False).emotion is None
 
 
-def test_train_emotion_rejects_an_empty_soup(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--soup", "0", "soup is a number of fits (1 or more), not 0"),
+        ("--min-steps", "-5", "min_steps is 0 (off) or a number of steps, not -5"),
+    ],
+)
+def test_train_emotion_rejects_bad_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, message: str
 ) -> None:
     from emotivoice.cli import main
 
-    code = main(["train-emotion", "--data", str(tmp_path), "--soup", "0"])
+    code = main(["train-emotion", "--data", str(tmp_path), option, value])
     assert code != 0
     err = capsys.readouterr().err
-    assert "soup is a number of fits (1 or more), not 0" in err and "Traceback" not in err
+    assert message in err and "Traceback" not in err
+
+
+def test_small_training_sets_get_the_minimum_steps() -> None:
+    from emotivoice.emotion.training import TrainConfig, training_epochs
+
+    # RAVDESS alone with three augmented copies: 4,152 examples, 33 batches an epoch
+    assert training_epochs(4152, TrainConfig()) == 10
+    assert training_epochs(4152, TrainConfig(min_steps=1300)) == 40
+    # a set that already gets the steps in its epochs is not trained longer
+    assert training_epochs(22060, TrainConfig(min_steps=1300)) == 10
 
 
 def test_corpus_readers(data_dir: Path, tmp_path: Path) -> None:

@@ -406,6 +406,7 @@ def cmd_train_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser)
 
     config = TrainConfig(  # checked before any audio is read
         epochs=args.epochs,
+        min_steps=args.min_steps,
         augment_copies=args.augment_copies,
         seed=args.seed,
         adapter_rank=args.adapter_rank,
@@ -475,6 +476,12 @@ def _add_emotion_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     t.add_argument("-o", "--output", default="emotion-head.npz", help="where to write the head")
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     t.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    t.add_argument(
+        "--min-steps",
+        type=int,
+        default=TrainConfig.min_steps,
+        help="train more epochs when a small corpus would get fewer optimiser steps (0: off)",
+    )
     t.add_argument(
         "--augment-copies",
         type=int,

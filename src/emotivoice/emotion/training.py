@@ -51,6 +51,10 @@ class TrainConfig:
     """Hyper-parameters of the recipe (the defaults made the shipped model)."""
 
     epochs: int = 10
+    # More epochs than ``epochs`` when a small training set would get fewer optimiser steps than
+    # this (0: off). One fit on RAVDESS alone (1,038 clips) takes 33 steps an epoch, 330 in all:
+    # at 40 epochs (1,320 steps) six of six seeds scored higher on nEMO (model card).
+    min_steps: int = 0
     batch_size: int = 128
     learning_rate: float = 2e-3
     weight_decay: float = 0.05
@@ -99,6 +103,10 @@ class TrainConfig:
 
         if self.soup < 1:
             raise InvalidConfigError(f"soup is a number of fits (1 or more), not {self.soup}")
+        if self.min_steps < 0:
+            raise InvalidConfigError(
+                f"min_steps is 0 (off) or a number of steps, not {self.min_steps}"
+            )
         if self.adapter_rank and not prefix_layers(self.tap):
             raise InvalidConfigError(
                 f"adapter_rank > 0 fine-tunes an encoder prefix: use a prefixN tap, not {self.tap}"
@@ -489,6 +497,13 @@ def _epoch_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def training_epochs(examples: int, config: TrainConfig) -> int:
+    """Epochs of a fit on ``examples`` training examples: ``config.epochs``, or more when that
+    would make fewer than ``config.min_steps`` optimiser steps."""
+    per_epoch = math.ceil(examples / config.batch_size)
+    return max(config.epochs, math.ceil(config.min_steps / per_epoch))
+
+
 def train_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
     """Fit the head (and the adapters of its encoder prefix, when ``data`` holds log-mels);
     returns the torch module (eval mode)."""
@@ -514,7 +529,8 @@ def train_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
         groups.append({"params": prefix, "lr": config.adapter_learning_rate})
     rates = [group["lr"] for group in groups]
     optimiser = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-    steps = config.epochs * math.ceil(len(data.labels) / config.batch_size)
+    epochs = training_epochs(len(data.labels), config)
+    steps = epochs * math.ceil(len(data.labels) / config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, rates, total_steps=steps)
     half = fine_tune and device.startswith("cuda")
     weights = torch.tensor(_sample_weights(data), dtype=torch.float32, device=device)
@@ -528,7 +544,7 @@ def train_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
         return loss_fn(logits, labels[examples]) * weights[examples]
 
     module.train()
-    for _ in range(config.epochs):
+    for _ in range(epochs):
         for batch in _epoch_batches(lengths, config, rng):
             index = torch.from_numpy(batch).to(device)
             longest = int(lengths[batch].max())
