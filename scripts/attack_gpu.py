@@ -19,6 +19,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 
 
-def _model(carry: Path, parts: Path, device: str) -> object:
+def _model(carry: Path, parts: Path, device: str) -> tuple[Any, Any]:
     import torch
     from transformers import WhisperForConditionalGeneration
 
@@ -50,7 +51,8 @@ def _model(carry: Path, parts: Path, device: str) -> object:
     target = Path("/tmp/whisper-base-transformers")
     if not (target / "config.json").exists():
         tw.convert_ct2_to_transformers(ct2, target)
-    model = WhisperForConditionalGeneration.from_pretrained(target).to(device)
+    model: Any = WhisperForConditionalGeneration.from_pretrained(target)
+    model = model.to(device)
     return tw.TorchWhisper(model, target), torch
 
 
@@ -97,8 +99,13 @@ def main() -> None:
     decoded = greedy_transcripts(model, adversarial, "en")
     args.out.mkdir(parents=True, exist_ok=True)
     arrays = {f"adv_{i}": r.adversarial for i, r in enumerate(results)}
-    arrays |= {f"stage1_{i}": r.stage1_adversarial for i, r in enumerate(results)}
-    np.savez_compressed(args.out / "adversarial.npz", names=np.array(names), **arrays)
+    arrays |= {
+        f"stage1_{i}": r.stage1_adversarial
+        for i, r in enumerate(results)
+        if r.stage1_adversarial is not None
+    }
+    arrays["names"] = np.array(names)
+    np.savez_compressed(args.out / "adversarial.npz", **arrays)  # type: ignore[arg-type]
     report = {
         "device": torch.cuda.get_device_name(),
         "torch": torch.__version__,

@@ -30,7 +30,7 @@ from emotivoice.models.torch_whisper import load_packed_encoder, log_mel, speech
 N_TAPS = 8  # embedding, 6 layers, final layer norm
 
 
-def pooled_taps(encoder, bank, waves, device):  # type: ignore[no-untyped-def]
+def pooled_taps(encoder, bank, waves, device):
     """(n, 2, N_TAPS, 2*d) pooled mean+std: [:, 0] padded pass, [:, 1] own-frames pass."""
     import torch
 
@@ -52,7 +52,7 @@ def pooled_taps(encoder, bank, waves, device):  # type: ignore[no-untyped-def]
     return torch.stack(out)
 
 
-def train_probe(x, y, w, hidden, device, epochs=40, seed=0, batch=1024, lr=5e-3):  # type: ignore[no-untyped-def]
+def train_probe(x, y, w, hidden, device, epochs=40, seed=0, batch=1024, lr=5e-3):
     import torch
     from torch import nn
 
@@ -82,7 +82,7 @@ def train_probe(x, y, w, hidden, device, epochs=40, seed=0, batch=1024, lr=5e-3)
     return lambda z: model((z - mu) / sd).argmax(1)
 
 
-def balanced_weights(labels, corpora):  # type: ignore[no-untyped-def]
+def balanced_weights(labels, corpora):
     weights = np.zeros(len(labels))
     for c in np.unique(corpora):
         for lab in np.unique(labels[corpora == c]):
@@ -91,14 +91,14 @@ def balanced_weights(labels, corpora):  # type: ignore[no-untyped-def]
     return weights / weights.mean()
 
 
-def protocol(x, meta, hidden, device):  # type: ignore[no-untyped-def]
+def protocol(x, meta, hidden, device):
     """UA of the four evaluations for features x (n, f)."""
     import torch
 
     labels, speakers, corpora, augmented = meta
     yt = torch.tensor(labels, device=device)
 
-    def run(train_mask, test_mask):  # type: ignore[no-untyped-def]
+    def run(train_mask, test_mask):
         tr = np.flatnonzero(train_mask)
         te = np.flatnonzero(test_mask & ~augmented)
         w = torch.tensor(balanced_weights(labels[tr], corpora[tr]), device=device).float()
@@ -162,7 +162,7 @@ def main(copies: int = 2) -> None:
     rows = []
     for name, x in sets.items():
         for hidden in (0,):
-            ua = protocol(x, meta, hidden, device)  # type: ignore[arg-type]
+            ua = protocol(x, meta, hidden, device)
             row = {"features": name, "hidden": hidden, **{k: round(v, 3) for k, v in ua.items()}}
             rows.append(row)
             print(json.dumps(row), f"{time.time() - started:.0f}s", flush=True)

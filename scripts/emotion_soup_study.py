@@ -140,6 +140,7 @@ def main() -> None:
                 row[g] = ua(g, np.mean([device[g, n] for n in combo], axis=0))
     # the runtime reproduces the device's predictions (first member, first RAVDESS fold)
     job = groups["ravdess_speaker_disjoint"][0]
+    assert job.test is not None  # an evaluation fit
     check = logits_of(
         head(members[names[0]]["ravdess_speaker_disjoint.0"], config),
         [mels[j] for j in np.flatnonzero(job.test)],
@@ -174,7 +175,8 @@ def main() -> None:
             "temperature": temperature,
             "whisper_model": "base",
         }
-        np.savez(args.export, **souped, **_head_extras(temperature, metadata))
+        arrays = souped | _head_extras(temperature, metadata)
+        np.savez(args.export, **arrays)  # type: ignore[arg-type]
         logger.info("soup of %s written to %s (T=%.3f)", names, args.export, temperature)
 
 

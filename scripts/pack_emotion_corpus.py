@@ -51,7 +51,7 @@ def pack_encoder(target: Path) -> None:
             arrays[name + "_scale"] = scale.astype(np.float32)
         else:
             arrays[name] = value.astype(np.float16) if value.dtype == np.float32 else value
-    np.savez_compressed(target / "encoder.npz", **arrays)
+    np.savez_compressed(target / "encoder.npz", **arrays)  # type: ignore[arg-type]
 
 
 def main(target: Path) -> None:

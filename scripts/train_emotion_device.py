@@ -28,6 +28,7 @@ evaluation are done; ``--groups`` keeps only some evaluations, e.g. the cheap RA
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import logging
@@ -221,7 +222,7 @@ def sweep(
             if len(results[name]) == len(groups):
                 recipe = recipe_result(data, configs[name], groups, results[name])
                 if recipe.arrays:
-                    np.savez(out / f"emotion-head-{name}.npz", **recipe.arrays)
+                    np.savez(out / f"emotion-head-{name}.npz", **recipe.arrays)  # type: ignore[arg-type]
                     report[name]["temperature"] = float(recipe.arrays["temperature"])
                 report[name]["evaluations"] = recipe.evaluations
                 if save_models:
@@ -239,7 +240,7 @@ def save_fits(out: Path, name: str, results: dict[str, list[Any]], per_file: int
             arrays |= {f"{key}.{n}": v for n, v in (state or {}).items()}
             if logits is not None:
                 arrays[f"{key}.logits"] = logits
-        np.savez(out / f"fits-{name}-{k // per_file}.npz", **arrays)
+        np.savez(out / f"fits-{name}-{k // per_file}.npz", **arrays)  # type: ignore[arg-type]
 
 
 def main(
@@ -277,7 +278,7 @@ def main(
     folds = (2, 2) if quick else (4, 3)
     result = run_recipe(states, config, device, *folds, runner=runner)
     out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / "emotion-head.npz", **result.arrays)
+    np.savez(out / "emotion-head.npz", **result.arrays)  # type: ignore[arg-type]
     summary = result.summary() | {"seconds": round(time.time() - started, 1)}
     (out / "emotion-report.json").write_text(json.dumps(summary, indent=1))
     for name, report in result.evaluations.items():
@@ -291,25 +292,24 @@ def main(
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    quick, final, save_models = "--quick" in args, "--final" in args, "--save-models" in args
-    variants = None
-    if "--sweep" in args:  # --sweep FILE.json: {"name": {TrainConfig field: value}, ...}
-        i = args.index("--sweep")
-        variants = json.loads(Path(args.pop(i + 1)).read_text())
-    only: list[str] = []
-    if "--groups" in args:  # --groups G1,G2: only these evaluations (e.g. cross_ravdess_to_nemo)
-        i = args.index("--groups")
-        only = args.pop(i + 1).split(",")
-    args = [a for a in args if not a.startswith("--")]
-    device = "cpu" if quick else "cuda"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="folder for the head, reports and fits")
+    parser.add_argument("data", type=Path, nargs="?", default=Path(".emodata"))
+    parser.add_argument("carry", type=Path, nargs="?", default=Path(".emocarry"))
+    parser.add_argument("--quick", action="store_true", help="2 epochs, 1 copy, on the CPU")
+    parser.add_argument("--sweep", type=Path, help='JSON {"name": {TrainConfig field: value}}')
+    parser.add_argument("--groups", default="", help="only these evaluations, comma-separated")
+    parser.add_argument("--final", action="store_true", help="also each variant's final head")
+    parser.add_argument("--save-models", action="store_true", help="every fit's head and logits")
+    args = parser.parse_args()
     main(
-        Path(args[0]),
-        *(Path(a) for a in args[1:3]),
-        device=device,
-        quick=quick,
-        variants=variants,
-        final=final,
-        save_models=save_models,
-        only=only,
+        args.out,
+        args.data,
+        args.carry,
+        device="cpu" if args.quick else "cuda",
+        quick=args.quick,
+        variants=json.loads(args.sweep.read_text()) if args.sweep else None,
+        final=args.final,
+        save_models=args.save_models,
+        only=[g for g in args.groups.split(",") if g],
     )

@@ -497,6 +497,12 @@ def _epoch_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def _tuned_variables(data: StateSet, config: TrainConfig) -> Mapping[str, Any] | None:
+    """The encoder variables whose prefix a fit fine-tunes (``None``: the head alone, on
+    frozen states)."""
+    return data.variables if data.variables is not None and config.adapter_rank > 0 else None
+
+
 def training_epochs(examples: int, config: TrainConfig) -> int:
     """Epochs of a fit on ``examples`` training examples: ``config.epochs``, or more when that
     would make fewer than ``config.min_steps`` optimiser steps."""
@@ -513,10 +519,9 @@ def train_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
         data = data.select(~data.augmented)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    fine_tune = data.variables is not None and config.adapter_rank > 0
-    module = _head_module(
-        data.states[0].shape[1], config, data.variables if fine_tune else None
-    ).to(device)
+    variables = _tuned_variables(data, config)
+    fine_tune = variables is not None
+    module = _head_module(data.states[0].shape[1], config, variables).to(device)
     if config.member:  # the same initialisation, its own randomness from here on
         torch.manual_seed(config.seed + 7919 * config.member)
         rng = np.random.default_rng((config.seed, config.member))
@@ -660,8 +665,7 @@ def fit_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
         _state_arrays(train_head(data, dataclasses.replace(config, member=k), device))
         for k in tqdm(range(config.soup), desc="soup members", unit="fit", disable=None)
     ]
-    fine_tune = data.variables is not None and config.adapter_rank > 0
-    variables = data.variables if fine_tune else None
+    variables = _tuned_variables(data, config)
     module = module_from_arrays(soup_arrays(members), config, data.states[0].shape[1], variables)
     return module.to(device)
 
