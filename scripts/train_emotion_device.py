@@ -54,14 +54,13 @@ from emotivoice.emotion.training import (
     StateSet,
     TrainConfig,
     build_state_set,
-    module_from_arrays,
+    held_out_logits,
     pooled_report,
-    predict_logits,
     recipe_jobs,
     recipe_result,
     run_fit_job,
     run_recipe,
-    soup_arrays,
+    soup_module,
 )
 from emotivoice.models.torch_whisper import encoder_from_ct2_variables, load_packed_variables
 
@@ -148,10 +147,9 @@ def soup_report(
     soups with the numpy runtime)."""
     results = []
     for i, job in enumerate(jobs):
-        arrays = soup_arrays([fits[i][1] for fits in members])
-        module = module_from_arrays(arrays, config, data.states[0].shape[1], data.variables)
-        test = data.select(job.test & ~data.augmented).states
-        results.append((predict_logits(module.to(device), test, device), None))
+        assert job.test is not None  # an evaluation fit
+        module = soup_module([fits[i][1] for fits in members], data, config).to(device)
+        results.append((held_out_logits(module, data, job.test, device), None))
     return pooled_report(data, jobs, results)
 
 

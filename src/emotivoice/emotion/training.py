@@ -665,9 +665,16 @@ def fit_head(data: StateSet, config: TrainConfig, device: str = "cpu") -> Any:
         _state_arrays(train_head(data, dataclasses.replace(config, member=k), device))
         for k in tqdm(range(config.soup), desc="soup members", unit="fit", disable=None)
     ]
+    return soup_module(members, data, config).to(device)
+
+
+def soup_module(
+    members: Sequence[Mapping[str, np.ndarray]], data: StateSet, config: TrainConfig
+) -> Any:
+    """The head module (eval mode, on the CPU) of the members' weight average
+    (:func:`soup_arrays`), fitted on ``data`` with ``config``."""
     variables = _tuned_variables(data, config)
-    module = module_from_arrays(soup_arrays(members), config, data.states[0].shape[1], variables)
-    return module.to(device)
+    return module_from_arrays(soup_arrays(members), config, data.states[0].shape[1], variables)
 
 
 def module_from_arrays(
@@ -698,8 +705,15 @@ def run_fit_job(data: StateSet, job: FitJob, config: TrainConfig, device: str = 
     module = fit_head(data.select(job.train), config, device)
     logits = None
     if job.test is not None:
-        logits = predict_logits(module, data.select(job.test & ~data.augmented).states, device)
+        logits = held_out_logits(module, data, job.test, device)
     return logits, _state_arrays(module) if job.export else None
+
+
+def held_out_logits(
+    module: Any, data: StateSet, test: np.ndarray, device: str = "cpu"
+) -> np.ndarray:
+    """Logits of a fitted module on the clean (not augmented) clips under the ``test`` mask."""
+    return predict_logits(module, data.select(test & ~data.augmented).states, device)
 
 
 # Runs a list of fit jobs (in order, or in parallel, e.g. one process per job on a GPU).
