@@ -7,7 +7,9 @@ clips (``scripts/pack_emotion_corpus.py``). For every evaluation group it scores
 alone, the logit average of the members (an ensemble, n times the cost) and their soup
 (:func:`emotivoice.emotion.training.soup_arrays`, one member's cost). With ``--export FILE`` it
 also writes the soup of the members' final heads, calibrated on the soup of their calibration
-heads, as a head file for ``--emotion-model``.
+heads, as a head file for ``--emotion-model``. With ``--update FILE`` it replaces a head file's
+stored evaluations of the groups it scored in full, for a recipe change that leaves the final
+and calibration fits, and so the weights, as they are.
 
     python scripts/emotion_soup_study.py RUN_DIR [RUN_DIR ...] [--data .emodata] [--export F]
 """
@@ -82,11 +84,11 @@ _shared: dict[str, Any] = {}  # the workers' inputs (inherited on fork)
 def soup_logits(task: tuple[str, tuple[str, ...]]) -> tuple[str, tuple[str, ...], np.ndarray]:
     """Runtime logits of the soup of ``combo``'s fits on ``group``'s test clips (a worker)."""
     group, combo = task
-    members, jobs, mels = _shared["members"], _shared["groups"][group], _shared["mels"]
+    members, fits, mels = _shared["members"], _shared["groups"][group], _shared["mels"]
     config = _shared["config"]
     out = []
-    for i, job in enumerate(jobs):
-        model = head(soup_arrays([members[n][f"{group}.{i}"] for n in combo]), config)
+    for key, job in fits:
+        model = head(soup_arrays([members[n][key] for n in combo]), config)
         out.append(logits_of(model, [mels[j] for j in np.flatnonzero(job.test)]))
     return group, combo, np.concatenate(out)
 
@@ -96,6 +98,11 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--data", type=Path, default=Path(".emodata"))
     parser.add_argument("--export", type=Path)
+    parser.add_argument(
+        "--update",
+        type=Path,
+        help="head file whose stored evaluations to replace by the groups scored here in full",
+    )
     parser.add_argument("--pairs", action="store_true", help="also every pair's soup")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("emotion-soup-study.json"))
@@ -114,10 +121,17 @@ def main() -> None:
         np.array([c.corpus for c in clips]),
         np.zeros(len(clips), bool),
     )
-    groups = {g: jobs for g, jobs in recipe_jobs(meta).items() if g not in MODEL_GROUPS}
     names = sorted(members)
+    recipe = recipe_jobs(meta)
+    # the evaluation fits the members ran (a sweep's --groups may keep only some), by key
+    groups = {
+        g: [(f"{g}.{i}", job) for i, job in enumerate(jobs) if f"{g}.{i}" in members[names[0]]]
+        for g, jobs in recipe.items()
+        if g not in MODEL_GROUPS
+    }
+    groups = {g: fits for g, fits in groups.items() if fits}
     truth = {
-        g: np.concatenate([meta.labels[job.test] for job in jobs]) for g, jobs in groups.items()
+        g: np.concatenate([meta.labels[job.test] for _, job in fits]) for g, fits in groups.items()
     }
 
     def ua(group: str, logits: np.ndarray) -> float:
@@ -125,8 +139,8 @@ def main() -> None:
 
     # each member alone and the ensembles (mean logits) from the device's own test logits
     device = {
-        (g, n): np.concatenate([members[n][f"{g}.{i}"]["logits"] for i in range(len(jobs))])
-        for g, jobs in groups.items()
+        (g, n): np.concatenate([members[n][key]["logits"] for key, _ in fits])
+        for g, fits in groups.items()
         for n in names
     }
     for (g, n), logits in device.items():
@@ -138,15 +152,15 @@ def main() -> None:
             row = report.setdefault("+".join(combo) + (" ensemble" if k > 1 else ""), {})
             for g in groups:
                 row[g] = ua(g, np.mean([device[g, n] for n in combo], axis=0))
-    # the runtime reproduces the device's predictions (first member, first RAVDESS fold)
-    job = groups["ravdess_speaker_disjoint"][0]
+    # the runtime reproduces the device's predictions (first member, first fit of a group)
+    first = next(iter(groups))
+    key, job = groups[first][0]
     assert job.test is not None  # an evaluation fit
     check = logits_of(
-        head(members[names[0]]["ravdess_speaker_disjoint.0"], config),
-        [mels[j] for j in np.flatnonzero(job.test)],
+        head(members[names[0]][key], config), [mels[j] for j in np.flatnonzero(job.test)]
     )
-    agree = check.argmax(1) == device["ravdess_speaker_disjoint", names[0]][: len(check)].argmax(1)
-    report["runtime agrees with device"] = {"ravdess fold 0": round(float(agree.mean()), 3)}
+    agree = check.argmax(1) == device[first, names[0]][: len(check)].argmax(1)
+    report["runtime agrees with device"] = {key: round(float(agree.mean()), 3)}
     logger.info("runtime agrees with the device on %.3f of a fold", agree.mean())
     soups = [tuple(names)] + (list(itertools.combinations(names, 2)) if args.pairs else [])
     _shared.update(members=members, groups=groups, mels=mels, config=config)
@@ -178,6 +192,33 @@ def main() -> None:
         arrays = souped | _head_extras(temperature, metadata)
         np.savez(args.export, **arrays)  # type: ignore[arg-type]
         logger.info("soup of %s written to %s (T=%.3f)", names, args.export, temperature)
+    if args.update:
+        complete = [g for g in details if len(groups[g]) == len(recipe[g])]
+        update_evaluations(args.update, {g: details[g] for g in complete}, report, config)
+
+
+def update_evaluations(
+    path: Path,
+    evaluations: dict[str, Any],
+    report: dict[str, dict[str, float]],
+    config: TrainConfig,
+) -> None:
+    """Replace ``path``'s stored evaluations of some groups, for a recipe change that leaves its
+    weights as they are (e.g. ``TrainConfig.min_steps``, which lengthens only fits on a small
+    training set: the calibration and final fits train for more steps already). Its metadata
+    then records ``config`` (the same soup size) and the members' rows of ``report``."""
+    with np.load(path) as stored:
+        arrays = {k: stored[k] for k in stored.files}
+    metadata = json.loads(str(arrays["metadata"]))
+    metadata.pop("labels")
+    metadata["config"] = asdict(replace(config, soup=metadata["config"]["soup"]))
+    metadata["evaluations"] |= evaluations
+    for row, figures in report.items():
+        kept = {g: ua for g, ua in figures.items() if g in evaluations}
+        metadata["soup_study"].setdefault(row, {}).update(kept)
+    arrays |= _head_extras(float(arrays["temperature"]), metadata)
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+    logger.info("%s: evaluations %s replaced", path, sorted(evaluations))
 
 
 if __name__ == "__main__":

@@ -170,11 +170,16 @@ def sweep(
     fit's head and test logits too (``out/fits-NAME-K.npz``, keys ``GROUP.I.ARRAY``; e.g. to
     average members' weights, ``scripts/emotion_soup_study.py``). Variants named ``FAMILY.K``
     are soup members: once all of a family's fits of an evaluation are done, the soup's UA is
-    reported as ``FAMILY soup``. ``only`` restricts the evaluations to those groups."""
+    reported as ``FAMILY soup``. ``only`` restricts the evaluations to those groups, or to single
+    fits of a group named ``GROUP.I`` (e.g. ``ravdess_speaker_disjoint.0``: the first fold)."""
     configs = {name: replace(base, **overrides) for name, overrides in variants.items()}
     groups = recipe_jobs(data, final=final)  # the same fits for every variant
-    if only:
-        groups = {g: jobs for g, jobs in groups.items() if g in only or g in MODEL_GROUPS}
+    # each kept fit's index in its group (``--groups`` takes whole groups or fits as GROUP.I)
+    kept = {
+        g: [i for i in range(len(jobs)) if not only or {g, f"{g}.{i}"} & {*only, *MODEL_GROUPS}]
+        for g, jobs in groups.items()
+    }
+    groups = {g: [groups[g][i] for i in kept[g]] for g in groups if kept[g]}
     families: dict[str, list[str]] = {}
     for name in variants:
         families.setdefault(family(name), []).append(name)
@@ -224,14 +229,24 @@ def sweep(
                     report[name]["temperature"] = float(recipe.arrays["temperature"])
                 report[name]["evaluations"] = recipe.evaluations
                 if save_models:
-                    save_fits(out, name, results[name])
+                    save_fits(out, name, results[name], kept)
             (out / "sweep.json").write_text(json.dumps(report, indent=1))
 
 
-def save_fits(out: Path, name: str, results: dict[str, list[Any]], per_file: int = 4) -> None:
-    """Every fit's exported arrays and test logits, ``per_file`` fits a file (the device returns
-    files of up to 16 MiB)."""
-    fits = [(f"{group}.{i}", fit) for group, done in results.items() for i, fit in enumerate(done)]
+def save_fits(
+    out: Path,
+    name: str,
+    results: dict[str, list[Any]],
+    kept: dict[str, list[int]],
+    per_file: int = 4,
+) -> None:
+    """Every fit's exported arrays and test logits, keyed ``GROUP.I`` by the fit's index in the
+    whole recipe (``kept``), ``per_file`` fits a file (the device returns files of up to 16 MiB)."""
+    fits = [
+        (f"{group}.{kept[group][k]}", fit)
+        for group, done in results.items()
+        for k, fit in enumerate(done)
+    ]
     for k in range(0, len(fits), per_file):
         arrays: dict[str, np.ndarray] = {}
         for key, (logits, state) in fits[k : k + per_file]:
@@ -257,7 +272,7 @@ def main(
     clips = load_packed_clips(data)
     logging.info("decoded %d clips in %.0f s", len(clips), time.time() - started)
     variables, filters = load_packed_variables(carry / "encoder.npz")
-    config = TrainConfig(epochs=2, augment_copies=1) if quick else TrainConfig()
+    config = TrainConfig(epochs=2, augment_copies=1, min_steps=0) if quick else TrainConfig()
     if variants:  # the states are built once: variants share their augmentation settings
         shared = {k: v for k, v in next(iter(variants.values())).items() if k in STATE_FIELDS}
         if any({k: o.get(k) for k in shared} != shared for o in variants.values()):
@@ -296,7 +311,9 @@ if __name__ == "__main__":
     parser.add_argument("carry", type=Path, nargs="?", default=Path(".emocarry"))
     parser.add_argument("--quick", action="store_true", help="2 epochs, 1 copy, on the CPU")
     parser.add_argument("--sweep", type=Path, help='JSON {"name": {TrainConfig field: value}}')
-    parser.add_argument("--groups", default="", help="only these evaluations, comma-separated")
+    parser.add_argument(
+        "--groups", default="", help="only these evaluations (GROUP or GROUP.I), comma-separated"
+    )
     parser.add_argument("--final", action="store_true", help="also each variant's final head")
     parser.add_argument("--save-models", action="store_true", help="every fit's head and logits")
     args = parser.parse_args()

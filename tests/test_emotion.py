@@ -129,10 +129,10 @@ def test_small_training_sets_get_the_minimum_steps() -> None:
     from emotivoice.emotion.training import TrainConfig, training_epochs
 
     # RAVDESS alone with three augmented copies: 4,152 examples, 33 batches an epoch
-    assert training_epochs(4152, TrainConfig()) == 10
-    assert training_epochs(4152, TrainConfig(min_steps=1300)) == 40
-    # a set that already gets the steps in its epochs is not trained longer
-    assert training_epochs(22060, TrainConfig(min_steps=1300)) == 10
+    assert training_epochs(4152, TrainConfig()) == 40  # the recipe's floor: 1,300 steps
+    assert training_epochs(4152, TrainConfig(min_steps=0)) == 10
+    # a set that already gets the steps in its epochs is not trained longer (the final fit)
+    assert training_epochs(22060, TrainConfig()) == 10
 
 
 def test_corpus_readers(data_dir: Path, tmp_path: Path) -> None:
@@ -228,7 +228,9 @@ def test_mixup_head_still_learns_separable_classes() -> None:
     states = [(centres[k] + rng.standard_normal((20, 8))).astype(np.float32) for k in labels]
     speakers = np.array([f"ravdess-{i % 4}" for i in range(len(labels))])
     data = StateSet(states, labels, speakers, np.full(len(labels), "ravdess"), labels < 0)
-    config = TrainConfig(tap="final", adapter_rank=0, mixup_alpha=0.4, epochs=60, batch_size=32)
+    config = TrainConfig(
+        tap="final", adapter_rank=0, mixup_alpha=0.4, epochs=60, batch_size=32, min_steps=0
+    )
     module = train_head(data, config)
     accuracy = (predict_logits(module, states).argmax(1) == labels).mean()
     assert accuracy > 0.9
@@ -336,8 +338,8 @@ def ravdess_sets(data_dir: Path) -> dict[str, StateSet]:
 @pytest.mark.parametrize(
     ("inputs", "config"),
     [
-        ("frozen", TrainConfig(augment_copies=0, epochs=40, adapter_rank=0)),
-        ("mel", TrainConfig(augment_copies=0, epochs=8)),  # the prefix fine-tuned (default)
+        ("frozen", TrainConfig(augment_copies=0, epochs=40, adapter_rank=0, min_steps=0)),
+        ("mel", TrainConfig(augment_copies=0, epochs=8, min_steps=0)),  # prefix fine-tuned
     ],
 )
 def test_recipe_generalises_to_held_out_speakers(
@@ -364,6 +366,7 @@ def test_train_emotion_command_end_to_end(tmp_path: Path, data_dir: Path) -> Non
             "--corpora", "ravdess",
             "--max-clips-per-corpus", "36",
             "--epochs", "30",
+            "--min-steps", "0",  # 30 steps, not the recipe's floor of 1,300
             "--augment-copies", "1",
             "--soup", "1",  # one fit (the default soup of three triples the time)
             "--no-eval",

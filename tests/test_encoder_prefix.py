@@ -101,7 +101,9 @@ def test_fine_tuned_head_runs_the_same_in_numpy_as_in_torch(jfk_samples: np.ndar
     frozen = load_encoder_prefix("base", layers)(own_log_mel(waves[0])).layers[layers][0]
     for i, w in enumerate(waves):
         states = head.prefix_states(own_log_mel(w))[0]
-        np.testing.assert_allclose(head.logits(states), batched[i], atol=2e-3)
+        # float32 rounding through four layers grows with the logits, which these random
+        # weights make large (about 130): 2e-3 absolute, plus 2e-5 of the logit
+        np.testing.assert_allclose(head.logits(states), batched[i], rtol=2e-5, atol=2e-3)
     assert np.abs(head.prefix_states(own_log_mel(waves[0]))[0] - frozen).max() > 0.1
 
 
@@ -176,7 +178,7 @@ def test_soup_fit_runs_as_its_arrays_in_numpy(jfk_samples: np.ndarray) -> None:
         np.zeros(12, bool),
         encoder_variables("base"),
     )
-    config = TrainConfig(tap="prefix2", adapter_rank=2, epochs=2, batch_size=4, soup=2)
+    config = TrainConfig(tap="prefix2", adapter_rank=2, epochs=2, batch_size=4, soup=2, min_steps=0)
     members = [train_head(data, replace(config, member=k)) for k in range(2)]
     soup = fit_head(data, config)
     arrays = export_head(soup, 1.0, {"config": asdict(config), "whisper_model": "base"})
