@@ -217,7 +217,7 @@ def update_evaluations(
         kept = {g: ua for g, ua in figures.items() if g in evaluations}
         metadata["soup_study"].setdefault(row, {}).update(kept)
     arrays |= _head_extras(float(arrays["temperature"]), metadata)
-    np.savez(path, **arrays)  # type: ignore[arg-type]
+    np.savez(path, **arrays)
     logger.info("%s: evaluations %s replaced", path, sorted(evaluations))
 
 
