@@ -48,6 +48,7 @@ from emotivoice.emotion.training import (
     fit_temperature,
     recipe_jobs,
     soup_arrays,
+    training_speakers,
 )
 
 logger = logging.getLogger("emotion_soup_study")
@@ -188,6 +189,7 @@ def main() -> None:
             "soup_study": report,
             "temperature": temperature,
             "whisper_model": "base",
+            "training_speakers": training_speakers(meta),
         }
         arrays = souped | _head_extras(temperature, metadata)
         np.savez(args.export, **arrays)  # type: ignore[arg-type]

@@ -377,6 +377,8 @@ def test_train_emotion_command_end_to_end(tmp_path: Path, data_dir: Path) -> Non
     head = EmotionHead.load(out)
     assert head.metadata["config"]["augment_copies"] == 1
     assert head.metadata["config"]["soup"] == 1  # fit_head's soups: tests/test_encoder_prefix.py
+    speakers = head.metadata["training_speakers"]  # what benchmark-emotion checks clips against
+    assert speakers == sorted(speakers) and all(s.startswith("ravdess-") for s in speakers)
     assert head.weights["prefix.layers.0.fc1.a"].shape[0] == head.metadata["config"]["adapter_rank"]
     # the exported head, run as the pipeline runs it, scores its training clips above chance
     from emotivoice.emotion.recognizer import WhisperHeadBackend
@@ -399,6 +401,33 @@ def test_train_emotion_command_end_to_end(tmp_path: Path, data_dir: Path) -> Non
     assert analysis.emotion is not None and analysis.emotion.backend.endswith("head.npz")
 
 
+def test_benchmark_knows_the_speakers_a_head_was_trained_on(tmp_path: Path) -> None:
+    from emotivoice.emotion.benchmark import training_record
+    from emotivoice.emotion.recognizer import WhisperHeadBackend
+
+    shipped = WhisperHeadBackend()
+    speakers, evaluations = training_record(shipped)
+    assert speakers is not None and len(speakers) == 29  # RAVDESS actors 01-20, nEMO's nine
+    assert {"ravdess-01", "ravdess-20", "nemo-EB0"} <= speakers
+    assert set(evaluations) == {
+        "ravdess_speaker_disjoint",
+        "nemo_speaker_disjoint",
+        "cross_ravdess_to_nemo",
+        "cross_nemo_to_ravdess",
+    }
+    assert all(0 < e["ua"] < 1 for e in evaluations.values())
+    # a head that does not record its speakers (an older export): unknown, not "none heard"
+    metadata = {k: v for k, v in shipped.head.metadata.items() if k != "training_speakers"}
+    np.savez(
+        tmp_path / "old.npz",
+        temperature=np.array(shipped.head.temperature),
+        metadata=np.array(json.dumps(metadata)),
+        **shipped.head.weights,
+    )
+    speakers, evaluations = training_record(WhisperHeadBackend(str(tmp_path / "old.npz")))
+    assert speakers is None and len(evaluations) == 4
+
+
 @pytest.mark.slow
 def test_benchmark_emotion_command(
     tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
@@ -415,6 +444,12 @@ def test_benchmark_emotion_command(
     assert result["clips"] == 24 and result["ms_per_clip"] > 0
     assert np.array(result["report"]["confusion"]).sum() == 24
     assert result["report"]["ua"] > 0.3  # the shipped head (trained on all of RAVDESS)
+    # ... which says so, and prints its own held-out figures, both cross-corpus ones included
+    assert result["seen_clips"] == 24
+    assert "24 of 24 clips are by speakers this model was trained on" in printed
+    stored = result["stored_evaluations"]
+    assert {"cross_ravdess_to_nemo", "cross_nemo_to_ravdess"} <= set(stored)
+    assert f"UA {stored['ravdess_speaker_disjoint']['ua']:.3f}" in printed
     assert result["cross_validation"]["n"] == 24
     assert (out / "confusion.png").stat().st_size > 5000
     # a folder without the layout's files is a usage error with a clear message

@@ -3,7 +3,10 @@
 Each clip is speech-cropped like a pipeline segment, encoded once by the fast Whisper runtime
 (the states the default head reads in ``analyze``) and scored by the backend. Reported:
 accuracy, unweighted average recall (UA), macro-F1, per-class recall, confusion matrix (JSON,
-and PNG with the ``plots`` extra), and mean milliseconds per clip.
+and PNG with the ``plots`` extra), and mean milliseconds per clip. A trained head records the
+speakers it learned from and its own held-out evaluations: the benchmark counts the clips by
+speakers the model has heard (a score on them measures fit, not generalisation) and prints those
+evaluations beside its figures.
 
 ``cross_validate=K`` additionally trains heads with the recipe on K speaker-disjoint folds of
 the corpus (the pipeline's own log-mel frames, the encoder prefix fine-tuned with the head as
@@ -17,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,12 @@ from emotivoice.emotion.corpora import read_corpus
 from emotivoice.emotion.head import tap_states
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.emotion.metrics import classification_report
-from emotivoice.emotion.recognizer import EmotionOptions, load_backend
+from emotivoice.emotion.recognizer import (
+    EmotionBackend,
+    EmotionOptions,
+    WhisperHeadBackend,
+    load_backend,
+)
 from emotivoice.emotion.training import (
     StateSet,
     TrainConfig,
@@ -50,6 +58,10 @@ class EmotionBenchmark:
     ms_per_clip: float
     report: dict[str, Any]
     cross_validation: dict[str, Any] | None
+    # clips by speakers the model was trained on (None: the model does not record its speakers)
+    seen_clips: int | None = None
+    # the model's own held-out evaluations from its training (UA, accuracy, macro-F1 by name)
+    stored_evaluations: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,7 +72,23 @@ class EmotionBenchmark:
             "ms_per_clip": self.ms_per_clip,
             "report": self.report,
             "cross_validation": self.cross_validation,
+            "seen_clips": self.seen_clips,
+            "stored_evaluations": self.stored_evaluations,
         }
+
+
+def training_record(backend: EmotionBackend) -> tuple[frozenset[str] | None, dict[str, Any]]:
+    """The speakers a trained head learned from (``None``: not recorded, as for Hugging Face
+    models and heads exported before it was) and its stored held-out evaluations."""
+    if not isinstance(backend, WhisperHeadBackend):
+        return None, {}
+    metadata = backend.head.metadata
+    speakers = metadata.get("training_speakers")
+    evaluations = {
+        name: {k: report[k] for k in ("ua", "accuracy", "macro_f1")}
+        for name, report in metadata.get("evaluations", {}).items()
+    }
+    return (None if speakers is None else frozenset(speakers)), evaluations
 
 
 def run_emotion_benchmark(
@@ -81,6 +109,7 @@ def run_emotion_benchmark(
         labeled = [labeled[i] for i in sorted(chosen)]
     clips = prepare_clips(labeled)
     backend = load_backend(options)
+    heard, evaluations = training_record(backend)
     transcriber = Transcriber(TranscriptionOptions())
     # the recipe on this corpus's clean clips, one fit per fold of ``epochs`` epochs (a soup,
     # copies or the small-corpus floor of steps would multiply the time)
@@ -118,6 +147,8 @@ def run_emotion_benchmark(
         ms_per_clip=round(1000 * elapsed / max(len(clips), 1), 1),
         report=report,
         cross_validation=cross,
+        seen_clips=None if heard is None else sum(c.speaker in heard for c in clips),
+        stored_evaluations=evaluations,
     )
 
 
@@ -143,6 +174,19 @@ def format_benchmark(result: EmotionBenchmark) -> str:
             f"recipe, {c['folds']} speaker-disjoint folds on this corpus: "
             f"accuracy {c['accuracy']:.3f}   UA {c['ua']:.3f}   macro-F1 {c['macro_f1']:.3f}"
         )
+    if result.seen_clips:
+        lines.append(
+            f"note: {result.seen_clips} of {result.clips} clips are by speakers this model was "
+            "trained on: the figures above measure fit, not generalisation "
+            "(--cross-validate K trains heads without them)"
+        )
+    if result.stored_evaluations:
+        lines.append("the model's own held-out evaluations (stored when it was trained):")
+        lines += [
+            f"  {name}: accuracy {r['accuracy']:.3f}   UA {r['ua']:.3f}   "
+            f"macro-F1 {r['macro_f1']:.3f}"
+            for name, r in result.stored_evaluations.items()
+        ]
     return "\n".join(lines)
 
 

@@ -635,6 +635,12 @@ def soup_arrays(members: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.nda
     return out
 
 
+def training_speakers(data: StateSet) -> list[str]:
+    """The speakers a final fit on ``data`` learns from, as the exported head records them
+    (``benchmark-emotion`` tells a score on them from a score on unseen speakers)."""
+    return sorted(set(data.speakers.tolist()))
+
+
 def _head_extras(temperature: float, metadata: dict[str, Any]) -> dict[str, np.ndarray]:
     import json
 
@@ -867,6 +873,7 @@ def recipe_result(
         "evaluations": evaluations,
         "temperature": temperature,
         "whisper_model": "base",
+        "training_speakers": training_speakers(data),
     }
     arrays = results["final"][0][1] | _head_extras(temperature, metadata)
     return RecipeResult(evaluations, arrays, config, calibration)
