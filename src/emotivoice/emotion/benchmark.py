@@ -168,24 +168,24 @@ def format_benchmark(result: EmotionBenchmark) -> str:
         "confusion (rows: truth, columns: predicted; " + ", ".join(BASE_EMOTIONS) + ")",
         *("  " + " ".join(f"{n:5d}" for n in row) for row in r["confusion"]),
     ]
+    if result.seen_clips:
+        lines.append(
+            f"note: {result.seen_clips} of {result.clips} clips are by speakers this model was "
+            "trained on: these figures measure fit, not generalisation "
+            "(--cross-validate K trains heads without the tested speakers)"
+        )
     if result.cross_validation:
         c = result.cross_validation
         lines.append(
             f"recipe, {c['folds']} speaker-disjoint folds on this corpus: "
             f"accuracy {c['accuracy']:.3f}   UA {c['ua']:.3f}   macro-F1 {c['macro_f1']:.3f}"
         )
-    if result.seen_clips:
-        lines.append(
-            f"note: {result.seen_clips} of {result.clips} clips are by speakers this model was "
-            "trained on: the figures above measure fit, not generalisation "
-            "(--cross-validate K trains heads without them)"
-        )
     if result.stored_evaluations:
         lines.append("the model's own held-out evaluations (stored when it was trained):")
         lines += [
-            f"  {name}: accuracy {r['accuracy']:.3f}   UA {r['ua']:.3f}   "
-            f"macro-F1 {r['macro_f1']:.3f}"
-            for name, r in result.stored_evaluations.items()
+            f"  {name}: accuracy {e['accuracy']:.3f}   UA {e['ua']:.3f}   "
+            f"macro-F1 {e['macro_f1']:.3f}"
+            for name, e in result.stored_evaluations.items()
         ]
     return "\n".join(lines)
 
