@@ -6,8 +6,8 @@ Every clip (speech-cropped as the recipe crops it) goes through the pipeline's o
 mean and standard deviation of its speech positions (:attr:`EncodedSegment.states`) are probed
 by an L2-regularised, class-balanced logistic regression (full-batch L-BFGS on standardised
 features). RAVDESS is scored on speaker-disjoint folds, trained on RAVDESS alone and on RAVDESS
-plus every ``--nemo-step``-th nEMO clip. Pooled states are cached in ``OUT/``; about 8 minutes
-for RAVDESS and 11 for a third of nEMO on two cores, then seconds per probe.
+plus every ``--nemo-step``-th nEMO clip. Pooled states are cached in ``OUT/``; about 15 minutes
+for RAVDESS and 20 for a third of nEMO on two busy cores, then seconds per probe.
 
     python scripts/emotion_probe_floor.py OUT [--data ../shared/data] [--nemo-step 3]
 """
