@@ -24,7 +24,7 @@ from train_emotion_device import load_packed_clips
 
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.emotion.metrics import classification_report
-from emotivoice.emotion.training import augment, encoder_taps
+from emotivoice.emotion.training import augment, encoder_taps, speaker_folds
 from emotivoice.models.torch_whisper import load_packed_encoder, log_mel, speech_positions
 
 N_TAPS = 8  # embedding, 6 layers, final layer norm
@@ -108,10 +108,9 @@ def protocol(x, meta, hidden, device):
 
     result = {}
     for corpus, n in (("ravdess", 4), ("nemo", 3)):
-        spk = sorted(set(speakers[corpora == corpus].tolist()))
         true, pred = [], []
-        for k in range(n):
-            held = np.isin(speakers, spk[k::n])
+        for fold in speaker_folds(speakers[corpora == corpus], n):
+            held = np.isin(speakers, fold)
             t, p = run(~held, held)
             true.append(t)
             pred.append(p)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from emotivoice.emotion.corpora import read_corpus
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.emotion.metrics import classification_report
-from emotivoice.emotion.training import prepare_clips
+from emotivoice.emotion.training import prepare_clips, speaker_folds
 from emotivoice.transcription import Transcriber
 
 Pooled = tuple[np.ndarray, np.ndarray, np.ndarray]  # features, label indices, speakers
@@ -77,10 +77,9 @@ def fit_predict(x: np.ndarray, y: np.ndarray, test: np.ndarray, c: float) -> np.
 def folds_ua(data: Pooled, n_folds: int, c: float, extra: Pooled | None = None) -> float:
     """UA pooled over ``n_folds`` speaker-disjoint folds (``extra`` joins every training set)."""
     x, y, speakers = data
-    order = sorted(set(speakers.tolist()))
     truth, predicted = [], []
-    for k in range(n_folds):
-        held = np.isin(speakers, order[k::n_folds])
+    for fold in speaker_folds(speakers, n_folds):  # the recipe's folds
+        held = np.isin(speakers, fold)
         train_x, train_y = x[~held], y[~held]
         if extra is not None:
             train_x, train_y = (

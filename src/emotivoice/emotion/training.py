@@ -727,7 +727,8 @@ def held_out_logits(
 JobRunner = Callable[[Sequence[FitJob]], Sequence[Any]]
 
 
-def _folds(speakers: np.ndarray, n: int) -> list[np.ndarray]:
+def speaker_folds(speakers: np.ndarray, n: int) -> list[np.ndarray]:
+    """The recipe's ``n`` speaker-disjoint folds: the sorted distinct speakers dealt in turn."""
     unique = sorted(set(speakers.tolist()))
     return [np.array(unique[i::n]) for i in range(n)]
 
@@ -735,7 +736,7 @@ def _folds(speakers: np.ndarray, n: int) -> list[np.ndarray]:
 def speaker_fold_jobs(data: StateSet, speakers: np.ndarray, folds: int) -> list[FitJob]:
     """Hold out ``folds`` groups of ``speakers`` in turn and train on the rest."""
     jobs = []
-    for held in _folds(speakers, folds):
+    for held in speaker_folds(speakers, folds):
         test = np.isin(data.speakers, held)
         jobs.append(FitJob(~test, test))
     return jobs
