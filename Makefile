@@ -27,13 +27,13 @@ demo: install build/sample.wav
 
 ## Lint, format check and type check.
 check: install
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts research
+	$(BIN)/ruff format --check src tests benchmarks scripts research
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format src tests benchmarks scripts
-	$(BIN)/ruff check --fix src tests benchmarks scripts
+	$(BIN)/ruff format src tests benchmarks scripts research
+	$(BIN)/ruff check --fix src tests benchmarks scripts research
 
 ## One command: install everything, then run the checks and the whole test suite (slow tests too).
 ## Redis and PostgreSQL (scale-out tests) are installed and started when they are not running,

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from emotivoice.datasets import data_dir
+from emotivoice.evaluation.datasets import data_dir
 from emotivoice.metrics import word_error_rate
 from emotivoice.robustness import AttackOptions, LabOptions, load_attack_csv, run_lab
 from emotivoice.robustness.attack import AttackResult
@@ -65,12 +65,9 @@ def pack(out: Path) -> None:
     items = load_attack_csv(_csv())
     out.mkdir(parents=True, exist_ok=True)
     arrays = {f"audio_{i}": item.samples for i, item in enumerate(items)}
-    np.savez(
-        out / "utterances.npz",
-        names=np.array([i.path.name for i in items]),
-        targets=np.array([i.target for i in items]),
-        **arrays,
-    )
+    arrays["names"] = np.array([i.path.name for i in items])
+    arrays["targets"] = np.array([i.target for i in items])
+    np.savez(out / "utterances.npz", **arrays)  # type: ignore[arg-type]  # numpy's stub
     np.save(out / "mel_filters.npy", mel_filters(80))
     ct2 = resolve_whisper_model("base")
     for name in ("config.json", "tokenizer.json"):

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from emotivoice.audio import SAMPLE_RATE, load_audio
-from emotivoice.datasets import reference_utterances
 from emotivoice.emotion import EmotionOptions
+from emotivoice.evaluation.datasets import reference_utterances
 from emotivoice.explain import SegmentExplanation, explain_segment
 from emotivoice.explain.counterfactual import TRANSFORMS
 from emotivoice.explain.scoring import emotion_scorer

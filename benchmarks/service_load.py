@@ -23,8 +23,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from emotivoice.datasets import data_dir
-from emotivoice.service.http_client import ServiceClient
+from emotivoice.client.rest import ServiceClient
+from emotivoice.evaluation.datasets import data_dir
 
 
 def _port() -> int:

@@ -15,9 +15,9 @@ import av
 import numpy as np
 
 from emotivoice.audio import SAMPLE_RATE
-from emotivoice.datasets import data_dir
-from emotivoice.emotion.corpora import read_corpus
-from emotivoice.emotion.training import prepare_clips
+from emotivoice.evaluation.datasets import data_dir
+from emotivoice.training.corpora import read_corpus
+from emotivoice.training.states import prepare_clips
 
 
 def _write_opus(samples: np.ndarray, path: Path, bitrate: int = 16000) -> None:

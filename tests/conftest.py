@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from emotivoice.audio import SAMPLE_RATE, load_audio
-from emotivoice.datasets import data_dir as locate_data_dir
+from emotivoice.evaluation.datasets import data_dir as locate_data_dir
 
 # container, codec, extension of each format the front end must read
 ENCODINGS = {

@@ -11,28 +11,25 @@ import pytest
 
 import emotivoice
 from emotivoice.emotion import BASE_EMOTIONS, EmotionAnalyzer, EmotionOptions
-from emotivoice.emotion.corpora import read_corpus
 from emotivoice.emotion.head import EmotionHead
-from emotivoice.emotion.metrics import classification_report
 from emotivoice.errors import InvalidConfigError, ModelIntegrityError, ModelNotFoundError
+from emotivoice.metrics import classification_report
+from emotivoice.models.torch_head import head_module
 from emotivoice.pipeline import AnalyzeOptions
-
-torch = pytest.importorskip("torch")
-
-from emotivoice.emotion.training import (  # noqa: E402
-    Clip,
-    StateSet,
-    TrainConfig,
+from emotivoice.training.augment import augment, channel_eq
+from emotivoice.training.config import TrainConfig
+from emotivoice.training.corpora import read_corpus
+from emotivoice.training.fit import (
     _epoch_batches,
-    _head_module,
-    augment,
-    channel_eq,
     export_head,
     fit_temperature,
     predict_logits,
-    recipe_jobs,
     train_head,
 )
+from emotivoice.training.recipe import recipe_jobs
+from emotivoice.training.states import Clip, StateSet
+
+torch = pytest.importorskip("torch")
 
 
 @pytest.mark.parametrize(
@@ -43,7 +40,7 @@ from emotivoice.emotion.training import (  # noqa: E402
     ],
 )
 def test_numpy_head_matches_torch_module(config: TrainConfig) -> None:
-    module = _head_module(512, config).eval()
+    module = head_module(512, config.architecture).eval()
     with torch.no_grad():
         for parameter in module.parameters():
             parameter.normal_(0, 0.05)
@@ -126,7 +123,8 @@ def test_train_emotion_rejects_bad_settings(
 
 
 def test_small_training_sets_get_the_minimum_steps() -> None:
-    from emotivoice.emotion.training import TrainConfig, training_epochs
+    from emotivoice.training.config import TrainConfig
+    from emotivoice.training.fit import training_epochs
 
     # RAVDESS alone with three augmented copies: 4,152 examples, 33 batches an epoch
     assert training_epochs(4152, TrainConfig()) == 40  # the recipe's floor: 1,300 steps
@@ -283,7 +281,7 @@ def test_huggingface_backend_through_analyze(tiny_hubert: Path, jfk_path: Path) 
 
 
 def test_huggingface_label_map_and_short_input(tiny_hubert: Path) -> None:
-    from emotivoice.emotion.recognizer import HuggingFaceBackend
+    from emotivoice.emotion.backends import HuggingFaceBackend
 
     backend = HuggingFaceBackend(str(tiny_hubert), {"dis": "anger", "neu": ""})
     p = backend.probabilities(np.zeros(1000, np.float32), None)  # shorter than the front end
@@ -307,8 +305,9 @@ def ravdess_sets(data_dir: Path) -> dict[str, StateSet]:
     frames of the pipeline's log-mel); ``mel``, those frames with the encoder weights, to
     fine-tune."""
     from emotivoice.emotion.head import own_log_mel, prefix_layers
-    from emotivoice.emotion.training import encoder_variables, prepare_clips
     from emotivoice.models.encoder_prefix import load_encoder_prefix
+    from emotivoice.models.torch_head import encoder_variables
+    from emotivoice.training.states import prepare_clips
 
     labeled = [
         c
@@ -381,8 +380,8 @@ def test_train_emotion_command_end_to_end(tmp_path: Path, data_dir: Path) -> Non
     assert speakers == sorted(speakers) and all(s.startswith("ravdess-") for s in speakers)
     assert head.weights["prefix.layers.0.fc1.a"].shape[0] == head.metadata["config"]["adapter_rank"]
     # the exported head, run as the pipeline runs it, scores its training clips above chance
-    from emotivoice.emotion.recognizer import WhisperHeadBackend
-    from emotivoice.emotion.training import prepare_clips
+    from emotivoice.emotion.backends import WhisperHeadBackend
+    from emotivoice.training.states import prepare_clips
     from emotivoice.transcription import Transcriber, TranscriptionOptions
 
     assert head.prefix_layers == (4,)
@@ -402,8 +401,8 @@ def test_train_emotion_command_end_to_end(tmp_path: Path, data_dir: Path) -> Non
 
 
 def test_benchmark_knows_the_speakers_a_head_was_trained_on(tmp_path: Path) -> None:
-    from emotivoice.emotion.benchmark import training_record
-    from emotivoice.emotion.recognizer import WhisperHeadBackend
+    from emotivoice.emotion.backends import WhisperHeadBackend
+    from emotivoice.evaluation.emotion import training_record
 
     shipped = WhisperHeadBackend()
     speakers, evaluations = training_record(shipped)

@@ -14,10 +14,10 @@ SR = 16000
 
 def test_prefix_equals_the_transformers_encoder_on_own_frames(jfk_samples: np.ndarray) -> None:
     torch = pytest.importorskip("torch")
-    from emotivoice.emotion.training import encoder_taps
     from emotivoice.models.ct2_reader import read_ct2_model
     from emotivoice.models.registry import resolve_whisper_model
     from emotivoice.models.torch_whisper import encoder_from_ct2_variables
+    from emotivoice.training.states import encoder_taps
 
     variables = read_ct2_model(resolve_whisper_model("base")).variables
     rounded = {  # the rounding the prefix (and the recipe's packed encoder) applies
@@ -69,15 +69,12 @@ def test_fine_tuned_head_runs_the_same_in_numpy_as_in_torch(jfk_samples: np.ndar
     torch = pytest.importorskip("torch")
     from dataclasses import asdict
 
-    from emotivoice.emotion.training import (
-        TrainConfig,
-        _head_module,
-        encoder_variables,
-        export_head,
-    )
+    from emotivoice.models.torch_head import encoder_variables, head_module
+    from emotivoice.training.config import TrainConfig
+    from emotivoice.training.fit import export_head
 
     config = TrainConfig(adapter_rank=4, adapter_alpha=8.0)
-    module = _head_module(512, config, encoder_variables("base")).eval()
+    module = head_module(512, config.architecture, encoder_variables("base")).eval()
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, parameter in module.named_parameters():
@@ -113,20 +110,16 @@ def test_soup_averages_members_updates_exactly() -> None:
     torch = pytest.importorskip("torch")
     from dataclasses import asdict
 
-    from emotivoice.emotion.training import (
-        TrainConfig,
-        _head_module,
-        encoder_variables,
-        export_head,
-        soup_arrays,
-    )
+    from emotivoice.models.torch_head import encoder_variables, head_module
+    from emotivoice.training.config import TrainConfig
+    from emotivoice.training.fit import export_head, soup_arrays
 
     config = TrainConfig(adapter_rank=4, adapter_alpha=8.0, tap="prefix2")
     metadata = {"config": asdict(config), "whisper_model": "base"}
     members = []
     for seed in range(3):
         torch.manual_seed(seed)
-        module = _head_module(512, config, encoder_variables("base")).eval()
+        module = head_module(512, config.architecture, encoder_variables("base")).eval()
         with torch.no_grad():
             for parameter in module.parameters():
                 if parameter.requires_grad:
@@ -156,16 +149,16 @@ def test_soup_fit_runs_as_its_arrays_in_numpy(jfk_samples: np.ndarray) -> None:
     pytest.importorskip("torch")
     from dataclasses import asdict, replace
 
-    from emotivoice.emotion.training import (
-        StateSet,
-        TrainConfig,
-        encoder_variables,
+    from emotivoice.models.torch_head import encoder_variables
+    from emotivoice.training.config import TrainConfig
+    from emotivoice.training.fit import (
         export_head,
         fit_head,
         predict_logits,
         soup_arrays,
         train_head,
     )
+    from emotivoice.training.states import StateSet
 
     waves = [jfk_samples[i * SR // 2 : i * SR // 2 + SR] for i in range(12)]
     mels = [own_log_mel(w)[0].T.astype(np.float16) for w in waves]  # (frames, n_mels)

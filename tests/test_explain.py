@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from emotivoice.audio import load_audio
-from emotivoice.emotion.training import crop_to_speech
 from emotivoice.errors import InvalidConfigError
 from emotivoice.explain import (
     AttributionOptions,
@@ -20,6 +19,7 @@ from emotivoice.explain import (
 )
 from emotivoice.explain.attribution import window_bounds
 from emotivoice.explain.counterfactual import gain, pitch_shift, spectral_tilt, tempo
+from emotivoice.training.states import crop_to_speech
 
 SR = 16000
 
@@ -466,7 +466,7 @@ def test_the_budget_caps_every_model_evaluation(
 ) -> None:
     import emotivoice
     from emotivoice.emotion import EmotionOptions
-    from emotivoice.emotion.recognizer import load_backend
+    from emotivoice.emotion.backends import load_backend
 
     model = f"hf:{tiny_hubert}"
     forwards = []  # every forward pass of the real model, whoever makes it
@@ -522,7 +522,7 @@ def test_batch_scorer_equals_the_pipeline_encoder_path(jfk_samples: np.ndarray) 
     from faster_whisper.audio import pad_or_trim
 
     from emotivoice.emotion import EmotionOptions
-    from emotivoice.emotion.recognizer import load_backend
+    from emotivoice.emotion.backends import load_backend
     from emotivoice.explain.scoring import WhisperHeadScorer
     from emotivoice.transcription import Transcriber, TranscriptionOptions
 

@@ -11,8 +11,8 @@ import pytest
 
 import emotivoice
 from emotivoice.audio import SAMPLE_RATE
-from emotivoice.datasets import reference_utterances
 from emotivoice.errors import InvalidConfigError, InvalidResultError
+from emotivoice.evaluation.datasets import reference_utterances
 from emotivoice.metrics import normalize_text, word_error_rate
 from emotivoice.pipeline import AnalyzeOptions, Analyzer
 from emotivoice.results import Analysis, analysis_json_schema, load_analysis

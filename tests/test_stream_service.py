@@ -15,8 +15,8 @@ import pytest
 
 from emotivoice.audio import load_audio
 from emotivoice.cli import main as cli_main
+from emotivoice.client.stream import StreamClient, pcm_frames
 from emotivoice.service.app import create_app
-from emotivoice.service.client import StreamClient, pcm_frames
 from emotivoice.service.local_server import serve
 from emotivoice.service.settings import load_settings
 from emotivoice.service.storage import Store
@@ -191,7 +191,7 @@ def test_cli_mic_without_a_device_is_a_clear_error(
 
 @pytest.mark.slow
 def test_bench_stream_measures_latency_and_agreement(data_dir: Path) -> None:
-    from emotivoice.service.stream_bench import format_stream_report, run_stream_benchmark
+    from emotivoice.evaluation.stream import format_stream_report, run_stream_benchmark
 
     (report,) = run_stream_benchmark(data_dir, max_files=1, modes=("fit+speculative",))
     assert report.files == 1 and report.segments >= 1 and report.mode == "fit+speculative"

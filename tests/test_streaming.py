@@ -14,15 +14,10 @@ from emotivoice.audio import SAMPLE_RATE, load_audio
 from emotivoice.errors import AudioDecodeError, StreamTooLongError, UnsupportedFormatError
 from emotivoice.pipeline import AnalyzeOptions, Analyzer, SegmentContext
 from emotivoice.segmentation import VadOptions
-from emotivoice.stream_input import SpeechEndpointer, StreamDecoder
-from emotivoice.streaming import (
-    PartialEvent,
-    SegmentEvent,
-    StreamingAnalyzer,
-    StreamOptions,
-    VadEvent,
-    local_agreement,
-)
+from emotivoice.streaming.analyzer import StreamingAnalyzer, StreamOptions, local_agreement
+from emotivoice.streaming.decoder import StreamDecoder
+from emotivoice.streaming.endpointer import SpeechEndpointer
+from emotivoice.streaming.events import PartialEvent, SegmentEvent, VadEvent
 
 
 def pcm(samples: np.ndarray) -> bytes:

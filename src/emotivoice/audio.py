@@ -24,6 +24,7 @@ from emotivoice.errors import (
     InvalidConfigError,
     UnsupportedFormatError,
 )
+from emotivoice.results import AudioInfo
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -68,28 +69,6 @@ def find_audio_files(folder: Path) -> list[Path]:
         and not p.name.startswith(".")
         and p.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS
     )
-
-
-@dataclass(frozen=True)
-class AudioInfo:
-    """What the input was before EmotiVoice converted it.
-
-    Attributes:
-        format: container format (``wav``, ``flac``, ``mp3``, ``ogg``, ``m4a``, ``webm``, ...;
-            ``array`` for numpy input).
-        codec: audio codec name (``pcm_s16le``, ``opus``, ``aac``, ...).
-        sample_rate: original sample rate in Hz.
-        channels: original number of channels.
-        duration: decoded duration in seconds.
-        name: file name, or ``<bytes>`` / ``<array>``.
-    """
-
-    format: str
-    codec: str
-    sample_rate: int
-    channels: int
-    duration: float
-    name: str
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emotivoice import __version__
+from emotivoice._version import __version__
 from emotivoice.errors import EmotiVoiceError
 
 if TYPE_CHECKING:
@@ -288,7 +288,7 @@ def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Benchmark analyze() against plain faster-whisper on the reference utterances."""
     if args.mode == "stream":
         return cmd_bench_stream(args, parser)
-    from emotivoice.bench import format_report, run_benchmark
+    from emotivoice.evaluation.rtf import format_report, run_benchmark
 
     report = run_benchmark(
         data_dir=Path(args.data) if args.data else None,
@@ -305,7 +305,7 @@ def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def cmd_bench_stream(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Live-analysis latency and agreement with batch over a real in-process server."""
-    from emotivoice.service.stream_bench import format_stream_report, run_stream_benchmark
+    from emotivoice.evaluation.stream import format_stream_report, run_stream_benchmark
 
     reports = run_stream_benchmark(
         data_dir=Path(args.data) if args.data else None,
@@ -343,7 +343,7 @@ def cmd_stream(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     """Stream a file or the microphone to a server; print partials and segments live."""
     import asyncio
 
-    from emotivoice.service.client import DEFAULT_URL, StreamClient
+    from emotivoice.client.stream import DEFAULT_URL, StreamClient
 
     if bool(args.file) == bool(args.mic):
         parser.error("give exactly one of --file FILE and --mic")
@@ -393,16 +393,13 @@ def cmd_train_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser)
     """Train the emotion head with the recipe on corpora in the shared data layout."""
     import numpy as np
 
-    from emotivoice.datasets import data_dir
-    from emotivoice.emotion.corpora import read_corpus
-    from emotivoice.emotion.training import (
-        TrainConfig,
-        build_state_set,
-        encoder_variables,
-        prepare_clips,
-        run_recipe,
-    )
+    from emotivoice.evaluation.datasets import data_dir
+    from emotivoice.models.torch_head import encoder_variables
     from emotivoice.models.torch_whisper import load_torch_whisper, mel_filters
+    from emotivoice.training.config import TrainConfig
+    from emotivoice.training.corpora import read_corpus
+    from emotivoice.training.recipe import run_recipe
+    from emotivoice.training.states import build_state_set, prepare_clips
 
     config = TrainConfig(  # checked before any audio is read
         epochs=args.epochs,
@@ -442,12 +439,12 @@ def cmd_train_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser)
 
 def cmd_benchmark_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Score an emotion backend on a labelled corpus."""
-    from emotivoice.emotion.benchmark import (
+    from emotivoice.emotion.backends import EmotionOptions
+    from emotivoice.evaluation.emotion import (
         format_benchmark,
         run_emotion_benchmark,
         write_confusion,
     )
-    from emotivoice.emotion.recognizer import EmotionOptions
 
     try:
         result = run_emotion_benchmark(
@@ -467,8 +464,8 @@ def cmd_benchmark_emotion(args: argparse.Namespace, parser: argparse.ArgumentPar
 
 
 def _add_emotion_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from emotivoice.emotion.corpora import LAYOUTS
-    from emotivoice.emotion.training import TrainConfig
+    from emotivoice.training.config import TrainConfig
+    from emotivoice.training.corpora import LAYOUTS
 
     t = sub.add_parser("train-emotion", help="train the emotion head (needs emotivoice[torch])")
     t.add_argument("--data", default=None, help="folder holding the corpora (default: shared)")

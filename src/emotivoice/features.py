@@ -54,10 +54,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from emotivoice.errors import InvalidConfigError
+from emotivoice.results import N_MFCC, AcousticFeatures
 
 logger = logging.getLogger(__name__)
 
-N_MFCC = 13
 F0_MIN_HZ = 65.0
 F0_MAX_HZ = 500.0
 _F0_FRAME = 1024
@@ -67,59 +67,6 @@ _HOP = 160
 _ENERGY_FLOOR_DB = 50.0
 _FORMANT_SR = 11000
 _VOWELS = re.compile(r"[aeiouyàáâãäåæèéêëìíîïòóôõöøùúûüýÿąęóаеёиоуыэюяάέήίόύώ]+", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class AcousticFeatures:
-    """Prosody and voice quality of one segment (units in the field names; see module doc)."""
-
-    f0_mean_hz: float | None
-    f0_std_hz: float | None
-    f0_min_hz: float | None
-    f0_max_hz: float | None
-    f0_range_semitones: float | None
-    voiced_fraction: float
-    rms_mean: float
-    energy_db_mean: float
-    energy_db_std: float
-    speaking_rate_wps: float | None
-    syllable_rate_sps: float | None
-    spectral_centroid_hz: float
-    zero_crossing_rate: float
-    mfcc_means: tuple[float, ...]
-    jitter_local: float | None
-    shimmer_local: float | None
-    hnr_db: float | None
-    f1_hz: float | None
-    f2_hz: float | None
-    f2_f1_ratio: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready mapping (``mfcc_means`` as a list)."""
-        data = dataclasses.asdict(self)
-        data["mfcc_means"] = list(self.mfcc_means)
-        return data
-
-    def to_row(self) -> dict[str, float | None]:
-        """Flat mapping for tables: ``mfcc_means`` becomes ``mfcc_means_1`` … ``mfcc_means_13``."""
-        row: dict[str, float | None] = {}
-        for name, value in self.to_dict().items():
-            if name == "mfcc_means":
-                row.update({f"mfcc_means_{i + 1}": v for i, v in enumerate(value)})
-            else:
-                row[name] = value
-        return row
-
-    @staticmethod
-    def column_names() -> list[str]:
-        """The keys of :meth:`to_row`, in order (for a table header with no rows)."""
-        names: list[str] = []
-        for field in dataclasses.fields(AcousticFeatures):
-            if field.name == "mfcc_means":
-                names += [f"mfcc_means_{i + 1}" for i in range(N_MFCC)]
-            else:
-                names.append(field.name)
-        return names
 
 
 def count_syllables(word: str) -> int:

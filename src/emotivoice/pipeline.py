@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from emotivoice import __version__
+from emotivoice._version import __version__
 from emotivoice.audio import DEFAULT_MAX_DURATION_S, SAMPLE_RATE, Audio, AudioSource, load_audio
-from emotivoice.emotion.recognizer import (
+from emotivoice.emotion.backends import (
     EmotionAnalyzer,
     EmotionOptions,
     EmotionScores,

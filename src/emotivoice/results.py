@@ -1,5 +1,9 @@
 """Result model: frozen dataclasses from an analysis down to its words, and their JSON form.
 
+A leaf module: every output dataclass of the engine lives here (the audio description, the
+acoustic features, the emotion scores and their granular/complex emotions), so the stages
+import their result types from here and nothing here imports a stage.
+
 The JSON form (``Analysis.to_dict()``) is versioned by :data:`SCHEMA_VERSION` and described by
 the JSON Schema in ``emotivoice/schema/analysis.schema.json`` (:func:`analysis_json_schema`).
 Later stages add optional keys (``emotion``, ``explanations``) without breaking readers.
@@ -17,23 +21,164 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from emotivoice.audio import AudioInfo
-from emotivoice.emotion.recognizer import EmotionScores, FileEmotion
 from emotivoice.errors import InvalidResultError
-from emotivoice.features import AcousticFeatures
 
 __all__ = [
+    "N_MFCC",
     "SCHEMA_VERSION",
+    "AcousticFeatures",
     "Analysis",
+    "AudioInfo",
+    "ComplexEmotion",
+    "EmotionScores",
+    "FileEmotion",
+    "GranularEmotion",
     "LanguageShare",
     "ModelSettings",
     "Segment",
+    "TimelinePoint",
     "Word",
     "analysis_json_schema",
     "load_analysis",
 ]
 
 SCHEMA_VERSION = "1.0"
+N_MFCC = 13  # MFCC means per segment (features.py computes them)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the input was before EmotiVoice converted it.
+
+    Attributes:
+        format: container format (``wav``, ``flac``, ``mp3``, ``ogg``, ``m4a``, ``webm``, ...;
+            ``array`` for numpy input).
+        codec: audio codec name (``pcm_s16le``, ``opus``, ``aac``, ...).
+        sample_rate: original sample rate in Hz.
+        channels: original number of channels.
+        duration: decoded duration in seconds.
+        name: file name, or ``<bytes>`` / ``<array>``.
+    """
+
+    format: str
+    codec: str
+    sample_rate: int
+    channels: int
+    duration: float
+    name: str
+
+
+@dataclass(frozen=True)
+class AcousticFeatures:
+    """Prosody and voice quality of one segment (units in the field names; see module doc)."""
+
+    f0_mean_hz: float | None
+    f0_std_hz: float | None
+    f0_min_hz: float | None
+    f0_max_hz: float | None
+    f0_range_semitones: float | None
+    voiced_fraction: float
+    rms_mean: float
+    energy_db_mean: float
+    energy_db_std: float
+    speaking_rate_wps: float | None
+    syllable_rate_sps: float | None
+    spectral_centroid_hz: float
+    zero_crossing_rate: float
+    mfcc_means: tuple[float, ...]
+    jitter_local: float | None
+    shimmer_local: float | None
+    hnr_db: float | None
+    f1_hz: float | None
+    f2_hz: float | None
+    f2_f1_ratio: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping (``mfcc_means`` as a list)."""
+        data = dataclasses.asdict(self)
+        data["mfcc_means"] = list(self.mfcc_means)
+        return data
+
+    def to_row(self) -> dict[str, float | None]:
+        """Flat mapping for tables: ``mfcc_means`` becomes ``mfcc_means_1`` … ``mfcc_means_13``."""
+        row: dict[str, float | None] = {}
+        for name, value in self.to_dict().items():
+            if name == "mfcc_means":
+                row.update({f"mfcc_means_{i + 1}": v for i, v in enumerate(value)})
+            else:
+                row[name] = value
+        return row
+
+    @staticmethod
+    def column_names() -> list[str]:
+        """The keys of :meth:`to_row`, in order (for a table header with no rows)."""
+        names: list[str] = []
+        for field in dataclasses.fields(AcousticFeatures):
+            if field.name == "mfcc_means":
+                names += [f"mfcc_means_{i + 1}" for i in range(N_MFCC)]
+            else:
+                names.append(field.name)
+        return names
+
+
+@dataclass(frozen=True)
+class GranularEmotion:
+    """A fine-grained emotion with the base emotion it refines and a confidence in [0, 1]."""
+
+    name: str
+    base: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class ComplexEmotion:
+    """A blend of two base emotions (e.g. happiness + surprise → elation)."""
+
+    name: str
+    components: tuple[str, str]
+    confidence: float
+
+
+@dataclass(frozen=True)
+class EmotionScores:
+    """The emotion of one segment.
+
+    Attributes:
+        probabilities: calibrated probability per base emotion (sums to 1).
+        dominant: the most probable base emotion; ``confidence`` its probability.
+        uncertain: top probability below the threshold, or a segment under ``short_segment_s``.
+        short: the segment is shorter than ``short_segment_s``.
+        primary, secondary: granular emotions from the taxonomy; complex: blends of the top two.
+    """
+
+    probabilities: dict[str, float]
+    dominant: str
+    confidence: float
+    uncertain: bool
+    short: bool
+    primary: tuple[GranularEmotion, ...]
+    secondary: tuple[GranularEmotion, ...]
+    complex: tuple[ComplexEmotion, ...]
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    """Smoothed base-emotion probabilities at one segment."""
+
+    start: float
+    end: float
+    probabilities: dict[str, float]
+    dominant: str
+
+
+@dataclass(frozen=True)
+class FileEmotion:
+    """File-level emotion: duration-weighted distribution and the smoothed timeline."""
+
+    backend: str
+    distribution: dict[str, float]
+    dominant: str
+    timeline: tuple[TimelinePoint, ...]
 
 
 @dataclass(frozen=True)

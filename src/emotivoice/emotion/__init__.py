@@ -1,13 +1,13 @@
 """Emotion recognition: base emotions per segment, taxonomy, file distribution and timeline."""
 
-from emotivoice.emotion.labels import BASE_EMOTIONS
-from emotivoice.emotion.recognizer import (
+from emotivoice.emotion.backends import (
     EmotionAnalyzer,
     EmotionOptions,
     EmotionScores,
     FileEmotion,
     TimelinePoint,
 )
+from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.emotion.taxonomy import (
     ComplexEmotion,
     GranularEmotion,

@@ -1,6 +1,6 @@
 """Numpy runtime of the trained emotion head (no PyTorch needed at inference).
 
-The arrays come from :func:`emotivoice.emotion.training.export_head`; the forward pass mirrors
+The arrays come from :func:`emotivoice.training.recipe.export_head`; the forward pass mirrors
 the training module: optional layer norm → attentive or uniform statistics pooling (weighted
 mean and standard deviation over positions) → optional standardisation → optional hidden layer
 → logits, divided by the calibrated temperature.

@@ -14,30 +14,13 @@ from typing import Any
 
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.errors import InvalidConfigError
+from emotivoice.results import ComplexEmotion, GranularEmotion
 
 
 class TaxonomyError(InvalidConfigError):
     """A taxonomy file is malformed; the message names the offending entry."""
 
     code = "invalid_taxonomy"
-
-
-@dataclass(frozen=True)
-class GranularEmotion:
-    """A fine-grained emotion with the base emotion it refines and a confidence in [0, 1]."""
-
-    name: str
-    base: str
-    confidence: float
-
-
-@dataclass(frozen=True)
-class ComplexEmotion:
-    """A blend of two base emotions (e.g. happiness + surprise → elation)."""
-
-    name: str
-    components: tuple[str, str]
-    confidence: float
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from emotivoice.audio import SAMPLE_RATE
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.errors import InvalidConfigError
 from emotivoice.explain.attribution import (
@@ -43,7 +44,6 @@ logger = logging.getLogger(__name__)
 
 METHODS = ("shapley", "counterfactual", "attention", "gradients")
 DEFAULT_METHODS = ("shapley", "counterfactual")
-SAMPLE_RATE = 16000
 
 
 @dataclass(frozen=True)
@@ -284,7 +284,7 @@ def _model_internals(
     cost: dict[str, dict[str, float]],
 ) -> tuple[Any, Any]:
     """Attention maps and Integrated Gradients of the explained backend, as asked."""
-    from emotivoice.emotion.recognizer import EmotionOptions, WhisperHeadBackend, load_backend
+    from emotivoice.emotion.backends import EmotionOptions, WhisperHeadBackend, load_backend
 
     attention: Any = None
     gradients: Any = None
@@ -415,7 +415,7 @@ def explain(
             too small for the methods, or a segment id not in the analysis.
     """
     from emotivoice.audio import load_audio
-    from emotivoice.emotion.recognizer import EmotionOptions
+    from emotivoice.emotion.backends import EmotionOptions
     from emotivoice.explain.scoring import emotion_scorer
     from emotivoice.pipeline import analyze
 

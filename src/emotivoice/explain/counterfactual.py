@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emotivoice.audio import SAMPLE_RATE
 from emotivoice.explain.attribution import BatchScorer
-
-SAMPLE_RATE = 16000
 
 
 def pitch_shift(samples: np.ndarray, semitones: float) -> np.ndarray:

@@ -22,10 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from emotivoice.audio import SAMPLE_RATE
 from emotivoice.emotion.head import EmotionHead
 from emotivoice.errors import ModelNotFoundError
-
-SAMPLE_RATE = 16000
 
 
 @dataclass(frozen=True)
@@ -54,10 +53,9 @@ def torch_head(head: EmotionHead, d_model: int) -> Any:
     A head on an encoder prefix gets that prefix (with its fine-tuned adapters and norms) and
     reads log-mel frames; a head on the final encoder states reads those states.
     """
-    from emotivoice.emotion.training import TrainConfig, encoder_variables, module_from_arrays
+    from emotivoice.models.torch_head import HeadArchitecture, encoder_variables, module_from_arrays
 
-    fields = TrainConfig.__dataclass_fields__
-    config = TrainConfig(**{k: v for k, v in head.config.items() if k in fields})
+    config = HeadArchitecture.from_config(head.config)
     model = str(head.metadata.get("whisper_model", "base"))
     variables = encoder_variables(model) if head.prefix_layers else None
     return module_from_arrays(head.weights, config, d_model, variables, strict=False)

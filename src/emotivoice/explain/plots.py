@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from emotivoice.audio import SAMPLE_RATE
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.errors import ModelNotFoundError
 
-SAMPLE_RATE = 16000
 COLOURS = {
     "anger": "#d62728",
     "fear": "#9467bd",

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emotivoice.emotion.recognizer import EmotionOptions, WhisperHeadBackend, load_backend
+from emotivoice.emotion.backends import EmotionOptions, WhisperHeadBackend, load_backend
 from emotivoice.explain.attribution import BatchScorer
 
 if TYPE_CHECKING:

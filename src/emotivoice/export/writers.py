@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
-from emotivoice.emotion.recognizer import EmotionScores
+from emotivoice.emotion.backends import EmotionScores
 from emotivoice.errors import InvalidConfigError
 from emotivoice.results import Analysis, Segment
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from emotivoice.audio import SAMPLE_RATE
 from emotivoice.errors import ModelIntegrityError, ModelNotFoundError
 from emotivoice.models.ct2_reader import read_ct2_model
 from emotivoice.models.registry import DEFAULT_MODEL, cache_dir, resolve_whisper_model
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 N_FFT = 400
 HOP_LENGTH = 160
 N_FRAMES = 3000  # 30 s of mel frames, the encoder's fixed input

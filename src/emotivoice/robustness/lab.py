@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emotivoice.audio import SAMPLE_RATE
 from emotivoice.errors import AudioTooLongError, InvalidConfigError, InvalidTargetError
 from emotivoice.robustness.attack import (
     MAX_SAMPLES,
@@ -29,8 +30,6 @@ from emotivoice.robustness.attack import (
 )
 from emotivoice.robustness.report import ExampleReport, build_report, distortion, summarize
 from emotivoice.robustness.whisper_loss import validate_target
-
-SAMPLE_RATE = 16000
 
 __all__ = [
     "AttackItem",

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from emotivoice.audio import SAMPLE_RATE
 from emotivoice.metrics import character_error_rate, normalize_text, word_error_rate
 from emotivoice.robustness.masking import PSD_PEAK_DB, _stft_power, masking_threshold
 
@@ -26,7 +27,6 @@ __all__ = [
     "summary_table",
 ]
 
-SAMPLE_RATE = 16000
 _TINY = 1e-12
 
 

@@ -25,7 +25,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emotivoice import __version__
+from emotivoice._version import __version__
 from emotivoice.errors import (
     CallbacksNotConfiguredError,
     EmotiVoiceError,

@@ -2,9 +2,10 @@
 
 Protocol: the client sends a JSON ``start`` message, then binary audio frames of any size, then
 ``{"type": "stop"}``. The server answers with JSON events (``vad``, ``partial``, ``segment``,
-``stats``, ``error``, ``saved``; see :mod:`emotivoice.streaming`) and closes with a code that says
-why. Each connection owns its :class:`~emotivoice.streaming.StreamingAnalyzer`; the models are
-the app's shared Analyzer. Model calls run in worker threads so the event loop stays free.
+``stats``, ``error``, ``saved``; see :mod:`emotivoice.streaming.events`) and closes with a code
+that says why. Each connection owns its
+:class:`~emotivoice.streaming.analyzer.StreamingAnalyzer`; the models are the app's shared
+Analyzer. Model calls run in worker threads so the event loop stays free.
 
 Reads from ``websocket.app.state``: ``settings`` (optional limits, see :class:`StreamLimits`),
 ``store`` (``create_upload(owner, data, filename)`` keeps the recording) and ``analyzer()`` (the
@@ -39,14 +40,9 @@ from emotivoice.errors import (
 )
 from emotivoice.service.auth import key_from_headers, owner_for_key
 from emotivoice.service.errors import api_error
-from emotivoice.streaming import (
-    ENCODINGS,
-    ErrorEvent,
-    SavedEvent,
-    StreamEvent,
-    StreamingAnalyzer,
-    StreamOptions,
-)
+from emotivoice.streaming.analyzer import StreamingAnalyzer, StreamOptions
+from emotivoice.streaming.decoder import ENCODINGS
+from emotivoice.streaming.events import ErrorEvent, SavedEvent, StreamEvent
 
 __all__ = ["CLOSE_CODES", "StartMessage", "StreamLimits", "router"]
 

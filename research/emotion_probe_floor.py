@@ -24,10 +24,11 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from emotivoice.emotion.corpora import read_corpus
 from emotivoice.emotion.labels import BASE_EMOTIONS
-from emotivoice.emotion.metrics import classification_report
-from emotivoice.emotion.training import prepare_clips, speaker_folds
+from emotivoice.metrics import classification_report
+from emotivoice.training.corpora import read_corpus
+from emotivoice.training.recipe import speaker_folds
+from emotivoice.training.states import prepare_clips
 from emotivoice.transcription import Transcriber
 
 Pooled = tuple[np.ndarray, np.ndarray, np.ndarray]  # features, label indices, speakers

@@ -2,7 +2,7 @@
 
 Example::
 
-    from emotivoice.service.http_client import ServiceClient
+    from emotivoice.client.rest import ServiceClient
 
     with ServiceClient("http://127.0.0.1:8000", api_key="ev_...") as client:
         result = client.analyze_file("call.mp3", language="en")

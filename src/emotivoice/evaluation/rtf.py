@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from emotivoice.datasets import reference_utterances
+from emotivoice.evaluation.datasets import reference_utterances
 from emotivoice.metrics import word_error_rate
 from emotivoice.pipeline import AnalyzeOptions, Analyzer
 from emotivoice.transcription import TranscriptionOptions

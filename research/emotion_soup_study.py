@@ -5,7 +5,7 @@ Inputs: the ``fits-NAME-K.npz`` files that ``scripts/train_emotion_device.py --s
 writes, one NAME per soup member (members share ``seed`` and differ in ``member``), and the packed
 clips (``scripts/pack_emotion_corpus.py``). For every evaluation group it scores each member
 alone, the logit average of the members (an ensemble, n times the cost) and their soup
-(:func:`emotivoice.emotion.training.soup_arrays`, one member's cost). With ``--export FILE`` it
+(:func:`emotivoice.training.recipe.soup_arrays`, one member's cost). With ``--export FILE`` it
 also writes the soup of the members' final heads, calibrated on the soup of their calibration
 heads, as a head file for ``--emotion-model``. With ``--update FILE`` it replaces a head file's
 stored evaluations of the groups it scored in full, for a recipe change that leaves the final
@@ -34,22 +34,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_emotion_device import load_packed_clips
-
 from emotivoice.emotion.head import EmotionHead, own_log_mel
 from emotivoice.emotion.labels import BASE_EMOTIONS
-from emotivoice.emotion.metrics import classification_report
-from emotivoice.emotion.training import (
-    MODEL_GROUPS,
-    StateSet,
-    TrainConfig,
-    _head_extras,
-    calibration_speakers,
-    fit_temperature,
-    recipe_jobs,
-    soup_arrays,
-    training_speakers,
-)
+from emotivoice.metrics import classification_report
+from emotivoice.training.config import TrainConfig
+from emotivoice.training.fit import _head_extras, fit_temperature, soup_arrays, training_speakers
+from emotivoice.training.recipe import MODEL_GROUPS, calibration_speakers, recipe_jobs
+from emotivoice.training.states import StateSet
+from train_emotion_device import load_packed_clips
 
 logger = logging.getLogger("emotion_soup_study")
 

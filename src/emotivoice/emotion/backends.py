@@ -22,17 +22,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from emotivoice.audio import SAMPLE_RATE
 from emotivoice.emotion.head import EmotionHead, own_log_mel
 from emotivoice.emotion.labels import BASE_EMOTIONS
-from emotivoice.emotion.taxonomy import ComplexEmotion, GranularEmotion, Taxonomy, load_taxonomy
+from emotivoice.emotion.taxonomy import Taxonomy, load_taxonomy
 from emotivoice.errors import InvalidConfigError, ModelNotFoundError
+from emotivoice.results import EmotionScores, FileEmotion, TimelinePoint
 
 if TYPE_CHECKING:
     from emotivoice.transcription import EncodedSegment
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 # label prefixes of common emotion checkpoints → base emotions (disgust, contempt, other: dropped)
 _LABEL_PREFIXES = {
     "ang": "anger", "fea": "fear", "fear": "fear", "hap": "happiness", "joy": "happiness",
@@ -68,48 +69,6 @@ class EmotionOptions:
             raise InvalidConfigError("uncertain_below must be between 0 and 1")
         if self.short_segment_s < 0 or self.timeline_sigma_s <= 0:
             raise InvalidConfigError("short_segment_s must be ≥ 0 and timeline_sigma_s > 0")
-
-
-@dataclass(frozen=True)
-class EmotionScores:
-    """The emotion of one segment.
-
-    Attributes:
-        probabilities: calibrated probability per base emotion (sums to 1).
-        dominant: the most probable base emotion; ``confidence`` its probability.
-        uncertain: top probability below the threshold, or a segment under ``short_segment_s``.
-        short: the segment is shorter than ``short_segment_s``.
-        primary, secondary: granular emotions from the taxonomy; complex: blends of the top two.
-    """
-
-    probabilities: dict[str, float]
-    dominant: str
-    confidence: float
-    uncertain: bool
-    short: bool
-    primary: tuple[GranularEmotion, ...]
-    secondary: tuple[GranularEmotion, ...]
-    complex: tuple[ComplexEmotion, ...]
-
-
-@dataclass(frozen=True)
-class TimelinePoint:
-    """Smoothed base-emotion probabilities at one segment."""
-
-    start: float
-    end: float
-    probabilities: dict[str, float]
-    dominant: str
-
-
-@dataclass(frozen=True)
-class FileEmotion:
-    """File-level emotion: duration-weighted distribution and the smoothed timeline."""
-
-    backend: str
-    distribution: dict[str, float]
-    dominant: str
-    timeline: tuple[TimelinePoint, ...]
 
 
 class EmotionBackend(Protocol):

@@ -20,12 +20,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_emotion_device import load_packed_clips
-
 from emotivoice.emotion.labels import BASE_EMOTIONS
-from emotivoice.emotion.metrics import classification_report
-from emotivoice.emotion.training import augment, encoder_taps, speaker_folds
+from emotivoice.metrics import classification_report
 from emotivoice.models.torch_whisper import load_packed_encoder, log_mel, speech_positions
+from emotivoice.training.augment import augment
+from emotivoice.training.recipe import speaker_folds
+from emotivoice.training.states import encoder_taps
+from train_emotion_device import load_packed_clips
 
 N_TAPS = 8  # embedding, 6 layers, final layer norm
 

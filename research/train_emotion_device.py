@@ -46,23 +46,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from emotivoice.emotion.training import (
+from emotivoice.models.torch_whisper import encoder_from_ct2_variables, load_packed_variables
+from emotivoice.training.config import TrainConfig
+from emotivoice.training.fit import FitJob, held_out_logits, run_fit_job, soup_module
+from emotivoice.training.recipe import (
     MODEL_GROUPS,
-    Clip,
-    FitJob,
     JobRunner,
-    StateSet,
-    TrainConfig,
-    build_state_set,
-    held_out_logits,
     pooled_report,
     recipe_jobs,
     recipe_result,
-    run_fit_job,
     run_recipe,
-    soup_module,
 )
-from emotivoice.models.torch_whisper import encoder_from_ct2_variables, load_packed_variables
+from emotivoice.training.states import Clip, StateSet, build_state_set
 
 
 def _load(path: str) -> np.ndarray | None:

@@ -26,23 +26,20 @@ from typing import Any
 
 import numpy as np
 
-from emotivoice.emotion.corpora import read_corpus
-from emotivoice.emotion.head import tap_states
-from emotivoice.emotion.labels import BASE_EMOTIONS
-from emotivoice.emotion.metrics import classification_report
-from emotivoice.emotion.recognizer import (
+from emotivoice.emotion.backends import (
     EmotionBackend,
     EmotionOptions,
     WhisperHeadBackend,
     load_backend,
 )
-from emotivoice.emotion.training import (
-    StateSet,
-    TrainConfig,
-    encoder_variables,
-    prepare_clips,
-    speaker_folds_report,
-)
+from emotivoice.emotion.head import tap_states
+from emotivoice.emotion.labels import BASE_EMOTIONS
+from emotivoice.metrics import classification_report
+from emotivoice.models.torch_head import encoder_variables
+from emotivoice.training.config import TrainConfig
+from emotivoice.training.corpora import read_corpus
+from emotivoice.training.recipe import speaker_folds_report
+from emotivoice.training.states import StateSet, prepare_clips
 
 logger = logging.getLogger(__name__)
 

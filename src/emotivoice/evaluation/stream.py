@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from emotivoice.audio import SAMPLE_RATE, load_audio
-from emotivoice.datasets import reference_utterances
 from emotivoice.errors import InvalidConfigError
+from emotivoice.evaluation.datasets import reference_utterances
 from emotivoice.metrics import word_error_rate
 
 __all__ = ["MODES", "StreamBenchReport", "format_stream_report", "run_stream_benchmark"]
@@ -118,7 +118,7 @@ def _same_span_agreement(analyzer: Any, clip: np.ndarray, session: Any) -> list[
 async def _stream_all(
     url: str, clips: list[np.ndarray], endpoint_ms: int, modes: Sequence[str]
 ) -> dict[str, list[Any]]:
-    from emotivoice.service.client import StreamClient, pcm_frames
+    from emotivoice.client.stream import StreamClient, pcm_frames
 
     client = StreamClient(url)
     pause = np.zeros(int(_TRAILING_PAUSE_S * SAMPLE_RATE), dtype=np.float32)

@@ -1,7 +1,7 @@
 """A Python client of the live-analysis WebSocket (``/api/v1/stream``).
 
 >>> import asyncio
->>> from emotivoice.service.client import StreamClient
+>>> from emotivoice.client.stream import StreamClient
 >>> session = asyncio.run(StreamClient("ws://127.0.0.1:8000/api/v1/stream").stream_file(
 ...     "talk.wav", realtime=True, on_event=print))  # doctest: +SKIP
 >>> session.text  # doctest: +SKIP
