@@ -33,7 +33,7 @@ import numpy as np
 from emotivoice.audio import SAMPLE_RATE, load_audio
 from emotivoice.emotion import EmotionOptions
 from emotivoice.evaluation.datasets import reference_utterances
-from emotivoice.explain import SegmentExplanation, explain_segment
+from emotivoice.explain import ExplainOptions, SegmentExplanation, explain_segment
 from emotivoice.explain.counterfactual import TRANSFORMS
 from emotivoice.explain.scoring import emotion_scorer
 
@@ -98,7 +98,7 @@ def main() -> None:
         # alternate which configuration goes first, so a change of load hits both alike
         for config, scorer in list(configs.items())[:: -1 if run % 2 else 1]:
             started = time.perf_counter()
-            explanation = explain_segment(segment, scorer, ("shapley", "counterfactual"))
+            explanation = explain_segment(segment, scorer, ExplainOptions())
             total = time.perf_counter() - started
             results[config] = explanation
             for method, cost in explanation.cost.items():
@@ -120,7 +120,7 @@ def main() -> None:
         print(row)
     print("targets: total ≤ 100 evaluations and ≤ 30 s")
     methods = ["attention"] + ([] if args.no_gradients else ["gradients"])
-    separate = explain_segment(segment, configs["current"], methods)
+    separate = explain_segment(segment, configs["current"], ExplainOptions(methods=tuple(methods)))
     for method, cost in separate.cost.items():
         print(f"{method:<24} {int(cost['evaluations']):>11}   {cost['seconds']:>6.2f} (one run)")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")

@@ -15,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from emotivoice.explain import explain_segment
+from emotivoice.explain import ExplainOptions, explain_segment
 from emotivoice.explain.gradients import torch_emotion_scorer
 from emotivoice.models.torch_whisper import load_packed_encoder
 
@@ -24,10 +24,10 @@ def main(carry: Path = Path(".emocarry"), device: str = "cuda") -> None:
     encoder, filters = load_packed_encoder(carry / "encoder.npz")
     scorer = torch_emotion_scorer(encoder, filters, device=device, batch_size=72)
     segment = np.load(carry / "seg10.npy")
-    explain_segment(segment, scorer, ("shapley", "counterfactual"))  # warm-up (kernels, caches)
+    explain_segment(segment, scorer, ExplainOptions())  # warm-up (kernels, caches)
     for run in range(3):
         started = time.perf_counter()
-        explanation = explain_segment(segment, scorer, ("shapley", "counterfactual"))
+        explanation = explain_segment(segment, scorer, ExplainOptions())
         total = time.perf_counter() - started
         costs = ", ".join(
             f"{m}: {int(c['evaluations'])} evals {c['seconds']:.2f} s"

@@ -39,7 +39,7 @@ def test_analyze_writes_every_format(
     assert (again / "jfk.csv").read_text() == (tmp_path / "jfk.csv").read_text()
     printed = capsys.readouterr()
     assert str(again / "jfk.srt") in printed.out and "broken.json: Not an EmotiVoice" in printed.err
-    assert "[invalid_result]" in printed.err and "Traceback" not in printed.err
+    assert "[RESULT_UNREADABLE]" in printed.err and "Traceback" not in printed.err
 
 
 def test_directory_with_bad_files_completes_the_rest(
@@ -58,7 +58,7 @@ def test_directory_with_bad_files_completes_the_rest(
     assert sorted(p.name for p in out.iterdir()) == ["good.json"]
     err = capsys.readouterr().err
     assert "empty.wav: " in err and "[empty_audio]" in err
-    assert "notes.mp3: " in err and "[audio_decode_error]" in err
+    assert "notes.mp3: " in err and "[INVALID_AUDIO]" in err
     assert "cut.flac: " in err and "truncated" in err
     assert "3 of 4 file(s) failed" in err
     assert "Traceback" not in err

@@ -12,6 +12,7 @@ from emotivoice.audio import load_audio
 from emotivoice.errors import InvalidConfigError
 from emotivoice.explain import (
     AttributionOptions,
+    ExplainOptions,
     attribute_time,
     counterfactuals,
     emotion_scorer,
@@ -289,14 +290,14 @@ def test_explain_api_budget_json_and_plots(angry_clip: Path, tmp_path: Path) -> 
     import emotivoice
     from emotivoice.explain import write_explanation
 
-    options = AttributionOptions(n_windows=4, budget=16)
-    (explanation,) = emotivoice.explain(angry_clip, segment=0, attribution=options)
+    options = ExplainOptions(attribution=AttributionOptions(n_windows=4, budget=16))
+    audio = load_audio(angry_clip)
+    (explanation,) = emotivoice.explain(audio, None, options, segment=0)
     assert explanation.predicted in explanation.probabilities
     assert explanation.cost["shapley+lime+deletion"]["evaluations"] == 16
     assert explanation.cost["counterfactual"]["evaluations"] == 8  # original reused
     assert explanation.evaluations == 24 and explanation.budget == 100
-    samples = load_audio(angry_clip).samples
-    segment = samples[int(explanation.start * SR) : int(explanation.end * SR)]
+    segment = audio.samples[int(explanation.start * SR) : int(explanation.end * SR)]
     paths = write_explanation(explanation, segment, tmp_path)
     data = json.loads(paths[0].read_text())
     assert len(data["attribution"]["windows"]) == 4
@@ -310,7 +311,9 @@ def test_explain_api_budget_json_and_plots(angry_clip: Path, tmp_path: Path) -> 
         _png_ok(png, size)
     assert any(p.name.endswith("features.png") for p in paths)
     with pytest.raises(InvalidConfigError, match="No segment"):
-        emotivoice.explain(angry_clip, segment=5, attribution=options)
+        emotivoice.explain(audio, None, options, segment=5)
+    with pytest.warns(DeprecationWarning, match="ExplainOptions"):  # the first API's keywords
+        emotivoice.explain(angry_clip, segment=5, attribution=options.attribution)
 
 
 @pytest.mark.slow
@@ -318,7 +321,8 @@ def test_attention_and_integrated_gradients(angry_clip: Path, tmp_path: Path) ->
     from emotivoice.explain import explain_segment, write_explanation
 
     samples = crop_to_speech(load_audio(angry_clip).samples)
-    explanation = explain_segment(samples, emotion_scorer(), ("attention", "gradients"), ig_steps=4)
+    options = ExplainOptions(methods=("attention", "gradients"), ig_steps=4)
+    explanation = explain_segment(samples, emotion_scorer(), options)
     attention, saliency = explanation.attention, explanation.gradients
     n = len(samples) // 320
     assert attention.layers[0].shape[0] == pytest.approx(n, abs=1)
@@ -381,7 +385,9 @@ def test_attention_of_a_huggingface_backend(tiny_hubert: Path, jfk_samples: np.n
     model = f"hf:{tiny_hubert}"
     scorer = emotion_scorer(EmotionOptions(model=model))
     clip = jfk_samples[: 2 * SR]
-    explanation = explain_segment(clip, scorer, ("attention",), emotion_model=model)
+    explanation = explain_segment(
+        clip, scorer, ExplainOptions(methods=("attention",), emotion_model=model)
+    )
     layers = explanation.attention.layers
     assert len(layers) == 2  # the tiny model's two transformer layers
     np.testing.assert_allclose(layers[0].sum(axis=1), 1, atol=1e-4)
@@ -413,12 +419,10 @@ def test_explain_explains_the_analysed_huggingface_backend(
 
     model = f"hf:{tiny_hubert}"
     (explanation,) = emotivoice.explain(
-        hubert_clip,
-        sample_rate=SR,
+        load_audio(hubert_clip, sample_rate=SR),
+        hubert_analysis,
+        ExplainOptions(methods=("attention",), emotion_model=model),
         segment=0,
-        methods=("attention",),
-        analysis=hubert_analysis,
-        emotion_model=model,
     )
     segment = hubert_analysis.segments[0]  # type: ignore[attr-defined]
     samples = hubert_clip[int(segment.start * SR) : int(segment.end * SR)]
@@ -438,10 +442,7 @@ def test_explain_explains_the_analysed_huggingface_backend(
         _png_ok(paths[name], (800, 400))
     _png_ok(paths["segment-0-features.png"])
     with pytest.raises(InvalidConfigError, match=r"Integrated Gradients.*Whisper-head"):
-        emotivoice.explain(
-            hubert_clip, sample_rate=SR, methods=("gradients",), analysis=hubert_analysis,
-            emotion_model=model,
-        )  # fmt: skip
+        ExplainOptions(methods=("gradients",), emotion_model=model)
 
 
 @pytest.mark.parametrize(
@@ -474,15 +475,14 @@ def test_the_budget_caps_every_model_evaluation(
         lambda module, args, output: forwards.append(1)
     )
     try:
-        (explanation,) = emotivoice.explain(
-            hubert_clip,
-            sample_rate=SR,
-            segment=0,
+        options = ExplainOptions(
             methods=methods,
-            analysis=hubert_analysis,
-            emotion_model=model,
             attribution=AttributionOptions(n_windows=windows),
             budget=budget,
+            emotion_model=model,
+        )
+        (explanation,) = emotivoice.explain(
+            load_audio(hubert_clip, sample_rate=SR), hubert_analysis, options, segment=0
         )
     finally:
         hook.remove()
@@ -499,21 +499,20 @@ def test_the_budget_caps_every_model_evaluation(
         assert explanation.evaluations == 72
 
 
-def test_a_budget_too_small_is_refused_before_any_work(
-    tiny_hubert: Path, hubert_clip: np.ndarray
-) -> None:
-    import emotivoice
-
-    # no analysis is passed: the refusal must come before the recording is even analysed
+def test_a_budget_too_small_is_refused_before_any_work(tiny_hubert: Path) -> None:
+    # the options refuse it when they are made: before any audio is read or analysed
     with pytest.raises(
         InvalidConfigError, match=r"budget of 30 .* at least 29 .* Raise the budget to 37"
     ):
-        emotivoice.explain(
-            hubert_clip, sample_rate=SR, emotion_model=f"hf:{tiny_hubert}",
-            attribution=AttributionOptions(n_windows=10), budget=30,
-        )  # fmt: skip
+        ExplainOptions(
+            attribution=AttributionOptions(n_windows=10),
+            budget=30,
+            emotion_model=f"hf:{tiny_hubert}",
+        )
     with pytest.raises(InvalidConfigError, match="too small"):
-        emotivoice.explain(hubert_clip, sample_rate=SR, methods=("counterfactual",), budget=8)
+        ExplainOptions(methods=("counterfactual",), budget=8)
+    with pytest.raises(InvalidConfigError, match="Unknown explanation methods"):
+        ExplainOptions(methods=("magic",))
 
 
 def test_batch_scorer_equals_the_pipeline_encoder_path(jfk_samples: np.ndarray) -> None:

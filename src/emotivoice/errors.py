@@ -1,8 +1,9 @@
 """The EmotiVoice error hierarchy.
 
 Every error the engine raises on purpose derives from :class:`EmotiVoiceError` and carries a
-stable machine-readable ``code`` (used as the error code over HTTP and in CLI reports) and a
-message written for the person who supplied the input.
+stable machine-readable ``code`` and a message written for the person who supplied the input.
+The code is the one vocabulary of the project: the REST API and the WebSocket send it as is,
+the CLI prints it, and :mod:`emotivoice.service.errors` only adds the HTTP status of each class.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "InvalidResultError",
     "InvalidTargetError",
     "MicrophoneUnavailableError",
+    "MissingExtraError",
     "ModelIntegrityError",
     "ModelNotFoundError",
     "NotFoundError",
@@ -47,88 +49,98 @@ class EmotiVoiceError(Exception):
         return {"code": self.code, "message": self.message}
 
 
+class MissingExtraError(EmotiVoiceError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
+
+    code = "MISSING_EXTRA"
+
+    def __init__(self, message: str, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
+
+
 class AudioError(EmotiVoiceError):
     """The input audio cannot be analysed."""
 
-    code = "audio_error"
+    code = "INVALID_AUDIO"
 
 
 class AudioDecodeError(AudioError):
     """The input is not decodable audio: not audio at all, truncated or corrupt."""
 
-    code = "audio_decode_error"
+    code = "INVALID_AUDIO"
 
 
 class UnsupportedFormatError(AudioDecodeError):
     """The input is a container or codec EmotiVoice does not read."""
 
-    code = "unsupported_format"
+    code = "UNSUPPORTED_FORMAT"
 
 
 class EmptyAudioError(AudioError):
     """The input is an empty file or decodes to zero samples."""
 
-    code = "empty_audio"
+    code = "EMPTY_AUDIO"
 
 
 class AudioTooLongError(AudioError):
     """The input is longer than the configured maximum duration."""
 
-    code = "audio_too_long"
+    code = "AUDIO_TOO_LONG"
 
 
 class ModelNotFoundError(EmotiVoiceError):
     """A model name or path does not resolve to usable weights."""
 
-    code = "model_not_found"
+    code = "MODEL_NOT_FOUND"
 
 
 class ModelIntegrityError(EmotiVoiceError):
     """Model weights exist but fail their checksum."""
 
-    code = "model_integrity_error"
+    code = "MODEL_INTEGRITY"
 
 
 class InvalidConfigError(EmotiVoiceError):
     """Options or a configuration file are invalid."""
 
-    code = "invalid_config"
+    code = "INVALID_OPTIONS"
 
 
 class CallbacksNotConfiguredError(InvalidConfigError):
     """A completion callback was asked for, but the server has no secret to sign it with."""
 
-    code = "callbacks_not_configured"
+    code = "CALLBACKS_NOT_CONFIGURED"
 
 
 class FileTooLargeError(AudioError):
     """An upload is larger than the configured limit."""
 
-    code = "file_too_large"
+    code = "FILE_TOO_LARGE"
 
 
 class NotFoundError(EmotiVoiceError):
     """A requested upload, analysis or artefact does not exist (or belongs to someone else)."""
 
-    code = "not_found"
+    code = "NOT_FOUND"
 
 
 class NotReadyError(EmotiVoiceError):
     """The requested result exists only once the analysis has completed."""
 
-    code = "not_ready"
+    code = "NOT_READY"
 
 
 class UnauthorizedError(EmotiVoiceError):
     """A missing, unknown or revoked API key."""
 
-    code = "unauthorized"
+    code = "UNAUTHORIZED"
 
 
 class RateLimitedError(EmotiVoiceError):
     """Too many requests for one key in the current window."""
 
-    code = "rate_limited"
+    code = "RATE_LIMITED"
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
@@ -138,40 +150,40 @@ class RateLimitedError(EmotiVoiceError):
 class StreamError(EmotiVoiceError):
     """A live stream cannot go on."""
 
-    code = "stream_error"
+    code = "STREAM_ERROR"
 
 
 class StreamProtocolError(StreamError):
     """A stream message is malformed or arrives out of order (e.g. audio before ``start``)."""
 
-    code = "protocol_error"
+    code = "PROTOCOL_ERROR"
 
 
 class StreamTooLongError(StreamError):
     """A stream ran past its maximum session length."""
 
-    code = "stream_too_long"
+    code = "STREAM_TOO_LONG"
 
 
 class StreamFrameTooLargeError(StreamError):
     """One audio frame of a stream is larger than the accepted maximum."""
 
-    code = "frame_too_large"
+    code = "FRAME_TOO_LARGE"
 
 
 class MicrophoneUnavailableError(EmotiVoiceError):
     """No microphone can be opened (``sounddevice``/PortAudio missing, or no input device)."""
 
-    code = "microphone_unavailable"
+    code = "MICROPHONE_UNAVAILABLE"
 
 
 class InvalidResultError(EmotiVoiceError):
     """A file given as a saved analysis is not one (not JSON, or missing or mistyped fields)."""
 
-    code = "invalid_result"
+    code = "RESULT_UNREADABLE"
 
 
 class InvalidTargetError(EmotiVoiceError):
     """An adversarial target transcript is empty, too long or not something Whisper can emit."""
 
-    code = "invalid_target"
+    code = "INVALID_TARGET"

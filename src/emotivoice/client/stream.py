@@ -26,6 +26,7 @@ import numpy as np
 
 from emotivoice.audio import SAMPLE_RATE, load_audio
 from emotivoice.errors import InvalidConfigError, MicrophoneUnavailableError
+from emotivoice.extras import import_extra
 
 __all__ = ["DEFAULT_URL", "MicrophoneUnavailableError", "StreamClient", "StreamSession"]
 
@@ -250,11 +251,7 @@ class StreamClient:
 
 def _sounddevice() -> Any:
     try:
-        import sounddevice
-    except ImportError as e:
-        raise ImportError(
-            "Microphone input needs sounddevice: pip install 'emotivoice[mic]'"
-        ) from e
+        sounddevice = import_extra("sounddevice", "mic", "Microphone input")
     except OSError as e:  # the module loads PortAudio at import
         raise MicrophoneUnavailableError(
             f"Microphone input needs the PortAudio library ({e}); install it "

@@ -27,6 +27,7 @@ from emotivoice.emotion.head import EmotionHead, own_log_mel
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.emotion.taxonomy import Taxonomy, load_taxonomy
 from emotivoice.errors import InvalidConfigError, ModelNotFoundError
+from emotivoice.extras import require_extra
 from emotivoice.results import EmotionScores, FileEmotion, TimelinePoint
 
 if TYPE_CHECKING:
@@ -103,12 +104,9 @@ class HuggingFaceBackend:
     def __init__(
         self, source: str, label_map: Mapping[str, str] | None = None, device: str = "cpu"
     ) -> None:
-        try:
-            from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
-        except ImportError as error:
-            raise ModelNotFoundError(
-                "Hugging Face emotion models need: pip install 'emotivoice[torch]'"
-            ) from error
+        require_extra("torch", "Hugging Face emotion models")
+        from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
         try:
             self.extractor = AutoFeatureExtractor.from_pretrained(source)
             self.model = AutoModelForAudioClassification.from_pretrained(source).to(device).eval()

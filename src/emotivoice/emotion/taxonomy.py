@@ -20,7 +20,7 @@ from emotivoice.results import ComplexEmotion, GranularEmotion
 class TaxonomyError(InvalidConfigError):
     """A taxonomy file is malformed; the message names the offending entry."""
 
-    code = "invalid_taxonomy"
+    code = "INVALID_OPTIONS"  # over HTTP it is an invalid option like any other
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def data_dir(explicit: Path | None = None) -> Path:
     candidates = [explicit] if explicit else []
     if os.environ.get("EMOTIVOICE_DATA_DIR"):
         candidates.append(Path(os.environ["EMOTIVOICE_DATA_DIR"]))
-    repo_root = Path(__file__).resolve().parents[2]
+    repo_root = Path(__file__).resolve().parents[3]
     candidates += [repo_root.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
     for path in candidates:
         if path is not None and path.is_dir():

@@ -34,6 +34,8 @@ from emotivoice.emotion.backends import (
 )
 from emotivoice.emotion.head import tap_states
 from emotivoice.emotion.labels import BASE_EMOTIONS
+from emotivoice.errors import MissingExtraError
+from emotivoice.extras import pyplot
 from emotivoice.metrics import classification_report
 from emotivoice.models.torch_head import encoder_variables
 from emotivoice.training.config import TrainConfig
@@ -193,12 +195,9 @@ def write_confusion(result: EmotionBenchmark, folder: Path) -> list[Path]:
     written = [folder / "emotion-benchmark.json"]
     written[0].write_text(json.dumps(result.to_dict(), indent=1))
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        logger.warning("matplotlib is not installed (pip install 'emotivoice[plots]'): no PNG")
+        plt = pyplot()
+    except MissingExtraError as error:  # the figures are optional; the report is written
+        logger.warning("%s: no PNG", error.message)
         return written
     confusion = np.array(result.report["confusion"], dtype=float)
     rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)

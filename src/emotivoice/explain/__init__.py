@@ -1,6 +1,6 @@
 """Explanations computed by querying the models.
 
-``emotivoice.explain(source, segment=...)`` is callable (this package forwards calls to
+``emotivoice.explain(audio, analysis, options)`` is callable (this package forwards calls to
 :func:`emotivoice.explain.core.explain`), so the package and the function share one name.
 """
 
@@ -18,14 +18,13 @@ from emotivoice.explain.attribution import (
     lime_surrogate,
 )
 from emotivoice.explain.core import (
-    DEFAULT_METHODS,
-    METHODS,
     SegmentExplanation,
     explain,
     explain_segment,
     write_explanation,
 )
 from emotivoice.explain.counterfactual import CounterfactualReport, counterfactuals
+from emotivoice.explain.options import DEFAULT_METHODS, METHODS, ExplainOptions
 from emotivoice.explain.scoring import emotion_scorer
 
 __all__ = [
@@ -34,6 +33,7 @@ __all__ = [
     "AttributionOptions",
     "CounterfactualReport",
     "DeletionCurve",
+    "ExplainOptions",
     "SegmentExplanation",
     "TimeAttribution",
     "Window",

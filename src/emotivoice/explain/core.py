@@ -6,44 +6,37 @@ self-attention and rollout: the Hugging Face model itself for ``hf:`` backends, 
 PyTorch Whisper path) and ``gradients`` (Integrated Gradients on the log-mel, PyTorch path of
 a Whisper-head model). Evaluation counts and wall times are recorded per method.
 
-The *budget* caps every evaluation of the explained model per segment: the counterfactuals'
-fixed 8 (9 without ``shapley``, which otherwise supplies the unperturbed score) are set aside
-and the time attribution (coalitions, LIME, deletion curves) gets the rest; a budget too small
-for the requested methods is rejected before any work. Attention (one forward pass) and
-Integrated Gradients (``ig_steps`` forward and backward passes of the PyTorch model) run a
-different model path and are costed on their own in ``cost``.
+What each method computes and how the budget is shared: :mod:`emotivoice.explain.options`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from emotivoice.audio import SAMPLE_RATE
+from emotivoice.audio import SAMPLE_RATE, Audio, AudioSource, load_audio
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.errors import InvalidConfigError
 from emotivoice.explain.attribution import (
     DEFAULT_BUDGET,
-    AttributionOptions,
     BatchScorer,
     TimeAttribution,
     attribute_time,
-    minimum_evaluations,
 )
-from emotivoice.explain.counterfactual import TRANSFORMS, CounterfactualReport, counterfactuals
+from emotivoice.explain.counterfactual import CounterfactualReport, counterfactuals
+from emotivoice.explain.options import ExplainOptions
+from emotivoice.results import AcousticFeatures, Analysis
+from emotivoice.segmentation import SpeechSpan
 
 logger = logging.getLogger(__name__)
-
-METHODS = ("shapley", "counterfactual", "attention", "gradients")
-DEFAULT_METHODS = ("shapley", "counterfactual")
 
 
 @dataclass(frozen=True)
@@ -133,61 +126,6 @@ class _CountingScorer:
         return self.scorer(waves)
 
 
-def _unperturbed_evaluations(methods: Sequence[str]) -> int:
-    """Evaluations outside the time attribution: counterfactuals or the one unperturbed score."""
-    reused = 0 if "shapley" in methods else 1  # the coalition table holds the full segment
-    return len(TRANSFORMS) + reused if "counterfactual" in methods else reused
-
-
-def check_methods(methods: Sequence[str], emotion_model: str = "default") -> None:
-    """Reject unknown methods and methods the emotion backend cannot be explained with."""
-    unknown = set(methods) - set(METHODS)
-    if unknown:
-        raise InvalidConfigError(f"Unknown explanation methods {sorted(unknown)}; use {METHODS}")
-    if "gradients" in methods and emotion_model.startswith("hf:"):
-        raise InvalidConfigError(
-            "Integrated Gradients ('gradients') explain Whisper-head emotion models only (the "
-            f"default head or a head .npz), on the log-mel input; {emotion_model} is a Hugging "
-            "Face backend: explain it with shapley, counterfactual or attention"
-        )
-
-
-def plan_budget(
-    methods: Sequence[str],
-    attribution: AttributionOptions | None = None,
-    budget: int = DEFAULT_BUDGET,
-) -> AttributionOptions | None:
-    """The time attribution's options within ``budget`` evaluations of the whole explanation.
-
-    The counterfactuals' evaluations are set aside and the time attribution gets the rest (or
-    its own ``AttributionOptions.budget``, if smaller). Returns ``None`` without ``shapley``.
-
-    Raises:
-        InvalidConfigError: the budget cannot cover the requested methods.
-    """
-    fixed = _unperturbed_evaluations(methods)
-    if "shapley" not in methods:
-        if budget < fixed:
-            raise InvalidConfigError(
-                f"An explanation budget of {budget} model evaluations is too small for "
-                f"{list(methods)}: they need {fixed}"
-            )
-        return None
-    options = attribution or AttributionOptions()
-    share = budget - fixed
-    if options.budget is not None:
-        share = min(share, options.budget)
-    need = minimum_evaluations(options.n_windows, options.exact_max)
-    if share < need:
-        raise InvalidConfigError(
-            f"An explanation budget of {budget} model evaluations is too small: the time "
-            f"attribution of {options.n_windows} windows needs at least {need}"
-            + (f" and the counterfactuals {fixed}" if fixed else "")
-            + f". Raise the budget to {need + fixed} or more, or use fewer windows."
-        )
-    return dataclasses.replace(options, budget=share)
-
-
 def _cost(evaluations: int, started: float) -> dict[str, float]:
     return {"evaluations": evaluations, "seconds": round(time.perf_counter() - started, 3)}
 
@@ -215,31 +153,27 @@ def feature_context(features: Any) -> tuple[dict[str, Any], ...]:
 def explain_segment(
     samples: np.ndarray,
     scorer: BatchScorer,
-    methods: Sequence[str] = DEFAULT_METHODS,
-    attribution: AttributionOptions | None = None,
+    options: ExplainOptions | None = None,
+    *,
     segment: int = 0,
     offset: float = 0.0,
-    ig_steps: int = 16,
-    features: Any = None,
-    emotion_model: str = "default",
-    budget: int = DEFAULT_BUDGET,
+    features: AcousticFeatures | None = None,
 ) -> SegmentExplanation:
-    """Explain one segment's predicted emotion with the requested methods.
+    """Explain one segment's predicted emotion with the methods of ``options``.
 
-    ``features``: the segment's :class:`~emotivoice.features.AcousticFeatures`, shown beside
-    typical ranges. ``emotion_model``: the backend ``scorer`` wraps; attention maps come from
+    ``scorer`` wraps the backend named by ``options.emotion_model``; attention maps come from
     it when it is a Hugging Face model, otherwise from the PyTorch Whisper path, which also
-    serves Integrated Gradients of the analysed head (rejected for Hugging Face backends).
-    ``budget``: the most evaluations of ``scorer`` (see the module docstring).
+    serves Integrated Gradients of the analysed head. ``features``: the segment's acoustic
+    features, shown beside typical ranges. ``offset``: where the segment starts (s).
     """
-    check_methods(methods, emotion_model)
-    planned = plan_budget(methods, attribution, budget)
+    options = options or ExplainOptions()
+    methods, budget = options.methods, options.budget
     counting = _CountingScorer(scorer, budget)
     cost: dict[str, dict[str, float]] = {}
     started = time.perf_counter()
     result: TimeAttribution | None = None
     if "shapley" in methods:
-        result = attribute_time(samples, counting, planned)
+        result = attribute_time(samples, counting, options.planned_attribution)
         cost["shapley+lime+deletion"] = _cost(counting.calls, started)
     # the unperturbed segment's scores come from the coalition table when it exists
     original = np.array(result.full_scores) if result is not None else None
@@ -255,7 +189,9 @@ def explain_segment(
     else:
         probabilities = np.asarray(counting([samples])[0])
     target = int(np.argmax(probabilities))
-    attention, gradients = _model_internals(samples, methods, emotion_model, target, ig_steps, cost)
+    attention, gradients = _model_internals(
+        samples, methods, options.emotion_model, target, options.ig_steps, cost
+    )
     return SegmentExplanation(
         segment=segment,
         start=round(offset, 3),
@@ -385,76 +321,83 @@ def write_explanation(
 
 
 def explain(
-    source: Any,
+    source: AudioSource | Audio,
+    analysis: Analysis | None = None,
+    options: ExplainOptions | None = None,
     *,
     segment: int | Sequence[int] | None = None,
-    methods: Sequence[str] = DEFAULT_METHODS,
-    analysis: Any = None,
+    spans: Mapping[int, SpeechSpan] | None = None,
     sample_rate: int | None = None,
-    attribution: AttributionOptions | None = None,
-    emotion_model: str = "default",
-    ig_steps: int = 16,
-    budget: int = DEFAULT_BUDGET,
+    **legacy: Any,
 ) -> tuple[SegmentExplanation, ...]:
     """Explain the predicted emotion of analysed segments of a recording.
 
     Args:
-        source: the recording (path, bytes, file object or array with ``sample_rate``).
+        source: the recording: decoded :class:`~emotivoice.audio.Audio` (used as is), or a
+            path, bytes, file object or array (with ``sample_rate``) to decode.
+        analysis: the :class:`~emotivoice.results.Analysis` of ``source`` (``None``: analysed
+            here with ``options.emotion_model``).
+        options: methods, budget and model (:class:`ExplainOptions`; checked when made).
         segment: a segment id, several, or ``None`` for every segment.
-        methods: any of :data:`METHODS` (default: Shapley/LIME/faithfulness + counterfactuals).
-        analysis: an existing :class:`~emotivoice.results.Analysis` of ``source`` (else analysed).
-        attribution: window count, baseline, (optional) budget of the time attribution alone.
-        emotion_model: the emotion backend to explain (as in ``analyze``); its own attention
-            for ``hf:`` backends, Integrated Gradients for Whisper heads only.
-        ig_steps: Integrated Gradients steps.
-        budget: the most model evaluations per segment for time attribution, LIME, deletion
-            curves and counterfactuals together (default 100; the defaults use 72).
+        spans: the pipeline's exact sample spans by segment id
+            (:attr:`~emotivoice.pipeline.SegmentResult.span`); without them a segment is cut
+            from its start and end times, which JSON keeps to the millisecond.
+        legacy: ``methods``, ``attribution``, ``emotion_model``, ``ig_steps``, ``budget`` as
+            keywords: deprecated, use ``options``.
 
     Raises:
-        InvalidConfigError: unknown methods, a method the backend does not support, a budget
-            too small for the methods, or a segment id not in the analysis.
+        InvalidConfigError: invalid options, or a segment id not in the analysis.
     """
-    from emotivoice.audio import load_audio
     from emotivoice.emotion.backends import EmotionOptions
     from emotivoice.explain.scoring import emotion_scorer
-    from emotivoice.pipeline import analyze
 
-    check_methods(methods, emotion_model)
-    plan_budget(methods, attribution, budget)  # reject a too-small budget before any work
-    audio = load_audio(source, sample_rate=sample_rate)
+    options = _options(options, legacy)
+    audio = source if isinstance(source, Audio) else load_audio(source, sample_rate=sample_rate)
     if analysis is None:
-        analysis = analyze(audio.samples, sample_rate=SAMPLE_RATE, emotion_model=emotion_model)
-    ids = (
-        [s.id for s in analysis.segments]
-        if segment is None
-        else [segment]
-        if isinstance(segment, int)
-        else list(segment)
-    )
+        from emotivoice.pipeline import analyze
+
+        analysis = analyze(
+            audio.samples, sample_rate=SAMPLE_RATE, emotion_model=options.emotion_model
+        )
     by_id = {s.id: s for s in analysis.segments}
+    ids = list(by_id) if segment is None else [segment] if isinstance(segment, int) else segment
     missing = [i for i in ids if i not in by_id]
     if missing:
         raise InvalidConfigError(f"No segment {missing} in this analysis ({len(by_id)} segments)")
-    scorer = emotion_scorer(EmotionOptions(model=emotion_model))
+    scorer = emotion_scorer(EmotionOptions(model=options.emotion_model))
     out = []
     for i in ids:
-        s = by_id[i]
-        samples = audio.samples[int(s.start * SAMPLE_RATE) : int(s.end * SAMPLE_RATE)]
+        s, span = by_id[i], (spans or {}).get(i)
+        if span is not None:
+            samples, offset = audio.samples[span.start_sample : span.end_sample], span.start
+        else:
+            samples = audio.samples[int(s.start * SAMPLE_RATE) : int(s.end * SAMPLE_RATE)]
+            offset = s.start
         out.append(
-            explain_segment(
-                samples,
-                scorer,
-                methods,
-                attribution,
-                segment=i,
-                offset=s.start,
-                ig_steps=ig_steps,
-                features=s.features,
-                emotion_model=emotion_model,
-                budget=budget,
-            )
+            explain_segment(samples, scorer, options, segment=i, offset=offset, features=s.features)
         )
     return tuple(out)
+
+
+_LEGACY_KEYWORDS = ("methods", "attribution", "emotion_model", "ig_steps", "budget")
+
+
+def _options(options: ExplainOptions | None, legacy: dict[str, Any]) -> ExplainOptions:
+    """``options``, or the deprecated keywords of the first ``explain()`` made into them."""
+    unknown = sorted(set(legacy) - set(_LEGACY_KEYWORDS))
+    if unknown:
+        raise TypeError(f"explain() got unexpected keyword arguments {unknown}")
+    if not legacy:
+        return options or ExplainOptions()
+    if options is not None:
+        raise InvalidConfigError("Give explain() either options or its old keywords, not both")
+    warnings.warn(
+        "explain(methods=..., budget=..., ...) is deprecated: pass "
+        "options=ExplainOptions(...) instead",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return ExplainOptions(**{k: v for k, v in legacy.items() if v is not None})
 
 
 def write_report(

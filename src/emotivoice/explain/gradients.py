@@ -25,6 +25,7 @@ import numpy as np
 from emotivoice.audio import SAMPLE_RATE
 from emotivoice.emotion.head import EmotionHead
 from emotivoice.errors import ModelNotFoundError
+from emotivoice.extras import import_extra, require_extra
 
 
 @dataclass(frozen=True)
@@ -120,14 +121,11 @@ class DifferentiableEmotionModel:
     """log-mel (1, 80, 3000) → calibrated probabilities of the default (or given) head."""
 
     def __init__(self, head: EmotionHead | None = None, whisper_model: str = "base") -> None:
-        try:
-            import torch
+        require_extra("torch", "Gradient explanations")
+        import torch
 
-            from emotivoice.models.torch_whisper import load_torch_whisper, mel_filters
-        except ImportError as error:  # pragma: no cover - depends on the extra
-            raise ModelNotFoundError(
-                "Gradient explanations need: pip install 'emotivoice[torch]'"
-            ) from error
+        from emotivoice.models.torch_whisper import load_torch_whisper, mel_filters
+
         self.head = head or EmotionHead.load()
         self.whisper = load_torch_whisper(whisper_model)
         self.module = torch_head(self.head, head_input_size(self.head, self.whisper.config.d_model))
@@ -161,10 +159,7 @@ def integrated_gradients(
     steps: int = 16,
 ) -> Saliency:
     """Captum Integrated Gradients of the target probability w.r.t. the log-mel input."""
-    try:
-        from captum.attr import IntegratedGradients
-    except ImportError as error:
-        raise ModelNotFoundError("Integrated Gradients need: pip install captum") from error
+    captum = import_extra("captum.attr", "explain", "Integrated Gradients")
     import torch
 
     mel = model.mel(samples)
@@ -173,7 +168,7 @@ def integrated_gradients(
         p = model.probabilities(mel, positions)[0]
     target = int(p.argmax()) if target is None else target
     baseline = torch.full_like(mel, float(mel.min()))
-    ig = IntegratedGradients(lambda x: model.probabilities(x, positions))
+    ig = captum.IntegratedGradients(lambda x: model.probabilities(x, positions))
     attributions, delta = ig.attribute(
         mel,
         baselines=baseline,

@@ -14,7 +14,7 @@ import numpy as np
 
 from emotivoice.audio import SAMPLE_RATE
 from emotivoice.emotion.labels import BASE_EMOTIONS
-from emotivoice.errors import ModelNotFoundError
+from emotivoice.extras import pyplot
 
 COLOURS = {
     "anger": "#d62728",
@@ -26,18 +26,6 @@ COLOURS = {
 }
 FIGSIZE = (8.0, 4.0)
 DPI = 100
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError as error:
-        raise ModelNotFoundError("Plots need: pip install 'emotivoice[plots]'") from error
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"font.size": 10, "axes.spines.top": False, "axes.spines.right": False})
-    return plt
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -52,7 +40,7 @@ def _save(fig: Any, path: Path) -> Path:
 
 def plot_distribution(distribution: Mapping[str, float], path: Path) -> Path:
     """Bar chart of the file's emotion distribution."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     values = [distribution[e] for e in BASE_EMOTIONS]
     ax.bar(BASE_EMOTIONS, values, color=[COLOURS[e] for e in BASE_EMOTIONS])
@@ -64,7 +52,7 @@ def plot_distribution(distribution: Mapping[str, float], path: Path) -> Path:
 
 def plot_timeline(timeline: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """Smoothed probability of each emotion over the file (one point per segment)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     centres = [(p["start"] + p["end"]) / 2 for p in timeline]
     for emotion in BASE_EMOTIONS:
@@ -87,7 +75,7 @@ def plot_window_attribution(
     samples: np.ndarray, windows: Sequence[Mapping[str, float]], target: str, path: Path
 ) -> Path:
     """Waveform and spectrogram with each window shaded by its Shapley value."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (wave_ax, spec_ax) = plt.subplots(2, 1, figsize=(8.0, 5.0), sharex=True)
     t = np.arange(len(samples)) / SAMPLE_RATE
     wave_ax.plot(t, samples, color="#333333", linewidth=0.5)
@@ -113,7 +101,7 @@ def plot_window_attribution(
 
 def plot_counterfactuals(report: Mapping[str, Any], path: Path) -> Path:
     """Change of every emotion's probability under each prosody transform."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     names = [c["name"] for c in report["counterfactuals"]]
     deltas = np.array([c["deltas"] for c in report["counterfactuals"]])
@@ -136,7 +124,7 @@ def plot_counterfactuals(report: Mapping[str, Any], path: Path) -> Path:
 
 def plot_deletion(curves: Sequence[Mapping[str, Any]], random_area: float, path: Path) -> Path:
     """Deletion curves of each attribution method against the random-order area."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     for curve in curves:
         p = curve["probabilities"]
@@ -169,7 +157,7 @@ def plot_heatmap(
     matrix: np.ndarray, path: Path, title: str, xlabel: str, ylabel: str, extent: Any = None
 ) -> Path:
     """A heatmap (attention or saliency), its colour scale cut at :func:`colour_limit`."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     limit, peak = colour_limit(matrix), float(np.abs(matrix).max())
     signed = bool((matrix < 0).any())
@@ -194,7 +182,7 @@ def plot_rollout(
     rollout: Sequence[float], position_seconds: float, layers: int, path: Path
 ) -> Path:
     """Attention rollout: how much of the encoder's mixed attention each moment receives."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     values = np.asarray(rollout, dtype=np.float64)
     t = (np.arange(len(values)) + 0.5) * position_seconds
@@ -213,7 +201,7 @@ def plot_rollout(
 
 def plot_feature_ranges(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """Each feature's value placed within its typical range (0 = low end, 1 = high end)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.0, 0.35 * len(rows) + 1.2))
     for k, row in enumerate(rows):
         span = (row["high"] - row["low"]) or 1.0

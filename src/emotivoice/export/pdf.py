@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from emotivoice.extras import import_extra
 from emotivoice.results import Analysis
 
 __all__ = ["write_pdf"]
@@ -38,11 +39,7 @@ _FIGURE_CAPTIONS = {
 
 
 def _require_reportlab() -> Any:
-    try:
-        import reportlab
-    except ImportError as e:  # pragma: no cover - exercised only without the extra
-        raise ImportError("PDF reports need ReportLab: pip install 'emotivoice[pdf]'") from e
-    return reportlab
+    return import_extra("reportlab", "pdf", "PDF reports")
 
 
 def _clock(seconds: float) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 
 from emotivoice.audio import SAMPLE_RATE
 from emotivoice.errors import ModelIntegrityError, ModelNotFoundError
+from emotivoice.extras import require_extra
 from emotivoice.models.ct2_reader import read_ct2_model
 from emotivoice.models.registry import DEFAULT_MODEL, cache_dir, resolve_whisper_model
 
@@ -42,14 +43,7 @@ _LOADED: dict[tuple[str, str], TorchWhisper] = {}
 
 
 def _require_torch() -> None:
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as error:
-        raise ModelNotFoundError(
-            "The differentiable Whisper runtime needs PyTorch and transformers: "
-            "pip install 'emotivoice[torch]' (torch==2.13.0)."
-        ) from error
+    require_extra("torch", "The differentiable Whisper runtime (torch==2.13.0)")
 
 
 def _config(ct2_dir: Path | None, variables: dict[str, Any]) -> Any:

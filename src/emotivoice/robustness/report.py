@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from emotivoice.audio import SAMPLE_RATE
+from emotivoice.extras import require_extra
 from emotivoice.metrics import character_error_rate, normalize_text, word_error_rate
 from emotivoice.robustness.masking import PSD_PEAK_DB, _stft_power, masking_threshold
 
@@ -31,13 +32,10 @@ _TINY = 1e-12
 
 
 def _require_perceptual() -> tuple[Any, Any]:
-    try:
-        from pesq import pesq
-        from pystoi import stoi
-    except ImportError as error:
-        raise ImportError(
-            "PESQ and STOI need the robustness extra: pip install 'emotivoice[robustness]'."
-        ) from error
+    require_extra("robustness", "PESQ and STOI")
+    from pesq import pesq
+    from pystoi import stoi
+
     return pesq, stoi
 
 

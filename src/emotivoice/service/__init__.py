@@ -10,28 +10,3 @@ One code path, two modes:
 The engine never imports this package; it needs the ``service`` extra
 (``pip install 'emotivoice[service]'``).
 """
-
-from __future__ import annotations
-
-import importlib.util
-
-__all__ = ["require_service_extra"]
-
-_REQUIRED = (
-    "fastapi",
-    "fastapi_offline",
-    "uvicorn",
-    "celery",
-    "sqlalchemy",
-    "alembic",
-    "pydantic_settings",
-)
-
-
-def require_service_extra() -> None:
-    """Raise an ImportError naming the extra when a service dependency is missing."""
-    missing = [m for m in _REQUIRED if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ImportError(
-            f"The EmotiVoice service needs {', '.join(missing)}: pip install 'emotivoice[service]'"
-        )

@@ -213,9 +213,8 @@ def _analysis_json(
 
 def _check_options(settings: Settings, options: AnalysisOptionsIn) -> dict[str, Any]:
     """Validate options against this server before a job is queued."""
-    from emotivoice.explain.attribution import AttributionOptions
-    from emotivoice.explain.core import DEFAULT_METHODS, METHODS, check_methods, plan_budget
     from emotivoice.models.registry import available_models
+    from emotivoice.service.runner import explain_options
     from emotivoice.pipeline import AnalyzeOptions
     from emotivoice.transcription import supported_languages
 
@@ -230,16 +229,10 @@ def _check_options(settings: Settings, options: AnalysisOptionsIn) -> dict[str, 
             f"Emotion model {options.emotion_model!r} is not offered by this server; "
             f"choose from {settings.emotion_models}."
         )
-    unknown = set(options.explain_methods or ()) - set(METHODS)
-    if unknown:
-        raise InvalidConfigError(f"Unknown explanation methods {sorted(unknown)}; use {METHODS}.")
     if options.explain and not options.emotion:
         raise InvalidConfigError("explain explains emotions; it needs emotion turned on.")
-    if options.explain:
-        methods = options.explain_methods or DEFAULT_METHODS
-        check_methods(methods, options.emotion_model)
-        windows = AttributionOptions(n_windows=options.explain_windows)
-        plan_budget(methods, windows, options.explain_budget)
+    if options.explain or options.explain_methods:
+        explain_options(options)  # the one check of methods, model and budget
     AnalyzeOptions.from_kwargs(**options.analyzer_kwargs())
     return options.model_dump()
 

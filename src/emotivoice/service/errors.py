@@ -1,9 +1,12 @@
-"""The one place where engine and service errors become HTTP statuses and stable API codes."""
+"""The one place where engine and service errors become HTTP statuses.
+
+The API's error code is the error's own :attr:`~emotivoice.errors.EmotiVoiceError.code` (one
+vocabulary for the library, the CLI and the service); this module adds only the status.
+"""
 
 from __future__ import annotations
 
 from emotivoice.errors import (
-    AudioDecodeError,
     AudioError,
     AudioTooLongError,
     CallbacksNotConfiguredError,
@@ -27,31 +30,30 @@ from emotivoice.errors import (
 __all__ = ["api_error"]
 
 # Most specific class first: the first isinstance match wins.
-_TABLE: tuple[tuple[type[EmotiVoiceError], int, str], ...] = (
-    (FileTooLargeError, 413, "FILE_TOO_LARGE"),
-    (StreamFrameTooLargeError, 413, "FRAME_TOO_LARGE"),
-    (StreamTooLongError, 413, "STREAM_TOO_LONG"),
-    (StreamProtocolError, 400, "PROTOCOL_ERROR"),
-    (UnsupportedFormatError, 415, "UNSUPPORTED_FORMAT"),
-    (EmptyAudioError, 422, "EMPTY_AUDIO"),
-    (AudioTooLongError, 422, "AUDIO_TOO_LONG"),
-    (AudioDecodeError, 422, "INVALID_AUDIO"),
-    (AudioError, 422, "INVALID_AUDIO"),
-    (NotFoundError, 404, "NOT_FOUND"),
-    (NotReadyError, 409, "NOT_READY"),
-    (UnauthorizedError, 401, "UNAUTHORIZED"),
-    (RateLimitedError, 429, "RATE_LIMITED"),
-    (ModelNotFoundError, 422, "MODEL_NOT_FOUND"),
-    (ModelIntegrityError, 500, "MODEL_INTEGRITY"),
-    (InvalidResultError, 500, "RESULT_UNREADABLE"),
-    (CallbacksNotConfiguredError, 422, "CALLBACKS_NOT_CONFIGURED"),
-    (InvalidConfigError, 422, "INVALID_OPTIONS"),
+_STATUS: tuple[tuple[type[EmotiVoiceError], int], ...] = (
+    (FileTooLargeError, 413),
+    (StreamFrameTooLargeError, 413),
+    (StreamTooLongError, 413),
+    (StreamProtocolError, 400),
+    (UnsupportedFormatError, 415),
+    (EmptyAudioError, 422),
+    (AudioTooLongError, 422),
+    (AudioError, 422),
+    (NotFoundError, 404),
+    (NotReadyError, 409),
+    (UnauthorizedError, 401),
+    (RateLimitedError, 429),
+    (ModelNotFoundError, 422),
+    (ModelIntegrityError, 500),
+    (InvalidResultError, 500),
+    (CallbacksNotConfiguredError, 422),
+    (InvalidConfigError, 422),
 )
 
 
 def api_error(error: EmotiVoiceError) -> tuple[int, str]:
     """The HTTP status and stable upper-case code of an EmotiVoice error."""
-    for cls, status, code in _TABLE:
+    for cls, status in _STATUS:
         if isinstance(error, cls):
-            return status, code
-    return 500, "INTERNAL_ERROR"
+            return status, error.code
+    return 500, error.code

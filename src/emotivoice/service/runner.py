@@ -19,7 +19,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emotivoice.errors import EmotiVoiceError
 from emotivoice.service.errors import api_error
@@ -27,12 +27,16 @@ from emotivoice.service.schemas import AnalysisOptionsIn, iso
 from emotivoice.service.settings import Settings
 from emotivoice.service.storage import Store
 
+if TYPE_CHECKING:
+    from emotivoice.explain.options import ExplainOptions
+
 __all__ = ["JobLostError", "run_job", "sign_body"]
 
 logger = logging.getLogger(__name__)
 
 _ANALYSIS_SHARE = 90.0  # progress percent reached when every segment is analysed
 _RESULT_DIR = "result"
+_STAGE_PROGRESS = {"explaining emotions": _ANALYSIS_SHARE, "writing exports": _ANALYSIS_SHARE + 5}
 CALLBACK_SIGNATURE_HEADER = "X-EmotiVoice-Signature"
 
 
@@ -127,11 +131,10 @@ def _analyse(
     work: Path,
     settings: Settings,
 ) -> dict[str, Any]:
-    from emotivoice.export import write_export, write_outputs
-    from emotivoice.pipeline import AnalyzeOptions, Analyzer
+    from emotivoice.pipeline import AnalyzeOptions, Analyzer, SegmentResult
+    from emotivoice.workflow import analyze_and_write
 
     options = AnalysisOptionsIn(**raw_options)
-    started = time.perf_counter()
     analyzer = Analyzer(
         AnalyzeOptions.from_kwargs(
             **options.analyzer_kwargs(), max_duration=settings.max_duration_s
@@ -139,51 +142,50 @@ def _analyse(
     )
     beat.update(1.0, "decoding audio")
     audio = analyzer.load(store.upload_path(upload_id))
-    segments = []
 
     def progress(done: float, total: float, message: str) -> None:
         beat.update(_ANALYSIS_SHARE * done / max(total, 1e-9), f"analysing {message}")
 
-    for finished in analyzer.iter_segments(audio, progress):
+    def store_segment(finished: SegmentResult) -> None:
         segment = finished.segment
-        segments.append(segment)
         if not store.add_segment(
             beat.analysis_id, beat.attempt, segment.id, dataclasses.asdict(segment)
         ):
             raise JobLostError(beat.analysis_id)
-    analysis = analyzer.assemble(audio, tuple(segments), time.perf_counter() - started)
-    out = work / _RESULT_DIR
+
+    def stage(name: str) -> None:
+        beat.update(_STAGE_PROGRESS[name], name)
+
     shutil.rmtree(work, ignore_errors=True)
-    explain_dir = None
-    if options.explain and analyzer.emotion is not None and analysis.segments:
-        beat.update(_ANALYSIS_SHARE, "explaining emotions")
-        explain_dir = out / "explain"
-        _explain(analyzer, audio, analysis, options, explain_dir, settings.explain_max_segments)
-    beat.update(_ANALYSIS_SHARE + 5, "writing exports")
-    write_outputs(analysis, out, "analysis", ["json", "csv", "srt", "vtt"])
-    write_export(analysis, "pdf", out / "report.pdf", explain_dir)
-    return analysis.to_dict()
+    out = work / _RESULT_DIR
+    written = analyze_and_write(
+        analyzer,
+        audio,
+        out,
+        "analysis",
+        ["json", "csv", "srt", "vtt", "pdf"],
+        explain=explain_options(options) if options.explain else None,
+        explain_dir=out / "explain",
+        explain_max_segments=settings.explain_max_segments,
+        file_names={"pdf": "report.pdf"},
+        progress=progress,
+        on_segment=store_segment,
+        on_stage=stage,
+    )
+    return written.analysis.to_dict()
 
 
-def _explain(
-    analyzer: Any, audio: Any, analysis: Any, options: AnalysisOptionsIn, folder: Path, limit: int
-) -> None:
-    from emotivoice.audio import SAMPLE_RATE
+def explain_options(options: AnalysisOptionsIn) -> ExplainOptions:
+    """The explanation a request asks for (checked: raises ``InvalidConfigError``)."""
     from emotivoice.explain.attribution import AttributionOptions
-    from emotivoice.explain.core import DEFAULT_METHODS, explain, write_report
+    from emotivoice.explain.options import DEFAULT_METHODS, ExplainOptions
 
-    longest = sorted(analysis.segments, key=lambda s: -s.duration)[:limit]
-    explanations = explain(
-        audio.samples,
-        sample_rate=SAMPLE_RATE,
-        analysis=analysis,
-        segment=sorted(s.id for s in longest),
-        methods=options.explain_methods or DEFAULT_METHODS,
-        emotion_model=analyzer.options.emotion.model,
+    return ExplainOptions(
+        methods=tuple(options.explain_methods or DEFAULT_METHODS),
         attribution=AttributionOptions(n_windows=options.explain_windows),
         budget=options.explain_budget,
+        emotion_model=options.emotion_model,
     )
-    write_report(analysis, audio.samples, explanations, folder)
 
 
 def callback_body(store: Store, analysis_id: str) -> tuple[str, bytes] | None:

@@ -1,0 +1,313 @@
+"""``emotivoice analyze`` (files and folders; one bad file is reported and skipped),
+``export`` (saved analyses in other formats), ``models``, ``languages`` and ``schema``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from emotivoice.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from emotivoice.errors import EmotiVoiceError
+
+if TYPE_CHECKING:
+    from emotivoice.explain.options import ExplainOptions
+    from emotivoice.pipeline import Analyzer
+
+
+logger = logging.getLogger("emotivoice.cli")
+_PROGRESS_MIN_SECONDS = 60.0  # show a per-file progress bar for recordings longer than this
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What happened to one input of ``emotivoice analyze``."""
+
+    path: Path
+    ok: bool
+    duration: float = 0.0
+    language: str = ""
+    segments: int = 0
+    words: int = 0
+    emotion: str = "-"
+    error: str = ""
+
+
+def _collect_inputs(paths: Sequence[str]) -> list[Path]:
+    """Expand directories (audio extensions, recursively); keep named files as given."""
+    from emotivoice.audio import find_audio_files
+
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        files.extend(find_audio_files(path) if path.is_dir() else [path])
+    return files
+
+
+def _unique_stem(path: Path, used: set[str]) -> str:
+    stem, n = path.stem, 2
+    while stem in used:
+        stem, n = f"{path.stem}-{n}", n + 1
+    used.add(stem)
+    return stem
+
+
+def _analyze_one(
+    analyzer: Analyzer,
+    path: Path,
+    out: Path,
+    stem: str,
+    formats: list[str],
+    explain: ExplainOptions | None = None,
+) -> FileOutcome:
+    from tqdm import tqdm
+
+    from emotivoice.workflow import analyze_and_write
+
+    audio = analyzer.load(path)
+    bar = None
+    if audio.duration >= _PROGRESS_MIN_SECONDS and sys.stderr.isatty():
+        bar = tqdm(total=round(audio.duration, 1), unit="s", desc=path.name, leave=False)
+
+    def progress(done: float, total: float, message: str) -> None:
+        if bar is not None:
+            bar.update(round(done, 1) - bar.n)
+
+    try:
+        analysis = analyze_and_write(
+            analyzer, audio, out, stem, formats, explain=explain, progress=progress
+        ).analysis
+    finally:
+        if bar is not None:
+            bar.close()
+    return FileOutcome(
+        path=path,
+        ok=True,
+        duration=analysis.duration,
+        language=analysis.language or "-",
+        segments=len(analysis.segments),
+        words=sum(len(s.words) for s in analysis.segments),
+        emotion=analysis.emotion.dominant if analysis.emotion else "-",
+    )
+
+
+def _print_summary(outcomes: list[FileOutcome]) -> None:
+    width = max([len(o.path.name) for o in outcomes] + [4])
+    print(
+        f"{'file':<{width}}  {'status':<6}  {'duration':>8}  {'lang':<4}  {'segs':>4}  {'words':>5}"
+        f"  emotion"
+    )
+    for o in outcomes:
+        if o.ok:
+            print(
+                f"{o.path.name:<{width}}  {'ok':<6}  {o.duration:>7.1f}s  {o.language:<4}  "
+                f"{o.segments:>4}  {o.words:>5}  {o.emotion}"
+            )
+        else:
+            print(f"{o.path.name:<{width}}  {'FAILED':<6}  {o.error}")
+
+
+def _explain_options(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> ExplainOptions | None:
+    """The explanation options asked for (``None`` without ``--explain``), checked up front."""
+    from emotivoice.explain.attribution import AttributionOptions
+    from emotivoice.explain.options import ExplainOptions
+
+    if not args.explain:
+        return None
+    if args.no_emotion:
+        parser.error("--explain explains emotions; it cannot be used with --no-emotion")
+    try:
+        return ExplainOptions(
+            methods=tuple(m.strip() for m in args.explain_methods.split(",") if m.strip()),
+            attribution=AttributionOptions(n_windows=args.explain_windows),
+            budget=args.explain_budget,
+            emotion_model=args.emotion_model,
+        )
+    except EmotiVoiceError as e:
+        parser.error(f"--explain: {e.message}")
+
+
+def _formats(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
+    """The ``--format`` list, checked up front."""
+    from emotivoice.export import EXPORT_FORMATS
+
+    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in EXPORT_FORMATS]
+    if unknown or not formats:
+        parser.error(f"--format: unknown {unknown}; choose from {','.join(EXPORT_FORMATS)}")
+    return formats
+
+
+def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Analyse files and directories; one bad file is reported and skipped."""
+    from tqdm import tqdm
+
+    from emotivoice.pipeline import AnalyzeOptions, Analyzer
+
+    formats = _formats(args, parser)
+    if args.fast and args.beam_size is not None:
+        parser.error("--fast and --beam-size are mutually exclusive (--fast means beam size 1)")
+    explain = _explain_options(args, parser)
+    files = _collect_inputs(args.inputs)
+    if not files:
+        parser.error("no audio files found in the given inputs")
+    options: dict[str, object] = {
+        "model": args.model,
+        "language": args.language,
+        "device": args.device,
+        "beam_size": 1 if args.fast else (args.beam_size or 5),
+        "max_segment_s": args.max_segment,
+        "max_duration": args.max_duration,
+        "features": not args.no_features,
+        "emotion": not args.no_emotion,
+        "emotion_model": args.emotion_model,
+        "taxonomy": args.taxonomy,
+    }
+    if args.compute_type:
+        options["compute_type"] = args.compute_type
+    try:
+        analyzer = Analyzer(AnalyzeOptions.from_kwargs(**options))
+    except EmotiVoiceError as e:
+        print(f"emotivoice: error: {e.message}", file=sys.stderr)
+        return EXIT_USAGE
+    out = Path(args.output)
+    used: set[str] = set()
+    outcomes: list[FileOutcome] = []
+    show_bar = len(files) > 1 and not args.quiet
+    for path in tqdm(files, desc="files", unit="file", disable=not show_bar):
+        try:
+            outcomes.append(
+                _analyze_one(analyzer, path, out, _unique_stem(path, used), formats, explain)
+            )
+        except EmotiVoiceError as e:
+            logger.debug("%s failed", path, exc_info=True)
+            print(f"emotivoice: {path}: {e.message} [{e.code}]", file=sys.stderr)
+            outcomes.append(FileOutcome(path=path, ok=False, error=f"{e.code}: {e.message}"))
+    if not args.quiet:
+        _print_summary(outcomes)
+    failed = sum(not o.ok for o in outcomes)
+    if failed:
+        print(f"emotivoice: {failed} of {len(outcomes)} file(s) failed", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Write saved analyses (their JSON) in other formats, without analysing again."""
+    from emotivoice.export import write_outputs
+    from emotivoice.results import load_analysis
+    from emotivoice.workflow import explain_folder
+
+    formats = _formats(args, parser)
+    failed = 0
+    for path in map(Path, args.inputs):
+        explain_dir = explain_folder(path.parent, path.stem)  # where analyze --explain wrote
+        try:
+            written = write_outputs(
+                load_analysis(path),
+                Path(args.output),
+                path.stem,
+                formats,
+                explain_dir if explain_dir.is_dir() else None,
+            )
+        except EmotiVoiceError as e:
+            print(f"emotivoice: {path}: {e.message} [{e.code}]", file=sys.stderr)
+            failed += 1
+            continue
+        for file in written:
+            print(file)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """List Whisper models and whether they are available offline."""
+    from emotivoice.models import model_info
+
+    for info in model_info():
+        state = "installed" if info.installed else "download"
+        print(f"{info.name:<20} {info.source:<8} {state:<9} {info.description}")
+    return EXIT_OK
+
+
+def cmd_languages(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """List the language codes Whisper transcribes."""
+    from emotivoice.transcription import supported_languages
+
+    print(" ".join(supported_languages()))
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Print the JSON Schema of the analysis JSON."""
+    from emotivoice.results import analysis_json_schema
+
+    print(json.dumps(analysis_json_schema(), indent=2))
+    return EXIT_OK
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("analyze", help="analyse audio files or directories")
+    p.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="audio files or directories")
+    p.add_argument("-o", "--output", default=".", help="output directory (default: .)")
+    p.add_argument("--format", default="json", help="comma-separated: json,csv,srt,vtt,pdf")
+    p.add_argument("--language", default=None, help="force a language (ISO code); default: detect")
+    p.add_argument(
+        "--model", default="base", help="Whisper model name or directory (default: base)"
+    )
+    p.add_argument("--beam-size", type=int, default=None, help="beam width (default 5)")
+    p.add_argument("--fast", action="store_true", help="greedy decoding (beam size 1)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--compute-type", default=None, help="CTranslate2 compute type (int8, float16, ...)"
+    )
+    p.add_argument(
+        "--max-segment", type=float, default=15.0, help="max segment length, s (default 15)"
+    )
+    p.add_argument(
+        "--max-duration", type=float, default=4 * 3600.0, help="longest accepted input, s"
+    )
+    p.add_argument("--no-features", action="store_true", help="skip acoustic features")
+    p.add_argument(
+        "--emotion-model",
+        default="default",
+        help="emotion backend: default (shipped head), a head .npz, or hf:<hub id or folder>",
+    )
+    p.add_argument("--taxonomy", default=None, help="your own emotion taxonomy YAML file")
+    p.add_argument("--no-emotion", action="store_true", help="skip emotion recognition")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="explain each segment's emotion: JSON and plots in OUT/NAME-explain/",
+    )
+    p.add_argument(
+        "--explain-methods",
+        default="shapley,counterfactual",
+        help="comma-separated: shapley,counterfactual,attention,gradients",
+    )
+    p.add_argument(
+        "--explain-windows", type=int, default=6, help="windows per segment (2^N evaluations)"
+    )
+    p.add_argument(
+        "--explain-budget",
+        type=int,
+        default=100,
+        metavar="N",
+        help="most model evaluations per explained segment: time attribution, LIME, deletion "
+        "curves and counterfactuals together (default 100; the defaults use 72)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary table")
+    p.set_defaults(func=cmd_analyze)
+    sub.add_parser("models", help="list Whisper models").set_defaults(func=cmd_models)
+    sub.add_parser("languages", help="list language codes").set_defaults(func=cmd_languages)
+    sub.add_parser("schema", help="print the analysis JSON Schema").set_defaults(func=cmd_schema)
+    e = sub.add_parser("export", help="write saved analyses (JSON) as csv, srt, vtt or pdf")
+    e.add_argument("inputs", nargs="+", metavar="ANALYSIS.json", help="analyze's JSON output")
+    e.add_argument("-o", "--output", default=".", help="output directory (default: .)")
+    e.add_argument("--format", default="pdf", help="comma-separated: json,csv,srt,vtt,pdf")
+    e.set_defaults(func=cmd_export)

@@ -1,0 +1,119 @@
+"""The one use case every front door runs: analyse a recording, explain it, write the results.
+
+``emotivoice analyze`` and the service's worker both call :func:`analyze_and_write`; they differ
+only in where the files go, how progress is shown and what happens to each finished segment
+(the worker stores it at once, so a client sees segments while the rest is analysed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from emotivoice.audio import Audio
+from emotivoice.explain.options import ExplainOptions
+from emotivoice.export import write_export, write_outputs
+from emotivoice.pipeline import Analyzer, ProgressCallback, SegmentResult
+from emotivoice.results import Analysis
+
+__all__ = ["WrittenAnalysis", "analyze_and_write", "explain_folder"]
+
+#: called with a stage's name ("explaining emotions", "writing exports") as it begins
+StageCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class WrittenAnalysis:
+    """What :func:`analyze_and_write` made: the analysis and the files written."""
+
+    analysis: Analysis
+    files: tuple[Path, ...]
+    explain_dir: Path | None
+
+
+def explain_folder(out: Path, stem: str) -> Path:
+    """The folder of the explanation report of the recording written as ``stem`` in ``out``."""
+    return out / f"{stem}-explain"
+
+
+def analyze_and_write(
+    analyzer: Analyzer,
+    audio: Audio,
+    out: Path,
+    stem: str,
+    formats: Sequence[str],
+    *,
+    explain: ExplainOptions | None = None,
+    explain_dir: Path | None = None,
+    explain_max_segments: int | None = None,
+    file_names: Mapping[str, str] | None = None,
+    progress: ProgressCallback | None = None,
+    on_segment: Callable[[SegmentResult], None] | None = None,
+    on_stage: StageCallback | None = None,
+) -> WrittenAnalysis:
+    """Analyse ``audio``, explain its emotions if asked, and write it in every format.
+
+    Args:
+        analyzer: the loaded models and analysis options.
+        audio: the decoded recording (``analyzer.load``).
+        out: the output folder; files are ``out/<stem>.<format>`` unless ``file_names`` names
+            a format's file (e.g. ``{"pdf": "report.pdf"}``).
+        formats: any of :data:`emotivoice.export.EXPORT_FORMATS`; the PDF report is written
+            last, with the explanation figures.
+        explain: explanation options (``None``: no explanations). Explanations need emotion
+            and at least one segment; segments are cut at the pipeline's exact sample spans.
+        explain_dir: where the explanation report goes (default :func:`explain_folder`).
+        explain_max_segments: explain only this many of the longest segments.
+        progress: called as segments finish (seconds done, seconds in all, message).
+        on_segment: called with each finished segment before the next one starts.
+        on_stage: called as explaining and writing begin.
+    """
+    started = time.perf_counter()
+    results = []
+    for result in analyzer.iter_segments(audio, progress):
+        if on_segment is not None:
+            on_segment(result)
+        results.append(result)
+    segments = tuple(r.segment for r in results)
+    analysis = analyzer.assemble(audio, segments, time.perf_counter() - started)
+    names = dict(file_names or {})
+    later = [f for f in formats if f == "pdf"]  # the PDF report shows the explanation figures
+    written = _write(analysis, out, stem, [f for f in formats if f not in later], names)
+    folder = None
+    if explain is not None and analyzer.emotion is not None and segments:
+        from emotivoice.explain.core import explain as explain_segments
+        from emotivoice.explain.core import write_report
+
+        if on_stage is not None:
+            on_stage("explaining emotions")
+        chosen = sorted(segments, key=lambda s: -s.duration)[:explain_max_segments]
+        explanations = explain_segments(
+            audio,
+            analysis,
+            explain,
+            segment=sorted(s.id for s in chosen),
+            spans={r.segment.id: r.span for r in results},
+        )
+        folder = explain_dir or explain_folder(out, stem)
+        write_report(analysis, audio.samples, explanations, folder)
+    if on_stage is not None:
+        on_stage("writing exports")
+    written += _write(analysis, out, stem, later, names, folder)
+    return WrittenAnalysis(analysis=analysis, files=tuple(written), explain_dir=folder)
+
+
+def _write(
+    analysis: Analysis,
+    out: Path,
+    stem: str,
+    formats: Sequence[str],
+    names: Mapping[str, str],
+    explain_dir: Path | None = None,
+) -> list[Path]:
+    named = [f for f in formats if f in names]
+    written = write_outputs(
+        analysis, out, stem, [f for f in formats if f not in named], explain_dir
+    )
+    return written + [write_export(analysis, f, out / names[f], explain_dir) for f in named]
