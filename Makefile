@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= out
 
-.PHONY: install demo test check lint format bench clean serve
+.PHONY: install demo test test-fast check lint format bench clean serve
 
 # PyTorch is pinned to 2.13.0 and installed first: on these machines pip takes the local CPU
 # wheel; an unpinned torch would pull several GB of CUDA packages.
@@ -25,11 +25,14 @@ demo: install build/sample.wav
 	$(BIN)/emotivoice analyze build/sample.wav -o $(OUT) --format json,csv,srt,vtt
 	@echo "Results written to $(OUT)/sample.{json,csv,srt,vtt}"
 
-## Lint, format check and type check.
+## Lint, format check, type check and the architecture rules (import-linter contracts in
+## pyproject.toml: the engine never imports its front doors, inference never imports training,
+## no import cycles).
 check: install
 	$(BIN)/ruff check src tests benchmarks scripts research
 	$(BIN)/ruff format --check src tests benchmarks scripts research
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format src tests benchmarks scripts research
@@ -42,6 +45,10 @@ test: check
 	bash scripts/ensure_services.sh
 	bash scripts/ensure_browser.sh
 	$(BIN)/pytest -q
+
+## The day-to-day loop: checks and the tests not marked slow (no real-model end-to-end runs).
+test-fast: check
+	$(BIN)/pytest -q -m "not slow"
 
 ## The REST API with its embedded queue and worker on http://127.0.0.1:8000 (docs at /docs).
 serve: install

@@ -15,8 +15,8 @@ def cmd_train_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser)
     """Train the emotion head with the recipe on corpora in the shared data layout."""
     import numpy as np
 
+    from emotivoice.emotion.torch_head import encoder_variables
     from emotivoice.evaluation.datasets import data_dir
-    from emotivoice.models.torch_head import encoder_variables
     from emotivoice.models.torch_whisper import load_torch_whisper, mel_filters
     from emotivoice.training.config import TrainConfig
     from emotivoice.training.corpora import read_corpus

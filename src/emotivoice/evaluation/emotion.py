@@ -34,10 +34,10 @@ from emotivoice.emotion.backends import (
 )
 from emotivoice.emotion.head import tap_states
 from emotivoice.emotion.labels import BASE_EMOTIONS
+from emotivoice.emotion.torch_head import encoder_variables
 from emotivoice.errors import MissingExtraError
 from emotivoice.extras import pyplot
 from emotivoice.metrics import classification_report
-from emotivoice.models.torch_head import encoder_variables
 from emotivoice.training.config import TrainConfig
 from emotivoice.training.corpora import read_corpus
 from emotivoice.training.recipe import speaker_folds_report

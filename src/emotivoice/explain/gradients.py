@@ -54,7 +54,11 @@ def torch_head(head: EmotionHead, d_model: int) -> Any:
     A head on an encoder prefix gets that prefix (with its fine-tuned adapters and norms) and
     reads log-mel frames; a head on the final encoder states reads those states.
     """
-    from emotivoice.models.torch_head import HeadArchitecture, encoder_variables, module_from_arrays
+    from emotivoice.emotion.torch_head import (
+        HeadArchitecture,
+        encoder_variables,
+        module_from_arrays,
+    )
 
     config = HeadArchitecture.from_config(head.config)
     model = str(head.metadata.get("whisper_model", "base"))

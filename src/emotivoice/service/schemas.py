@@ -1,24 +1,56 @@
-"""Request and response bodies of the HTTP API (pydantic models)."""
+"""Request and response bodies of the HTTP API (pydantic models).
+
+Responses are built from database rows by the ``from_row`` constructors; the field order of each
+model is the key order on the wire.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from emotivoice.models.registry import ModelInfo
+
+if TYPE_CHECKING:
+    from emotivoice.service.db import AnalysisRow, UploadRow
+
 __all__ = [
     "AnalysisCreate",
+    "AnalysisDetail",
     "AnalysisOptionsIn",
+    "AnalysisState",
+    "AnalysisSummary",
     "BatchCreate",
+    "BatchFailed",
+    "BatchQueued",
+    "BatchResult",
+    "ComplexEmotion",
+    "EmotionTaxonomy",
     "ErrorBody",
+    "Explanations",
+    "Health",
+    "Languages",
+    "Models",
     "Page",
+    "Ready",
+    "UploadDeleted",
+    "UploadInfo",
+    "Visualization",
     "iso",
 ]
 
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
+T = TypeVar("T")
 
 
+@overload
+def iso(value: datetime) -> str: ...
+@overload
+def iso(value: None) -> None: ...
+@overload
+def iso(value: datetime | None) -> str | None: ...
 def iso(value: datetime | None) -> str | None:
     """ISO 8601 in UTC (SQLite returns naive datetimes, which are UTC here)."""
     if value is None:
@@ -26,6 +58,9 @@ def iso(value: datetime | None) -> str | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat(timespec="seconds")
+
+
+# --- requests ------------------------------------------------------------------------------
 
 
 class AnalysisOptionsIn(BaseModel):
@@ -91,13 +126,191 @@ class BatchCreate(BaseModel):
     callback_url: HttpUrl | None = None
 
 
+# --- responses -----------------------------------------------------------------------------
+
+
 class ErrorBody(BaseModel):
+    """Every error: a stable upper-case ``code`` and a message for humans."""
+
     code: str
     message: str
 
 
-class Page(BaseModel):
-    items: list[dict[str, Any]]
+class Page(BaseModel, Generic[T]):
+    """One page of a list, newest first."""
+
+    items: list[T]
     total: int
     limit: int
     offset: int
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    mode: Literal["embedded", "scale-out"]
+    models_loaded: bool = Field(description="Whether this API process has loaded the models.")
+    database: bool
+    queue: bool
+
+
+class Ready(BaseModel):
+    ready: bool
+
+
+class UploadInfo(BaseModel):
+    """A stored recording; format and stream details are read from its content."""
+
+    id: str
+    filename: str
+    format: str
+    codec: str
+    sample_rate: int
+    channels: int
+    duration: float = Field(description="Seconds.")
+    size_bytes: int
+    created_at: str
+
+    @classmethod
+    def from_row(cls, row: UploadRow) -> UploadInfo:
+        return cls(
+            id=row.id,
+            filename=row.filename,
+            format=row.format,
+            codec=row.codec,
+            sample_rate=row.sample_rate,
+            channels=row.channels,
+            duration=row.duration,
+            size_bytes=row.size_bytes,
+            created_at=iso(row.created_at),
+        )
+
+
+class UploadDeleted(BaseModel):
+    id: str
+    deleted: bool
+
+
+class AnalysisSummary(BaseModel):
+    """An analysis as listed: its state and the headline of its result once there is one."""
+
+    id: str
+    upload_id: str
+    status: Status
+    progress: int = Field(description="Percent done.")
+    stage: str
+    attempt: int = Field(description="Deliveries of the job before this one.")
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    duration: float | None
+    language: str | None
+    dominant_emotion: str | None
+    error: ErrorBody | None
+
+    @classmethod
+    def from_row(cls, row: AnalysisRow) -> AnalysisSummary:
+        return cls(**_summary_fields(row))
+
+
+class AnalysisDetail(AnalysisSummary):
+    """An analysis with its options, the segments finished so far and, once done, the result."""
+
+    options: dict[str, Any]
+    segments: list[dict[str, Any]]
+    result: dict[str, Any] | None
+    callback_status: str | None
+
+    @classmethod
+    def from_row(
+        cls, row: AnalysisRow, segments: list[dict[str, Any]] | None = None
+    ) -> AnalysisDetail:
+        return cls(
+            **_summary_fields(row),
+            options=row.options,
+            segments=segments or [],
+            result=row.result,
+            callback_status=row.callback_status,
+        )
+
+
+def _summary_fields(row: AnalysisRow) -> dict[str, Any]:
+    result = row.result or {}
+    emotion = result.get("emotion") or {}
+    return {
+        "id": row.id,
+        "upload_id": row.upload_id,
+        "status": row.status,
+        "progress": round(row.progress),
+        "stage": row.stage,
+        "attempt": row.attempt,
+        "created_at": iso(row.created_at),
+        "started_at": iso(row.started_at),
+        "finished_at": iso(row.finished_at),
+        "duration": result.get("duration"),
+        "language": result.get("language"),
+        "dominant_emotion": emotion.get("dominant"),
+        "error": ErrorBody(code=row.error_code, message=row.error_message or "")
+        if row.error_code
+        else None,
+    }
+
+
+class AnalysisState(BaseModel):
+    """The state an analysis was left in by a request (queued, cancelled)."""
+
+    id: str
+    status: Status
+
+
+class BatchQueued(BaseModel):
+    upload_id: str
+    id: str
+    status: Status
+
+
+class BatchFailed(BaseModel):
+    upload_id: str
+    error: ErrorBody
+
+
+class BatchResult(BaseModel):
+    """One entry per upload id, in the order asked: queued, or why not."""
+
+    items: list[BatchQueued | BatchFailed]
+
+
+class Visualization(BaseModel):
+    name: str
+    url: str
+
+
+class Explanations(BaseModel):
+    segments: list[dict[str, Any]] = Field(description="One explanation per explained segment.")
+    visualizations: list[Visualization]
+
+
+class ComplexEmotion(BaseModel):
+    pair: list[str]
+    name: str
+
+
+class EmotionTaxonomy(BaseModel):
+    base: list[str]
+    primary: dict[str, list[str]]
+    secondary: dict[str, list[str]]
+    primary_thresholds: dict[str, float]
+    secondary_range: list[float] = Field(description="[min, max) of a secondary emotion.")
+    secondary_factor: float
+    complex: list[ComplexEmotion]
+    complex_min: float
+    granular_count: int
+
+
+class Languages(BaseModel):
+    languages: list[str]
+
+
+class Models(BaseModel):
+    whisper: list[ModelInfo]
+    emotion: list[str]

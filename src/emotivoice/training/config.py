@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from emotivoice.emotion.torch_head import HeadArchitecture
 from emotivoice.errors import InvalidConfigError
-from emotivoice.models.torch_head import HeadArchitecture
 
 _ARCHITECTURE = HeadArchitecture()  # the shipped head's shape (the defaults below)
 

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from emotivoice.emotion.labels import BASE_EMOTIONS
-from emotivoice.models.torch_head import head_module, module_from_arrays, state_arrays
+from emotivoice.emotion.torch_head import head_module, module_from_arrays, state_arrays
 from emotivoice.training.augment import channel_eq, spec_augment
 from emotivoice.training.config import TrainConfig
 from emotivoice.training.states import StateSet

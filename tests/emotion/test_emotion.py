@@ -12,9 +12,9 @@ import pytest
 import emotivoice
 from emotivoice.emotion import BASE_EMOTIONS, EmotionAnalyzer, EmotionOptions
 from emotivoice.emotion.head import EmotionHead
+from emotivoice.emotion.torch_head import head_module
 from emotivoice.errors import InvalidConfigError, ModelIntegrityError, ModelNotFoundError
 from emotivoice.metrics import classification_report
-from emotivoice.models.torch_head import head_module
 from emotivoice.pipeline import AnalyzeOptions
 from emotivoice.training.augment import augment, channel_eq
 from emotivoice.training.config import TrainConfig
@@ -305,8 +305,8 @@ def ravdess_sets(data_dir: Path) -> dict[str, StateSet]:
     frames of the pipeline's log-mel); ``mel``, those frames with the encoder weights, to
     fine-tune."""
     from emotivoice.emotion.head import own_log_mel, prefix_layers
+    from emotivoice.emotion.torch_head import encoder_variables
     from emotivoice.models.encoder_prefix import load_encoder_prefix
-    from emotivoice.models.torch_head import encoder_variables
     from emotivoice.training.states import prepare_clips
 
     labeled = [

@@ -69,7 +69,7 @@ def test_fine_tuned_head_runs_the_same_in_numpy_as_in_torch(jfk_samples: np.ndar
     torch = pytest.importorskip("torch")
     from dataclasses import asdict
 
-    from emotivoice.models.torch_head import encoder_variables, head_module
+    from emotivoice.emotion.torch_head import encoder_variables, head_module
     from emotivoice.training.config import TrainConfig
     from emotivoice.training.fit import export_head
 
@@ -110,7 +110,7 @@ def test_soup_averages_members_updates_exactly() -> None:
     torch = pytest.importorskip("torch")
     from dataclasses import asdict
 
-    from emotivoice.models.torch_head import encoder_variables, head_module
+    from emotivoice.emotion.torch_head import encoder_variables, head_module
     from emotivoice.training.config import TrainConfig
     from emotivoice.training.fit import export_head, soup_arrays
 
@@ -149,7 +149,7 @@ def test_soup_fit_runs_as_its_arrays_in_numpy(jfk_samples: np.ndarray) -> None:
     pytest.importorskip("torch")
     from dataclasses import asdict, replace
 
-    from emotivoice.models.torch_head import encoder_variables
+    from emotivoice.emotion.torch_head import encoder_variables
     from emotivoice.training.config import TrainConfig
     from emotivoice.training.fit import (
         export_head,

@@ -243,8 +243,9 @@ def test_png_check_fails_on_empty_axes(tmp_path: Path) -> None:
     from matplotlib.cm import ScalarMappable
 
     from emotivoice.explain import plots
+    from emotivoice.extras import pyplot
 
-    plt = plots._pyplot()
+    plt = pyplot()
     empty = []
     fig, ax = plt.subplots(figsize=plots.FIGSIZE)
     ax.set(title="Emotion distribution", xlabel="time (s)", ylabel="probability", ylim=(0, 1))
@@ -312,7 +313,8 @@ def test_explain_api_budget_json_and_plots(angry_clip: Path, tmp_path: Path) -> 
     assert any(p.name.endswith("features.png") for p in paths)
     with pytest.raises(InvalidConfigError, match="No segment"):
         emotivoice.explain(audio, None, options, segment=5)
-    with pytest.warns(DeprecationWarning, match="ExplainOptions"):  # the first API's keywords
+    deprecated = pytest.warns(DeprecationWarning, match="ExplainOptions")  # the first keywords
+    with deprecated, pytest.raises(InvalidConfigError, match="No segment"):
         emotivoice.explain(angry_clip, segment=5, attribution=options.attribution)
 
 

@@ -57,7 +57,7 @@ def test_directory_with_bad_files_completes_the_rest(
     assert code == EXIT_FAILED
     assert sorted(p.name for p in out.iterdir()) == ["good.json"]
     err = capsys.readouterr().err
-    assert "empty.wav: " in err and "[empty_audio]" in err
+    assert "empty.wav: " in err and "[EMPTY_AUDIO]" in err
     assert "notes.mp3: " in err and "[INVALID_AUDIO]" in err
     assert "cut.flac: " in err and "truncated" in err
     assert "3 of 4 file(s) failed" in err

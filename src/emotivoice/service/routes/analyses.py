@@ -1,0 +1,193 @@
+"""``/analyses``: queue analyses of uploads (one or a batch), poll, list, cancel and export them.
+
+Options are checked against this server before a job is queued, so a bad request fails at once
+(422) instead of in the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+
+from emotivoice.errors import (
+    CallbacksNotConfiguredError,
+    EmotiVoiceError,
+    InvalidConfigError,
+    InvalidResultError,
+    NotFoundError,
+)
+from emotivoice.service.deps import Owner, Services, StoreDep, Svc
+from emotivoice.service.errors import api_error
+from emotivoice.service.jobs import enqueue
+from emotivoice.service.routes import ERROR_RESPONSES
+from emotivoice.service.schemas import (
+    AnalysisCreate,
+    AnalysisDetail,
+    AnalysisOptionsIn,
+    AnalysisState,
+    AnalysisSummary,
+    BatchCreate,
+    BatchFailed,
+    BatchQueued,
+    BatchResult,
+    ErrorBody,
+    Page,
+)
+from emotivoice.service.settings import Settings
+
+__all__ = ["EXPORTS", "router"]
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(responses=ERROR_RESPONSES, tags=["analyses"])
+
+#: Export formats: the file in an analysis' result folder and its media type
+EXPORTS = {
+    "json": ("analysis.json", "application/json"),
+    "csv": ("analysis.csv", "text/csv"),
+    "srt": ("analysis.srt", "application/x-subrip"),
+    "vtt": ("analysis.vtt", "text/vtt"),
+    "pdf": ("report.pdf", "application/pdf"),
+}
+
+
+def _check_options(settings: Settings, options: AnalysisOptionsIn) -> dict[str, Any]:
+    """Validate options against this server before a job is queued."""
+    from emotivoice.models.registry import available_models
+    from emotivoice.pipeline import AnalyzeOptions
+    from emotivoice.service.runner import explain_options
+    from emotivoice.transcription import supported_languages
+
+    if options.model not in available_models():
+        raise InvalidConfigError(
+            f"Unknown model {options.model!r}; available models = {available_models()}"
+        )
+    if options.language is not None and options.language not in supported_languages():
+        raise InvalidConfigError(f"Unknown language {options.language!r}; see GET /languages.")
+    if options.emotion_model not in settings.emotion_models:
+        raise InvalidConfigError(
+            f"Emotion model {options.emotion_model!r} is not offered by this server; "
+            f"choose from {settings.emotion_models}."
+        )
+    if options.explain and not options.emotion:
+        raise InvalidConfigError("explain explains emotions; it needs emotion turned on.")
+    if options.explain or options.explain_methods:
+        explain_options(options)  # the one check of methods, model and budget
+    AnalyzeOptions.from_kwargs(**options.analyzer_kwargs())
+    return options.model_dump()
+
+
+def _check_callback(settings: Settings, callback_url: Any) -> None:
+    """Refuse a callback URL when this server has no key to sign its notices with."""
+    if callback_url is not None and not settings.callback_secret:
+        raise CallbacksNotConfiguredError(
+            "This server has no callback secret (EMOTIVOICE_CALLBACK_SECRET), so it cannot sign "
+            "completion notices; leave callback_url out, or ask the operator to set the secret."
+        )
+
+
+def _queue(svc: Services, owner: str, upload_id: str, options: dict[str, Any], cb: Any) -> str:
+    row = svc.store.create_analysis(owner, upload_id, options, str(cb) if cb else None)
+    enqueue(svc.celery, row.id, row.attempt)
+    return row.id
+
+
+@router.post("/analyses", status_code=202)
+def create_analysis(svc: Svc, owner: Owner, body: AnalysisCreate) -> AnalysisState:
+    """Queue an analysis of an upload; poll ``GET /analyses/{id}``."""
+    options = _check_options(svc.settings, body.options)
+    _check_callback(svc.settings, body.callback_url)
+    analysis_id = _queue(svc, owner, body.upload_id, options, body.callback_url)
+    return AnalysisState(id=analysis_id, status="queued")
+
+
+@router.post("/analyses/batch", status_code=202)
+def create_batch(svc: Svc, owner: Owner, body: BatchCreate) -> BatchResult:
+    """Queue one analysis per upload; a bad upload id fails alone, the rest are queued."""
+    options = _check_options(svc.settings, body.options)
+    _check_callback(svc.settings, body.callback_url)
+    items: list[BatchQueued | BatchFailed] = []
+    for upload_id in body.upload_ids:
+        try:
+            analysis_id = _queue(svc, owner, upload_id, options, body.callback_url)
+            items.append(BatchQueued(upload_id=upload_id, id=analysis_id, status="queued"))
+        except EmotiVoiceError as e:
+            _, code = api_error(e)
+            error = ErrorBody(code=code, message=e.message)
+            items.append(BatchFailed(upload_id=upload_id, error=error))
+    return BatchResult(items=items)
+
+
+@router.get("/analyses")
+def list_analyses(
+    store: StoreDep,
+    owner: Owner,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    status: Annotated[
+        str | None, Query(pattern="^(queued|running|completed|failed|cancelled)$")
+    ] = None,
+) -> Page[AnalysisSummary]:
+    rows, total = store.list_analyses(owner, limit, offset, status)
+    items = [AnalysisSummary.from_row(r) for r in rows]
+    return Page[AnalysisSummary](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/analyses/{analysis_id}")
+def get_analysis(store: StoreDep, owner: Owner, analysis_id: str) -> AnalysisDetail:
+    """Status, progress, stage, segments finished so far and, once completed, the result."""
+    row = store.get_analysis(owner, analysis_id)
+    return AnalysisDetail.from_row(row, store.segments(analysis_id))
+
+
+@router.delete("/analyses/{analysis_id}")
+def delete_analysis(store: StoreDep, owner: Owner, analysis_id: str) -> AnalysisState:
+    """Cancel the analysis if it is still running and remove its results and files."""
+    store.delete_analysis(owner, analysis_id)
+    return AnalysisState(id=analysis_id, status="cancelled")
+
+
+@router.get("/analyses/{analysis_id}/export", response_model=None)
+def export(
+    store: StoreDep,
+    owner: Owner,
+    analysis_id: str,
+    format: Annotated[str, Query(pattern="^(json|csv|pdf|srt|vtt)$")] = "json",
+) -> FileResponse:
+    """The result as JSON, CSV, SRT, WebVTT or a PDF report."""
+    name, media = EXPORTS[format]
+    folder = store.completed_dir(owner, analysis_id)
+    path = folder / name
+    if not path.is_file():
+        _write_missing_export(folder, format, path, analysis_id)
+    return FileResponse(path, media_type=media, filename=f"{analysis_id}.{format}")
+
+
+def _write_missing_export(folder: Path, fmt: str, path: Path, analysis_id: str) -> None:
+    """Write an export the result folder lacks (an analysis finished before its format
+    existed) from the stored ``analysis.json``, once: later requests find the file."""
+    from emotivoice.export import write_export
+    from emotivoice.results import load_analysis
+
+    stored = folder / EXPORTS["json"][0]
+    if not stored.is_file():
+        raise NotFoundError(f"No {fmt} export for analysis {analysis_id}.")
+    explain_dir = folder / "explain"
+    partial = folder / f".{uuid.uuid4().hex}.{fmt}"  # concurrent requests race harmlessly
+    try:
+        write_export(load_analysis(stored), fmt, partial, explain_dir)
+        partial.replace(path)
+    except InvalidResultError as error:  # its message names a server path
+        logger.error("Analysis %s: %s", analysis_id, error.message)
+        raise InvalidResultError(
+            f"The stored result of analysis {analysis_id} is unreadable, so its {fmt} "
+            "export cannot be written."
+        ) from None
+    finally:
+        partial.unlink(missing_ok=True)
+    logger.info("Wrote the missing %s export of analysis %s", fmt, analysis_id)
