@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -68,28 +68,68 @@ def _figure(png: Path, max_width: float, max_height: float) -> Any:
     return Image(str(png), width=pixels_wide * scale, height=pixels_high * scale)
 
 
-def write_pdf(analysis: Analysis, path: Path, explain_dir: Path | None = None) -> Path:
-    """Write the report of ``analysis`` to ``path``; explanation PNGs from ``explain_dir``."""
-    _require_reportlab()
+@dataclass(frozen=True)
+class _Layout:
+    """Styles and sizes shared by the report's parts."""
+
+    styles: Any
+    small: Any
+    width: float
+    figure_box: tuple[float, float]
+    table_style: Any
+
+
+def _layout() -> _Layout:
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.lib.units import cm
-    from reportlab.platypus import (
-        PageBreak,
-        Paragraph,
-        SimpleDocTemplate,
-        Spacer,
-        Table,
-        TableStyle,
-    )
+    from reportlab.platypus import TableStyle
 
     styles = getSampleStyleSheet()
-    small = styles["BodyText"].clone("small", fontSize=8, leading=10)
     width = A4[0] - 4 * cm
-    # Figures: 80 % of the text width, and at most half a page tall (tall feature charts).
-    figure_box = (width * 0.8, (A4[1] - 4 * cm) * 0.5)
-    story: list[Any] = [Paragraph("EmotiVoice analysis report", styles["Title"])]
+    return _Layout(
+        styles=styles,
+        small=styles["BodyText"].clone("small", fontSize=8, leading=10),
+        width=width,
+        # Figures: 80 % of the text width, and at most half a page tall (tall feature charts).
+        figure_box=(width * 0.8, (A4[1] - 4 * cm) * 0.5),
+        table_style=TableStyle(
+            [
+                ("FONTSIZE", (0, 0), (-1, -1), 8),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+            ]
+        ),
+    )
+
+
+def write_pdf(analysis: Analysis, path: Path, explain_dir: Path | None = None) -> Path:
+    """Write the report of ``analysis`` to ``path``; explanation PNGs from ``explain_dir``."""
+    _require_reportlab()
+    from reportlab.lib.pagesizes import A4
+    from reportlab.platypus import Paragraph, SimpleDocTemplate
+
+    layout = _layout()
+    story: list[Any] = [Paragraph("EmotiVoice analysis report", layout.styles["Title"])]
+    story += _summary(analysis, layout)
+    with tempfile.TemporaryDirectory(prefix="emotivoice-pdf-") as tmp:
+        story += _emotion_charts(analysis, layout, Path(tmp))
+        story += _transcript(analysis, layout)
+        story += _feature_table(analysis, layout)
+        story += _explanation_figures(explain_dir, layout)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        SimpleDocTemplate(
+            str(path), pagesize=A4, title="EmotiVoice analysis report", author="EmotiVoice"
+        ).build(story)
+    logger.debug("Wrote PDF report %s", path)
+    return path
+
+
+def _summary(analysis: Analysis, layout: _Layout) -> list[Any]:
+    from reportlab.lib.units import cm
+    from reportlab.platypus import Spacer, Table
+
     src = analysis.source
     summary = [
         ["Recording", f"{src.format} / {src.codec}, {src.sample_rate} Hz, {src.channels} ch"],
@@ -103,63 +143,75 @@ def write_pdf(analysis: Analysis, path: Path, explain_dir: Path | None = None) -
         ],
         ["Created", f"{analysis.created_at} (EmotiVoice {analysis.emotivoice_version})"],
     ]
-    table_style = TableStyle(
-        [
-            ("FONTSIZE", (0, 0), (-1, -1), 8),
-            ("VALIGN", (0, 0), (-1, -1), "TOP"),
-            ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-        ]
-    )
-    story += [Table(summary, colWidths=[4 * cm, width - 4 * cm], style=table_style), Spacer(1, 8)]
-    with tempfile.TemporaryDirectory(prefix="emotivoice-pdf-") as tmp:
-        if analysis.emotion is not None and analysis.segments:
-            from emotivoice.explain import plots
+    widths = [4 * cm, layout.width - 4 * cm]
+    return [Table(summary, colWidths=widths, style=layout.table_style), Spacer(1, 8)]
 
-            charts = [
-                plots.plot_distribution(analysis.emotion.distribution, Path(tmp) / "dist.png"),
-                plots.plot_timeline(
-                    [asdict(p) for p in analysis.emotion.timeline], Path(tmp) / "timeline.png"
-                ),
+
+def _emotion_charts(analysis: Analysis, layout: _Layout, tmp: Path) -> list[Any]:
+    from reportlab.platypus import Paragraph
+
+    if analysis.emotion is None or not analysis.segments:
+        return []
+    from emotivoice.explain import plots
+
+    charts = [
+        plots.plot_distribution(analysis.emotion.distribution, tmp / "dist.png"),
+        plots.plot_timeline([asdict(p) for p in analysis.emotion.timeline], tmp / "timeline.png"),
+    ]
+    heading = Paragraph("Emotions", layout.styles["Heading2"])
+    return [heading] + [_figure(chart, *layout.figure_box) for chart in charts]
+
+
+def _transcript(analysis: Analysis, layout: _Layout) -> list[Any]:
+    from reportlab.lib.units import cm
+    from reportlab.platypus import Paragraph, Table
+
+    rows: list[list[Any]] = [["time", "text", "emotion"]]
+    for s in analysis.segments:
+        rows.append(
+            [
+                f"{_clock(s.start)}-{_clock(s.end)}",
+                Paragraph(escape(s.text) or "<i>(no speech)</i>", layout.small),
+                Paragraph(_emotion_cell(s), layout.small),
             ]
-            story.append(Paragraph("Emotions", styles["Heading2"]))
-            story += [_figure(chart, *figure_box) for chart in charts]
-        story.append(Paragraph("Transcript", styles["Heading2"]))
-        rows: list[list[Any]] = [["time", "text", "emotion"]]
-        for s in analysis.segments:
-            rows.append(
-                [
-                    f"{_clock(s.start)}-{_clock(s.end)}",
-                    Paragraph(escape(s.text) or "<i>(no speech)</i>", small),
-                    Paragraph(_emotion_cell(s), small),
-                ]
-            )
-        if len(rows) == 1:
-            rows.append(["-", "No speech was found.", "-"])
-        story.append(Table(rows, colWidths=[2.6 * cm, width - 6.6 * cm, 4 * cm], style=table_style))
-        featured = [s for s in analysis.segments if s.features is not None]
-        if featured:
-            story.append(Paragraph("Acoustic features", styles["Heading2"]))
-            head = ["segment"] + [label for _, label, _ in _FEATURES]
-            body = []
-            for s in featured:
-                values = s.features.to_dict() if s.features else {}
-                body.append(
-                    [str(s.id)]
-                    + [
-                        "-" if values.get(k) is None else fmt.format(values[k])
-                        for k, _, fmt in _FEATURES
-                    ]
-                )
-            story.append(Table([head, *body], style=table_style, repeatRows=1))
-        if explain_dir is not None and explain_dir.is_dir():
-            story += [PageBreak(), Paragraph("Explanations", styles["Heading2"])]
-            for png in sorted(explain_dir.glob("segment-*.png")):
-                kind = png.stem.split("-")[-1]
-                caption = f"Segment {png.stem.split('-')[1]}: {_FIGURE_CAPTIONS.get(kind, kind)}"
-                story += [Paragraph(caption, small), _figure(png, *figure_box)]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        SimpleDocTemplate(
-            str(path), pagesize=A4, title="EmotiVoice analysis report", author="EmotiVoice"
-        ).build(story)
-    logger.debug("Wrote PDF report %s", path)
-    return path
+        )
+    if len(rows) == 1:
+        rows.append(["-", "No speech was found.", "-"])
+    widths = [2.6 * cm, layout.width - 6.6 * cm, 4 * cm]
+    return [
+        Paragraph("Transcript", layout.styles["Heading2"]),
+        Table(rows, colWidths=widths, style=layout.table_style),
+    ]
+
+
+def _feature_table(analysis: Analysis, layout: _Layout) -> list[Any]:
+    from reportlab.platypus import Paragraph, Table
+
+    featured = [s for s in analysis.segments if s.features is not None]
+    if not featured:
+        return []
+    head = ["segment"] + [label for _, label, _ in _FEATURES]
+    body = []
+    for s in featured:
+        values = s.features.to_dict() if s.features else {}
+        body.append(
+            [str(s.id)]
+            + ["-" if values.get(k) is None else fmt.format(values[k]) for k, _, fmt in _FEATURES]
+        )
+    return [
+        Paragraph("Acoustic features", layout.styles["Heading2"]),
+        Table([head, *body], style=layout.table_style, repeatRows=1),
+    ]
+
+
+def _explanation_figures(explain_dir: Path | None, layout: _Layout) -> list[Any]:
+    from reportlab.platypus import PageBreak, Paragraph
+
+    if explain_dir is None or not explain_dir.is_dir():
+        return []
+    story: list[Any] = [PageBreak(), Paragraph("Explanations", layout.styles["Heading2"])]
+    for png in sorted(explain_dir.glob("segment-*.png")):
+        kind = png.stem.split("-")[-1]
+        caption = f"Segment {png.stem.split('-')[1]}: {_FIGURE_CAPTIONS.get(kind, kind)}"
+        story += [Paragraph(caption, layout.small), _figure(png, *layout.figure_box)]
+    return story

@@ -13,13 +13,7 @@ Needs the ``robustness`` extra (PyTorch, transformers, pesq, pystoi).
 
 from __future__ import annotations
 
-from emotivoice.robustness.attack import (
-    AttackOptions,
-    AttackResult,
-    UntargetedOptions,
-    targeted_attack,
-    untargeted_attack,
-)
+from emotivoice.robustness.attack import AttackOptions, AttackResult, targeted_attack
 from emotivoice.robustness.lab import (
     AttackItem,
     LabOptions,
@@ -32,6 +26,7 @@ from emotivoice.robustness.lab import (
 from emotivoice.robustness.masking import MaskingThreshold, masking_threshold
 from emotivoice.robustness.report import Distortion, ExampleReport, Transfer, summary_table
 from emotivoice.robustness.rooms import RoomOptions
+from emotivoice.robustness.untargeted import UntargetedOptions, untargeted_attack
 
 __all__ = [
     "AttackItem",

@@ -10,15 +10,13 @@
   with the least threshold excess is kept.
 * Robust (opt-in, ``rooms > 0``): each step convolves the adversarial audio with freshly sampled
   room impulse responses (expectation over transformation) and succeeds only if all rooms do.
-* Untargeted PGD under an SNR bound: gradient ascent on the cross-entropy of the clean
-  transcript, projected onto the L2 ball ``‖δ‖ ≤ ‖x‖ · 10^(−SNR/20)``.
+* Untargeted PGD under an SNR bound: :mod:`emotivoice.robustness.untargeted`.
 
 Amplitudes are float samples in [-1, 1] (Qin et al.'s int16 values ÷ 32768).
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emotivoice.errors import AudioTooLongError, InvalidConfigError, InvalidTargetError
+from emotivoice.errors import AudioTooLongError, InvalidConfigError
 from emotivoice.robustness.masking import masking_threshold, perturbation_psd
 from emotivoice.robustness.rooms import RoomOptions, simulate_rirs
 from emotivoice.robustness.whisper_loss import (
@@ -42,19 +40,20 @@ if TYPE_CHECKING:
     from emotivoice.models.torch_whisper import TorchWhisper
 
 __all__ = [
+    "INT16_SCALE",
+    "MAX_SAMPLES",
     "AttackOptions",
     "AttackResult",
-    "UntargetedOptions",
+    "masking_excess",
     "resolve_torch_device",
     "targeted_attack",
-    "untargeted_attack",
 ]
-
-logger = logging.getLogger(__name__)
 
 INT16_SCALE = 32768.0
 MAX_SAMPLES = 30 * 16000  # one Whisper window
 _NO_THRESHOLD = 1e30  # stands in for the threshold of frames past an utterance's end
+
+
 _ALPHA_UP_EVERY, _ALPHA_DOWN_EVERY = 20, 50
 
 
@@ -125,33 +124,6 @@ class AttackOptions:
             raise InvalidConfigError(f"Unknown device {self.device!r}; choose auto, cpu or cuda.")
 
 
-@dataclass(frozen=True)
-class UntargetedOptions:
-    """Untargeted PGD under an SNR bound.
-
-    Attributes:
-        snr_db: the perturbation stays at least this many dB below the utterance's energy.
-        steps: PGD iterations.
-        step_fraction: each step moves this fraction of the L2 budget.
-        language, batch_size, device, seed, progress: as in :class:`AttackOptions`.
-    """
-
-    snr_db: float = 30.0
-    steps: int = 50
-    step_fraction: float = 0.1
-    language: str = "en"
-    batch_size: int = 10
-    device: str = "auto"
-    seed: int = 0
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.steps < 1 or not 0 < self.step_fraction <= 1:
-            raise InvalidConfigError("steps must be ≥ 1 and step_fraction in (0, 1].")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise InvalidConfigError(f"Unknown device {self.device!r}; choose auto, cpu or cuda.")
-
-
 @dataclass(frozen=True, eq=False)
 class AttackResult:
     """One adversarial example as the attack left it (metrics: :mod:`.report`).
@@ -193,7 +165,7 @@ def resolve_torch_device(device: str) -> str:
     return device
 
 
-def _check_audio(audio: Sequence[np.ndarray]) -> None:
+def check_audio(audio: Sequence[np.ndarray]) -> None:
     for i, samples in enumerate(audio):
         if samples.ndim != 1 or samples.size == 0:
             raise InvalidConfigError(f"Utterance {i} must be non-empty mono 16 kHz samples.")
@@ -204,7 +176,7 @@ def _check_audio(audio: Sequence[np.ndarray]) -> None:
             )
 
 
-class _Batch:
+class AudioBatch:
     """Padded audio, masks and per-example state shared by the attack stages."""
 
     def __init__(self, audio: Sequence[np.ndarray], device: str) -> None:
@@ -263,7 +235,7 @@ def targeted_attack(
     options = options or AttackOptions()
     if len(audio) != len(targets):
         raise InvalidConfigError("Give exactly one target per utterance.")
-    _check_audio(audio)
+    check_audio(audio)
     tokens = [target_token_ids(model, t) for t in targets]
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
@@ -288,7 +260,7 @@ def _targeted_batch(
 
     device = str(model.device)
     started = time.perf_counter()
-    batch = _Batch(audio, device)
+    batch = AudioBatch(audio, device)
     forcing = TeacherForcing(model, token_batch(model, tokens, options.language), options.margin)
     delta = torch.zeros_like(batch.clean, requires_grad=True)
     stage1 = _stage1(batch, forcing, delta, options, rng)
@@ -327,7 +299,9 @@ class _Stage1:
     success_step: list[int | None]
 
 
-def _rooms(batch: _Batch, options: AttackOptions, rng: np.random.Generator) -> torch.Tensor | None:
+def _rooms(
+    batch: AudioBatch, options: AttackOptions, rng: np.random.Generator
+) -> torch.Tensor | None:
     import torch
 
     if not options.rooms:
@@ -338,7 +312,7 @@ def _rooms(batch: _Batch, options: AttackOptions, rng: np.random.Generator) -> t
 
 
 def _forward(
-    batch: _Batch,
+    batch: AudioBatch,
     forcing: TeacherForcing,
     delta: torch.Tensor,
     options: AttackOptions,
@@ -358,7 +332,7 @@ def _forward(
 
 
 def _stage1(
-    batch: _Batch,
+    batch: AudioBatch,
     forcing: TeacherForcing,
     delta: torch.Tensor,
     options: AttackOptions,
@@ -438,7 +412,7 @@ def masking_excess(
 
 
 def _stage2(
-    batch: _Batch,
+    batch: AudioBatch,
     forcing: TeacherForcing,
     delta: torch.Tensor,
     stage1: _Stage1,
@@ -484,100 +458,3 @@ def _stage2(
             ok=f"{int(won.sum())}/{n}",
         )
     return best, applied
-
-
-def untargeted_attack(
-    model: TorchWhisper,
-    audio: Sequence[np.ndarray],
-    options: UntargetedOptions | None = None,
-) -> list[AttackResult]:
-    """PGD away from each utterance's clean transcript under an SNR bound (baseline).
-
-    Raises:
-        AudioTooLongError: an utterance over 30 s.
-        InvalidTargetError: an utterance whose clean transcript is empty (nothing to move from).
-    """
-    import torch
-
-    options = options or UntargetedOptions()
-    _check_audio(audio)
-    torch.manual_seed(options.seed)
-    transcripts, tokens = [], []
-    with torch.no_grad():
-        for i, samples in enumerate(audio):
-            tensor = torch.from_numpy(np.asarray(samples, np.float32)).to(model.device)
-            decoded = model.greedy_decode(
-                model.encode(model.log_mel(tensor, pad="features")), options.language
-            )
-            if not decoded.tokens:
-                raise InvalidTargetError(
-                    f"Utterance {i} transcribes as nothing; an untargeted attack needs speech "
-                    "to move the transcript away from."
-                )
-            transcripts.append(decoded.text)
-            tokens.append(decoded.tokens)  # the greedy tokens themselves, not a re-encoding
-    results: list[AttackResult] = []
-    for start in range(0, len(audio), options.batch_size):
-        stop = start + options.batch_size
-        results += _pgd_batch(
-            model, audio[start:stop], transcripts[start:stop], tokens[start:stop], options
-        )
-    return results
-
-
-def _pgd_batch(
-    model: TorchWhisper,
-    audio: Sequence[np.ndarray],
-    transcripts: Sequence[str],
-    tokens: Sequence[tuple[int, ...]],
-    options: UntargetedOptions,
-) -> list[AttackResult]:
-    import torch
-    from tqdm import tqdm
-
-    started = time.perf_counter()
-    batch = _Batch(audio, str(model.device))
-    forcing = TeacherForcing(model, token_batch(model, tokens, options.language))
-    budget = batch.clean.norm(dim=-1, keepdim=True) * 10 ** (-options.snr_db / 20.0)
-    delta = torch.zeros_like(batch.clean, requires_grad=True)
-    success_step: list[int | None] = [None] * len(audio)
-    bar = tqdm(range(options.steps), desc="PGD", disable=not options.progress)
-    for step in bar:
-        out = forcing(forcing.features(batch.utterances(batch.adversarial(delta))))
-        out.loss.sum().backward()
-        with torch.no_grad():
-            for i in np.flatnonzero(~out.matches.cpu().numpy()):
-                if success_step[i] is None:
-                    success_step[i] = step
-            assert delta.grad is not None
-            grad = delta.grad * batch.mask
-            delta += (
-                options.step_fraction
-                * budget
-                * grad
-                / grad.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-            )
-            delta *= (budget / delta.norm(dim=-1, keepdim=True).clamp(min=1e-12)).clamp(max=1.0)
-            delta.grad = None
-        bar.set_postfix(
-            loss=f"{float(out.loss.detach().mean()):.3f}", ok=f"{int((~out.matches).sum())}"
-        )
-    with torch.no_grad():
-        out = forcing(forcing.features(batch.utterances(batch.adversarial(delta))))
-        adversarial = batch.adversarial(delta).cpu().numpy()
-    moved = (~out.matches).cpu().numpy()
-    seconds = (time.perf_counter() - started) / len(audio)
-    return [
-        AttackResult(
-            adversarial=adversarial[i, : batch.lengths[i]].copy(),
-            kind="untargeted",
-            goal=transcripts[i],
-            succeeded=bool(moved[i]),
-            stage1_success_step=success_step[i],
-            stage2_applied=False,
-            linf_bound=float(budget[i]),
-            iterations=options.steps,
-            seconds=seconds,
-        )
-        for i in range(len(audio))
-    ]

@@ -23,12 +23,11 @@ from emotivoice.robustness.attack import (
     MAX_SAMPLES,
     AttackOptions,
     AttackResult,
-    UntargetedOptions,
     resolve_torch_device,
     targeted_attack,
-    untargeted_attack,
 )
 from emotivoice.robustness.report import ExampleReport, build_report, distortion, summarize
+from emotivoice.robustness.untargeted import UntargetedOptions, untargeted_attack
 from emotivoice.robustness.whisper_loss import validate_target
 
 __all__ = [
