@@ -7,9 +7,9 @@ model is the key order on the wire.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar, overload
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, WithJsonSchema
 
 from emotivoice.models.registry import ModelInfo
 
@@ -43,6 +43,8 @@ __all__ = [
 
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
 T = TypeVar("T")
+#: A number read back from a stored result, passed on as stored (an integer stays an integer).
+StoredNumber = Annotated[float | int, WithJsonSchema({"type": "number"})]
 
 
 @overload
@@ -199,11 +201,11 @@ class AnalysisSummary(BaseModel):
     status: Status
     progress: int = Field(description="Percent done.")
     stage: str
-    attempt: int = Field(description="Deliveries of the job before this one.")
+    attempt: int = Field(description="0 on the first delivery of the job, +1 per requeue.")
     created_at: str
     started_at: str | None
     finished_at: str | None
-    duration: float | None
+    duration: StoredNumber | None = Field(description="Seconds of audio analysed.")
     language: str | None
     dominant_emotion: str | None
     error: ErrorBody | None

@@ -1,0 +1,92 @@
+"""What every part of the store shares: settings, database sessions and where files live."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from emotivoice.errors import NotFoundError
+from emotivoice.service.db import make_engine, migrate, session_factory
+from emotivoice.service.settings import Settings
+
+__all__ = ["ACTIVE", "FINISHED", "StoreBase", "new_id"]
+
+logger = logging.getLogger(__name__)
+
+ACTIVE = ("queued", "running")
+FINISHED = ("completed", "failed", "cancelled")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class StoreBase:
+    """Database and data directory of one service deployment (the parts all stores share)."""
+
+    def __init__(self, settings: Settings, *, migrate_schema: bool = True) -> None:
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+        settings.artefacts_dir.mkdir(parents=True, exist_ok=True)
+        if migrate_schema:
+            migrate(settings.db_url)
+        self.engine = make_engine(settings.db_url)
+        self._sessions = session_factory(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def ping(self) -> bool:
+        """Whether the database answers."""
+        try:
+            with self.session() as s:
+                s.execute(select(1))
+            return True
+        except Exception:  # health check reports, never raises
+            logger.warning("Database unreachable", exc_info=True)
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def _owned(self, model: type[Any], owner: str, row_id: str, what: str) -> Any:
+        """The row ``row_id`` of ``model`` if ``owner`` owns it; another owner's is not found."""
+        with self.session() as s:
+            row = s.get(model, row_id)
+        if row is None or row.owner != owner:
+            raise NotFoundError(f"No {what} with id {row_id}.")
+        return row
+
+    def _page(self, query: Any, limit: int, offset: int) -> tuple[list[Any], int]:
+        """One page of ``query``'s rows and the total count."""
+        with self.session() as s:
+            total = s.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+            rows = s.scalars(query.limit(limit).offset(offset)).all()
+        return list(rows), total or 0
+
+    # --- where files live ----------------------------------------------------------------
+
+    def upload_path(self, upload_id: str) -> Path:
+        return self.settings.uploads_dir / upload_id
+
+    def artefact_dir(self, analysis_id: str) -> Path:
+        """The folder of all of an analysis' exports and figures (one sub-folder per delivery)."""
+        return self.settings.artefacts_dir / analysis_id
+
+    def result_dir(self, analysis_id: str, attempt: int) -> Path:
+        """The exports of delivery ``attempt``; served only once that delivery completed the job."""
+        return self.artefact_dir(analysis_id) / f"attempt-{attempt}"
+
+    def work_dir(self, analysis_id: str, attempt: int) -> Path:
+        """Scratch space of one delivery; :meth:`complete` moves its exports to ``result_dir``."""
+        return self.settings.artefacts_dir / f"{analysis_id}.attempt-{attempt}"
