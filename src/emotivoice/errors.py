@@ -12,10 +12,8 @@ __all__ = [
     "AudioDecodeError",
     "AudioError",
     "AudioTooLongError",
-    "CallbacksNotConfiguredError",
     "EmotiVoiceError",
     "EmptyAudioError",
-    "FileTooLargeError",
     "InvalidConfigError",
     "InvalidResultError",
     "InvalidTargetError",
@@ -23,14 +21,10 @@ __all__ = [
     "MissingExtraError",
     "ModelIntegrityError",
     "ModelNotFoundError",
-    "NotFoundError",
-    "NotReadyError",
-    "RateLimitedError",
     "StreamError",
     "StreamFrameTooLargeError",
     "StreamProtocolError",
     "StreamTooLongError",
-    "UnauthorizedError",
     "UnsupportedFormatError",
 ]
 
@@ -105,46 +99,6 @@ class InvalidConfigError(EmotiVoiceError):
     """Options or a configuration file are invalid."""
 
     code = "INVALID_OPTIONS"
-
-
-class CallbacksNotConfiguredError(InvalidConfigError):
-    """A completion callback was asked for, but the server has no secret to sign it with."""
-
-    code = "CALLBACKS_NOT_CONFIGURED"
-
-
-class FileTooLargeError(AudioError):
-    """An upload is larger than the configured limit."""
-
-    code = "FILE_TOO_LARGE"
-
-
-class NotFoundError(EmotiVoiceError):
-    """A requested upload, analysis or artefact does not exist (or belongs to someone else)."""
-
-    code = "NOT_FOUND"
-
-
-class NotReadyError(EmotiVoiceError):
-    """The requested result exists only once the analysis has completed."""
-
-    code = "NOT_READY"
-
-
-class UnauthorizedError(EmotiVoiceError):
-    """A missing, unknown or revoked API key."""
-
-    code = "UNAUTHORIZED"
-
-
-class RateLimitedError(EmotiVoiceError):
-    """Too many requests for one key in the current window."""
-
-    code = "RATE_LIMITED"
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class StreamError(EmotiVoiceError):

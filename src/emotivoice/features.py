@@ -28,14 +28,18 @@ F1, F2                    Burg LPC (order 10) on speech resampled to 11 kHz, pre
 ========================  ===============================================================
 
 Agreement with Praat (praat-parselmouth, default settings) is tested on real speech from
-``../shared/data`` (``tests/test_features.py``). Tolerances, and why:
+``../shared/data`` (``tests/test_features.py``), over a set of clips. What the tests assert, and
+why the bounds are that wide:
 
-- F0 median within 8 % (both trackers; Praat's mean is pulled by octave jumps, medians agree);
-- HNR within 4 dB (frame placement and Praat's sinc interpolation of the autocorrelation);
-- local jitter within a factor 2.5 and local shimmer within a factor 2 (both depend on the
-  exact pulse positions; they are for comparing segments of one recording, not absolute
-  clinical values);
-- F1 within 25 %, F2 within 20 % (median over the segment; different LPC frames and order).
+- F0 median: within 15 % on every clip, median error under 5 % (both trackers; Praat's mean
+  is pulled by octave jumps, medians agree);
+- F1 and F2 medians: median error under 12 %, none over 70 % (different LPC frames and order;
+  a clip with few vowels can land on another formant);
+- HNR: median gap under 5 dB (frame placement and Praat's sinc interpolation of the
+  autocorrelation);
+- local jitter within a factor 0.5–2.6 and local shimmer within 0.5–2 of Praat's (both
+  depend on the exact pulse positions; they are for comparing segments of one recording, not
+  absolute clinical values).
 
 Values that a segment does not define (no voiced frame, no words) are ``None``.
 """

@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
-from servicekit import free_port, running_server, service_env, spawn, stop
+from emotivoice.evaluation.processes import free_port, running_server, service_env, spawn, stop
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/7"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from servicekit import running_server, service_env
+from emotivoice.evaluation.processes import running_server, service_env
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [

@@ -26,9 +26,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emotivoice._version import __version__
-from emotivoice.errors import EmotiVoiceError, FileTooLargeError, RateLimitedError
+from emotivoice.errors import EmotiVoiceError
 from emotivoice.service.deps import Services
-from emotivoice.service.errors import api_error
+from emotivoice.service.errors import FileTooLargeError, RateLimitedError, api_error
 from emotivoice.service.routes import API_PREFIX, analyses, explanations, health, reference, uploads
 from emotivoice.service.schemas import ErrorBody
 from emotivoice.service.settings import Settings, load_settings

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from emotivoice.errors import RateLimitedError, UnauthorizedError
+from emotivoice.service.errors import RateLimitedError, UnauthorizedError
 from emotivoice.service.settings import Settings
 from emotivoice.service.storage import Store
 

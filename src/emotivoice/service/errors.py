@@ -9,25 +9,70 @@ from __future__ import annotations
 from emotivoice.errors import (
     AudioError,
     AudioTooLongError,
-    CallbacksNotConfiguredError,
     EmotiVoiceError,
     EmptyAudioError,
-    FileTooLargeError,
     InvalidConfigError,
     InvalidResultError,
     ModelIntegrityError,
     ModelNotFoundError,
-    NotFoundError,
-    NotReadyError,
-    RateLimitedError,
     StreamFrameTooLargeError,
     StreamProtocolError,
     StreamTooLongError,
-    UnauthorizedError,
     UnsupportedFormatError,
 )
 
-__all__ = ["api_error"]
+__all__ = [
+    "CallbacksNotConfiguredError",
+    "FileTooLargeError",
+    "NotFoundError",
+    "NotReadyError",
+    "RateLimitedError",
+    "UnauthorizedError",
+    "api_error",
+]
+
+# Errors only the service raises (the engine never sees an HTTP request).
+
+
+class NotFoundError(EmotiVoiceError):
+    """A requested upload, analysis or artefact does not exist (or belongs to someone else)."""
+
+    code = "NOT_FOUND"
+
+
+class NotReadyError(EmotiVoiceError):
+    """The requested result exists only once the analysis has completed."""
+
+    code = "NOT_READY"
+
+
+class UnauthorizedError(EmotiVoiceError):
+    """A missing, unknown or revoked API key."""
+
+    code = "UNAUTHORIZED"
+
+
+class RateLimitedError(EmotiVoiceError):
+    """Too many requests for one key in the current window."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CallbacksNotConfiguredError(InvalidConfigError):
+    """A completion callback was asked for, but the server has no secret to sign it with."""
+
+    code = "CALLBACKS_NOT_CONFIGURED"
+
+
+class FileTooLargeError(AudioError):
+    """An upload is larger than the configured limit."""
+
+    code = "FILE_TOO_LARGE"
+
 
 # Most specific class first: the first isinstance match wins.
 _STATUS: tuple[tuple[type[EmotiVoiceError], int], ...] = (

@@ -35,11 +35,10 @@ from emotivoice.errors import (
     StreamFrameTooLargeError,
     StreamProtocolError,
     StreamTooLongError,
-    UnauthorizedError,
     UnsupportedFormatError,
 )
 from emotivoice.service.auth import key_from_headers, owner_for_key
-from emotivoice.service.errors import api_error
+from emotivoice.service.errors import UnauthorizedError, api_error
 from emotivoice.streaming.analyzer import StreamingAnalyzer, StreamOptions
 from emotivoice.streaming.decoder import ENCODINGS
 from emotivoice.streaming.events import ErrorEvent, SavedEvent, StreamEvent

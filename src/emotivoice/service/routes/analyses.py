@@ -14,15 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
-from emotivoice.errors import (
-    CallbacksNotConfiguredError,
-    EmotiVoiceError,
-    InvalidConfigError,
-    InvalidResultError,
-    NotFoundError,
-)
+from emotivoice.errors import EmotiVoiceError, InvalidConfigError, InvalidResultError
 from emotivoice.service.deps import Owner, Services, StoreDep, Svc
-from emotivoice.service.errors import api_error
+from emotivoice.service.errors import CallbacksNotConfiguredError, NotFoundError, api_error
 from emotivoice.service.jobs import enqueue
 from emotivoice.service.routes import ERROR_RESPONSES
 from emotivoice.service.schemas import (

@@ -11,8 +11,8 @@ import re
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from emotivoice.errors import NotFoundError
 from emotivoice.service.deps import Owner, StoreDep
+from emotivoice.service.errors import NotFoundError
 from emotivoice.service.routes import API_PREFIX, ERROR_RESPONSES
 from emotivoice.service.schemas import Explanations, Visualization
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from emotivoice.errors import NotReadyError
 from emotivoice.service.db import AnalysisRow, SegmentRow, UploadRow, utcnow
+from emotivoice.service.errors import NotReadyError
 from emotivoice.service.storage.base import StoreBase, new_id
 
 __all__ = ["AnalysisStore"]

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from emotivoice.errors import NotFoundError
 from emotivoice.service.db import make_engine, migrate, session_factory
+from emotivoice.service.errors import NotFoundError
 from emotivoice.service.settings import Settings
 
 __all__ = ["ACTIVE", "FINISHED", "StoreBase", "new_id"]

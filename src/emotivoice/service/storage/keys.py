@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from emotivoice.errors import NotFoundError
 from emotivoice.service.db import ApiKeyRow, utcnow
+from emotivoice.service.errors import NotFoundError
 from emotivoice.service.storage.base import StoreBase, new_id
 
 __all__ = ["KeyStore", "NewKey", "hash_key"]

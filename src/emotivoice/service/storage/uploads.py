@@ -11,8 +11,9 @@ from typing import IO
 from sqlalchemy import delete, select
 
 from emotivoice.audio import load_audio, sniff_format
-from emotivoice.errors import EmptyAudioError, FileTooLargeError, UnsupportedFormatError
+from emotivoice.errors import EmptyAudioError, UnsupportedFormatError
 from emotivoice.service.db import AnalysisRow, SegmentRow, UploadRow
+from emotivoice.service.errors import FileTooLargeError
 from emotivoice.service.storage.base import StoreBase, new_id
 
 __all__ = ["UploadStore", "display_name"]

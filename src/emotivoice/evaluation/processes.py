@@ -1,10 +1,13 @@
-"""Running the real service in tests: `emotivoice serve` and `emotivoice worker` processes."""
+"""The real service as processes: ``emotivoice serve`` and ``emotivoice worker`` on loopback.
+
+Used by the load benchmark (:mod:`emotivoice.evaluation.service_load`) and the end-to-end tests:
+real servers, real workers, real queues, each in its own process group.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +18,18 @@ from typing import Any
 
 import httpx
 
+from emotivoice.service.local_server import free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["free_port", "running_server", "service_env", "spawn", "start_server", "stop"]
+
+_READY_TIMEOUT_S = 60.0
+_POLL_S = 0.3
 
 
 def service_env(home: Path, **settings: Any) -> dict[str, str]:
-    """The environment of service processes: ``home``, ``settings`` as variables, and these
-    tests' own sources first on the path (so a worktree's code runs, not an installed copy)."""
+    """The environment of service processes: ``home``, ``settings`` as ``EMOTIVOICE_*``
+    variables, and this copy of the sources first on the path (so a worktree's code runs, not
+    an installed copy)."""
     import emotivoice
 
     sources = str(Path(emotivoice.__file__).resolve().parents[1])
@@ -46,6 +51,7 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Signal the process group, then kill it if it has not ended within 30 s."""
     if process.poll() is None:
         os.killpg(process.pid, sig)
         try:
@@ -55,23 +61,34 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
             process.wait()
 
 
-@contextmanager
-def running_server(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[httpx.Client]:
-    """``emotivoice serve`` on a free port, ready; yields an API client (base ``/api/v1``)."""
+def start_server(
+    env: dict[str, str], log: Path, workers: int = 1
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``emotivoice serve`` on a free port, once it answers ``/ready``: the process and its
+    base URL (``http://127.0.0.1:PORT``)."""
     port = free_port()
     process = spawn(["serve", "--port", str(port), "--workers", str(workers)], env, log)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=30)
-    try:
-        deadline = time.monotonic() + 60
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    with httpx.Client(base_url=f"{url}/api/v1", timeout=30) as client:
         while True:
             try:
                 if client.get("/ready").status_code == 200:
-                    break
+                    return process, url
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+                stop(process)
+                raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(_POLL_S)
+
+
+@contextmanager
+def running_server(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[httpx.Client]:
+    """A started server (:func:`start_server`); yields an API client (base ``/api/v1``)."""
+    process, url = start_server(env, log, workers)
+    client = httpx.Client(base_url=f"{url}/api/v1", timeout=30)
+    try:
         yield client
     finally:
         client.close()
