@@ -173,3 +173,19 @@ def test_explanations_through_the_service(client: TestClient, short_wav: Path) -
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
     assert "Explanations" in text and "Window attributions" in text and "fellow" in text
+
+
+def test_serve_creates_the_embedded_queue_before_its_workers(tmp_path: Path) -> None:
+    # kombu's SQLite transport creates a queue on first use in each process, guarded by a lock
+    # of that process only: an API process and a worker doing it at once collide, and the
+    # worker dies (UNIQUE constraint failed: kombu_queue.name). serve declares it first.
+    import sqlite3
+
+    from emotivoice.service.jobs import QUEUE_NAME, declare_queue, make_celery
+
+    settings = load_settings(home=tmp_path)
+    assert settings.embedded_queue
+    declare_queue(make_celery(settings))
+    declare_queue(make_celery(settings))  # a second declaration finds it
+    with sqlite3.connect(tmp_path / "queue.sqlite") as db:
+        assert db.execute("SELECT name FROM kombu_queue").fetchall() == [(QUEUE_NAME,)]

@@ -26,11 +26,20 @@ from emotivoice.service.db import utcnow
 from emotivoice.service.settings import Settings, load_settings
 from emotivoice.service.storage import Store
 
-__all__ = ["Janitor", "enqueue", "get_celery", "get_store", "make_celery"]
+__all__ = [
+    "QUEUE_NAME",
+    "Janitor",
+    "declare_queue",
+    "enqueue",
+    "get_celery",
+    "get_store",
+    "make_celery",
+]
 
 logger = logging.getLogger(__name__)
 
 TASK_NAME = "emotivoice.analyse"
+QUEUE_NAME = "emotivoice"
 _ORPHAN_FACTOR = 3  # a queued job untouched this many stale periods is requeued
 
 
@@ -53,7 +62,7 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        task_default_queue="emotivoice",
+        task_default_queue=QUEUE_NAME,
         worker_send_task_events=False,
     )
     app.task(name=TASK_NAME, bind=True, max_retries=5)(_analyse_task)
@@ -101,6 +110,18 @@ def _preload(**_: Any) -> None:
 
         Analyzer()
         logger.info("Worker %d: models loaded", os.getpid())
+
+
+def declare_queue(app: Celery) -> None:
+    """Create the job queue before any worker starts.
+
+    kombu's SQLite transport creates a queue on first use in each process and guards that with
+    a lock of the process only: an API process and a worker starting together both insert it,
+    and the loser's worker dies (``UNIQUE constraint failed: kombu_queue.name``). Declared once
+    here, every later process finds it. Harmless for Redis.
+    """
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_declare(queue=QUEUE_NAME)
 
 
 def enqueue(app: Celery, analysis_id: str, attempt: int) -> None:
@@ -154,7 +175,7 @@ class Janitor:
         try:
             with self.app.connection_for_read() as conn:
                 channel = conn.default_channel
-                _, waiting, _ = channel.queue_declare(queue="emotivoice", passive=True)
+                _, waiting, _ = channel.queue_declare(queue=QUEUE_NAME, passive=True)
             return int(waiting) == 0
         except Exception:  # unknown means do not touch queued jobs
             logger.debug("Cannot read the queue length", exc_info=True)

@@ -23,12 +23,12 @@ _PARENT_POLL_S = 2.0
 
 def run_worker(settings: Settings, concurrency: int | None = None, pool: str = "prefork") -> None:
     """Run a Celery worker for this deployment in the foreground (blocks until stopped)."""
-    from emotivoice.service.jobs import get_celery
+    from emotivoice.service.jobs import QUEUE_NAME, get_celery
 
     app = get_celery()
     argv = [
         "worker",
-        "--queues=emotivoice",
+        f"--queues={QUEUE_NAME}",
         f"--concurrency={concurrency or settings.worker_concurrency}",
         f"--pool={pool}",
         f"--hostname=emotivoice-{os.getpid()}@{socket.gethostname()}",
@@ -78,8 +78,10 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     import uvicorn
 
     from emotivoice.service.app import create_app
+    from emotivoice.service.jobs import declare_queue, make_celery
 
     app = create_app(settings)  # migrates the database before any worker opens it
+    declare_queue(make_celery(settings))  # and creates the queue before any worker declares it
     children = [_spawn_worker(settings) for _ in range(workers if settings.embedded_worker else 0)]
     try:
         config: dict[str, Any] = {"host": host, "port": port, "log_level": "info"}
