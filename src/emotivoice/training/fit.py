@@ -174,7 +174,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def export_head(module: Any, temperature: float, metadata: dict[str, Any]) -> dict[str, np.ndarray]:
     """Arrays for :class:`emotivoice.emotion.head.EmotionHead` (``np.savez`` them)."""
-    return state_arrays(module) | _head_extras(temperature, metadata)
+    return state_arrays(module) | head_extras(temperature, metadata)
 
 
 def soup_arrays(members: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -202,7 +202,7 @@ def training_speakers(data: StateSet) -> list[str]:
     return sorted(set(data.speakers.tolist()))
 
 
-def _head_extras(temperature: float, metadata: dict[str, Any]) -> dict[str, np.ndarray]:
+def head_extras(temperature: float, metadata: dict[str, Any]) -> dict[str, np.ndarray]:
     import json
 
     return {

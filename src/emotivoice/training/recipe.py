@@ -20,7 +20,7 @@ from emotivoice.metrics import classification_report
 from emotivoice.training.config import TrainConfig
 from emotivoice.training.fit import (
     FitJob,
-    _head_extras,
+    head_extras,
     fit_temperature,
     run_fit_job,
     training_speakers,
@@ -180,5 +180,5 @@ def recipe_result(
         "whisper_model": "base",
         "training_speakers": training_speakers(data),
     }
-    arrays = results["final"][0][1] | _head_extras(temperature, metadata)
+    arrays = results["final"][0][1] | head_extras(temperature, metadata)
     return RecipeResult(evaluations, arrays, config, calibration)
