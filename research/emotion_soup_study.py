@@ -38,7 +38,7 @@ from emotivoice.emotion.head import EmotionHead, own_log_mel
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.metrics import classification_report
 from emotivoice.training.config import TrainConfig
-from emotivoice.training.fit import _head_extras, fit_temperature, soup_arrays, training_speakers
+from emotivoice.training.fit import fit_temperature, head_extras, soup_arrays, training_speakers
 from emotivoice.training.recipe import MODEL_GROUPS, calibration_speakers, recipe_jobs
 from emotivoice.training.states import StateSet
 from train_emotion_device import load_packed_clips
@@ -63,7 +63,7 @@ def load_fits(folder: Path) -> tuple[str, dict[str, dict[str, np.ndarray]]]:
 def head(arrays: Mapping[str, np.ndarray], config: TrainConfig) -> EmotionHead:
     """A fit's arrays as the runtime's head (uncalibrated)."""
     weights = {k: v for k, v in arrays.items() if k != "logits"}
-    extras = _head_extras(1.0, {"config": asdict(config), "whisper_model": "base"})
+    extras = head_extras(1.0, {"config": asdict(config), "whisper_model": "base"})
     return EmotionHead(weights | extras, "study")
 
 
@@ -183,7 +183,7 @@ def main() -> None:
             "whisper_model": "base",
             "training_speakers": training_speakers(meta),
         }
-        arrays = souped | _head_extras(temperature, metadata)
+        arrays = souped | head_extras(temperature, metadata)
         np.savez(args.export, **arrays)  # type: ignore[arg-type]
         logger.info("soup of %s written to %s (T=%.3f)", names, args.export, temperature)
     if args.update:
@@ -210,7 +210,7 @@ def update_evaluations(
     for row, figures in report.items():
         kept = {g: ua for g, ua in figures.items() if g in evaluations}
         metadata["soup_study"].setdefault(row, {}).update(kept)
-    arrays |= _head_extras(float(arrays["temperature"]), metadata)
+    arrays |= head_extras(float(arrays["temperature"]), metadata)
     np.savez(path, **arrays)
     logger.info("%s: evaluations %s replaced", path, sorted(evaluations))
 

@@ -20,8 +20,8 @@ from emotivoice.metrics import classification_report
 from emotivoice.training.config import TrainConfig
 from emotivoice.training.fit import (
     FitJob,
-    head_extras,
     fit_temperature,
+    head_extras,
     run_fit_job,
     training_speakers,
 )
