@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from emotivoice.audio import SAMPLE_RATE
 from emotivoice.errors import InvalidConfigError
 from emotivoice.results import N_MFCC, AcousticFeatures
 
@@ -82,7 +83,7 @@ def count_syllables(word: str) -> int:
 
 def extract_features(
     samples: NDArray[np.float32],
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     *,
     words: Sequence[str] | None = None,
     speech_time: float | None = None,

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emotivoice.audio import SAMPLE_RATE
 from emotivoice.errors import InvalidConfigError
 
 #: scores a batch of waveforms: returns (batch, n_classes) probabilities
@@ -249,7 +250,7 @@ def attribute_time(
     samples: np.ndarray,
     scorer: BatchScorer,
     options: AttributionOptions | None = None,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     target: int | None = None,
 ) -> TimeAttribution:
     """Shapley and LIME attributions of the windows, with deletion curves and faithfulness."""

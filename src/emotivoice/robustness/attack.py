@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from emotivoice.audio import SAMPLE_RATE
 from emotivoice.errors import AudioTooLongError, InvalidConfigError
 from emotivoice.robustness.masking import masking_threshold, perturbation_psd
 from emotivoice.robustness.rooms import RoomOptions, simulate_rirs
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 INT16_SCALE = 32768.0
-MAX_SAMPLES = 30 * 16000  # one Whisper window
+MAX_SAMPLES = 30 * SAMPLE_RATE  # one Whisper window
 _NO_THRESHOLD = 1e30  # stands in for the threshold of frames past an utterance's end
 
 
@@ -171,7 +172,7 @@ def check_audio(audio: Sequence[np.ndarray]) -> None:
             raise InvalidConfigError(f"Utterance {i} must be non-empty mono 16 kHz samples.")
         if samples.size > MAX_SAMPLES:
             raise AudioTooLongError(
-                f"Utterance {i} lasts {samples.size / 16000:.1f} s; the attack works on one "
+                f"Utterance {i} lasts {samples.size / SAMPLE_RATE:.1f} s; the attack works on one "
                 "Whisper window (at most 30 s). Cut it first."
             )
 

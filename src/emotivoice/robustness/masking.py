@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.signal import argrelextrema
 
+from emotivoice.audio import SAMPLE_RATE
+
 if TYPE_CHECKING:
     import torch
 
@@ -124,7 +126,7 @@ def _frame_threshold(
     return total + np.sum(10 ** (individual_db / 10.0), axis=0)
 
 
-def masking_threshold(samples: np.ndarray, sample_rate: int = 16000) -> MaskingThreshold:
+def masking_threshold(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> MaskingThreshold:
     """The global masking threshold of a clean utterance (float samples in [-1, 1])."""
     samples = np.asarray(samples, dtype=np.float64)
     power = _stft_power(samples)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emotivoice.audio import SAMPLE_RATE
+
 __all__ = ["RoomOptions", "simulate_rirs"]
 
 _DECAY_DB = 60.0
@@ -39,7 +41,7 @@ def simulate_rirs(
     count: int,
     rng: np.random.Generator,
     options: RoomOptions | None = None,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
 ) -> np.ndarray:
     """``count`` impulse responses ``(count, length)``, direct path at sample 0 with gain 1."""
     options = options or RoomOptions()

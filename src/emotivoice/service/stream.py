@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketState
 
+from emotivoice.audio import SAMPLE_RATE
 from emotivoice.errors import (
     AudioDecodeError,
     EmotiVoiceError,
@@ -108,7 +109,7 @@ class StartMessage(BaseModel):
 
     type: Literal["start"]
     encoding: str = "pcm_s16le"
-    sample_rate: int = Field(default=16000, gt=0, le=192000)
+    sample_rate: int = Field(default=SAMPLE_RATE, gt=0, le=192000)
     channels: int = Field(default=1, ge=1, le=2)
     language: str | None = None
     partials: bool = True
