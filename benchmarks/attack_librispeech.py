@@ -6,8 +6,8 @@ Three modes:
   budgets), attack and scoring end to end through :func:`emotivoice.robustness.run_lab`.
 * ``--pack DIR``: write what the GPU machine needs (audio, targets, mel filters, tokenizer and
   the CTranslate2 ``model.bin`` in parts that fit the transfer limit) for
-  ``scripts/attack_gpu.py``.
-* ``--from-gpu DIR``: score the adversarial audio that ``scripts/attack_gpu.py`` returned, on
+  ``research/attack_gpu.py``.
+* ``--from-gpu DIR``: score the adversarial audio that ``research/attack_gpu.py`` returned, on
   CPU: the attacked model's transcript (PyTorch copy, fp32), PESQ, STOI, masking, transfer to the
   int8 CTranslate2 runtime and tiny.en, for stage 1 alone and with stage 2.
 
@@ -161,7 +161,7 @@ def cpu(limit: int, stage1: int, stage2: int, lr: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pack", type=Path, help="write the GPU carry folder here")
-    parser.add_argument("--from-gpu", type=Path, help="score scripts/attack_gpu.py output")
+    parser.add_argument("--from-gpu", type=Path, help="score research/attack_gpu.py output")
     parser.add_argument("--limit", type=int, default=1, help="CPU run: utterances")
     parser.add_argument("--stage1", type=int, default=100, help="CPU run: stage-1 steps")
     parser.add_argument("--stage2", type=int, default=50, help="CPU run: stage-2 steps")

@@ -1,6 +1,6 @@
 """Which Whisper-base encoder states carry emotion across corpora? (accelerator study)
 
-Inputs as ``scripts/train_emotion_device.py`` (``.emodata/`` and ``.emocarry/encoder.npz``).
+Inputs as ``research/train_emotion_device.py`` (``.emodata/`` and ``.emocarry/encoder.npz``).
 Every clip and ``--copies`` augmented copies run through the encoder twice: padded to the 30 s
 window as the pipeline's fast runtime does (``pad``), and on the clip's own frames only
 (``own``). Mean+std pooled states of every tap (input embedding, layers 1–6, final layer norm)

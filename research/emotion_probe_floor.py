@@ -9,7 +9,7 @@ features). RAVDESS is scored on speaker-disjoint folds, trained on RAVDESS alone
 plus every ``--nemo-step``-th nEMO clip. Pooled states are cached in ``OUT/``; about 15 minutes
 for RAVDESS and 20 for a third of nEMO on two busy cores, then seconds per probe.
 
-    python scripts/emotion_probe_floor.py OUT [--data ../shared/data] [--nemo-step 3]
+    python research/emotion_probe_floor.py OUT [--data ../shared/data] [--nemo-step 3]
 """
 
 from __future__ import annotations

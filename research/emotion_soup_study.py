@@ -1,7 +1,7 @@
 """Do weight-averaged soups of emotion heads beat their members? Evaluated with the product's
 numpy runtime on the recipe's speaker-disjoint and cross-corpus folds.
 
-Inputs: the ``fits-NAME-K.npz`` files that ``scripts/train_emotion_device.py --save-models``
+Inputs: the ``fits-NAME-K.npz`` files that ``research/train_emotion_device.py --save-models``
 writes, one NAME per soup member (members share ``seed`` and differ in ``member``), and the packed
 clips (``scripts/pack_emotion_corpus.py``). For every evaluation group it scores each member
 alone, the logit average of the members (an ensemble, n times the cost) and their soup
@@ -11,7 +11,7 @@ heads, as a head file for ``--emotion-model``. With ``--update FILE`` it replace
 stored evaluations of the groups it scored in full, for a recipe change that leaves the final
 and calibration fits, and so the weights, as they are.
 
-    python scripts/emotion_soup_study.py RUN_DIR [RUN_DIR ...] [--data .emodata] [--export F]
+    python research/emotion_soup_study.py RUN_DIR [RUN_DIR ...] [--data .emodata] [--export F]
 """
 
 from __future__ import annotations

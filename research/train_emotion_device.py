@@ -12,9 +12,10 @@ trainings of one fit: more than one device call allows). It was made in three ca
 member each, each running the eleven trainings side by side::
 
     echo '{"m0": {"soup": 1, "member": 0}}' > .emocarry/sweep.json   # then m1, m2
-    python scripts/train_emotion_device.py OUT_m0 --sweep .emocarry/sweep.json --final --save-models
+    python research/train_emotion_device.py OUT_m0 --sweep .emocarry/sweep.json \\
+        --final --save-models
 
-and ``scripts/emotion_soup_study.py OUT_m0 OUT_m1 OUT_m2 --export head.npz`` then scores every
+and ``research/emotion_soup_study.py OUT_m0 OUT_m1 OUT_m2 --export head.npz`` then scores every
 member, their ensembles and soups, and writes the calibrated soup of the final fits.
 
 A sweep also scores soups itself: variants named ``FAMILY.K`` (differing in ``member``) are
@@ -23,7 +24,7 @@ evaluation are done; ``--groups`` keeps only some evaluations, e.g. the cheap RA
 
     {"e40.0": {"soup": 1, "member": 0, "epochs": 40},
      "e40.1": {"soup": 1, "member": 1, "epochs": 40}}
-    python scripts/train_emotion_device.py OUT --sweep s.json --groups cross_ravdess_to_nemo
+    python research/train_emotion_device.py OUT --sweep s.json --groups cross_ravdess_to_nemo
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def soup_report(
     device: str,
 ) -> dict[str, Any]:
     """Pooled report of the soups (:func:`soup_arrays`) of the members' fits of ``jobs``, each
-    soup run by PyTorch on the device like the members (``scripts/emotion_soup_study.py`` scores
+    soup run by PyTorch on the device like the members (``research/emotion_soup_study.py`` scores
     soups with the numpy runtime)."""
     results = []
     for i, job in enumerate(jobs):
@@ -163,7 +164,7 @@ def sweep(
     short still reports the finished ones; with ``final``, each variant's calibrated model is
     saved as ``out/emotion-head-NAME.npz`` once its fits are all done; with ``save_models``, every
     fit's head and test logits too (``out/fits-NAME-K.npz``, keys ``GROUP.I.ARRAY``; e.g. to
-    average members' weights, ``scripts/emotion_soup_study.py``). Variants named ``FAMILY.K``
+    average members' weights, ``research/emotion_soup_study.py``). Variants named ``FAMILY.K``
     are soup members: once all of a family's fits of an evaluation are done, the soup's UA is
     reported as ``FAMILY soup``. ``only`` restricts the evaluations to those groups, or to single
     fits of a group named ``GROUP.I`` (e.g. ``ravdess_speaker_disjoint.0``: the first fold)."""

@@ -32,7 +32,7 @@ __all__ = [
 class EmotiVoiceError(Exception):
     """Base class of every error EmotiVoice raises deliberately."""
 
-    code: str = "emotivoice_error"
+    code: str = "INTERNAL_ERROR"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

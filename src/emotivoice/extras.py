@@ -21,12 +21,15 @@ __all__ = ["EXTRAS", "import_extra", "pyplot", "require_extra"]
 EXTRAS: dict[str, tuple[str, ...]] = {
     "torch": ("torch", "transformers"),
     "plots": ("matplotlib",),
-    "explain": ("torch", "matplotlib", "captum"),
+    "explain": ("torch", "transformers", "matplotlib", "captum"),
     "pdf": ("reportlab", "matplotlib"),
     "service": (
+        "reportlab",
+        "matplotlib",
         "fastapi",
         "fastapi_offline",
         "uvicorn",
+        "python_multipart",
         "celery",
         "sqlalchemy",
         "alembic",

@@ -1,8 +1,10 @@
 """The one use case every front door runs: analyse a recording, explain it, write the results.
 
-``emotivoice analyze`` and the service's worker both call :func:`analyze_and_write`; they differ
-only in where the files go, how progress is shown and what happens to each finished segment
-(the worker stores it at once, so a client sees segments while the rest is analysed).
+``emotivoice analyze`` and the service's worker both call :func:`analyze_and_write`. What they
+choose differently is passed in: where the files go and their names (the worker writes
+``analysis.*``, ``report.pdf`` and ``explain/``; the CLI ``<stem>.*`` and ``<stem>-explain/``), how
+many segments to explain, how progress is shown, and what happens to each finished segment (the
+worker stores it at once, so a client sees segments while the rest is analysed).
 """
 
 from __future__ import annotations
@@ -18,9 +20,18 @@ from emotivoice.export import write_export, write_outputs
 from emotivoice.pipeline import Analyzer, ProgressCallback, SegmentResult
 from emotivoice.results import Analysis
 
-__all__ = ["WrittenAnalysis", "analyze_and_write", "explain_folder"]
+__all__ = [
+    "STAGE_EXPLAINING",
+    "STAGE_WRITING",
+    "WrittenAnalysis",
+    "analyze_and_write",
+    "explain_folder",
+]
 
-#: called with a stage's name ("explaining emotions", "writing exports") as it begins
+STAGE_EXPLAINING = "explaining emotions"
+STAGE_WRITING = "writing exports"  # the PDF report, after the explanations it shows
+
+#: called with :data:`STAGE_EXPLAINING` or :data:`STAGE_WRITING` as that stage begins
 StageCallback = Callable[[str], None]
 
 
@@ -52,6 +63,7 @@ def analyze_and_write(
     progress: ProgressCallback | None = None,
     on_segment: Callable[[SegmentResult], None] | None = None,
     on_stage: StageCallback | None = None,
+    started: float | None = None,
 ) -> WrittenAnalysis:
     """Analyse ``audio``, explain its emotions if asked, and write it in every format.
 
@@ -69,8 +81,11 @@ def analyze_and_write(
         progress: called as segments finish (seconds done, seconds in all, message).
         on_segment: called with each finished segment before the next one starts.
         on_stage: called as explaining and writing begin.
+        started: when the work began (``time.perf_counter()``), for the analysis'
+            ``processing_time_s``; default: now (the segments' analysis alone).
     """
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
+    formats = list(dict.fromkeys(formats))  # each format once, in the order asked
     results = []
     for result in analyzer.iter_segments(audio, progress):
         if on_segment is not None:
@@ -87,7 +102,7 @@ def analyze_and_write(
         from emotivoice.explain.core import write_report
 
         if on_stage is not None:
-            on_stage("explaining emotions")
+            on_stage(STAGE_EXPLAINING)
         chosen = sorted(segments, key=lambda s: -s.duration)[:explain_max_segments]
         explanations = explain_segments(
             audio,
@@ -99,7 +114,7 @@ def analyze_and_write(
         folder = explain_dir or explain_folder(out, stem)
         write_report(analysis, audio.samples, explanations, folder)
     if on_stage is not None:
-        on_stage("writing exports")
+        on_stage(STAGE_WRITING)
     written += _write(analysis, out, stem, later, names, folder)
     return WrittenAnalysis(analysis=analysis, files=tuple(written), explain_dir=folder)
 

@@ -109,3 +109,25 @@ def test_python_dash_m_entry_point() -> None:
         check=True,
     )
     assert result.stdout.startswith("emotivoice ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "expected"),
+    [
+        (["bench"], "cmd_bench", {"model": "base", "threads": 2}),
+        (["bench", "--model", "tiny", "rtf"], "cmd_bench", {"model": "tiny"}),
+        (["bench", "rtf", "--threads", "4"], "cmd_bench", {"threads": 4}),
+        (["bench", "stream", "--max-files", "2"], "cmd_bench_stream", {"max_files": 2}),
+        # the first parser took options anywhere: those command lines still work
+        (["bench", "--max-files", "1", "stream"], "cmd_bench_stream", {"max_files": 1}),
+        (["bench", "--data", "X", "stream", "--modes", "fit"], "cmd_bench_stream", {"data": "X"}),
+    ],
+)
+def test_bench_modes_are_subcommands(
+    argv: list[str], command: str, expected: dict[str, object]
+) -> None:
+    from emotivoice.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert args.func.__name__ == command
+    assert {k: getattr(args, k) for k in expected} == expected

@@ -461,6 +461,10 @@ def test_explanation_options_are_checked_before_queueing(
     assert "budget" in _assert_error(refused, 422, "INVALID_OPTIONS")["message"]
     _assert_error(create({"explain": True, "explain_budget": 0}), 422, "VALIDATION_ERROR")
     _assert_error(create({"explain": True, "explain_methods": ["magic"]}), 422, "INVALID_OPTIONS")
+    # without explain, only the method names are checked (the budget is not used)
+    _assert_error(create({"explain": False, "explain_methods": ["magic"]}), 422, "INVALID_OPTIONS")
+    unused = create({"explain": False, "explain_methods": ["shapley"], "explain_budget": 10})
+    assert unused.status_code == 202, unused.text
     queued = create({"explain": True, "explain_windows": 4, "explain_budget": 24})
     assert queued.status_code == 202, queued.text
     options = client.get(f"{API}/analyses/{queued.json()['id']}").json()["options"]

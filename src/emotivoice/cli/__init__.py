@@ -25,7 +25,10 @@ _GROUPS = (analyze, bench, emotion, service, stream, attack)  # in the order --h
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``emotivoice`` command."""
-    parser = argparse.ArgumentParser(prog="emotivoice", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="emotivoice",
+        description="EmotiVoice: what was said, how it was said, and why the model decided so.",
+    )
     parser.add_argument("--version", action="version", version=f"emotivoice {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -43,33 +43,62 @@ def cmd_bench_stream(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     return EXIT_OK
 
 
+# Each option sits on ``bench`` itself (where the old single parser had it, so that
+# ``bench --max-files 1 stream`` still works) and again on the mode that uses it, there without
+# a default so that it never overwrites a value given before the mode.
+
+
+def _default(value: object, defaults: bool) -> object:
+    return value if defaults else argparse.SUPPRESS
+
+
 def _common_arguments(parser: argparse.ArgumentParser, defaults: bool) -> None:
-    """``--data`` and ``--json``, on ``bench`` and on each mode (``bench stream --data X`` and
-    ``bench --data X stream`` both work: a mode's copy has no default to overwrite it with)."""
-    default = None if defaults else argparse.SUPPRESS
     parser.add_argument(
-        "--data", default=default, help="shared data dir (default: $EMOTIVOICE_DATA_DIR)"
+        "--data",
+        default=_default(None, defaults),
+        help="shared data dir (default: $EMOTIVOICE_DATA_DIR)",
     )
-    parser.add_argument("--json", default=default, help="also write the figures to this file")
+    parser.add_argument(
+        "--json", default=_default(None, defaults), help="also write the figures to this file"
+    )
 
 
 def _rtf_arguments(parser: argparse.ArgumentParser, defaults: bool) -> None:
-    def given(value: object) -> object:
-        return value if defaults else argparse.SUPPRESS
+    parser.add_argument("--model", default=_default("base", defaults))
+    parser.add_argument("--beam-size", type=int, default=_default(5, defaults))
+    parser.add_argument(
+        "--threads", type=int, default=_default(2, defaults), help="CPU threads for both runs"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=_default(1, defaults), help="timed passes over the set"
+    )
 
-    parser.add_argument("--model", default=given("base"))
-    parser.add_argument("--beam-size", type=int, default=given(5))
-    parser.add_argument("--threads", type=int, default=given(2), help="CPU threads for both runs")
-    parser.add_argument("--repeats", type=int, default=given(1), help="timed passes over the set")
+
+def _stream_arguments(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    parser.add_argument(
+        "--max-files", type=int, default=_default(None, defaults), help="stream: first N clips"
+    )
+    parser.add_argument(
+        "--endpoint-ms",
+        type=int,
+        default=_default(300, defaults),
+        help="stream: silence ending speech",
+    )
+    parser.add_argument(
+        "--modes",
+        default=_default("fit+speculative,fit,full", defaults),
+        help="stream: comma-separated modes measured side by side (fit+speculative: the "
+        "default; fit: no speculation; full: final segments exactly as batch analysis)",
+    )
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = sub.add_parser(
         "bench", help="real-time factor of analyze vs plain faster-whisper; 'bench stream': live"
     )
-    _common_arguments(bench, defaults=True)
-    _rtf_arguments(bench, defaults=True)  # plain 'bench' measures the real-time factor
-    bench.set_defaults(func=cmd_bench)
+    for arguments in (_common_arguments, _rtf_arguments, _stream_arguments):
+        arguments(bench, defaults=True)
+    bench.set_defaults(func=cmd_bench)  # plain 'bench' measures the real-time factor
     modes = bench.add_subparsers(dest="mode", metavar="{rtf,stream}")
     rtf = modes.add_parser("rtf", help="real-time factor against plain faster-whisper (default)")
     _common_arguments(rtf, defaults=False)
@@ -77,12 +106,5 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     rtf.set_defaults(func=cmd_bench)
     stream = modes.add_parser("stream", help="live-analysis latency over an in-process server")
     _common_arguments(stream, defaults=False)
-    stream.add_argument("--max-files", type=int, default=None, help="first N clips only")
-    stream.add_argument("--endpoint-ms", type=int, default=300, help="silence ending speech")
-    stream.add_argument(
-        "--modes",
-        default="fit+speculative,fit,full",
-        help="comma-separated modes measured side by side (fit+speculative: the default; "
-        "fit: no speculation; full: final segments exactly as batch analysis)",
-    )
+    _stream_arguments(stream, defaults=False)
     stream.set_defaults(func=cmd_bench_stream)

@@ -1,10 +1,10 @@
 """Explain analysed segments: one entry point, one result object, JSON and plots.
 
-Methods (``methods=``): ``shapley`` (window Shapley + LIME + deletion faithfulness, one table of
-coalition evaluations), ``counterfactual`` (prosody transforms), ``attention`` (encoder
-self-attention and rollout: the Hugging Face model itself for ``hf:`` backends, else the
-PyTorch Whisper path) and ``gradients`` (Integrated Gradients on the log-mel, PyTorch path of
-a Whisper-head model). Evaluation counts and wall times are recorded per method.
+Methods (``ExplainOptions.methods``): ``shapley`` (window Shapley + LIME + deletion
+faithfulness, one table of coalition evaluations), ``counterfactual`` (prosody transforms),
+``attention`` (encoder self-attention and rollout: the Hugging Face model itself for ``hf:``
+backends, else the PyTorch Whisper path) and ``gradients`` (Integrated Gradients on the log-mel,
+PyTorch path of a Whisper-head model). Evaluation counts and wall times are recorded per method.
 
 What each method computes and how the budget is shared: :mod:`emotivoice.explain.options`.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -153,20 +154,25 @@ def feature_context(features: Any) -> tuple[dict[str, Any], ...]:
 def explain_segment(
     samples: np.ndarray,
     scorer: BatchScorer,
-    options: ExplainOptions | None = None,
+    options: ExplainOptions | Sequence[str] | None = None,
     *,
     segment: int = 0,
     offset: float = 0.0,
     features: AcousticFeatures | None = None,
+    **legacy: Any,
 ) -> SegmentExplanation:
     """Explain one segment's predicted emotion with the methods of ``options``.
 
     ``scorer`` wraps the backend named by ``options.emotion_model``; attention maps come from
     it when it is a Hugging Face model, otherwise from the PyTorch Whisper path, which also
     serves Integrated Gradients of the analysed head. ``features``: the segment's acoustic
-    features, shown beside typical ranges. ``offset``: where the segment starts (s).
+    features, shown beside typical ranges. ``offset``: where the segment starts (s). A list of
+    methods in place of ``options``, and ``legacy`` keywords (``attribution``, ``budget``,
+    ``emotion_model``, ``ig_steps``), are the first API's: deprecated.
     """
-    options = options or ExplainOptions()
+    if options is not None and not isinstance(options, ExplainOptions):
+        legacy, options = {"methods": tuple(options), **legacy}, None
+    options = _options(options, legacy)
     methods, budget = options.methods, options.budget
     counting = _CountingScorer(scorer, budget)
     cost: dict[str, dict[str, float]] = {}
@@ -379,6 +385,15 @@ def explain(
     return tuple(out)
 
 
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` of the first frame outside this package, seen from the function that
+    calls this one (a warning then names the user's line, however the call came in)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(__package__):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 _LEGACY_KEYWORDS = ("methods", "attribution", "emotion_model", "ig_steps", "budget")
 
 
@@ -392,10 +407,10 @@ def _options(options: ExplainOptions | None, legacy: dict[str, Any]) -> ExplainO
     if options is not None:
         raise InvalidConfigError("Give explain() either options or its old keywords, not both")
     warnings.warn(
-        "explain(methods=..., budget=..., ...) is deprecated: pass "
-        "options=ExplainOptions(...) instead",
+        "explain(methods=..., budget=..., ...) and explain_segment(samples, scorer, methods) are "
+        "deprecated: pass options=ExplainOptions(...) instead",
         DeprecationWarning,
-        stacklevel=3,
+        stacklevel=_caller_stacklevel(),
     )
     return ExplainOptions(**{k: v for k, v in legacy.items() if v is not None})
 

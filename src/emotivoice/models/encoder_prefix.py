@@ -2,7 +2,7 @@
 
 The default emotion head reads layer 4 of the Whisper-base encoder (fine-tuned) run on the
 segment's frames alone (no 30 s padding): across corpora the early layers carry more emotion
-than the final one (``scripts/emotion_layer_study.py``), and four layers over the segment's own
+than the final one (``research/emotion_layer_study.py``), and four layers over the segment's own
 positions cost a fraction of the full encoder pass over a 30 s window. CTranslate2 exposes
 only the encoder's final output, so this small stack runs here, from the same ``model.bin``
 weights, rounded to int8 per row (the linear layers) as CTranslate2's int8 runtime and the

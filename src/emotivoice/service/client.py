@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import warnings
 
-from emotivoice.client.stream import DEFAULT_URL, StreamClient, StreamSession
+from emotivoice.client.stream import (
+    DEFAULT_URL,
+    MicrophoneUnavailableError,
+    StreamClient,
+    StreamSession,
+)
 
-__all__ = ["DEFAULT_URL", "StreamClient", "StreamSession"]
+__all__ = ["DEFAULT_URL", "MicrophoneUnavailableError", "StreamClient", "StreamSession"]
 
 warnings.warn(
     "emotivoice.service.client moved to emotivoice.client.stream",

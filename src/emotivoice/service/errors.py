@@ -13,6 +13,7 @@ from emotivoice.errors import (
     EmptyAudioError,
     InvalidConfigError,
     InvalidResultError,
+    MissingExtraError,
     ModelIntegrityError,
     ModelNotFoundError,
     StreamFrameTooLargeError,
@@ -93,6 +94,7 @@ _STATUS: tuple[tuple[type[EmotiVoiceError], int], ...] = (
     (InvalidResultError, 500),
     (CallbacksNotConfiguredError, 422),
     (InvalidConfigError, 422),
+    (MissingExtraError, 422),  # the option asks for a part this server has not installed
 )
 
 

@@ -19,16 +19,13 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from emotivoice.errors import EmotiVoiceError
 from emotivoice.service.errors import api_error
 from emotivoice.service.schemas import AnalysisOptionsIn, iso
 from emotivoice.service.settings import Settings
-from emotivoice.service.storage import Store
-
-if TYPE_CHECKING:
-    from emotivoice.explain.options import ExplainOptions
+from emotivoice.service.storage import EXPLAIN_FOLDER, REPORT_FILE, RESULT_STEM, Store
 
 __all__ = ["JobLostError", "run_job", "sign_body"]
 
@@ -36,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 _ANALYSIS_SHARE = 90.0  # progress percent reached when every segment is analysed
 _RESULT_DIR = "result"
-_STAGE_PROGRESS = {"explaining emotions": _ANALYSIS_SHARE, "writing exports": _ANALYSIS_SHARE + 5}
+
 CALLBACK_SIGNATURE_HEADER = "X-EmotiVoice-Signature"
 
 
@@ -132,8 +129,9 @@ def _analyse(
     settings: Settings,
 ) -> dict[str, Any]:
     from emotivoice.pipeline import AnalyzeOptions, Analyzer, SegmentResult
-    from emotivoice.workflow import analyze_and_write
+    from emotivoice.workflow import STAGE_WRITING, analyze_and_write
 
+    started = time.perf_counter()  # model loading and decoding count, as they always did
     options = AnalysisOptionsIn(**raw_options)
     analyzer = Analyzer(
         AnalyzeOptions.from_kwargs(
@@ -154,7 +152,7 @@ def _analyse(
             raise JobLostError(beat.analysis_id)
 
     def stage(name: str) -> None:
-        beat.update(_STAGE_PROGRESS[name], name)
+        beat.update(_ANALYSIS_SHARE + (5 if name == STAGE_WRITING else 0), name)
 
     shutil.rmtree(work, ignore_errors=True)
     out = work / _RESULT_DIR
@@ -162,30 +160,18 @@ def _analyse(
         analyzer,
         audio,
         out,
-        "analysis",
+        RESULT_STEM,
         ["json", "csv", "srt", "vtt", "pdf"],
-        explain=explain_options(options) if options.explain else None,
-        explain_dir=out / "explain",
+        explain=options.explain_options() if options.explain else None,
+        explain_dir=out / EXPLAIN_FOLDER,
         explain_max_segments=settings.explain_max_segments,
-        file_names={"pdf": "report.pdf"},
+        file_names={"pdf": REPORT_FILE},
         progress=progress,
         on_segment=store_segment,
         on_stage=stage,
+        started=started,
     )
     return written.analysis.to_dict()
-
-
-def explain_options(options: AnalysisOptionsIn) -> ExplainOptions:
-    """The explanation a request asks for (checked: raises ``InvalidConfigError``)."""
-    from emotivoice.explain.attribution import AttributionOptions
-    from emotivoice.explain.options import DEFAULT_METHODS, ExplainOptions
-
-    return ExplainOptions(
-        methods=tuple(options.explain_methods or DEFAULT_METHODS),
-        attribution=AttributionOptions(n_windows=options.explain_windows),
-        budget=options.explain_budget,
-        emotion_model=options.emotion_model,
-    )
 
 
 def callback_body(store: Store, analysis_id: str) -> tuple[str, bytes] | None:

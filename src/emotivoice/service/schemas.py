@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, WithJsonSchema
 from emotivoice.models.registry import ModelInfo
 
 if TYPE_CHECKING:
+    from emotivoice.explain.options import ExplainOptions
     from emotivoice.service.db import AnalysisRow, UploadRow
 
 __all__ = [
@@ -96,6 +97,18 @@ class AnalysisOptionsIn(BaseModel):
         description="Most model evaluations per explained segment for time attribution, LIME, "
         "deletion curves and counterfactuals together (the defaults use 72).",
     )
+
+    def explain_options(self) -> ExplainOptions:
+        """The explanation asked for (checked when made: raises ``InvalidConfigError``)."""
+        from emotivoice.explain.attribution import AttributionOptions
+        from emotivoice.explain.options import DEFAULT_METHODS, ExplainOptions
+
+        return ExplainOptions(
+            methods=tuple(self.explain_methods or DEFAULT_METHODS),
+            attribution=AttributionOptions(n_windows=self.explain_windows),
+            budget=self.explain_budget,
+            emotion_model=self.emotion_model,
+        )
 
     def analyzer_kwargs(self) -> dict[str, Any]:
         """Flat options for :meth:`emotivoice.pipeline.AnalyzeOptions.from_kwargs`."""

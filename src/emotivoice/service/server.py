@@ -81,7 +81,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     from emotivoice.service.jobs import declare_queue, make_celery
 
     app = create_app(settings)  # migrates the database before any worker opens it
-    declare_queue(make_celery(settings))  # and creates the queue before any worker declares it
+    if settings.embedded_queue:  # and creates the SQLite queue before any worker declares it
+        declare_queue(make_celery(settings))
     children = [_spawn_worker(settings) for _ in range(workers if settings.embedded_worker else 0)]
     try:
         config: dict[str, Any] = {"host": host, "port": port, "log_level": "info"}

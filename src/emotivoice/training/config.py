@@ -44,7 +44,7 @@ class TrainConfig:
     member: int = 0
     # Which encoder states the head reads (see :func:`extract_states`): "prefix4" is layer 4 of
     # the encoder run on the segment's own frames; the early layers carry more emotion than the
-    # final one across corpora (scripts/emotion_layer_study.py), and fine-tuning four layers
+    # final one across corpora (research/emotion_layer_study.py), and fine-tuning four layers
     # beat three (model card); "final" is the pipeline's own pass.
     tap: str = _ARCHITECTURE.tap
     # Fine-tuning of that encoder prefix with the head: LoRA rank of its linear layers (0 keeps

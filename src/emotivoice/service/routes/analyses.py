@@ -33,6 +33,7 @@ from emotivoice.service.schemas import (
     Page,
 )
 from emotivoice.service.settings import Settings
+from emotivoice.service.storage import EXPLAIN_FOLDER, REPORT_FILE, RESULT_STEM
 
 __all__ = ["EXPORTS", "router"]
 
@@ -42,19 +43,19 @@ router = APIRouter(responses=ERROR_RESPONSES, tags=["analyses"])
 
 #: Export formats: the file in an analysis' result folder and its media type
 EXPORTS = {
-    "json": ("analysis.json", "application/json"),
-    "csv": ("analysis.csv", "text/csv"),
-    "srt": ("analysis.srt", "application/x-subrip"),
-    "vtt": ("analysis.vtt", "text/vtt"),
-    "pdf": ("report.pdf", "application/pdf"),
+    "json": (f"{RESULT_STEM}.json", "application/json"),
+    "csv": (f"{RESULT_STEM}.csv", "text/csv"),
+    "srt": (f"{RESULT_STEM}.srt", "application/x-subrip"),
+    "vtt": (f"{RESULT_STEM}.vtt", "text/vtt"),
+    "pdf": (REPORT_FILE, "application/pdf"),
 }
 
 
 def _check_options(settings: Settings, options: AnalysisOptionsIn) -> dict[str, Any]:
     """Validate options against this server before a job is queued."""
+    from emotivoice.explain.options import METHODS
     from emotivoice.models.registry import available_models
     from emotivoice.pipeline import AnalyzeOptions
-    from emotivoice.service.runner import explain_options
     from emotivoice.transcription import supported_languages
 
     if options.model not in available_models():
@@ -70,8 +71,12 @@ def _check_options(settings: Settings, options: AnalysisOptionsIn) -> dict[str, 
         )
     if options.explain and not options.emotion:
         raise InvalidConfigError("explain explains emotions; it needs emotion turned on.")
-    if options.explain or options.explain_methods:
-        explain_options(options)  # the one check of methods, model and budget
+    if options.explain:
+        options.explain_options()  # the one check of methods, model and budget
+    elif unknown := sorted(set(options.explain_methods or ()) - set(METHODS)):
+        raise InvalidConfigError(
+            f"Unknown explanation methods {unknown}; choose from {list(METHODS)}"
+        )
     AnalyzeOptions.from_kwargs(**options.analyzer_kwargs())
     return options.model_dump()
 
@@ -171,7 +176,7 @@ def _write_missing_export(folder: Path, fmt: str, path: Path, analysis_id: str) 
     stored = folder / EXPORTS["json"][0]
     if not stored.is_file():
         raise NotFoundError(f"No {fmt} export for analysis {analysis_id}.")
-    explain_dir = folder / "explain"
+    explain_dir = folder / EXPLAIN_FOLDER
     partial = folder / f".{uuid.uuid4().hex}.{fmt}"  # concurrent requests race harmlessly
     try:
         write_export(load_analysis(stored), fmt, partial, explain_dir)

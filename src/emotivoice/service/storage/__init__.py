@@ -21,14 +21,25 @@ cancelled delivery never overwrites or resurrects anything a client can fetch.
 from __future__ import annotations
 
 from emotivoice.service.storage.analyses import AnalysisStore
-from emotivoice.service.storage.base import ACTIVE, FINISHED, StoreBase, new_id
+from emotivoice.service.storage.base import (
+    ACTIVE,
+    EXPLAIN_FOLDER,
+    FINISHED,
+    REPORT_FILE,
+    RESULT_STEM,
+    StoreBase,
+    new_id,
+)
 from emotivoice.service.storage.jobs import JobStore
 from emotivoice.service.storage.keys import KeyStore, NewKey, hash_key
 from emotivoice.service.storage.uploads import UploadStore, display_name
 
 __all__ = [
     "ACTIVE",
+    "EXPLAIN_FOLDER",
     "FINISHED",
+    "REPORT_FILE",
+    "RESULT_STEM",
     "NewKey",
     "Store",
     "StoreBase",

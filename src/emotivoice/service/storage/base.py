@@ -16,12 +16,25 @@ from emotivoice.service.db import make_engine, migrate, session_factory
 from emotivoice.service.errors import NotFoundError
 from emotivoice.service.settings import Settings
 
-__all__ = ["ACTIVE", "FINISHED", "StoreBase", "new_id"]
+__all__ = [
+    "ACTIVE",
+    "EXPLAIN_FOLDER",
+    "FINISHED",
+    "REPORT_FILE",
+    "RESULT_STEM",
+    "StoreBase",
+    "new_id",
+]
 
 logger = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "running")
 FINISHED = ("completed", "failed", "cancelled")
+# A completed analysis' result folder: RESULT_STEM.{json,csv,srt,vtt}, the PDF report and the
+# explanation report's folder.
+RESULT_STEM = "analysis"
+REPORT_FILE = "report.pdf"
+EXPLAIN_FOLDER = "explain"
 
 
 def new_id() -> str:
