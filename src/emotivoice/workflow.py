@@ -104,15 +104,11 @@ def analyze_and_write(
         if on_stage is not None:
             on_stage(STAGE_EXPLAINING)
         chosen = sorted(segments, key=lambda s: -s.duration)[:explain_max_segments]
-        explanations = explain_segments(
-            audio,
-            analysis,
-            explain,
-            segment=sorted(s.id for s in chosen),
-            spans={r.segment.id: r.span for r in results},
-        )
+        spans = {r.segment.id: r.span for r in results}
+        ids = sorted(s.id for s in chosen)
+        explanations = explain_segments(audio, analysis, explain, segment=ids, spans=spans)
         folder = explain_dir or explain_folder(out, stem)
-        write_report(analysis, audio.samples, explanations, folder)
+        write_report(analysis, audio.samples, explanations, folder, spans)
     if on_stage is not None:
         on_stage(STAGE_WRITING)
     written += _write(analysis, out, stem, later, names, folder)

@@ -554,3 +554,44 @@ def test_torch_scorer_agrees_with_the_pipeline_scorer(angry_clip: Path) -> None:
     # float32 PyTorch vs int8 CTranslate2 encoder states
     np.testing.assert_allclose(differentiable, fast, atol=0.12)
     assert (differentiable.argmax(1) == fast.argmax(1)).all()
+
+
+def test_explain_cuts_segments_at_the_pipelines_sample_spans(
+    jfk_samples: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # JSON keeps segment times to the millisecond; the pipeline's spans are exact to the sample
+    from types import SimpleNamespace
+
+    import emotivoice
+    from emotivoice.audio import Audio
+    from emotivoice.explain import scoring
+    from emotivoice.explain.core import write_report
+    from emotivoice.segmentation import SpeechSpan
+
+    lengths: list[int] = []  # of every wave the real model scores
+    real = scoring.emotion_scorer
+
+    def recording_scorer(*args: object, **kwargs: object) -> object:
+        scorer = real(*args, **kwargs)  # type: ignore[arg-type]
+
+        def score(waves: list[np.ndarray]) -> np.ndarray:
+            lengths.extend(len(w) for w in waves)
+            return scorer(waves)
+
+        return score
+
+    monkeypatch.setattr(scoring, "emotion_scorer", recording_scorer)
+    span = SpeechSpan(start_sample=16_007, end_sample=48_013)  # not whole milliseconds
+    segment = SimpleNamespace(
+        id=0, start=round(span.start, 3), end=round(span.end, 3), features=None
+    )
+    analysis = SimpleNamespace(segments=(segment,), emotion=None)
+    audio = Audio(samples=jfk_samples, info=None)  # type: ignore[arg-type]
+    options = ExplainOptions(methods=("counterfactual",), budget=9)
+    (exact,) = emotivoice.explain(audio, analysis, options, spans={0: span})  # type: ignore[arg-type]
+    assert 48_013 - 16_007 in lengths  # the unperturbed segment, cut at the span
+    lengths.clear()
+    emotivoice.explain(audio, analysis, options)  # type: ignore[arg-type]
+    assert int(segment.end * SR) - int(segment.start * SR) in lengths  # cut from the times
+    paths = write_report(analysis, jfk_samples, [exact], tmp_path, {0: span})
+    assert any(p.name == "segment-0-counterfactuals.png" for p in paths)

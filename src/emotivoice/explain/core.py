@@ -375,11 +375,8 @@ def explain(
     out = []
     for i in ids:
         s, span = by_id[i], (spans or {}).get(i)
-        if span is not None:
-            samples, offset = audio.samples[span.start_sample : span.end_sample], span.start
-        else:
-            samples = audio.samples[int(s.start * SAMPLE_RATE) : int(s.end * SAMPLE_RATE)]
-            offset = s.start
+        samples = _cut(audio.samples, s.start, s.end, span)
+        offset = span.start if span is not None else s.start
         out.append(
             explain_segment(samples, scorer, options, segment=i, offset=offset, features=s.features)
         )
@@ -418,9 +415,14 @@ def _options(options: ExplainOptions | None, legacy: dict[str, Any]) -> ExplainO
 
 
 def write_report(
-    analysis: Any, samples: np.ndarray, explanations: Sequence[SegmentExplanation], folder: Path
+    analysis: Any,
+    samples: np.ndarray,
+    explanations: Sequence[SegmentExplanation],
+    folder: Path,
+    spans: Mapping[int, SpeechSpan] | None = None,
 ) -> list[Path]:
-    """File-level plots (emotion distribution and timeline) and every segment's explanation."""
+    """File-level plots (emotion distribution and timeline) and every segment's explanation
+    (its audio cut as :func:`explain` cut it: at ``spans`` when given)."""
     from emotivoice.explain import plots
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -431,7 +433,14 @@ def write_report(
         )
         timeline = [asdict(p) for p in analysis.emotion.timeline]
         written.append(plots.plot_timeline(timeline, folder / "timeline.png"))
-    for explanation in explanations:
-        a, b = int(explanation.start * SAMPLE_RATE), int(explanation.end * SAMPLE_RATE)
-        written += write_explanation(explanation, samples[a:b], folder)
+    for e in explanations:
+        cut = _cut(samples, e.start, e.end, (spans or {}).get(e.segment))
+        written += write_explanation(e, cut, folder)
     return written
+
+
+def _cut(samples: np.ndarray, start: float, end: float, span: SpeechSpan | None) -> np.ndarray:
+    """A segment's samples: the pipeline's exact span when known, else from its times (s)."""
+    if span is not None:
+        return samples[span.start_sample : span.end_sample]
+    return samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
