@@ -41,11 +41,8 @@ import os
 import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -671,56 +668,24 @@ def samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def doc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A lazily started ``emotivoice serve`` (embedded queue and worker) on a free port."""
+    from emotivoice.evaluation.processes import service_env, start_server, stop
+
     state: dict[str, Any] = {}
 
     def start() -> int:
         if "port" not in state:
-            import httpx
-
             home = tmp_path_factory.mktemp("doc-server")
-            port = _free_port()
-            log = (home / "serve.log").open("ab")
-            env = dict(os.environ, EMOTIVOICE_HOME=str(home / "home"))
-            state["process"] = subprocess.Popen(
-                [sys.executable, "-m", "emotivoice", "serve", "--port", str(port)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            state["port"], state["log"] = port, home / "serve.log"
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/api/v1/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if state["process"].poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"serve did not start:\n{state['log'].read_text()[-3000:]}"
-                    )
-                time.sleep(0.3)
+            env = service_env(home / "home")
+            state["process"], url = start_server(env, home / "serve.log")
+            state["port"] = int(url.rsplit(":", 1)[1])
         return int(state["port"])
 
     yield start
-    process = state.get("process")
-    if process is not None and process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    if "process" in state:
+        stop(state["process"])
 
 
 def run_page(

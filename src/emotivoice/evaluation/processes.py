@@ -22,7 +22,7 @@ from emotivoice.service.local_server import free_port
 
 __all__ = ["free_port", "running_server", "service_env", "spawn", "start_server", "stop"]
 
-_READY_TIMEOUT_S = 60.0
+_READY_TIMEOUT_S = 120.0  # a busy 2-core machine starts slowly
 _POLL_S = 0.3
 
 
