@@ -1,6 +1,6 @@
 """Result model: frozen dataclasses from an analysis down to its words, and their JSON form.
 
-A leaf module: every output dataclass of the engine lives here (the audio description, the
+A leaf module: every dataclass an analysis is made of lives here (the audio description, the
 acoustic features, the emotion scores and their granular/complex emotions), so the stages
 import their result types from here and nothing here imports a stage.
 
