@@ -18,7 +18,7 @@ from emotivoice.errors import InvalidConfigError
 from emotivoice.explain.attribution import DEFAULT_BUDGET, AttributionOptions, minimum_evaluations
 from emotivoice.explain.counterfactual import TRANSFORMS
 
-__all__ = ["DEFAULT_METHODS", "METHODS", "ExplainOptions", "plan_budget"]
+__all__ = ["DEFAULT_METHODS", "METHODS", "ExplainOptions", "check_method_names", "plan_budget"]
 
 METHODS = ("shapley", "counterfactual", "attention", "gradients")
 DEFAULT_METHODS = ("shapley", "counterfactual")
@@ -52,11 +52,9 @@ class ExplainOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(self.methods))
-        unknown = sorted(set(self.methods) - set(METHODS))
-        if unknown or not self.methods:
-            raise InvalidConfigError(
-                f"Unknown explanation methods {unknown}; choose from {list(METHODS)}"
-            )
+        if not self.methods:
+            raise InvalidConfigError(f"No explanation method; choose from {list(METHODS)}")
+        check_method_names(self.methods)
         if "gradients" in self.methods and self.emotion_model.startswith("hf:"):
             raise InvalidConfigError(
                 "Integrated Gradients ('gradients') explain Whisper-head emotion models only (the "
@@ -71,6 +69,20 @@ class ExplainOptions:
     def planned_attribution(self) -> AttributionOptions | None:
         """The time attribution's options within the budget (``None`` without ``shapley``)."""
         return plan_budget(self.methods, self.attribution, self.budget)
+
+
+def check_method_names(methods: Sequence[str]) -> None:
+    """Reject names that are not in :data:`METHODS` (all of a request's other checks need the
+    rest of the options: :class:`ExplainOptions` makes them).
+
+    Raises:
+        InvalidConfigError: naming the unknown methods and the valid ones.
+    """
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise InvalidConfigError(
+            f"Unknown explanation methods {unknown}; choose from {list(METHODS)}"
+        )
 
 
 def unperturbed_evaluations(methods: Sequence[str]) -> int:
