@@ -73,10 +73,16 @@ def find_audio_files(folder: Path) -> list[Path]:
 
 @dataclass(frozen=True, eq=False)
 class Audio:
-    """Decoded audio: float32 mono samples at :data:`SAMPLE_RATE` plus the original's info."""
+    """Decoded audio: float32 mono samples at :data:`SAMPLE_RATE` plus the original's info.
+
+    ``channels`` holds the separate channels, ``(n_channels, n_samples)`` at 16 kHz, when they
+    were asked for (``load_audio(..., keep_channels=True)``) and the input has more than one;
+    ``samples`` is always their average.
+    """
 
     samples: np.ndarray
     info: AudioInfo
+    channels: np.ndarray | None = None
 
     @property
     def duration(self) -> float:
@@ -177,7 +183,9 @@ def _too_long(name: str, seconds: float, max_duration: float) -> AudioTooLongErr
     )
 
 
-def _decode_container(source: AudioSource, name: str, max_duration: float) -> Audio:
+def _decode_container(
+    source: AudioSource, name: str, max_duration: float, keep_channels: bool = False
+) -> Audio:
     handle = _open_input(source, name)
     try:
         container = av.open(handle, mode="r", metadata_errors="ignore")
@@ -207,17 +215,26 @@ def _decode_container(source: AudioSource, name: str, max_duration: float) -> Au
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    chunks.append(_to_mono(out))
+                    chunks.append(out.to_ndarray() if keep_channels else _to_mono(out))
                     n_samples += out.samples
                 if n_samples > max_samples:
                     raise _too_long(name, n_samples / SAMPLE_RATE, max_duration)
-            chunks.extend(_to_mono(out) for out in resampler.resample(None))
+            chunks.extend(
+                out.to_ndarray() if keep_channels else _to_mono(out)
+                for out in resampler.resample(None)
+            )
         except av.error.FFmpegError as e:
             raise AudioDecodeError(
                 f"{name}: the audio data is corrupt or truncated (the decoder says: "
                 f"{e.strerror or e})."
             ) from e
-        samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+        channels: np.ndarray | None = None
+        if keep_channels:
+            planes = np.concatenate(chunks, axis=1) if chunks else np.zeros((1, 0), np.float32)
+            samples = planes.mean(axis=0, dtype=np.float32) if len(planes) > 1 else planes[0]
+            channels = planes.astype(np.float32, copy=False) if len(planes) > 1 else None
+        else:
+            samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
         info = AudioInfo(
             format=fmt,
             codec=stream.codec_context.name,
@@ -229,7 +246,7 @@ def _decode_container(source: AudioSource, name: str, max_duration: float) -> Au
     if fmt == "wav":
         declared = _wav_declared_seconds(source) or declared
     _check_truncation(name, info.duration, declared)
-    return Audio(samples=samples.astype(np.float32, copy=False), info=info)
+    return Audio(samples=samples.astype(np.float32, copy=False), info=info, channels=channels)
 
 
 def _check_truncation(name: str, decoded: float, declared: float | None) -> None:
@@ -247,7 +264,9 @@ def _check_truncation(name: str, decoded: float, declared: float | None) -> None
         )
 
 
-def _from_array(array: np.ndarray, sample_rate: int | None, max_duration: float) -> Audio:
+def _from_array(
+    array: np.ndarray, sample_rate: int | None, max_duration: float, keep_channels: bool = False
+) -> Audio:
     name = "<array>"
     if sample_rate is None or sample_rate <= 0:
         raise InvalidConfigError("A numpy array needs its sample_rate (a positive integer, Hz).")
@@ -256,12 +275,14 @@ def _from_array(array: np.ndarray, sample_rate: int | None, max_duration: float)
         channels = min(array.shape)
         data = array if array.shape[1] == channels else array.T
         mono = data.astype(np.float32).mean(axis=1)
+        planes = data.T.astype(np.float32) if keep_channels and channels > 1 else None
     elif array.ndim == 1:
-        channels, mono = 1, array.astype(np.float32)
+        channels, mono, planes = 1, array.astype(np.float32), None
     else:
         raise AudioDecodeError(f"{name}: expected a 1-D (mono) or 2-D array, got {array.ndim}-D.")
     if np.issubdtype(array.dtype, np.integer):
         mono = mono / float(np.iinfo(array.dtype).max)
+        planes = None if planes is None else planes / float(np.iinfo(array.dtype).max)
     if mono.size == 0:
         raise EmptyAudioError(f"{name}: the array holds zero samples.")
     if not np.all(np.isfinite(mono)):
@@ -269,10 +290,16 @@ def _from_array(array: np.ndarray, sample_rate: int | None, max_duration: float)
     if mono.size / sample_rate > max_duration:
         raise _too_long(name, mono.size / sample_rate, max_duration)
     samples = mono if sample_rate == SAMPLE_RATE else _resample(mono, sample_rate)
+    if planes is not None and sample_rate != SAMPLE_RATE:
+        planes = np.stack([_resample(p, sample_rate) for p in planes])
     info = AudioInfo(
         "array", f"{array.dtype}", sample_rate, channels, samples.size / SAMPLE_RATE, name
     )
-    return Audio(samples=np.ascontiguousarray(samples, dtype=np.float32), info=info)
+    return Audio(
+        samples=np.ascontiguousarray(samples, dtype=np.float32),
+        info=info,
+        channels=None if planes is None else np.ascontiguousarray(planes, dtype=np.float32),
+    )
 
 
 def _resample(mono: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -289,6 +316,7 @@ def load_audio(
     *,
     sample_rate: int | None = None,
     max_duration: float = DEFAULT_MAX_DURATION_S,
+    keep_channels: bool = False,
 ) -> Audio:
     """Decode ``source`` to 16 kHz mono float32.
 
@@ -297,6 +325,8 @@ def load_audio(
             (1-D mono or 2-D with channels; integer arrays are scaled to [-1, 1]).
         sample_rate: sample rate of a numpy array (required for arrays, ignored otherwise).
         max_duration: longest accepted recording in seconds.
+        keep_channels: also keep the channels of a multichannel input apart
+            (:attr:`Audio.channels`), for analysing each channel as its own speaker.
 
     Returns:
         The decoded :class:`Audio`.
@@ -310,9 +340,9 @@ def load_audio(
     if max_duration <= 0:
         raise InvalidConfigError("max_duration must be a positive number of seconds.")
     if isinstance(source, np.ndarray):
-        return _from_array(source, sample_rate, max_duration)
+        return _from_array(source, sample_rate, max_duration, keep_channels)
     name = _describe(source)
-    audio = _decode_container(source, name, max_duration)
+    audio = _decode_container(source, name, max_duration, keep_channels)
     if audio.samples.size == 0:
         raise EmptyAudioError(f"{name}: the file contains no audio samples.")
     logger.debug("Decoded %s: %s", name, audio.info)

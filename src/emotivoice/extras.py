@@ -39,6 +39,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     ),
     "mic": ("sounddevice",),
     "robustness": ("torch", "pesq", "pystoi"),
+    "pyannote": ("pyannote.audio",),
+    "evaluation": ("pyannote.metrics",),
 }
 
 

@@ -15,7 +15,14 @@ import numpy as np
 from emotivoice.audio import SAMPLE_RATE
 from emotivoice.errors import InvalidConfigError
 
-__all__ = ["MAX_WHISPER_WINDOW_S", "SpeechSpan", "VadOptions", "detect_speech", "merge_spans"]
+__all__ = [
+    "MAX_WHISPER_WINDOW_S",
+    "SpeechSpan",
+    "VadOptions",
+    "detect_speech",
+    "merge_spans",
+    "speech_regions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +85,24 @@ class SpeechSpan:
 
 
 def detect_speech(samples: np.ndarray, options: VadOptions | None = None) -> list[SpeechSpan]:
-    """Find speech in 16 kHz mono ``samples`` with Silero VAD.
+    """Find speech in 16 kHz mono ``samples`` with Silero VAD and join it into segments.
 
     Returns:
-        Non-overlapping spans in time order; an empty list for silence.
+        Non-overlapping segments in time order (:func:`speech_regions` joined by
+        :func:`merge_spans`); an empty list for silence.
+    """
+    opts = options or VadOptions()
+    spans = speech_regions(samples, opts)
+    merged = merge_spans(spans, opts.max_segment_s, opts.merge_gap_s)
+    logger.debug("VAD found %d speech spans, %d segments after merging", len(spans), len(merged))
+    return merged
+
+
+def speech_regions(samples: np.ndarray, options: VadOptions | None = None) -> list[SpeechSpan]:
+    """The stretches of speech Silero VAD finds between pauses, before any joining.
+
+    Returns:
+        Non-overlapping spans in time order, none longer than ``max_segment_s``.
     """
     from faster_whisper.vad import VadOptions as SileroOptions
     from faster_whisper.vad import get_speech_timestamps
@@ -100,10 +121,7 @@ def detect_speech(samples: np.ndarray, options: VadOptions | None = None) -> lis
         ),
         sampling_rate=SAMPLE_RATE,
     )
-    spans = [SpeechSpan(int(c["start"]), int(c["end"])) for c in chunks if c["end"] > c["start"]]
-    merged = merge_spans(spans, opts.max_segment_s, opts.merge_gap_s)
-    logger.debug("VAD found %d speech spans, %d segments after merging", len(spans), len(merged))
-    return merged
+    return [SpeechSpan(int(c["start"]), int(c["end"])) for c in chunks if c["end"] > c["start"]]
 
 
 def merge_spans(
