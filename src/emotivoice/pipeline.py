@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +19,14 @@ import numpy as np
 
 from emotivoice._version import __version__
 from emotivoice.audio import DEFAULT_MAX_DURATION_S, SAMPLE_RATE, Audio, AudioSource, load_audio
+from emotivoice.diarization import (
+    Diarization,
+    DiarizationOptions,
+    SpeakerTurn,
+    find_speakers,
+    merge_turns,
+)
+from emotivoice.diarization.summary import summarise_speakers
 from emotivoice.emotion.backends import (
     EmotionAnalyzer,
     EmotionOptions,
@@ -27,7 +35,13 @@ from emotivoice.emotion.backends import (
 )
 from emotivoice.errors import InvalidConfigError
 from emotivoice.features import AcousticFeatures, extract_features, with_speaking_rate
-from emotivoice.results import SCHEMA_VERSION, Analysis, LanguageShare, ModelSettings, Segment
+from emotivoice.results import (
+    SCHEMA_VERSION,
+    Analysis,
+    LanguageShare,
+    ModelSettings,
+    Segment,
+)
 from emotivoice.segmentation import SpeechSpan, VadOptions, detect_speech
 from emotivoice.transcription import (
     LANGUAGE_CONFIDENCE,
@@ -63,6 +77,8 @@ class AnalyzeOptions:
         max_duration: longest accepted recording in seconds.
         features: compute acoustic features per segment.
         emotion: emotion recognition settings; ``None`` turns it off.
+        diarization: who speaks when (speaker count, stereo channels); ``None`` turns it off
+            and the recording is treated as one voice.
     """
 
     transcription: TranscriptionOptions = field(default_factory=TranscriptionOptions)
@@ -70,6 +86,7 @@ class AnalyzeOptions:
     max_duration: float = DEFAULT_MAX_DURATION_S
     features: bool = True
     emotion: EmotionOptions | None = field(default_factory=EmotionOptions)
+    diarization: DiarizationOptions | None = field(default_factory=DiarizationOptions)
 
     @classmethod
     def from_kwargs(cls, **options: Any) -> AnalyzeOptions:
@@ -82,30 +99,39 @@ class AnalyzeOptions:
             "transcription": {f.name for f in dataclasses.fields(TranscriptionOptions)},
             "vad": {f.name for f in dataclasses.fields(VadOptions)},
         }
-        own = {f.name for f in dataclasses.fields(cls)} - set(groups) - {"emotion"}
+        switches = {"emotion", "diarization"}
+        own = {f.name for f in dataclasses.fields(cls)} - set(groups) - switches
         nested: dict[str, dict[str, Any]] = {name: {} for name in groups}
         top: dict[str, Any] = {}
         emotion: dict[str, Any] = {}
-        emotion_on = True
+        diarization: dict[str, Any] = {}
+        on = dict.fromkeys(switches, True)
         for key, value in options.items():
             group = next((g for g, names in groups.items() if key in names), None)
             if group is not None:
                 nested[group][key] = value
             elif key in _EMOTION_KEYS:
                 emotion[_EMOTION_KEYS[key]] = value
-            elif key == "emotion":
-                emotion_on = bool(value)
+            elif key in _DIARIZATION_KEYS:
+                diarization[_DIARIZATION_KEYS[key]] = value
+            elif key in switches:
+                on[key] = bool(value)
             elif key in own:
                 top[key] = value
             else:
                 valid = sorted(
-                    own | set(_EMOTION_KEYS) | {"emotion"} | set().union(*groups.values())
+                    own
+                    | set(_EMOTION_KEYS)
+                    | set(_DIARIZATION_KEYS)
+                    | switches
+                    | set().union(*groups.values())
                 )
                 raise InvalidConfigError(f"Unknown option {key!r}; valid options = {valid}")
         return cls(
             transcription=TranscriptionOptions(**nested["transcription"]),
             vad=VadOptions(**nested["vad"]),
-            emotion=EmotionOptions(**emotion) if emotion_on else None,
+            emotion=EmotionOptions(**emotion) if on["emotion"] else None,
+            diarization=DiarizationOptions(**diarization) if on["diarization"] else None,
             **top,
         )
 
@@ -119,6 +145,16 @@ _EMOTION_KEYS = {
     "label_map": "label_map",
     "timeline_sigma_s": "timeline_sigma_s",
     "emotion_device": "device",
+}
+
+#: flat keyword → :class:`DiarizationOptions` field
+_DIARIZATION_KEYS = {
+    "speakers": "speakers",
+    "min_speakers": "min_speakers",
+    "max_speakers": "max_speakers",
+    "channels": "channels",
+    "diarization_backend": "backend",
+    "diarization_threshold": "threshold",
 }
 
 
@@ -161,20 +197,44 @@ class Analyzer:
         self.emotion = EmotionAnalyzer(emotion) if emotion is not None else None
 
     def load(self, source: AudioSource, sample_rate: int | None = None) -> Audio:
-        """Decode ``source`` with this analyzer's duration limit."""
-        return load_audio(source, sample_rate=sample_rate, max_duration=self.options.max_duration)
+        """Decode ``source`` with this analyzer's duration limit (keeping the channels apart
+        when diarization may analyse them one by one)."""
+        diarization = self.options.diarization
+        return load_audio(
+            source,
+            sample_rate=sample_rate,
+            max_duration=self.options.max_duration,
+            keep_channels=diarization is not None and diarization.channels != "mix",
+        )
+
+    def plan(self, audio: Audio) -> tuple[list[SpeakerTurn], Diarization | None]:
+        """The segments to analyse: speech found by VAD, cut where the speaker changes.
+
+        Returns:
+            The segments (with their speaker and channel when diarization is on) in time order,
+            and the diarization they came from.
+        """
+        vad, options = self.options.vad, self.options.diarization
+        if options is None:
+            return [SpeakerTurn(span, "") for span in detect_speech(audio.samples, vad)], None
+        diarization = find_speakers(audio, vad, options)
+        return merge_turns(diarization.turns, vad.max_segment_s, vad.merge_gap_s), diarization
 
     def iter_segments(
         self, audio: Audio, progress: ProgressCallback | None = None
     ) -> Iterator[SegmentResult]:
         """Analyse ``audio`` segment by segment, yielding each as soon as it is finished."""
-        spans = detect_speech(audio.samples, self.options.vad)
+        planned, diarization = self.plan(audio)
         context = SegmentContext(language=self.options.transcription.language)
-        for index, span in enumerate(spans):
-            samples = audio.samples[span.start_sample : span.end_sample]
+        for index, turn in enumerate(planned):
+            span = turn.span
+            source = audio.samples if turn.channel is None else audio.channels[turn.channel]  # type: ignore[index]
+            samples = source[span.start_sample : span.end_sample]
             result, context = self.analyze_span(samples, span, index, context)
+            if diarization is not None:
+                result = _with_speaker(result, turn, diarization)
             if progress is not None:
-                progress(span.end, audio.duration, f"segment {index + 1}/{len(spans)}")
+                progress(span.end, audio.duration, f"segment {index + 1}/{len(planned)}")
             yield result
 
     def analyze_span(
@@ -302,18 +362,43 @@ class Analyzer:
                 beam_size=t.options.beam_size,
                 language_forced=t.options.language is not None,
                 emotion_model=self.emotion.backend.name if self.emotion else None,
+                diarization=self._diarization_method(segments),
             ),
             processing_time_s=round(elapsed, _SECONDS_DECIMALS),
             emotion=self._file_emotion(segments),
+            speakers=summarise_speakers(segments, self._file_emotion),
         )
 
-    def _file_emotion(self, segments: tuple[Segment, ...]) -> FileEmotion | None:
+    def _diarization_method(self, segments: Sequence[Segment]) -> str | None:
+        if self.options.diarization is None:
+            return None
+        if any(s.channel is not None for s in segments):
+            return "channels"
+        return self.options.diarization.backend
+
+    def _file_emotion(self, segments: Sequence[Segment]) -> FileEmotion | None:
         if self.emotion is None:
             return None
         scored = [s for s in segments if s.emotion is not None]
         return self.emotion.summarise(
             [(s.start, s.end) for s in scored], [s.emotion for s in scored if s.emotion]
         )
+
+
+def _with_speaker(
+    result: SegmentResult, turn: SpeakerTurn, diarization: Diarization
+) -> SegmentResult:
+    """``result`` with the turn's speaker and channel on the segment and each word (a word's
+    speaker is whoever the diarization heard at the word's middle)."""
+    segment = result.segment
+    words = tuple(
+        dataclasses.replace(
+            w, speaker=diarization.speaker_at((w.start + w.end) / 2, turn.channel) or turn.speaker
+        )
+        for w in segment.words
+    )
+    labelled = dataclasses.replace(segment, speaker=turn.speaker, channel=turn.channel, words=words)
+    return dataclasses.replace(result, segment=labelled)
 
 
 def _language_shares(segments: tuple[Segment, ...]) -> tuple[LanguageShare, ...]:

@@ -36,13 +36,16 @@ __all__ = [
     "LanguageShare",
     "ModelSettings",
     "Segment",
+    "SpeakerSummary",
     "TimelinePoint",
     "Word",
     "analysis_json_schema",
     "load_analysis",
 ]
 
-SCHEMA_VERSION = "1.0"
+#: 1.1 added speakers (``speaker``/``channel`` on segments and words, ``speakers`` per analysis,
+#: ``model.diarization``); 1.0 files still load, with no speakers.
+SCHEMA_VERSION = "1.1"
 N_MFCC = 13  # MFCC means per segment (features.py computes them)
 
 
@@ -183,12 +186,14 @@ class FileEmotion:
 
 @dataclass(frozen=True)
 class Word:
-    """A word with absolute start/end times (s) and Whisper's probability for it."""
+    """A word with absolute start/end times (s), Whisper's probability for it and its speaker
+    (``None`` without diarization)."""
 
     start: float
     end: float
     text: str
     probability: float
+    speaker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,9 @@ class Segment:
         words: the words with their times.
         features: acoustic and voice-quality features of the segment's audio.
         emotion: base-emotion probabilities, granular and complex emotions, uncertainty.
+        speaker: who speaks (``SPEAKER_1``, ...); ``None`` without diarization.
+        channel: the recording's channel the segment was heard on, when channels were analysed
+            apart (stereo calls); ``None`` otherwise.
     """
 
     id: int
@@ -220,6 +228,8 @@ class Segment:
     words: tuple[Word, ...]
     features: AcousticFeatures | None
     emotion: EmotionScores | None = None
+    speaker: str | None = None
+    channel: int | None = None
 
     @property
     def duration(self) -> float:
@@ -237,6 +247,39 @@ class LanguageShare:
 
 
 @dataclass(frozen=True)
+class SpeakerSummary:
+    """One speaker of a recording: how much, how and in what mood they spoke.
+
+    Attributes:
+        id: the label on segments and words (``SPEAKER_1`` is the first to speak, or the first
+            channel of a split stereo recording).
+        channel: the channel this speaker was recorded on (split channels), else ``None``.
+        talk_time_s: seconds of this speaker's segments.
+        share: ``talk_time_s`` as a share of all speakers' talk time.
+        turns: runs of consecutive segments by this speaker (in time order).
+        interruptions: turns this speaker started while another speaker was still talking.
+        overlap_s: seconds this speaker talked at the same time as another one.
+        words: number of transcribed words.
+        speaking_rate_wps: words per second of this speaker's speech.
+        f0_mean_hz, f0_std_hz: pitch mean and spread over the speaker's voiced speech.
+        emotion: the speaker's duration-weighted emotion distribution and timeline.
+    """
+
+    id: str
+    channel: int | None
+    talk_time_s: float
+    share: float
+    turns: int
+    interruptions: int
+    overlap_s: float
+    words: int
+    speaking_rate_wps: float | None
+    f0_mean_hz: float | None
+    f0_std_hz: float | None
+    emotion: FileEmotion | None = None
+
+
+@dataclass(frozen=True)
 class ModelSettings:
     """Which model and settings produced an analysis."""
 
@@ -246,6 +289,7 @@ class ModelSettings:
     beam_size: int
     language_forced: bool
     emotion_model: str | None = None
+    diarization: str | None = None
 
 
 @dataclass(frozen=True)
@@ -264,6 +308,7 @@ class Analysis:
         model: model and settings used.
         processing_time_s: wall time of the analysis.
         emotion: duration-weighted emotion distribution and smoothed timeline of the file.
+        speakers: per-speaker talk time, turns, prosody and emotion; empty without diarization.
     """
 
     schema_version: str
@@ -277,6 +322,7 @@ class Analysis:
     model: ModelSettings
     processing_time_s: float
     emotion: FileEmotion | None = None
+    speakers: tuple[SpeakerSummary, ...] = ()
 
     @property
     def text(self) -> str:

@@ -279,8 +279,8 @@ def _turns(
     """Speaker runs inside each region from the similarity of its windows to each speaker."""
     turns: list[tuple[SpeechSpan, int]] = []
     by_region: dict[int, list[int]] = {}
-    for w, (_, region) in enumerate(windows):
-        by_region.setdefault(region, []).append(w)
+    for w, (_, owner) in enumerate(windows):
+        by_region.setdefault(owner, []).append(w)
     min_frames = round(min_turn_s * _FRAMES_PER_S)
     for index, region in enumerate(regions):
         first = region.start_sample // HOP
@@ -342,13 +342,9 @@ def merge_turns(
     """
     merged: list[SpeakerTurn] = []
     for channel in dict.fromkeys(t.channel for t in turns):
-        run: list[SpeakerTurn] = []
-        for turn in [t for t in turns if t.channel == channel] + [None]:  # type: ignore[list-item]
-            if run and (turn is None or turn.speaker != run[-1].speaker):
-                spans = merge_spans([t.span for t in run], max_segment_s, max_gap_s)
-                merged += [SpeakerTurn(s, run[0].speaker, channel) for s in spans]
-                run = []
-            if turn is not None:
-                run.append(turn)
+        own = [t for t in turns if t.channel == channel]
+        for speaker, run in itertools.groupby(own, key=lambda t: t.speaker):
+            spans = merge_spans([t.span for t in run], max_segment_s, max_gap_s)
+            merged += [SpeakerTurn(span, speaker, channel) for span in spans]
     merged.sort(key=lambda t: (t.span.start_sample, t.channel or 0))
     return merged
