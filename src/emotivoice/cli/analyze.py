@@ -34,6 +34,7 @@ class FileOutcome:
     language: str = ""
     segments: int = 0
     words: int = 0
+    speakers: int = 0
     emotion: str = "-"
     error: str = ""
 
@@ -92,6 +93,7 @@ def _analyze_one(
         language=analysis.language or "-",
         segments=len(analysis.segments),
         words=sum(len(s.words) for s in analysis.segments),
+        speakers=len(analysis.speakers),
         emotion=analysis.emotion.dominant if analysis.emotion else "-",
     )
 
@@ -100,13 +102,13 @@ def _print_summary(outcomes: list[FileOutcome]) -> None:
     width = max([len(o.path.name) for o in outcomes] + [4])
     print(
         f"{'file':<{width}}  {'status':<6}  {'duration':>8}  {'lang':<4}  {'segs':>4}  {'words':>5}"
-        f"  emotion"
+        f"  {'spk':>3}  emotion"
     )
     for o in outcomes:
         if o.ok:
             print(
                 f"{o.path.name:<{width}}  {'ok':<6}  {o.duration:>7.1f}s  {o.language:<4}  "
-                f"{o.segments:>4}  {o.words:>5}  {o.emotion}"
+                f"{o.segments:>4}  {o.words:>5}  {o.speakers or '-':>3}  {o.emotion}"
             )
         else:
             print(f"{o.path.name:<{width}}  {'FAILED':<6}  {o.error}")
@@ -169,7 +171,16 @@ def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         "emotion": not args.no_emotion,
         "emotion_model": args.emotion_model,
         "taxonomy": args.taxonomy,
+        "diarization": not args.no_diarization,
     }
+    if not args.no_diarization:
+        options.update(
+            speakers=args.speakers,
+            min_speakers=args.min_speakers,
+            max_speakers=args.max_speakers,
+            channels=args.channels,
+            diarization_backend=args.diarization_backend,
+        )
     if args.compute_type:
         options["compute_type"] = args.compute_type
     try:
@@ -251,6 +262,37 @@ def cmd_schema(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     return EXIT_OK
 
 
+def _add_speaker_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("speakers (diarization is on by default)")
+    group.add_argument(
+        "--no-diarization",
+        action="store_true",
+        help="treat the recording as one voice: no speaker labels",
+    )
+    group.add_argument(
+        "--speakers", type=int, default=None, metavar="N", help="exact number of speakers"
+    )
+    group.add_argument(
+        "--min-speakers", type=int, default=1, metavar="N", help="fewest speakers (default 1)"
+    )
+    group.add_argument(
+        "--max-speakers", type=int, default=8, metavar="N", help="most speakers (default 8)"
+    )
+    group.add_argument(
+        "--channels",
+        choices=["auto", "mix", "split"],
+        default="auto",
+        help="split: one speaker per channel (stereo calls); mix: tell voices apart in the "
+        "mixed signal; auto (default): split when the channels carry different talkers",
+    )
+    group.add_argument(
+        "--diarization-backend",
+        choices=["ge2e", "pyannote"],
+        default="ge2e",
+        help="ge2e (default, offline) or pyannote (needs pyannote.audio, HF_TOKEN, a network)",
+    )
+
+
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("analyze", help="analyse audio files or directories")
     p.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="audio files or directories")
@@ -280,6 +322,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("--taxonomy", default=None, help="your own emotion taxonomy YAML file")
     p.add_argument("--no-emotion", action="store_true", help="skip emotion recognition")
+    _add_speaker_options(p)
     p.add_argument(
         "--explain",
         action="store_true",

@@ -71,6 +71,32 @@ def plot_timeline(timeline: Sequence[Mapping[str, Any]], path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_speaker_lanes(segments: Sequence[Any], path: Path) -> Path:
+    """One lane per speaker: each segment a bar coloured by its dominant emotion."""
+    plt = pyplot()
+    speakers = list(dict.fromkeys(s.speaker for s in segments if s.speaker))
+    fig, ax = plt.subplots(figsize=(FIGSIZE[0], 0.6 + 0.45 * len(speakers)))
+    for lane, speaker in enumerate(speakers):
+        for s in (s for s in segments if s.speaker == speaker):
+            colour = COLOURS[s.emotion.dominant] if s.emotion is not None else "#888888"
+            ax.barh(lane, s.end - s.start, left=s.start, height=0.6, color=colour)
+    ax.set_yticks(range(len(speakers)), speakers)
+    ax.invert_yaxis()
+    ax.set_xlabel("time (s)")
+    ax.set_title("Who spoke when (colour: dominant emotion)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=COLOURS[e]) for e in BASE_EMOTIONS]
+    ax.legend(
+        handles,
+        BASE_EMOTIONS,
+        ncol=6,
+        fontsize=7,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.35 if len(speakers) < 3 else -0.2),
+        frameon=False,
+    )
+    return _save(fig, path)
+
+
 def plot_window_attribution(
     samples: np.ndarray, windows: Sequence[Mapping[str, float]], target: str, path: Path
 ) -> Path:

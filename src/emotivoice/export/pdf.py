@@ -115,6 +115,7 @@ def write_pdf(analysis: Analysis, path: Path, explain_dir: Path | None = None) -
     story += _summary(analysis, layout)
     with tempfile.TemporaryDirectory(prefix="emotivoice-pdf-") as tmp:
         story += _emotion_charts(analysis, layout, Path(tmp))
+        story += _speakers(analysis, layout, Path(tmp))
         story += _transcript(analysis, layout)
         story += _feature_table(analysis, layout)
         story += _explanation_figures(explain_dir, layout)
@@ -137,6 +138,7 @@ def _summary(analysis: Analysis, layout: _Layout) -> list[Any]:
         ["Language", ", ".join(f"{s.language} {s.share:.0%}" for s in analysis.languages) or "-"],
         ["Dominant emotion", analysis.emotion.dominant if analysis.emotion else "-"],
         ["Segments", str(len(analysis.segments))],
+        ["Speakers", _speaker_line(analysis)],
         [
             "Model",
             f"Whisper {analysis.model.whisper_model}, emotion {analysis.model.emotion_model}",
@@ -162,16 +164,77 @@ def _emotion_charts(analysis: Analysis, layout: _Layout, tmp: Path) -> list[Any]
     return [heading] + [_figure(chart, *layout.figure_box) for chart in charts]
 
 
+_METHODS = {
+    "ge2e": "told apart by voice",
+    "pyannote": "told apart by pyannote",
+    "channels": "one per channel",
+}
+
+
+def _speaker_line(analysis: Analysis) -> str:
+    if analysis.model.diarization is None:
+        return "not told apart (diarization off)"
+    method = _METHODS.get(analysis.model.diarization, analysis.model.diarization)
+    return f"{len(analysis.speakers)} ({method})"
+
+
+def _speakers(analysis: Analysis, layout: _Layout, tmp: Path) -> list[Any]:
+    """Per-speaker summary: a table and the speaker lanes, on a page of their own."""
+    from reportlab.platypus import KeepTogether, Paragraph, Table
+
+    if not analysis.speakers:
+        return []
+    from emotivoice.explain import plots
+
+    head = ["speaker", "talk time", "turns", "interrupts", "overlap", "words/s", "pitch", "emotion"]
+    rows: list[list[Any]] = [head]
+    for sp in analysis.speakers:
+        name = sp.id if sp.channel is None else f"{sp.id} (channel {sp.channel + 1})"
+        emotion = "-"
+        if sp.emotion is not None:
+            top = sp.emotion.dominant
+            emotion = f"{top} {sp.emotion.distribution[top]:.0%}"
+        pitch = (
+            "-" if sp.f0_mean_hz is None else f"{sp.f0_mean_hz:.0f} ± {sp.f0_std_hz or 0:.0f} Hz"
+        )
+        rate = "-" if sp.speaking_rate_wps is None else f"{sp.speaking_rate_wps:.2f}"
+        rows.append(
+            [
+                name,
+                f"{sp.talk_time_s:.1f} s ({sp.share:.0%})",
+                str(sp.turns),
+                str(sp.interruptions),
+                f"{sp.overlap_s:.1f} s",
+                rate,
+                pitch,
+                emotion,
+            ]
+        )
+    lanes = plots.plot_speaker_lanes(analysis.segments, tmp / "speakers.png")
+    return [
+        KeepTogether(
+            [
+                Paragraph("Speakers", layout.styles["Heading2"]),
+                Table(rows, style=layout.table_style, repeatRows=1),
+                _figure(lanes, *layout.figure_box),
+            ]
+        )
+    ]
+
+
 def _transcript(analysis: Analysis, layout: _Layout) -> list[Any]:
     from reportlab.lib.units import cm
     from reportlab.platypus import Paragraph, Table
 
     rows: list[list[Any]] = [["time", "text", "emotion"]]
     for s in analysis.segments:
+        said = escape(s.text) or "<i>(no speech)</i>"
         rows.append(
             [
                 f"{_clock(s.start)}-{_clock(s.end)}",
-                Paragraph(escape(s.text) or "<i>(no speech)</i>", layout.small),
+                Paragraph(
+                    f"<b>{escape(s.speaker)}</b>: {said}" if s.speaker else said, layout.small
+                ),
                 Paragraph(_emotion_cell(s), layout.small),
             ]
         )

@@ -40,18 +40,36 @@ class JsonWriter(Writer):
 
 
 class CsvWriter(Writer):
-    """One row per segment: times, language, text and the acoustic features."""
+    """One row per segment: times, speaker, language, text and the acoustic features.
+
+    Text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return) are prefixed with ``'``, as OWASP advises against CSV
+    injection; numbers are written as they are.
+    """
 
     extension = "csv"
 
     def render(self, analysis: Analysis) -> str:
-        rows = [_csv_row(analysis, s) for s in analysis.segments]
+        rows = [
+            {k: _neutralised(v) for k, v in _csv_row(analysis, s).items()}
+            for s in analysis.segments
+        ]
         columns = list(rows[0]) if rows else list(_csv_row(analysis, None))
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue()
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _neutralised(value: object) -> object:
+    """``value``, with ``'`` before a string a spreadsheet would take for a formula."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _csv_row(analysis: Analysis, segment: Segment | None) -> dict[str, object]:
@@ -62,6 +80,8 @@ def _csv_row(analysis: Analysis, segment: Segment | None) -> dict[str, object]:
         "segment": segment.id if segment else "",
         "start": segment.start if segment else "",
         "end": segment.end if segment else "",
+        "speaker": (segment.speaker or "") if segment else "",
+        "channel": "" if segment is None or segment.channel is None else segment.channel + 1,
         "language": segment.language if segment else "",
         "text": segment.text if segment else "",
         "avg_logprob": segment.avg_logprob if segment else "",
@@ -100,29 +120,37 @@ def _timestamp(seconds: float, decimal: str) -> str:
 
 
 class SrtWriter(Writer):
-    """SubRip subtitles, one cue per segment."""
+    """SubRip subtitles, one cue per segment, ``[SPEAKER_1]`` before the text when speakers
+    were told apart."""
 
     extension = "srt"
 
     def render(self, analysis: Analysis) -> str:
         cues = [
-            f"{n}\n{_timestamp(s.start, ',')} --> {_timestamp(s.end, ',')}\n{s.text}\n"
+            f"{n}\n{_timestamp(s.start, ',')} --> {_timestamp(s.end, ',')}\n"
+            f"{f'[{s.speaker}] ' if s.speaker else ''}{s.text}\n"
             for n, s in enumerate(_spoken(analysis.segments), start=1)
         ]
         return "\n".join(cues)
 
 
 class VttWriter(Writer):
-    """WebVTT subtitles, one cue per segment."""
+    """WebVTT subtitles, one cue per segment, the speaker as a voice span (``<v SPEAKER_1>``)."""
 
     extension = "vtt"
 
     def render(self, analysis: Analysis) -> str:
         cues = [
-            f"{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n{s.text}\n"
+            f"{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n"
+            f"{f'<v {s.speaker}>' if s.speaker else ''}{_vtt_text(s.text)}\n"
             for s in _spoken(analysis.segments)
         ]
         return "WEBVTT\n\n" + "\n".join(cues)
+
+
+def _vtt_text(text: str) -> str:
+    """Cue text with the characters WebVTT reserves escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _spoken(segments: Iterable[Segment]) -> list[Segment]:
