@@ -185,3 +185,37 @@ def test_reference_wer_and_language(analyzer: Analyzer, data_dir: Path) -> None:
     wer = word_error_rate([i.text for i in items], [a.text for a in analyses])
     assert wer <= MAX_REFERENCE_WER, f"WER {wer:.3f}"
     assert all(a.language == "en" for a in analyses)
+
+
+def test_one_voice_is_one_speaker(jfk_analysis: Analysis) -> None:
+    assert jfk_analysis.model.diarization == "ge2e"
+    (speaker,) = jfk_analysis.speakers
+    assert speaker.id == "SPEAKER_1" and speaker.channel is None and speaker.share == 1.0
+    assert speaker.talk_time_s == pytest.approx(jfk_analysis.speech_duration, abs=0.01)
+    assert {s.speaker for s in jfk_analysis.segments} == {"SPEAKER_1"}
+    assert {w.speaker for s in jfk_analysis.segments for w in s.words} == {"SPEAKER_1"}
+    assert speaker.emotion is not None and speaker.emotion.dominant in speaker.emotion.distribution
+    assert speaker.f0_mean_hz is not None and 70 < speaker.f0_mean_hz < 300
+
+
+def test_stereo_call_gives_one_speaker_per_channel(analyzer: Analyzer, data_dir: Path) -> None:
+    """Two talkers, one per channel, speaking at once: each transcribed from its own channel."""
+    import jsonschema
+
+    analysis = analyzer.analyze(data_dir / "speech" / "stereo_diarization.wav")
+    assert analysis.model.diarization == "channels"
+    said = {s.speaker: (s.channel, normalize_text(s.text)) for s in analysis.segments}
+    assert said["SPEAKER_1"][0] == 0 and "confused complaint" in said["SPEAKER_1"][1]
+    assert said["SPEAKER_2"][0] == 1 and "horizon" in said["SPEAKER_2"][1]
+    one, two = analysis.speakers
+    assert (one.channel, two.channel) == (0, 1)
+    assert one.overlap_s > 1.0 and two.interruptions == 1  # the second talker starts over the first
+    jsonschema.validate(json.loads(analysis.to_json()), analysis_json_schema())
+
+
+def test_diarization_off_treats_the_recording_as_one_voice(data_dir: Path) -> None:
+    options = AnalyzeOptions.from_kwargs(diarization=False, features=False, emotion=False)
+    analysis = Analyzer(options).analyze(data_dir / "speech" / "stereo_diarization.wav")
+    assert analysis.speakers == () and analysis.model.diarization is None
+    assert all(s.speaker is None and s.channel is None for s in analysis.segments)
+    assert len(analysis.segments) == 1  # the two channels mixed, as before speakers existed

@@ -12,12 +12,12 @@ import pytest
 from emotivoice.audio import AudioInfo
 from emotivoice.errors import InvalidConfigError
 from emotivoice.export import WRITERS, get_writer
-from emotivoice.results import Analysis, LanguageShare, ModelSettings, Segment, Word
+from emotivoice.results import SCHEMA_VERSION, Analysis, LanguageShare, ModelSettings, Segment, Word
 
 
 def _analysis(segments: tuple[Segment, ...]) -> Analysis:
     return Analysis(
-        schema_version="1.0",
+        schema_version=SCHEMA_VERSION,
         emotivoice_version="test",
         created_at="2026-01-01T00:00:00+00:00",
         source=AudioInfo("wav", "pcm_s16le", 16000, 1, 3723.5, "x.wav"),
@@ -103,3 +103,46 @@ def test_pdf_figures_keep_their_aspect_ratio(tmp_path: Path) -> None:
     for (w, h), (pixels_wide, pixels_high) in zip(drawn, sizes.values(), strict=True):
         assert h / w == pytest.approx(pixels_high / pixels_wide, rel=1e-3)
         assert h <= page_height / 2  # a tall chart is shrunk to fit, not cut or stretched
+
+
+def test_speakers_in_csv_srt_and_vtt() -> None:
+    import dataclasses
+
+    first = dataclasses.replace(SEGMENT, speaker="SPEAKER_1", channel=0)
+    second = dataclasses.replace(
+        SEGMENT, id=1, start=3664.0, end=3665.0, text="a < b", speaker="SPEAKER_2", channel=1
+    )
+    analysis = _analysis((first, second))
+    rows = list(csv.DictReader(io.StringIO(get_writer("csv").render(analysis))))
+    assert [(r["speaker"], r["channel"]) for r in rows] == [("SPEAKER_1", "1"), ("SPEAKER_2", "2")]
+    srt = get_writer("srt").render(analysis)
+    assert "\n[SPEAKER_1] Hello, world.\n" in srt and "\n[SPEAKER_2] a < b\n" in srt
+    vtt = get_writer("vtt").render(analysis)
+    assert "\n<v SPEAKER_1>Hello, world.\n" in vtt
+    assert "\n<v SPEAKER_2>a &lt; b\n" in vtt  # WebVTT reserves < and &
+
+
+def test_csv_neutralises_cells_a_spreadsheet_would_run() -> None:
+    """Text such as ``=HYPERLINK(...)`` is written as ``'=HYPERLINK(...)``; numbers stay numbers."""
+    import dataclasses
+
+    evil = dataclasses.replace(SEGMENT, text='=HYPERLINK("http://x.example","click")')
+    at = dataclasses.replace(SEGMENT, id=1, text="@SUM(A1:A2)", avg_logprob=-0.5)
+    rows = list(csv.DictReader(io.StringIO(get_writer("csv").render(_analysis((evil, at))))))
+    assert rows[0]["text"] == '\'=HYPERLINK("http://x.example","click")'
+    assert rows[1]["text"] == "'@SUM(A1:A2)"
+    assert rows[1]["avg_logprob"] == "-0.5"  # a number, not text
+
+
+def test_analysis_json_of_schema_1_0_still_loads() -> None:
+    """Files written before speakers existed load with no speakers."""
+    from emotivoice.results import Analysis
+
+    old = json.loads(_analysis((SEGMENT,)).to_json())
+    del old["speakers"], old["model"]["diarization"]
+    for seg in old["segments"]:
+        del seg["speaker"], seg["channel"]
+        for word in seg["words"]:
+            del word["speaker"]
+    loaded = Analysis.from_dict(old)
+    assert loaded.speakers == () and loaded.segments[0].speaker is None

@@ -99,9 +99,10 @@ def test_fine_tuned_head_runs_the_same_in_numpy_as_in_torch(jfk_samples: np.ndar
     for i, w in enumerate(waves):
         states = head.prefix_states(own_log_mel(w))[0]
         # float32 rounding through four layers grows with the logits, which these random
-        # weights make large (about 130): 5e-3 absolute, plus 2e-5 of the logit (the BLAS
-        # summation order moves with the threads it gets; 3.4e-3 was seen on a busy machine)
-        np.testing.assert_allclose(head.logits(states), batched[i], rtol=2e-5, atol=5e-3)
+        # weights make large (up to about 130): 5e-3 absolute plus 0.1 % of the logit. The
+        # summation order moves with the BLAS threads of the session (8e-3 on a logit of 23
+        # was seen in a full run); a wrong layer would be off by whole units.
+        np.testing.assert_allclose(head.logits(states), batched[i], rtol=1e-3, atol=5e-3)
     assert np.abs(head.prefix_states(own_log_mel(waves[0]))[0] - frozen).max() > 0.1
 
 

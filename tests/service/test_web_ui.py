@@ -136,6 +136,33 @@ def test_upload_analyse_result_and_exports(browser: Any, server: str, jfk_path: 
     assert console.errors == []
 
 
+def test_speakers_card_shows_lanes_and_keeps_a_rename(browser: Any, server: str) -> None:
+    """A stereo call: one lane per channel's speaker; a speaker renamed on the page is renamed in
+    the lanes and the transcript and stays renamed after a reload."""
+    from emotivoice.evaluation.datasets import data_dir
+
+    page = browser.new_page()
+    console = Console(page)
+    page.goto(server + "/")
+    page.set_input_files("#files", str(data_dir() / "speech" / "stereo_diarization.wav"))
+    page.wait_for_selector("#queue td:has-text('completed')", timeout=180_000)
+    page.click("#queue a:has-text('open')")
+    page.wait_for_selector("#speakers-card:not([hidden]) .lane-segment", timeout=30_000)
+    assert "one speaker per channel" in page.inner_text("#speakers-method")
+    assert page.locator("#speaker-lanes .lane-name").all_inner_texts() == ["SPEAKER_1", "SPEAKER_2"]
+    assert page.locator("#transcript .speaker-badge").count() == 2
+    name = page.locator("input.speaker-name[data-speaker='SPEAKER_1']")
+    name.fill("Agent")
+    name.dispatch_event("change")
+    assert page.locator("#speaker-lanes .lane-name").first.inner_text() == "Agent"
+    assert page.locator(".speaker-badge[data-speaker='SPEAKER_1']").first.inner_text() == "Agent"
+    _shot(page, "speakers")
+    page.reload()
+    page.wait_for_selector("#speakers-card:not([hidden]) .lane-segment", timeout=30_000)
+    assert page.locator("#speaker-lanes .lane-name").first.inner_text() == "Agent"
+    assert console.errors == []
+
+
 def test_invalid_file_shows_the_api_message(browser: Any, server: str, tmp_path: Path) -> None:
     page = browser.new_page()
     console = Console(page)

@@ -227,16 +227,16 @@ def _unit(v: np.ndarray) -> np.ndarray:
 def _cluster(embeddings: np.ndarray, opts: DiarizationOptions) -> np.ndarray:
     """A cluster index per window, 0-based."""
     n = len(embeddings)
+    if opts.speakers is not None and opts.speakers > n:
+        logger.warning(
+            "%d speakers were asked for but the speech allows at most %d", opts.speakers, n
+        )
     if n == 1:
         return np.zeros(1, dtype=int)
     from scipy.cluster.hierarchy import fcluster, linkage
 
     tree = linkage(embeddings.astype(np.float64), method="average", metric="cosine")
     if opts.speakers is not None:
-        if opts.speakers > n:
-            logger.warning(
-                "%d speakers were asked for but the speech allows at most %d", opts.speakers, n
-            )
         labels = fcluster(tree, t=min(opts.speakers, n), criterion="maxclust")
     else:
         labels = fcluster(tree, t=opts.threshold, criterion="distance")

@@ -211,7 +211,11 @@ def score_conversation(
     metrics = import_extra("pyannote.metrics.diarization", "evaluation", "Diarization scoring")
     metric = metrics.DiarizationErrorRate(collar=COLLAR_S, skip_overlap=True)
     hypothesis = [(t.span.start, t.span.end, t.speaker) for t in diarization.turns]
-    detail = metric(_annotation(conversation.reference), _annotation(hypothesis), detailed=True)
+    core = import_extra("pyannote.core", "evaluation", "Diarization scoring")
+    scored = core.Timeline([core.Segment(0.0, conversation.duration)])  # the whole recording
+    detail = metric(
+        _annotation(conversation.reference), _annotation(hypothesis), uem=scored, detailed=True
+    )
     return ConversationScore(
         name=conversation.name,
         der=float(detail["diarization error rate"]),

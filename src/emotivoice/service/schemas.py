@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar, overload
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, WithJsonSchema, model_validator
 
 from emotivoice.models.registry import ModelInfo
 
@@ -97,6 +97,25 @@ class AnalysisOptionsIn(BaseModel):
         description="Most model evaluations per explained segment for time attribution, LIME, "
         "deletion curves and counterfactuals together (the defaults use 72).",
     )
+    diarization: bool = Field(
+        default=True, description="Tell speakers apart (speaker labels and per-speaker figures)."
+    )
+    speakers: int | None = Field(
+        default=None, ge=1, le=20, description="Exact number of speakers; estimated when absent."
+    )
+    min_speakers: int = Field(default=1, ge=1, le=20)
+    max_speakers: int = Field(default=8, ge=1, le=20)
+    channels: Literal["auto", "mix", "split"] = Field(
+        default="auto",
+        description="split: one speaker per channel (stereo calls); mix: by voice in the mixed "
+        "signal; auto: split when the channels carry different talkers.",
+    )
+
+    @model_validator(mode="after")
+    def _speaker_bounds(self) -> AnalysisOptionsIn:
+        if self.min_speakers > self.max_speakers:
+            raise ValueError("min_speakers must not be greater than max_speakers")
+        return self
 
     def explain_options(self) -> ExplainOptions:
         """The explanation asked for (checked when made: raises ``InvalidConfigError``)."""
@@ -120,6 +139,17 @@ class AnalysisOptionsIn(BaseModel):
             "features": self.features,
             "emotion": self.emotion,
             "emotion_model": self.emotion_model,
+            "diarization": self.diarization,
+            **(
+                {
+                    "speakers": self.speakers,
+                    "min_speakers": self.min_speakers,
+                    "max_speakers": self.max_speakers,
+                    "channels": self.channels,
+                }
+                if self.diarization
+                else {}
+            ),
         }
 
 

@@ -53,3 +53,40 @@ export function timelineChart(points, duration, label = "Emotion timeline") {
   }
   return root;
 }
+
+// Colour per speaker (colour-blind-safe Okabe–Ito order); the emotion palette stays for emotions.
+export const SPEAKER_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
+
+export function speakerColour(index) {
+  return SPEAKER_COLOURS[index % SPEAKER_COLOURS.length];
+}
+
+// One lane per speaker: a bar per segment in the speaker's colour, outlined by its emotion.
+export function speakerLanes(segments, speakers, names, duration, onPick = null, label = "Who spoke when") {
+  const lane = 26, left = 110, right = 10, top = 6, bottom = 24;
+  const width = 700, height = top + bottom + lane * Math.max(1, speakers.length);
+  const w = width - left - right;
+  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": label, width: "100%" });
+  const total = Math.max(duration || 0, ...segments.map((s) => s.end), 1);
+  const x = (t) => left + (t / total) * w;
+  speakers.forEach((sp, i) => {
+    const y = top + i * lane;
+    root.append(svg("text", { x: left - 8, y: y + 17, "text-anchor": "end", class: "lane-name", "data-speaker": sp.id }, names[sp.id] || sp.id));
+    root.append(svg("line", { x1: left, x2: left + w, y1: y + lane / 2, y2: y + lane / 2, stroke: "#e4e4ec" }));
+    for (const seg of segments.filter((s) => s.speaker === sp.id)) {
+      const bar = svg("rect", {
+        x: x(seg.start), y: y + 3, width: Math.max(1.5, x(seg.end) - x(seg.start)), height: lane - 6, rx: 3,
+        fill: speakerColour(i), stroke: seg.emotion ? COLOURS[seg.emotion.dominant] : "none", "stroke-width": 2,
+        class: "lane-segment", "data-speaker": sp.id,
+      });
+      bar.append(svg("title", {}, `${names[sp.id] || sp.id} ${seg.start.toFixed(1)}–${seg.end.toFixed(1)} s${seg.emotion ? ` · ${seg.emotion.dominant}` : ""}`));
+      if (onPick) bar.addEventListener("click", () => onPick(seg.start));
+      root.append(bar);
+    }
+  });
+  for (let i = 0; i <= 6; i++) {
+    const t = (total * i) / 6;
+    root.append(svg("text", { x: x(t), y: height - 6, "text-anchor": "middle" }, `${t.toFixed(0)}s`));
+  }
+  return root;
+}

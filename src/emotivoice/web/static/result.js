@@ -1,7 +1,7 @@
 // Result page: player, transcript coloured by emotion with the current word highlighted,
 // timeline and distribution, granular/complex emotions, features, exports and explanations.
 import { API, EMOTIONS, el, fmtTime, get, post, setupKeyField, withKey } from "./api.js";
-import { distributionChart, legend, timelineChart } from "./charts.js";
+import { distributionChart, legend, speakerColour, speakerLanes, timelineChart } from "./charts.js";
 import { explainPicker } from "./explain-options.js";
 
 setupKeyField();
@@ -10,6 +10,11 @@ const errorBox = document.getElementById("result-error");
 const player = document.getElementById("player");
 let wordNodes = [];
 let segmentNodes = [];
+// Speaker names given on this page, kept in the browser per analysis (SPEAKER_1 → "Agent").
+const NAMES_KEY = `emotivoice-speaker-names-${id}`;
+let speakerNames = JSON.parse(localStorage.getItem(NAMES_KEY) || "{}");
+let speakerIndex = {};
+const speakerName = (sid) => speakerNames[sid] || sid;
 
 const FIGURES = {
   windows: "Shapley value of each time window for the predicted emotion: green windows support it, red ones oppose it.",
@@ -58,7 +63,7 @@ function render(s, upload) {
   player.hidden = false;
   const languages = r.languages.map((l) => `${l.language} (${Math.round(l.share * 100)}%)`).join(", ") || "none";
   document.getElementById("summary").textContent =
-    `${fmtTime(r.duration)} · ${r.segments.length} segments · language: ${languages} · dominant emotion: ${r.emotion ? r.emotion.dominant : "–"}`;
+    `${fmtTime(r.duration)} · ${r.segments.length} segments · ${(r.speakers || []).length || "no"} speakers · language: ${languages} · dominant emotion: ${r.emotion ? r.emotion.dominant : "–"}`;
   for (const fmt of ["json", "csv", "srt", "vtt", "pdf"]) {
     const a = document.getElementById(`export-${fmt}`);
     a.href = withKey(`${API}/analyses/${id}/export?format=${fmt}`);
@@ -72,9 +77,44 @@ function render(s, upload) {
     document.getElementById("distribution").textContent = "Emotion recognition was off for this analysis.";
     document.getElementById("timeline").textContent = "–";
   }
+  renderSpeakers(r);
   renderTranscript(r.segments);
   renderFeatures(r.segments);
   renderExplanations(s);
+}
+
+function renderSpeakers(r) {
+  const card = document.getElementById("speakers-card");
+  const speakers = r.speakers || [];
+  speakerIndex = Object.fromEntries(speakers.map((sp, i) => [sp.id, i]));
+  card.hidden = !speakers.length;
+  if (!speakers.length) return;
+  const method = { ge2e: "told apart by voice", pyannote: "told apart by pyannote", channels: "one speaker per channel" }[r.model.diarization] || r.model.diarization;
+  document.getElementById("speakers-method").textContent = `${speakers.length} speaker${speakers.length > 1 ? "s" : ""}, ${method}. Rename a speaker by editing the name; the name is kept in this browser.`;
+  const lanes = () => document.getElementById("speaker-lanes").replaceChildren(speakerLanes(r.segments, speakers, speakerNames, r.duration, seek));
+  lanes();
+  const pct = (v) => `${Math.round(v * 100)}%`;
+  const rows = speakers.map((sp, i) => {
+    const input = el("input", { type: "text", value: speakerName(sp.id), maxlength: 40, "aria-label": `Name of ${sp.id}`, class: "speaker-name", "data-speaker": sp.id });
+    input.addEventListener("change", () => {
+      const name = input.value.trim();
+      if (name && name !== sp.id) speakerNames[sp.id] = name; else delete speakerNames[sp.id];
+      localStorage.setItem(NAMES_KEY, JSON.stringify(speakerNames));
+      lanes();
+      for (const badge of document.querySelectorAll(`.speaker-badge[data-speaker="${sp.id}"]`)) badge.textContent = speakerName(sp.id);
+    });
+    const emotion = sp.emotion ? `${sp.emotion.dominant} ${pct(sp.emotion.distribution[sp.emotion.dominant])}` : "–";
+    return el("tr", {},
+      el("td", {}, el("i", { class: "swatch", style: `background:${speakerColour(i)}` }), input, sp.channel !== null ? ` channel ${sp.channel + 1}` : ""),
+      el("td", {}, `${sp.talk_time_s.toFixed(1)} s (${pct(sp.share)})`),
+      el("td", {}, String(sp.turns)), el("td", {}, String(sp.interruptions)),
+      el("td", {}, sp.speaking_rate_wps === null ? "–" : sp.speaking_rate_wps.toFixed(2)),
+      el("td", {}, sp.f0_mean_hz === null ? "–" : `${sp.f0_mean_hz.toFixed(0)} Hz`),
+      el("td", {}, emotion));
+  });
+  document.getElementById("speakers").replaceChildren(
+    el("thead", {}, el("tr", {}, ["speaker", "talk time", "turns", "interruptions", "words/s", "pitch", "emotion"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, rows));
 }
 
 function renderTranscript(segments) {
@@ -97,7 +137,9 @@ function renderTranscript(segments) {
       class: `segment${e ? ` emo-${e.dominant}` : ""}`, tabindex: 0, role: "button",
       "data-emotion": e ? e.dominant : "", "aria-label": `Play from ${fmtTime(seg.start)}`,
       onclick: () => seek(seg.start), onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); seek(seg.start); } },
-    }, el("div", { class: "meta" }, `${fmtTime(seg.start)} – ${fmtTime(seg.end)} · ${seg.language}`), el("div", {}, words), el("div", {}, chips));
+    }, el("div", { class: "meta" },
+      seg.speaker ? el("span", { class: "speaker-badge", "data-speaker": seg.speaker, style: `background:${speakerColour(speakerIndex[seg.speaker] ?? 0)}` }, speakerName(seg.speaker)) : "",
+      `${fmtTime(seg.start)} – ${fmtTime(seg.end)} · ${seg.language}`), el("div", {}, words), el("div", {}, chips));
     node.dataset.start = seg.start; node.dataset.end = seg.end;
     return node;
   });
