@@ -272,3 +272,45 @@ def der_report(
             )
         scores.append(score)
     return scores
+
+
+#: The benchmark's conversation sets: how many emotions each speaker's clips span.
+STYLE_SETS: dict[str, int | None] = {"steady": 1, "style change": 2, "any emotion": None}
+
+
+def stereo_check(root: Path | None = None) -> dict[str, object]:
+    """The stereo sample: whether its channels are judged to carry two talkers and each
+    channel's speech becomes its own speaker."""
+    from emotivoice.diarization import channels_differ, diarize_channels
+
+    audio = load_audio(data_dir(root) / "speech" / "stereo_diarization.wav", keep_channels=True)
+    if audio.channels is None:
+        return {"split": False, "speakers": 0}
+    result = diarize_channels(audio.channels, VadOptions())
+    by_channel = {t.channel: t.speaker for t in result.turns}
+    return {
+        "split": channels_differ(audio.channels),
+        "speakers": len(set(by_channel.values())),
+        "one_speaker_per_channel": by_channel == {0: "SPEAKER_1", 1: "SPEAKER_2"},
+    }
+
+
+def analysis_cost(recordings: Sequence[np.ndarray], repeats: int = 1) -> dict[str, float]:
+    """Seconds ``Analyzer.analyze`` takes on ``recordings`` with and without diarization
+    (features and emotion on; runs alternate so that both see the same machine state)."""
+    from emotivoice.pipeline import AnalyzeOptions, Analyzer
+
+    with_speakers = Analyzer(AnalyzeOptions())
+    without = Analyzer(AnalyzeOptions(diarization=None))
+    times = {"with": 0.0, "without": 0.0}
+    for _ in range(repeats):
+        for samples in recordings:
+            for name, analyzer in (("without", without), ("with", with_speakers)):
+                started = time.perf_counter()
+                analyzer.analyze(samples, sample_rate=SAMPLE_RATE)
+                times[name] += time.perf_counter() - started
+    return {
+        "seconds_with": times["with"],
+        "seconds_without": times["without"],
+        "added": times["with"] / times["without"] - 1.0,
+    }

@@ -10,6 +10,9 @@ function svg(tag, attrs = {}, text = null) {
   return node;
 }
 
+// Axis label of time t on an axis of total seconds (tenths on short axes: no "3s" twice).
+const tick = (t, total) => `${t.toFixed(total < 12 ? 1 : 0)}s`;
+
 export function legend() {
   return el("div", { class: "legend" },
     EMOTIONS.map((e) => el("span", {}, el("i", { style: `background:${COLOURS[e]}` }), e)));
@@ -41,7 +44,7 @@ export function timelineChart(points, duration, label = "Emotion timeline") {
   const ticks = 6;
   for (let i = 0; i <= ticks; i++) {
     const t = (total * i) / ticks;
-    root.append(svg("text", { x: x(t), y: height - 8, "text-anchor": "middle" }, `${t.toFixed(0)}s`));
+    root.append(svg("text", { x: x(t), y: height - 8, "text-anchor": "middle" }, tick(t, total)));
   }
   for (const e of EMOTIONS) {
     if (!points.length) break;
@@ -86,7 +89,7 @@ export function speakerLanes(segments, speakers, names, duration, onPick = null,
   });
   for (let i = 0; i <= 6; i++) {
     const t = (total * i) / 6;
-    root.append(svg("text", { x: x(t), y: height - 6, "text-anchor": "middle" }, `${t.toFixed(0)}s`));
+    root.append(svg("text", { x: x(t), y: height - 6, "text-anchor": "middle" }, tick(t, total)));
   }
   return root;
 }
