@@ -16,7 +16,9 @@ import argparse
 import json
 import time
 
+from emotivoice.audio import load_audio
 from emotivoice.diarization import DiarizationOptions
+from emotivoice.evaluation.datasets import reference_utterances
 from emotivoice.evaluation.diarization import (
     STYLE_SETS,
     analysis_cost,
@@ -54,6 +56,9 @@ def main() -> None:
     figures["stereo"] = stereo_check()
     if args.cost:
         figures["analyze_cost"] = analysis_cost([c.samples for c in steady[: args.cost]])
+        # one voice per file: the 15 reference utterances (LibriSpeech, LibriVox; 108 s)
+        single = [load_audio(u.path).samples for u in reference_utterances()]
+        figures["analyze_cost_one_voice"] = analysis_cost(single)
     if args.json:
         print(json.dumps(figures, indent=2))
         return
@@ -70,12 +75,16 @@ def main() -> None:
         )
     print(f"stereo sample: {figures['stereo']}")
     if args.cost:
-        cost = figures["analyze_cost"]
-        assert isinstance(cost, dict)
-        print(
-            f"analyze on {args.cost} conversations: {cost['seconds_without']:.1f} s without "
-            f"speakers, {cost['seconds_with']:.1f} s with (+{cost['added']:.1%})"
-        )
+        for key, what in (
+            ("analyze_cost", f"{min(args.cost, len(steady))} conversations"),
+            ("analyze_cost_one_voice", "the 15 reference utterances (one voice each)"),
+        ):
+            cost = figures[key]
+            assert isinstance(cost, dict)
+            print(
+                f"analyze of {what}: {cost['seconds_without']:.1f} s without diarization, "
+                f"{cost['seconds_with']:.1f} s with ({cost['added']:+.1%})"
+            )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ __all__ = [
     "Analysis",
     "AnalyzeOptions",
     "Analyzer",
+    "DiarizationOptions",
     "Segment",
+    "SpeakerSummary",
     "Word",
     "__version__",
     "analyze",
@@ -34,6 +36,8 @@ _LAZY = {
     "Analysis": "emotivoice.results",
     "Segment": "emotivoice.results",
     "Word": "emotivoice.results",
+    "SpeakerSummary": "emotivoice.results",
+    "DiarizationOptions": "emotivoice.diarization",
     "AnalyzeOptions": "emotivoice.pipeline",
     "Analyzer": "emotivoice.pipeline",
     "analyze": "emotivoice.pipeline",
@@ -43,9 +47,10 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from emotivoice.audio import load_audio
+    from emotivoice.diarization import DiarizationOptions
     from emotivoice.models.registry import available_models
     from emotivoice.pipeline import AnalyzeOptions, Analyzer, analyze
-    from emotivoice.results import Analysis, Segment, Word
+    from emotivoice.results import Analysis, Segment, SpeakerSummary, Word
 
 
 def __getattr__(name: str) -> Any:

@@ -149,7 +149,8 @@ def test_speakers_card_shows_lanes_and_keeps_a_rename(browser: Any, server: str)
     page.click("#queue a:has-text('open')")
     page.wait_for_selector("#speakers-card:not([hidden]) .lane-segment", timeout=30_000)
     assert "one speaker per channel" in page.inner_text("#speakers-method")
-    assert page.locator("#speaker-lanes .lane-name").all_text_contents() == ["SPEAKER_1", "SPEAKER_2"]
+    lanes = page.locator("#speaker-lanes .lane-name")
+    assert lanes.all_text_contents() == ["SPEAKER_1", "SPEAKER_2"]
     assert page.locator("#transcript .speaker-badge").count() == 2
     name = page.locator("input.speaker-name[data-speaker='SPEAKER_1']")
     name.fill("Agent")

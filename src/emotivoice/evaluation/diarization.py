@@ -297,18 +297,26 @@ def stereo_check(root: Path | None = None) -> dict[str, object]:
 
 def analysis_cost(recordings: Sequence[np.ndarray], repeats: int = 1) -> dict[str, float]:
     """Seconds ``Analyzer.analyze`` takes on ``recordings`` with and without diarization
-    (features and emotion on; runs alternate so that both see the same machine state)."""
+    (features and emotion on). Both analyzers are warmed up first; the order alternates from
+    one recording to the next so that both see the same machine state."""
     from emotivoice.pipeline import AnalyzeOptions, Analyzer
 
-    with_speakers = Analyzer(AnalyzeOptions())
-    without = Analyzer(AnalyzeOptions(diarization=None))
-    times = {"with": 0.0, "without": 0.0}
+    analyzers = {
+        "with": Analyzer(AnalyzeOptions()),
+        "without": Analyzer(AnalyzeOptions(diarization=None)),
+    }
+    for analyzer in analyzers.values():
+        analyzer.analyze(recordings[0][: 5 * SAMPLE_RATE], sample_rate=SAMPLE_RATE)
+    times = dict.fromkeys(analyzers, 0.0)
+    runs = 0
     for _ in range(repeats):
         for samples in recordings:
-            for name, analyzer in (("without", without), ("with", with_speakers)):
+            order = list(analyzers) if runs % 2 else list(reversed(analyzers))
+            for name in order:
                 started = time.perf_counter()
-                analyzer.analyze(samples, sample_rate=SAMPLE_RATE)
+                analyzers[name].analyze(samples, sample_rate=SAMPLE_RATE)
                 times[name] += time.perf_counter() - started
+            runs += 1
     return {
         "seconds_with": times["with"],
         "seconds_without": times["without"],
