@@ -236,6 +236,11 @@ class Segment:
         """Length in seconds."""
         return self.end - self.start
 
+    def with_speaker(self, speaker: str | None, channel: int | None = None) -> Segment:
+        """This segment, and each of its words, labelled as said by ``speaker``."""
+        words = tuple(dataclasses.replace(w, speaker=speaker) for w in self.words)
+        return dataclasses.replace(self, speaker=speaker, channel=channel, words=words)
+
 
 @dataclass(frozen=True)
 class LanguageShare:

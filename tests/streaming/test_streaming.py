@@ -165,3 +165,25 @@ def test_max_duration_and_recording(jfk_samples) -> None:
     with wave.open(io.BytesIO(stream.recording_wav())) as wav:
         assert wav.getframerate() == SAMPLE_RATE and wav.getnframes() == SAMPLE_RATE // 2
     stream.close()
+
+
+@pytest.mark.slow
+def test_live_speaker_labels(analyzer: Analyzer) -> None:
+    """With ``speakers`` on, a two-person conversation's finals carry two labels, each word its
+    segment's; speculation does not change them (only sent segments teach the tracker)."""
+    from emotivoice.evaluation.diarization import build_conversations
+
+    conversation = build_conversations("test", 2, seed=5, turns=4, emotions_per_speaker=1)[0]
+    data = pcm(conversation.samples)
+    finals = []
+    for speculative in (True, False):
+        options = StreamOptions(partials=False, speakers=True, speculative=speculative)
+        events = run(StreamingAnalyzer(analyzer, options), data, 3200)
+        finals.append([e.segment for e in events if isinstance(e, SegmentEvent)])
+    labels = [s.speaker for s in finals[0]]
+    assert [(s.start, s.end) for s in finals[0]] == [(s.start, s.end) for s in finals[1]]
+    assert labels == [s.speaker for s in finals[1]]
+    assert labels[0] == "SPEAKER_1" and len(set(labels)) >= 2
+    assert all(w.speaker == s.speaker for s in finals[0] for w in s.words)
+    off = run(StreamingAnalyzer(analyzer, StreamOptions(partials=False)), data, 3200)
+    assert all(e.segment.speaker is None for e in off if isinstance(e, SegmentEvent))

@@ -22,7 +22,8 @@ def _print_stream_event(event: dict[str, object], live_line: bool) -> None:
         mood = ""
         if isinstance(emotion, dict):
             mood = f"  ({emotion['dominant']} {float(emotion['confidence']) * 100:.0f}%)"
-        print(f"{prefix}[{event['start']:7.2f}-{event['end']:7.2f}] {event['text']}{mood}")
+        who = f"{event['speaker']}: " if event.get("speaker") else ""
+        print(f"{prefix}[{event['start']:7.2f}-{event['end']:7.2f}] {who}{event['text']}{mood}")
     elif kind == "saved":
         print(f"{prefix}saved the recording as upload {event['upload_id']}")
     elif kind == "error":
@@ -42,7 +43,7 @@ def cmd_stream(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     url = args.url or DEFAULT_URL
     client = StreamClient(url, api_key=args.api_key)
     live_line = sys.stdout.isatty()
-    start: dict[str, Any] = {"partials": not args.no_partials}
+    start: dict[str, Any] = {"partials": not args.no_partials, "speakers": args.speakers}
     if args.language:
         start["language"] = args.language
 
@@ -76,4 +77,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--api-key", default=None, help="API key, when the server requires one")
     p.add_argument("--language", default=None, help="force a language (ISO code)")
     p.add_argument("--no-partials", action="store_true", help="final segments only")
+    p.add_argument(
+        "--speakers",
+        action="store_true",
+        help="label each final segment with a speaker (about 0.1-0.3 s more per segment on 2 "
+        "CPU cores)",
+    )
     p.set_defaults(func=cmd_stream)

@@ -118,6 +118,7 @@ class StartMessage(BaseModel):
     save: bool = True
     final_window: Literal["full", "fit"] = "fit"
     speculative: bool = True
+    speakers: bool = False
 
 
 def _bytes_per_second(start: StartMessage) -> float:
@@ -208,6 +209,7 @@ class _Session:
             keep_recording=start.save,
             final_window=start.final_window,
             speculative=start.speculative,
+            speakers=start.speakers,
         )
         self.stream = await run_in_threadpool(StreamingAnalyzer, analyzer, options)
         self.bytes_per_s = _bytes_per_second(start)

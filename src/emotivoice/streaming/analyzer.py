@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emotivoice.audio import SAMPLE_RATE
+from emotivoice.diarization.online import OnlineSpeakers
 from emotivoice.errors import InvalidConfigError, StreamTooLongError
 from emotivoice.pipeline import SegmentContext, SegmentResult
 from emotivoice.segmentation import SpeechSpan
@@ -88,6 +89,10 @@ class StreamOptions:
             heard, while the pause is still too short to end the utterance; the result is sent
             the moment the pause does end it and discarded if speech resumes. It is the same
             segment, only sooner; the discarded passes cost CPU time.
+        speakers: label each final segment with a speaker (``SPEAKER_1``, ...) as it is sent:
+            it joins the nearest voice heard so far or starts a new one
+            (:class:`~emotivoice.diarization.online.OnlineSpeakers`; off when the Analyzer's
+            diarization is off). Labels never change once sent.
     """
 
     encoding: str = "pcm_s16le"
@@ -101,6 +106,7 @@ class StreamOptions:
     keep_recording: bool = True
     final_window: str = "fit"
     speculative: bool = True
+    speakers: bool = False
 
     def __post_init__(self) -> None:
         if self.final_window not in _FINAL_WINDOWS:
@@ -196,6 +202,10 @@ class StreamingAnalyzer:
         self._speech_s = 0.0
         self._compute_s = 0.0
         self._finished = False
+        diarization = analyzer.options.diarization
+        self._speakers = (
+            OnlineSpeakers(diarization) if opts.speakers and diarization is not None else None
+        )
 
     @property
     def duration(self) -> float:
@@ -329,11 +339,18 @@ class StreamingAnalyzer:
             self._context = final.context
             self._segments += 1
             self._speech_s += span.end - span.start
+            segment, compute_s = final.result.segment, final.compute_s
+            if self._speakers is not None:
+                # only sent segments update the voices heard (a discarded speculation never does)
+                started = time.perf_counter()
+                segment = segment.with_speaker(self._speakers.assign(samples))
+                compute_s += time.perf_counter() - started
+                self._compute_s += time.perf_counter() - started
             events.append(
                 SegmentEvent(
-                    segment=final.result.segment,
+                    segment=segment,
                     speech_end=round(speech_end, _ROUND),
-                    compute_s=round(final.compute_s, _ROUND),
+                    compute_s=round(compute_s, _ROUND),
                     speculative=final is early,
                 )
             )
