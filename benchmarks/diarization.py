@@ -24,6 +24,7 @@ from emotivoice.evaluation.diarization import (
     analysis_cost,
     build_conversations,
     der_report,
+    online_report,
     stereo_check,
     summarise_scores,
 )
@@ -53,6 +54,7 @@ def main() -> None:
         sets[name]["audio_s"] = sum(c.duration for c in conversations)
         sets[name]["wall_s"] = time.perf_counter() - started
     figures["sets"] = sets
+    figures["live_steady"] = summarise_scores(online_report(steady))
     figures["stereo"] = stereo_check()
     if args.cost:
         figures["analyze_cost"] = analysis_cost([c.samples for c in steady[: args.cost]])
@@ -73,6 +75,12 @@ def main() -> None:
             f" {s['false_alarm']:>7.1%} {s['confusion']:>7.1%} {s['count_accuracy']:>8.0%}"
             f" {s['rtf']:>6.3f}"
         )
+    live = figures["live_steady"]
+    assert isinstance(live, dict)
+    print(
+        f"live labels (steady set): DER {live['der']:.1%}, confusion {live['confusion']:.1%},"
+        f" count right {live['count_accuracy']:.0%}, RTF {live['rtf']:.3f}"
+    )
     print(f"stereo sample: {figures['stereo']}")
     if args.cost:
         for key, what in (

@@ -274,6 +274,27 @@ def der_report(
     return scores
 
 
+def online_report(conversations: Sequence[Conversation]) -> list[ConversationScore]:
+    """Live speaker labels (:class:`~emotivoice.diarization.online.OnlineSpeakers`) scored as
+    batch diarization is: each conversation's utterances (VAD speech cut at every pause, as
+    a live endpointer cuts it) labelled one after the other."""
+    from emotivoice.diarization import SpeakerTurn
+    from emotivoice.diarization.online import OnlineSpeakers
+    from emotivoice.segmentation import detect_speech
+
+    scores = []
+    for conversation in conversations:
+        started = time.perf_counter()
+        tracker = OnlineSpeakers()
+        turns = []
+        for span in detect_speech(conversation.samples, VadOptions(merge_gap_s=0.0)):
+            samples = conversation.samples[span.start_sample : span.end_sample]
+            turns.append(SpeakerTurn(span, tracker.assign(samples) or ""))
+        result = Diarization(turns=tuple(turns), speakers=tracker.speakers, method="online")
+        scores.append(score_conversation(conversation, result, time.perf_counter() - started))
+    return scores
+
+
 #: The benchmark's conversation sets: how many emotions each speaker's clips span.
 STYLE_SETS: dict[str, int | None] = {"steady": 1, "style change": 2, "any emotion": None}
 
