@@ -92,6 +92,68 @@ def test_invalid_option_value_is_a_usage_error(
     assert "Unknown language 'xx'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--speakers", "0"], "speakers must be at least 1 (got 0)"),
+        (["--min-speakers", "3", "--max-speakers", "2"], "must be at least 1 and at most"),
+    ],
+)
+def test_bad_speaker_counts_are_usage_errors(
+    jfk_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    code = main(["analyze", str(jfk_path), "-o", str(tmp_path), *args])
+    assert code == EXIT_USAGE
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing analysed, nothing written
+
+
+@pytest.mark.slow
+def test_split_channels_of_a_mono_file_fails_that_file_only(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--channels split``: the stereo call is analysed per channel; a mono clip fails with
+    a message naming it, and the batch completes."""
+    import wave
+
+    from emotivoice.audio import SAMPLE_RATE, load_audio
+
+    mono = tmp_path / "mono.wav"
+    samples = load_audio(data_dir / "speech" / "jfk.flac").samples[: 3 * SAMPLE_RATE]
+    with wave.open(str(mono), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes((samples * 32767).astype("<i2").tobytes())
+    stereo = data_dir / "speech" / "stereo_diarization.wav"
+    out = tmp_path / "out"
+    code = main(
+        [
+            "analyze",
+            str(stereo),
+            str(mono),
+            "-o",
+            str(out),
+            "--format",
+            "srt,json",
+            "--channels",
+            "split",
+            "--no-features",
+        ]
+    )
+    assert code == EXIT_FAILED
+    captured = capsys.readouterr()
+    assert "mono.wav: channels='split' needs a recording with two or more channels" in captured.err
+    assert "[INVALID_OPTIONS]" in captured.err
+    srt = (out / "stereo_diarization.srt").read_text()
+    assert "[SPEAKER_1]" in srt and "[SPEAKER_2]" in srt
+    assert not (out / "mono.json").exists()
+
+
 def test_models_languages_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models"]) == EXIT_OK
     assert "base" in capsys.readouterr().out
