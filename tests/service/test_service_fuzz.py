@@ -15,7 +15,9 @@ from emotivoice.service.app import create_app
 from emotivoice.service.settings import load_settings
 
 _HOME = Path(tempfile.mkdtemp(prefix="emotivoice-fuzz-"))
-app = create_app(load_settings(home=_HOME, rate_limit_per_minute=0), janitor=False)
+# schemathesis calls the ASGI app as host "testserver"
+settings_ = load_settings(home=_HOME, rate_limit_per_minute=0, allowed_hosts=["testserver"])
+app = create_app(settings_, janitor=False)
 schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)
 
 

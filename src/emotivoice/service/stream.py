@@ -178,7 +178,7 @@ class _Session:
             await self._close(CLOSE_CODES["normal"])
 
     async def _handshake(self) -> StartMessage | None:
-        self._authenticate()
+        await self._authenticate()
         try:
             message = await asyncio.wait_for(self.ws.receive(), self.limits.stream_start_timeout_s)
         except TimeoutError as e:
@@ -213,9 +213,16 @@ class _Session:
         self.bytes_per_s = _bytes_per_second(start)
         return start
 
-    def _authenticate(self) -> None:
-        key = key_from_headers(self.ws.headers, self.ws.query_params)
-        self.owner = owner_for_key(self.store, self.settings, key)
+    async def _authenticate(self) -> None:
+        services = getattr(self.ws.app.state, "services", None)
+        if services is None:  # an app without the service's shared parts (keys off)
+            key = key_from_headers(self.ws.headers, self.ws.query_params)
+            self.owner = owner_for_key(self.store, self.settings, key)
+            return
+        client = self.ws.client.host if self.ws.client else "unknown"
+        self.owner = await run_in_threadpool(
+            services.admit, self.ws.headers, self.ws.query_params, client, allow_token=True
+        )
 
     async def _receive(self, worker: asyncio.Task[None]) -> None:
         """Read frames into the queue until ``stop``; slow the sender when analysis lags."""
