@@ -175,3 +175,22 @@ def test_bad_array_inputs() -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(AudioDecodeError, match="not found"):
         load_audio(tmp_path / "nope.wav")
+
+
+def test_probe_matches_decoding_in_every_format(
+    jfk_path: Path, encoded_jfk: dict[str, Path], tmp_path: Path
+) -> None:
+    from emotivoice.audio import probe_audio
+
+    for source in (jfk_path, *encoded_jfk.values()):
+        info = probe_audio(source, decode_seconds=2.0)
+        decoded = load_audio(source)
+        assert abs(info.duration - decoded.duration) < 0.1, source.name
+        assert info.format == decoded.info.format and info.codec == decoded.info.codec
+    for source in (jfk_path, encoded_jfk["wav"]):
+        cut = tmp_path / f"cut-{source.name}"
+        cut.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+        with pytest.raises(AudioDecodeError, match="truncated"):
+            probe_audio(cut, name="my talk")
+    with pytest.raises(AudioTooLongError):
+        probe_audio(jfk_path, max_duration=5.0)

@@ -35,6 +35,7 @@ __all__ = [
     "AudioSource",
     "find_audio_files",
     "load_audio",
+    "probe_audio",
     "sniff_format",
 ]
 
@@ -282,6 +283,114 @@ def _resample(mono: np.ndarray, sample_rate: int) -> np.ndarray:
     resampler = _resampler()
     outs = resampler.resample(frame) + resampler.resample(None)
     return np.concatenate([_to_mono(o) for o in outs])
+
+
+def probe_audio(
+    path: str | Path,
+    *,
+    name: str | None = None,
+    max_duration: float = DEFAULT_MAX_DURATION_S,
+    decode_seconds: float = 10.0,
+) -> AudioInfo:
+    """Check a recording without decoding all of it; its :class:`AudioInfo` (with its duration).
+
+    The container header is read, the first ``decode_seconds`` are decoded (corrupt data fails
+    there), and the rest is only demultiplexed: packets are counted, never decoded, so the
+    memory used stays the same whatever the length (a service checks an upload this way and
+    leaves the full decoding to its worker). Packets without timing are decoded one at a time
+    and only their sample count is kept.
+
+    Args:
+        path: the file.
+        name: the name used in error messages (default the file's name).
+        max_duration: longest accepted recording in seconds.
+        decode_seconds: how much of the start is decoded.
+
+    Raises:
+        EmptyAudioError: empty file or no audio samples.
+        AudioDecodeError: not audio, or corrupt or truncated data.
+        UnsupportedFormatError: a container without an audio stream.
+        AudioTooLongError: longer than ``max_duration`` (from the header or the packets).
+    """
+    name = name or Path(path).name
+    handle = _open_input(Path(path), name)
+    try:
+        container = av.open(handle, mode="r", metadata_errors="ignore")
+    except av.error.FFmpegError as e:
+        raise AudioDecodeError(
+            f"{name}: not a readable audio file (the decoder says: {e.strerror or e})."
+        ) from e
+    with container:
+        if not container.streams.audio:
+            kind = "video only" if container.streams.video else "no audio stream"
+            raise UnsupportedFormatError(f"{name}: contains {kind}; nothing to analyse.")
+        stream = container.streams.audio[0]
+        fmt = _FORMAT_NAMES.get(container.format.name, container.format.name.split(",")[0])
+        declared = (
+            float(stream.duration * stream.time_base)
+            if stream.duration and stream.time_base
+            else None
+        )
+        if declared is None and container.duration:
+            declared = container.duration / av.time_base
+        if fmt == "wav":
+            declared = _wav_declared_seconds(str(path)) or declared
+        if declared is not None and declared > max_duration:
+            raise _too_long(name, declared, max_duration)
+        codec = stream.codec_context
+        rate = int(codec.sample_rate or 0)
+        base = float(stream.time_base) if stream.time_base else 0.0
+        first: int | None = None  # timestamps in stream time base units (exact integers)
+        last = 0
+        untimed = 0.0  # seconds of packets without timestamps (counted by decoding them)
+        decoded = 0.0
+        limit_units = max_duration / base if base else float("inf")
+        try:
+            for count, packet in enumerate(container.demux(stream)):
+                pts, span = packet.pts, packet.duration
+                timed = pts is not None and bool(span) and bool(base)
+                if decoded < decode_seconds or not timed:
+                    seconds = sum(
+                        f.samples / (f.sample_rate or rate or 1) for f in codec.decode(packet)
+                    )
+                    decoded += seconds
+                    if not timed:
+                        untimed += seconds
+                if timed:
+                    if first is None or pts < first:
+                        first = pts
+                    if pts + span > last:
+                        last = pts + span
+                if count % 1024 == 0 and (
+                    (first is not None and last - first > limit_units) or untimed > max_duration
+                ):
+                    raise _too_long(name, _probed(first, last, base, untimed), max_duration)
+        except av.error.FFmpegError as e:
+            raise AudioDecodeError(
+                f"{name}: the audio data is corrupt or truncated (the decoder says: "
+                f"{e.strerror or e})."
+            ) from e
+        duration = _probed(first, last, base, untimed)
+        if duration > max_duration:
+            raise _too_long(name, duration, max_duration)
+        if decoded == 0:
+            duration = 0.0  # nothing decodes: corrupt (with a declared length) or empty
+        info = AudioInfo(
+            format=fmt,
+            codec=codec.name,
+            sample_rate=rate,
+            channels=int(codec.channels or 0),
+            duration=duration,
+            name=name,
+        )
+    _check_truncation(name, duration, declared)
+    if duration <= 0:
+        raise EmptyAudioError(f"{name}: the file contains no audio samples.")
+    return info
+
+
+def _probed(first: int | None, last: int, base: float, untimed: float) -> float:
+    return (last - first) * base + untimed if first is not None else untimed
 
 
 def load_audio(

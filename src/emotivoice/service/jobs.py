@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 TASK_NAME = "emotivoice.analyse"
 QUEUE_NAME = "emotivoice"
 _ORPHAN_FACTOR = 3  # a queued job untouched this many stale periods is requeued
+PARTIAL_MAX_AGE_S = 3600.0  # a half-written upload file this old belongs to a dead process
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -151,8 +152,12 @@ class Janitor:
                 logger.warning("Janitor sweep failed", exc_info=True)
 
     def sweep(self) -> int:
-        """Requeue stalled and orphaned jobs once; returns how many were requeued."""
+        """Requeue stalled and orphaned jobs once; returns how many were requeued.
+
+        Also removes upload files left half-written by a killed process.
+        """
         settings = self.store.settings
+        self.store.remove_stale_partials(PARTIAL_MAX_AGE_S)
         requeued = 0
         for analysis_id, attempt in self.store.stalled():
             requeued += self._requeue(analysis_id, attempt, "requeued: worker stopped responding")
