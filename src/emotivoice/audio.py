@@ -356,11 +356,10 @@ def probe_audio(
                     decoded += seconds
                     if not timed:
                         untimed += seconds
-                if timed:
+                if timed and pts is not None and span:
                     if first is None or pts < first:
                         first = pts
-                    if pts + span > last:
-                        last = pts + span
+                    last = max(last, pts + span)
                 if count % 1024 == 0 and (
                     (first is not None and last - first > limit_units) or untimed > max_duration
                 ):
