@@ -218,13 +218,29 @@ class _Callbacks(BaseHTTPRequestHandler):
         pass
 
 
+def _wait_callback(client: TestClient, analysis_id: str, status: str, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get(f"{API}/analyses/{analysis_id}").json()["callback_status"] == status:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"callback of {analysis_id} never became {status}")
+
+
 @pytest.mark.slow
 def test_job_runs_once_writes_exports_and_signs_its_callback(
     tmp_path: Path, jfk_path: Path
 ) -> None:
     server = HTTPServer(("127.0.0.1", 0), _Callbacks)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings = _settings(tmp_path, callback_secret="s3cret")
+    settings = _settings(
+        tmp_path,
+        callback_secret="s3cret",
+        callback_allowed_hosts=["127.0.0.1"],  # the test's receiver is on loopback
+        callback_allow_http=True,
+    )
     with TestClient(base_url=LOCAL, app=create_app(settings, janitor=False)) as client:
         store: Store = client.app.state.store  # type: ignore[attr-defined]
         upload = _upload(client, jfk_path).json()
@@ -237,6 +253,7 @@ def test_job_runs_once_writes_exports_and_signs_its_callback(
         ).json()["id"]
         assert run_job(store, aid, 0, "test-worker") == "completed"
         assert run_job(store, aid, 0, "test-worker") == "skipped"  # a redelivery is a no-op
+        _wait_callback(client, aid, "delivered")
         assert not store.complete(aid, 0, {"text": "overwrite"})  # finished results are final
         status = client.get(f"{API}/analyses/{aid}").json()
         assert status["status"] == "completed" and status["progress"] == 100
@@ -362,7 +379,7 @@ def test_callbacks_need_a_secret(tmp_path: Path, short_wav: Path) -> None:
         assert run_job(store, row.id, 0, "worker-without-secret") == "completed"
         done = client.get(f"{API}/analyses/{row.id}").json()
         assert done["status"] == "completed" and "fellow" in done["result"]["text"]
-        assert done["callback_status"] == "not sent: no callback secret configured"
+        assert done["callback_status"] == "failed"
     server.shutdown()
     assert len(_Callbacks.received) == before
 

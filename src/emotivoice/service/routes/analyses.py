@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
 from emotivoice.errors import EmotiVoiceError, InvalidConfigError, InvalidResultError
+from emotivoice.service.callbacks import check_callback_url
 from emotivoice.service.deps import Owner, Services, StoreDep, Svc
 from emotivoice.service.errors import CallbacksNotConfiguredError, NotFoundError, api_error
 from emotivoice.service.jobs import enqueue
@@ -80,12 +81,21 @@ def _check_options(settings: Settings, options: AnalysisOptionsIn) -> dict[str, 
 
 
 def _check_callback(settings: Settings, callback_url: Any) -> None:
-    """Refuse a callback URL when this server has no key to sign its notices with."""
-    if callback_url is not None and not settings.callback_secret:
+    """Refuse a callback URL this server cannot sign for or may not send to.
+
+    Raises:
+        CallbacksNotConfiguredError: the server has no callback secret.
+        CallbackRefusedError: not https, credentials in the URL, or a host that is not public
+            (see :func:`emotivoice.service.callbacks.check_callback_url`).
+    """
+    if callback_url is None:
+        return
+    if not settings.callback_secret:
         raise CallbacksNotConfiguredError(
             "This server has no callback secret (EMOTIVOICE_CALLBACK_SECRET), so it cannot sign "
             "completion notices; leave callback_url out, or ask the operator to set the secret."
         )
+    check_callback_url(settings, str(callback_url))
 
 
 def _queue(svc: Services, owner: str, upload_id: str, options: dict[str, Any], cb: Any) -> str:
