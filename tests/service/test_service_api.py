@@ -56,6 +56,10 @@ def _assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
 def test_health_ready_and_reference_routes(client: TestClient) -> None:
     health = client.get(f"{API}/health").json()
     assert health["database"] and health["queue"] and health["mode"] == "embedded"
+    not_ready = client.get(f"{API}/ready")  # no worker has said it is alive
+    assert not_ready.status_code == 503 and "No worker" in not_ready.json()["message"]
+    store: Store = client.app.state.store  # type: ignore[attr-defined]
+    store.worker_alive("host:123")
     assert client.get(f"{API}/ready").status_code == 200
     emotions = client.get(f"{API}/emotions").json()
     assert emotions["granular_count"] >= 20 and "happiness" in emotions["base"]
