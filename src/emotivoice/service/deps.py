@@ -22,10 +22,11 @@ from fastapi import Depends, Request
 from emotivoice.service.auth import RateLimiter, TokenSigner, limiter_storage_url, resolve_owner
 from emotivoice.service.errors import UnauthorizedError
 from emotivoice.service.jobs import Janitor, make_celery
+from emotivoice.service.quotas import StreamSlots
 from emotivoice.service.settings import Settings
 from emotivoice.service.storage import Store
 
-__all__ = ["Owner", "Services", "SettingsDep", "StoreDep", "Svc", "get_services"]
+__all__ = ["Owner", "Services", "SettingsDep", "StoreDep", "Svc", "charge", "get_services"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Services:
         # refused credentials per client address: guessing keys gets 429, not endless 401s
         self.auth_failures = RateLimiter(settings.auth_failures_per_minute, self.limiter.storage)
         self.signer = TokenSigner(settings)
+        self.streams = StreamSlots(settings.max_streams, storage)
         self.janitor = Janitor(self.store, self.celery)
         self._analyzer: Any = None
         self._lock = threading.Lock()
@@ -66,8 +68,9 @@ class Services:
         client: str,
         *,
         allow_token: bool,
-    ) -> str:
-        """Authenticate a request from its headers and query alone, and apply its rate limit.
+    ) -> tuple[str, str]:
+        """Authenticate a request from its headers and query alone, and apply its rate limit;
+        the owner it acts as and the name its rate limit is counted under.
 
         Raises:
             UnauthorizedError: a missing, unknown or revoked key, or a bad token.
@@ -82,8 +85,9 @@ class Services:
         except UnauthorizedError:
             self.auth_failures.count(f"auth@{client}")
             raise
-        self.limiter.check(owner if credential else f"{owner}@{client}")
-        return owner
+        rate_key = owner if credential else f"{owner}@{client}"
+        self.limiter.check(rate_key)
+        return owner, rate_key
 
     def queue_ok(self) -> bool:
         try:
@@ -120,9 +124,21 @@ def authenticate(request: Request) -> str:
         return admitted
     client = request.client.host if request.client else "unknown"
     read = request.method in ("GET", "HEAD")
-    return get_services(request).admit(
+    owner, rate_key = get_services(request).admit(
         request.headers, request.query_params, client, allow_token=read
     )
+    request.state.rate_key = rate_key
+    return owner
+
+
+def charge(request: Request, requests: int, what: str) -> None:
+    """Count ``requests`` more against the rate limit of the request's owner (a batch).
+
+    Raises:
+        RateLimitedError: the owner's allowance does not cover them.
+    """
+    if requests > 0:
+        get_services(request).limiter.check(request.state.rate_key, cost=requests, what=what)
 
 
 Svc = Annotated[Services, Depends(get_services)]

@@ -16,6 +16,7 @@ from emotivoice.errors import (
     MissingExtraError,
     ModelIntegrityError,
     ModelNotFoundError,
+    StreamError,
     StreamFrameTooLargeError,
     StreamProtocolError,
     StreamTooLongError,
@@ -34,6 +35,7 @@ __all__ = [
     "RateLimitedError",
     "RequestTooLargeError",
     "StorageQuotaExceededError",
+    "StreamIdleError",
     "UnauthorizedError",
     "api_error",
 ]
@@ -79,6 +81,12 @@ class FileTooLargeError(AudioError):
     """An upload is larger than the configured limit."""
 
     code = "FILE_TOO_LARGE"
+
+
+class StreamIdleError(StreamError):
+    """A live stream sent nothing for longer than the idle limit."""
+
+    code = "STREAM_IDLE"
 
 
 class RequestTooLargeError(EmotiVoiceError):
@@ -134,6 +142,7 @@ _STATUS: tuple[tuple[type[EmotiVoiceError], int], ...] = (
     (StreamFrameTooLargeError, 413),
     (StreamTooLongError, 413),
     (StreamProtocolError, 400),
+    (StreamIdleError, 408),
     (UnsupportedFormatError, 415),
     (EmptyAudioError, 422),
     (AudioTooLongError, 422),

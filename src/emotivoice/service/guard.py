@@ -122,10 +122,11 @@ class RequestGuard:
                     # authenticate from headers only, before one byte of the body is read
                     client = scope["client"][0] if scope.get("client") else "unknown"
                     query = QueryParams(scope.get("query_string", b""))
-                    owner = await run_in_threadpool(
+                    owner, rate_key = await run_in_threadpool(
                         services.admit, headers, query, client, allow_token=False
                     )
-                    scope.setdefault("state", {})["owner"] = owner
+                    state = scope.setdefault("state", {})
+                    state["owner"], state["rate_key"] = owner, rate_key
                 limit, too_large = self._body_limit(settings, path)
                 declared = headers.get("content-length")
                 if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     stream_idle_timeout_s: float = Field(
         default=30.0, gt=0, description="A live stream that sends nothing this long is closed."
     )
+    stream_check_interval_s: float = Field(
+        default=2.0, gt=0, description="How often an open stream checks its key is not revoked."
+    )
     stream_max_speed: float = Field(
         default=4.0,
         gt=0,
