@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -49,7 +51,7 @@ from emotivoice.streaming.analyzer import StreamingAnalyzer, StreamOptions
 from emotivoice.streaming.decoder import ENCODINGS
 from emotivoice.streaming.events import ErrorEvent, SavedEvent, StreamEvent
 
-__all__ = ["CLOSE_CODES", "StartMessage", "StreamLimits", "router"]
+__all__ = ["CLOSE_CODES", "StartMessage", "StreamLimits", "encode_opus", "router"]
 
 logger = logging.getLogger(__name__)
 
@@ -379,11 +381,20 @@ class _Session:
         for event in await run_in_threadpool(stream.finish):
             await self._send(event)
         if save and stream.recording().size and self.store is not None:
-            wav = stream.recording_wav()
-            name = f"stream-{time.strftime('%Y%m%d-%H%M%S')}.wav"
-            record = await run_in_threadpool(self.store.create_upload, self.owner, wav, name)
+            data, extension = await run_in_threadpool(self._recording_file, stream)
+            name = f"stream-{time.strftime('%Y%m%d-%H%M%S')}.{extension}"
+            record = await run_in_threadpool(self.store.create_upload, self.owner, data, name)
             await self._send(SavedEvent(upload_id=str(record.id), duration=stream.duration))
         await self._send(self._stats())
+
+    def _recording_file(self, stream: StreamingAnalyzer) -> tuple[bytes, str]:
+        """The recording as WAV when that fits the upload limit, else as Ogg/Opus (a long
+        stream, up to hours at 32 kbit/s, fits where its WAV would not)."""
+        wav = stream.recording_wav()
+        limit = getattr(self.settings, "max_upload_bytes", None)
+        if limit is None or len(wav) <= limit:
+            return wav, "wav"
+        return encode_opus(stream.recording()), "opus"
 
     def _stats(self, throttled: bool = False) -> StreamEvent:
         backlog = self.queued_bytes / self.bytes_per_s
@@ -413,6 +424,40 @@ class _Session:
         if self.ws.client_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await self.ws.close(code)
+
+
+_OPUS_BITRATE = 32000  # speech at 16 kHz: transparent enough for re-analysis, 14 MB an hour
+
+
+def encode_opus(samples: np.ndarray) -> bytes:
+    """16 kHz mono 16-bit ``samples`` as an Ogg/Opus file."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, mode="w", format="ogg") as container:
+        opus = container.add_stream("libopus", rate=SAMPLE_RATE, layout="mono")
+        opus.bit_rate = _OPUS_BITRATE
+        resampler = av.AudioResampler(
+            format=opus.codec_context.format.name,
+            layout="mono",
+            rate=SAMPLE_RATE,
+            frame_size=opus.codec_context.frame_size or None,
+        )
+        step = SAMPLE_RATE * 60  # a minute at a time: memory stays small for long streams
+        for start in range(0, len(samples), step):
+            frame = av.AudioFrame.from_ndarray(
+                samples[start : start + step].reshape(1, -1), format="s16", layout="mono"
+            )
+            frame.sample_rate = SAMPLE_RATE
+            for resampled in resampler.resample(frame):
+                for packet in opus.encode(resampled):
+                    container.mux(packet)
+        for resampled in resampler.resample(None):
+            for packet in opus.encode(resampled):
+                container.mux(packet)
+        for packet in opus.encode(None):
+            container.mux(packet)
+    return out.getvalue()
 
 
 def _message_type(text: str) -> str | None:
