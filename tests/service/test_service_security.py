@@ -7,6 +7,7 @@ checks of the keys-off default, security headers, tokens instead of keys in URLs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -258,7 +259,22 @@ def test_the_access_log_never_shows_a_key_or_token(tmp_path: Path) -> None:
         token = client.post("/tokens", headers={"X-API-Key": key.secret}).json()["token"]
         assert client.get("/uploads", params={"token": token}).status_code == 200
         assert client.get("/uploads", params={"api_key": "ev_wrong-guess"}).status_code == 401
+        ws_url = str(client.base_url).replace("http://", "ws://").rstrip("/") + "/stream"
+        for query in (f"token={token}", f"api_key={key.secret}"):
+            asyncio.run(_open_and_close(f"{ws_url}?{query}"))
     text = log.read_text()
+    assert '"WebSocket /api/v1/stream?token=[redacted]" [accepted]' in text, text[-2000:]
     assert "GET /api/v1/uploads?api_key=[redacted]" in text, text[-2000:]
     for secret in (key.secret, token, "ev_wrong-guess"):
         assert secret not in text
+
+
+async def _open_and_close(url: str) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    async with connect(url) as ws:
+        await ws.send(json.dumps({"type": "stop"}))  # not a start: the server closes (1007)
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in ws:
+                pass

@@ -12,6 +12,8 @@ import re
 __all__ = ["ACCESS_LOGGER", "RedactSecrets", "redact", "redact_access_log"]
 
 ACCESS_LOGGER = "uvicorn.access"
+# uvicorn logs WebSocket handshakes ("WebSocket /api/v1/stream?token=..." [accepted]) here
+_SERVER_LOGGER = "uvicorn.error"
 _SECRET_PARAM = re.compile(r"(?i)([?&](?:api_key|token)=)[^&#\s\"]*")
 
 
@@ -32,7 +34,8 @@ class RedactSecrets(logging.Filter):
 
 
 def redact_access_log() -> None:
-    """Install :class:`RedactSecrets` on the access logger (once)."""
-    logger = logging.getLogger(ACCESS_LOGGER)
-    if not any(isinstance(f, RedactSecrets) for f in logger.filters):
-        logger.addFilter(RedactSecrets())
+    """Install :class:`RedactSecrets` on the server's access and WebSocket loggers (once)."""
+    for name in (ACCESS_LOGGER, _SERVER_LOGGER):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+            logger.addFilter(RedactSecrets())
