@@ -136,3 +136,13 @@ def test_stored_audio_has_a_quota_per_key(tmp_path: Path, short_wav: Path) -> No
         assert upload(client, bob.secret).status_code == 201  # each key has its own quota
         client.delete(f"{API}/uploads/{first['id']}", headers={"X-API-Key": alice.secret})
         assert upload(client, alice.secret).status_code == 201
+
+
+def test_a_file_name_too_long_for_the_multipart_parser_is_explained(
+    tmp_path: Path, short_wav: Path
+) -> None:
+    with TestClient(create_app(_settings(tmp_path), janitor=False), base_url=LOCAL) as client:
+        with short_wav.open("rb") as f:  # 6 KB of file name: over the parser's header limit
+            response = client.post(f"{API}/uploads", files={"file": ("é" * 3000 + ".wav", f)})
+        message = _assert_error(response, 400, "INVALID_MULTIPART")["message"]
+        assert "file name" in message

@@ -61,6 +61,13 @@ _HTTP_CODES = {
 }
 
 
+_MULTIPART_PARSER_MESSAGE = "Invalid multipart data."  # python-multipart's, for any fault
+_MULTIPART_MESSAGE = (
+    "The upload's multipart body could not be read: it is malformed, or the headers of its file "
+    "part (the file name, mostly) are longer than about 4 KB. Send the file with a shorter name."
+)
+
+
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Any:
     body = ErrorBody(code=code, message=message)
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
@@ -89,6 +96,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             return await engine_error(request, exc.__cause__)
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
         message = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        if exc.status_code == 400 and message == _MULTIPART_PARSER_MESSAGE:
+            code, message = "INVALID_MULTIPART", _MULTIPART_MESSAGE
         return _error(exc.status_code, code, message, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
