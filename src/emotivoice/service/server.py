@@ -67,6 +67,8 @@ class _Liveness:
         from emotivoice.service.storage import Store
 
         self.store = Store(settings, migrate_schema=False)
+        # The pool processes Celery forks from this one must not touch its database connections.
+        os.register_at_fork(after_in_child=lambda: self.store.engine.dispose(close=False))
         self.name = name
         self.period = max(0.5, min(5.0, settings.stale_after_s / 4))
         self._stop = threading.Event()
