@@ -185,8 +185,11 @@ def test_the_status_tells_nothing_about_the_network(
 
 
 def test_a_stored_url_is_checked_again_when_delivered(
-    tmp_path: Path, short_wav: Path, receiver: int
+    tmp_path: Path, short_wav: Path, receiver: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import emotivoice.service.callbacks as callbacks
+
+    monkeypatch.setattr(callbacks, "_courier", callbacks.Courier(tries=3, backoff_s=0.05))
     Receiver.release.set()
     settings = _settings(tmp_path, callback_allow_http=True)  # loopback is not allowed
     with TestClient(create_app(settings, janitor=False), base_url=LOCAL) as client:

@@ -89,6 +89,17 @@ class Console:
         page.on("pageerror", lambda e: self.errors.append(str(e)))
 
 
+def wait_until(page: Any, expression: str, timeout_ms: int, arg: Any = None) -> None:
+    """Poll ``expression`` until it is true. ``page.wait_for_function`` polls with ``eval``,
+    which the UI's Content Security Policy forbids; ``page.evaluate`` is not subject to it."""
+    import time
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression, arg):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(100)
+
+
 def _shot(page: Any, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -116,7 +127,7 @@ def test_upload_analyse_result_and_exports(browser: Any, server: str, jfk_path: 
     # analysed without explanations: the Explain view offers every method to analyse again
     assert page.locator("#explain fieldset input[name='explain-method']").count() == 4
     segment.click()  # seeks the player; words get highlighted while it plays
-    page.wait_for_function("document.getElementById('player').currentTime > 0.5", timeout=15_000)
+    wait_until(page, "document.getElementById('player').currentTime > 0.5", 15_000)
     page.wait_for_selector("#transcript .word.current", timeout=15_000)
     _shot(page, "result")
     downloads = {}
@@ -159,9 +170,7 @@ def test_live_page_with_the_fake_microphone(browser: Any, server: str) -> None:
     _shot(page, "live-idle")
     page.click("#start")
     page.wait_for_selector("#finals .final-text", timeout=90_000)
-    page.wait_for_function(
-        "document.getElementById('finals').innerText.includes('Americans')", timeout=90_000
-    )
+    wait_until(page, "document.getElementById('finals').innerText.includes('Americans')", 90_000)
     assert page.locator("#meter .bar").count() == 6
     assert page.locator("#live-timeline svg").count() == 1
     assert "s" in page.inner_text("#latency")
@@ -215,8 +224,8 @@ def test_explain_view_with_every_method(browser: Any, server: str, data_dir: Pat
         assert caption in figure.locator("figcaption").inner_text(), kind
         image = figure.locator("img")
         image.scroll_into_view_if_needed()  # the figures load lazily
-        page.wait_for_function(
-            "img => img.complete && img.naturalWidth === 800", arg=image.element_handle()
+        wait_until(
+            page, "img => img.complete && img.naturalWidth === 800", 30_000, image.element_handle()
         )
     _shot(page, "result-explain")
     # analyse again with other methods from the result page
@@ -265,7 +274,7 @@ def test_with_keys_on_the_key_never_appears_in_a_url(
         page.wait_for_selector("#queue td:has-text('completed')", timeout=180_000)
         page.click("#queue a:has-text('open')")
         page.wait_for_selector("#transcript .segment", timeout=30_000)
-        page.wait_for_function("document.getElementById('player').readyState >= 1", timeout=15_000)
+        wait_until(page, "document.getElementById('player').readyState >= 1", 15_000)
         urls.append(page.get_attribute("#export-json", "href") or "")
         with page.expect_download() as info:  # the link works with its token
             page.click("#export-json")
