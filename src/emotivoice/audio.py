@@ -201,24 +201,24 @@ def _decode_container(source: AudioSource, name: str, max_duration: float) -> Au
             declared = container.duration / av.time_base
         if declared is not None and declared > max_duration:
             raise _too_long(name, declared, max_duration)
-        chunks: list[np.ndarray] = []
-        n_samples = 0
+        # Resampled frame by frame into one buffer sized from the declared length (grown when
+        # the file holds more): a long recording costs its 16 kHz samples once, not twice.
+        samples = _SampleBuffer(int((declared or 0.0) * SAMPLE_RATE * 1.01) + SAMPLE_RATE)
         max_samples = int(max_duration * SAMPLE_RATE)
         resampler = _resampler()
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    chunks.append(_to_mono(out))
-                    n_samples += out.samples
-                if n_samples > max_samples:
-                    raise _too_long(name, n_samples / SAMPLE_RATE, max_duration)
-            chunks.extend(_to_mono(out) for out in resampler.resample(None))
+                    samples.append(_to_mono(out))
+                if len(samples) > max_samples:
+                    raise _too_long(name, len(samples) / SAMPLE_RATE, max_duration)
+            for out in resampler.resample(None):
+                samples.append(_to_mono(out))
         except av.error.FFmpegError as e:
             raise AudioDecodeError(
                 f"{name}: the audio data is corrupt or truncated (the decoder says: "
                 f"{e.strerror or e})."
             ) from e
-        samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
         info = AudioInfo(
             format=fmt,
             codec=stream.codec_context.name,
@@ -230,7 +230,34 @@ def _decode_container(source: AudioSource, name: str, max_duration: float) -> Au
     if fmt == "wav":
         declared = _wav_declared_seconds(source) or declared
     _check_truncation(name, info.duration, declared)
-    return Audio(samples=samples.astype(np.float32, copy=False), info=info)
+    return Audio(samples=samples.array(), info=info)
+
+
+class _SampleBuffer:
+    """float32 samples appended in place; the capacity doubles when it runs out."""
+
+    def __init__(self, capacity: int) -> None:
+        # np.empty reserves memory without touching it: unused capacity costs no resident memory.
+        self._data = np.empty(max(capacity, 1), dtype=np.float32)
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def append(self, chunk: np.ndarray) -> None:
+        end = self._size + len(chunk)
+        if end > len(self._data):
+            grown = np.empty(max(end, 2 * len(self._data)), dtype=np.float32)
+            grown[: self._size] = self._data[: self._size]
+            self._data = grown
+        self._data[self._size : end] = chunk
+        self._size = end
+
+    def array(self) -> np.ndarray:
+        """The samples; a copy when the buffer is much larger, so the slack is returned."""
+        if self._size < len(self._data) * 0.9:
+            return self._data[: self._size].copy()
+        return self._data[: self._size]
 
 
 def _check_truncation(name: str, decoded: float, declared: float | None) -> None:
