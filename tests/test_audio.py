@@ -175,3 +175,45 @@ def test_bad_array_inputs() -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(AudioDecodeError, match="not found"):
         load_audio(tmp_path / "nope.wav")
+
+
+def test_probe_matches_decoding_in_every_format(
+    jfk_path: Path, encoded_jfk: dict[str, Path], tmp_path: Path
+) -> None:
+    from emotivoice.audio import probe_audio
+
+    for source in (jfk_path, *encoded_jfk.values()):
+        info = probe_audio(source, decode_seconds=2.0)
+        decoded = load_audio(source)
+        assert abs(info.duration - decoded.duration) < 0.1, source.name
+        assert info.format == decoded.info.format and info.codec == decoded.info.codec
+    for source in (jfk_path, encoded_jfk["wav"]):
+        cut = tmp_path / f"cut-{source.name}"
+        cut.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+        with pytest.raises(AudioDecodeError, match="truncated"):
+            probe_audio(cut, name="my talk")
+    with pytest.raises(AudioTooLongError):
+        probe_audio(jfk_path, max_duration=5.0)
+
+
+def test_decoding_a_long_recording_holds_its_samples_once(tmp_path: Path) -> None:
+    """The 16 kHz samples are written into one buffer (no list of chunks joined at the end)."""
+    import tracemalloc
+    import wave
+
+    path = tmp_path / "twenty-minutes.wav"  # 8-bit at 1 kHz: 1.2 MB that decode to 77 MB
+    rng = np.random.default_rng(0)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(1)
+        w.setframerate(1000)
+        w.writeframes(rng.integers(100, 156, 1200 * 1000, dtype=np.uint8).tobytes())
+    tracemalloc.start()
+    try:
+        audio = load_audio(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert abs(audio.duration - 1200.0) < 0.1
+    assert audio.samples.dtype == np.float32 and audio.samples.flags.c_contiguous
+    assert peak < 1.4 * audio.samples.nbytes, f"{peak / audio.samples.nbytes:.2f}x the samples"

@@ -35,6 +35,7 @@ __all__ = [
     "AudioSource",
     "find_audio_files",
     "load_audio",
+    "probe_audio",
     "sniff_format",
 ]
 
@@ -208,33 +209,26 @@ def _decode_container(
             declared = container.duration / av.time_base
         if declared is not None and declared > max_duration:
             raise _too_long(name, declared, max_duration)
-        chunks: list[np.ndarray] = []
-        n_samples = 0
+        # Resampled frame by frame into one buffer sized from the declared length (grown when
+        # the file holds more): a long recording costs its 16 kHz samples once, not twice.
+        samples = _SampleBuffer(int((declared or 0.0) * SAMPLE_RATE * 1.01) + SAMPLE_RATE)
+        planes: list[_SampleBuffer] = []  # the separate channels, when kept
         max_samples = int(max_duration * SAMPLE_RATE)
         resampler = _resampler()
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray() if keep_channels else _to_mono(out))
-                    n_samples += out.samples
-                if n_samples > max_samples:
-                    raise _too_long(name, n_samples / SAMPLE_RATE, max_duration)
-            chunks.extend(
-                out.to_ndarray() if keep_channels else _to_mono(out)
-                for out in resampler.resample(None)
-            )
+                    _take(out, samples, planes, keep_channels)
+                if len(samples) > max_samples:
+                    raise _too_long(name, len(samples) / SAMPLE_RATE, max_duration)
+            for out in resampler.resample(None):
+                _take(out, samples, planes, keep_channels)
         except av.error.FFmpegError as e:
             raise AudioDecodeError(
                 f"{name}: the audio data is corrupt or truncated (the decoder says: "
                 f"{e.strerror or e})."
             ) from e
-        channels: np.ndarray | None = None
-        if keep_channels:
-            planes = np.concatenate(chunks, axis=1) if chunks else np.zeros((1, 0), np.float32)
-            samples = planes.mean(axis=0, dtype=np.float32) if len(planes) > 1 else planes[0]
-            channels = planes.astype(np.float32, copy=False) if len(planes) > 1 else None
-        else:
-            samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+        channels = np.stack([plane.array() for plane in planes]) if len(planes) > 1 else None
         info = AudioInfo(
             format=fmt,
             codec=stream.codec_context.name,
@@ -246,7 +240,55 @@ def _decode_container(
     if fmt == "wav":
         declared = _wav_declared_seconds(source) or declared
     _check_truncation(name, info.duration, declared)
-    return Audio(samples=samples.astype(np.float32, copy=False), info=info, channels=channels)
+    return Audio(samples=samples.array(), info=info, channels=channels)
+
+
+class _SampleBuffer:
+    """float32 samples appended in place; the capacity doubles when it runs out."""
+
+    def __init__(self, capacity: int) -> None:
+        # np.empty reserves memory without touching it: unused capacity costs no resident memory.
+        self._data = np.empty(max(capacity, 1), dtype=np.float32)
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def capacity(self) -> int:
+        """Samples the buffer holds before it grows."""
+        return len(self._data)
+
+    def append(self, chunk: np.ndarray) -> None:
+        end = self._size + len(chunk)
+        if end > len(self._data):
+            grown = np.empty(max(end, 2 * len(self._data)), dtype=np.float32)
+            grown[: self._size] = self._data[: self._size]
+            self._data = grown
+        self._data[self._size : end] = chunk
+        self._size = end
+
+    def array(self) -> np.ndarray:
+        """The samples; a copy when the buffer is much larger, so the slack is returned."""
+        if self._size < len(self._data) * 0.9:
+            return self._data[: self._size].copy()
+        return self._data[: self._size]
+
+
+def _take(
+    frame: av.AudioFrame, samples: _SampleBuffer, planes: list[_SampleBuffer], keep: bool
+) -> None:
+    """Append a resampled frame: its channel average to ``samples`` and, when ``keep``, each
+    channel to its own buffer in ``planes`` (made at the first frame)."""
+    if not keep:
+        samples.append(_to_mono(frame))
+        return
+    data: np.ndarray = frame.to_ndarray()
+    if not planes:
+        planes.extend(_SampleBuffer(samples.capacity) for _ in range(len(data)))
+    for plane, row in zip(planes, data, strict=True):
+        plane.append(row)
+    samples.append(data.mean(axis=0, dtype=np.float32) if len(data) > 1 else data[0])
 
 
 def _check_truncation(name: str, decoded: float, declared: float | None) -> None:
@@ -309,6 +351,113 @@ def _resample(mono: np.ndarray, sample_rate: int) -> np.ndarray:
     resampler = _resampler()
     outs = resampler.resample(frame) + resampler.resample(None)
     return np.concatenate([_to_mono(o) for o in outs])
+
+
+def probe_audio(
+    path: str | Path,
+    *,
+    name: str | None = None,
+    max_duration: float = DEFAULT_MAX_DURATION_S,
+    decode_seconds: float = 10.0,
+) -> AudioInfo:
+    """Check a recording without decoding all of it; its :class:`AudioInfo` (with its duration).
+
+    The container header is read, the first ``decode_seconds`` are decoded (corrupt data fails
+    there), and the rest is only demultiplexed: packets are counted, never decoded, so the
+    memory used stays the same whatever the length (a service checks an upload this way and
+    leaves the full decoding to its worker). Packets without timing are decoded one at a time
+    and only their sample count is kept.
+
+    Args:
+        path: the file.
+        name: the name used in error messages (default the file's name).
+        max_duration: longest accepted recording in seconds.
+        decode_seconds: how much of the start is decoded.
+
+    Raises:
+        EmptyAudioError: empty file or no audio samples.
+        AudioDecodeError: not audio, or corrupt or truncated data.
+        UnsupportedFormatError: a container without an audio stream.
+        AudioTooLongError: longer than ``max_duration`` (from the header or the packets).
+    """
+    name = name or Path(path).name
+    handle = _open_input(Path(path), name)
+    try:
+        container = av.open(handle, mode="r", metadata_errors="ignore")
+    except av.error.FFmpegError as e:
+        raise AudioDecodeError(
+            f"{name}: not a readable audio file (the decoder says: {e.strerror or e})."
+        ) from e
+    with container:
+        if not container.streams.audio:
+            kind = "video only" if container.streams.video else "no audio stream"
+            raise UnsupportedFormatError(f"{name}: contains {kind}; nothing to analyse.")
+        stream = container.streams.audio[0]
+        fmt = _FORMAT_NAMES.get(container.format.name, container.format.name.split(",")[0])
+        declared = (
+            float(stream.duration * stream.time_base)
+            if stream.duration and stream.time_base
+            else None
+        )
+        if declared is None and container.duration:
+            declared = container.duration / av.time_base
+        if fmt == "wav":
+            declared = _wav_declared_seconds(str(path)) or declared
+        if declared is not None and declared > max_duration:
+            raise _too_long(name, declared, max_duration)
+        codec = stream.codec_context
+        rate = int(codec.sample_rate or 0)
+        base = float(stream.time_base) if stream.time_base else 0.0
+        first: int | None = None  # timestamps in stream time base units (exact integers)
+        last = 0
+        untimed = 0.0  # seconds of packets without timestamps (counted by decoding them)
+        decoded = 0.0
+        limit_units = max_duration / base if base else float("inf")
+        try:
+            for count, packet in enumerate(container.demux(stream)):
+                pts, span = packet.pts, packet.duration
+                timed = pts is not None and bool(span) and bool(base)
+                if decoded < decode_seconds or not timed:
+                    seconds = sum(
+                        f.samples / (f.sample_rate or rate or 1) for f in codec.decode(packet)
+                    )
+                    decoded += seconds
+                    if not timed:
+                        untimed += seconds
+                if timed and pts is not None and span:
+                    if first is None or pts < first:
+                        first = pts
+                    last = max(last, pts + span)
+                if count % 1024 == 0 and (
+                    (first is not None and last - first > limit_units) or untimed > max_duration
+                ):
+                    raise _too_long(name, _probed(first, last, base, untimed), max_duration)
+        except av.error.FFmpegError as e:
+            raise AudioDecodeError(
+                f"{name}: the audio data is corrupt or truncated (the decoder says: "
+                f"{e.strerror or e})."
+            ) from e
+        duration = _probed(first, last, base, untimed)
+        if duration > max_duration:
+            raise _too_long(name, duration, max_duration)
+        if decoded == 0:
+            duration = 0.0  # nothing decodes: corrupt (with a declared length) or empty
+        info = AudioInfo(
+            format=fmt,
+            codec=codec.name,
+            sample_rate=rate,
+            channels=int(codec.channels or 0),
+            duration=duration,
+            name=name,
+        )
+    _check_truncation(name, duration, declared)
+    if duration <= 0:
+        raise EmptyAudioError(f"{name}: the file contains no audio samples.")
+    return info
+
+
+def _probed(first: int | None, last: int, base: float, untimed: float) -> float:
+    return (last - first) * base + untimed if first is not None else untimed
 
 
 def load_audio(

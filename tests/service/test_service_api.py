@@ -26,6 +26,7 @@ from emotivoice.service.settings import Settings, load_settings
 from emotivoice.service.storage import Store
 
 API = "/api/v1"
+LOCAL = "http://127.0.0.1"  # a loopback Host: with keys off the server answers only to those
 
 
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -34,7 +35,7 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(_settings(tmp_path), janitor=False)) as c:
+    with TestClient(base_url=LOCAL, app=create_app(_settings(tmp_path), janitor=False)) as c:
         yield c
 
 
@@ -55,6 +56,10 @@ def _assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
 def test_health_ready_and_reference_routes(client: TestClient) -> None:
     health = client.get(f"{API}/health").json()
     assert health["database"] and health["queue"] and health["mode"] == "embedded"
+    not_ready = client.get(f"{API}/ready")  # no worker has said it is alive
+    assert not_ready.status_code == 503 and "No worker" in not_ready.json()["message"]
+    store: Store = client.app.state.store  # type: ignore[attr-defined]
+    store.worker_alive("host:123")
     assert client.get(f"{API}/ready").status_code == 200
     emotions = client.get(f"{API}/emotions").json()
     assert emotions["granular_count"] >= 20 and "happiness" in emotions["base"]
@@ -80,7 +85,7 @@ def test_upload_is_sniffed_and_stored_under_a_generated_id(
 
 def test_bad_uploads_get_their_codes(tmp_path: Path, jfk_path: Path) -> None:
     settings = _settings(tmp_path, max_upload_mb=0.5)
-    with TestClient(create_app(settings, janitor=False)) as client:
+    with TestClient(base_url=LOCAL, app=create_app(settings, janitor=False)) as client:
         _assert_error(_upload(client, jfk_path), 413, "FILE_TOO_LARGE")  # 1.1 MB
         text = tmp_path / "notes.wav"
         text.write_text("this is not audio at all, whatever the extension says\n" * 20)
@@ -96,7 +101,7 @@ def test_bad_uploads_get_their_codes(tmp_path: Path, jfk_path: Path) -> None:
 
 def test_chunked_upload_over_the_limit_is_refused_while_reading(tmp_path: Path) -> None:
     settings = _settings(tmp_path, max_upload_mb=0.1)
-    with TestClient(create_app(settings, janitor=False)) as client:
+    with TestClient(base_url=LOCAL, app=create_app(settings, janitor=False)) as client:
         boundary = "b0undary"
         body = (
             (
@@ -166,7 +171,7 @@ def test_keys_isolate_owners_and_are_required(tmp_path: Path, jfk_path: Path) ->
     settings = _settings(tmp_path, require_api_key=True)
     store = Store(settings)
     alice, bob = store.create_key("alice"), store.create_key("bob")
-    with TestClient(create_app(settings, janitor=False)) as client:
+    with TestClient(base_url=LOCAL, app=create_app(settings, janitor=False)) as client:
         _assert_error(client.get(f"{API}/uploads"), 401, "UNAUTHORIZED")
         _assert_error(
             client.get(f"{API}/uploads", headers={"X-API-Key": "ev_bad"}), 401, "UNAUTHORIZED"
@@ -195,7 +200,9 @@ def test_keys_isolate_owners_and_are_required(tmp_path: Path, jfk_path: Path) ->
 
 
 def test_rate_limit_answers_429(tmp_path: Path) -> None:
-    with TestClient(create_app(_settings(tmp_path, rate_limit_per_minute=3), janitor=False)) as c:
+    with TestClient(
+        base_url=LOCAL, app=create_app(_settings(tmp_path, rate_limit_per_minute=3), janitor=False)
+    ) as c:
         assert [c.get(f"{API}/uploads").status_code for _ in range(3)] == [200] * 3
         response = c.get(f"{API}/uploads")
         _assert_error(response, 429, "RATE_LIMITED")
@@ -215,14 +222,30 @@ class _Callbacks(BaseHTTPRequestHandler):
         pass
 
 
+def _wait_callback(client: TestClient, analysis_id: str, status: str, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get(f"{API}/analyses/{analysis_id}").json()["callback_status"] == status:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"callback of {analysis_id} never became {status}")
+
+
 @pytest.mark.slow
 def test_job_runs_once_writes_exports_and_signs_its_callback(
     tmp_path: Path, jfk_path: Path
 ) -> None:
     server = HTTPServer(("127.0.0.1", 0), _Callbacks)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings = _settings(tmp_path, callback_secret="s3cret")
-    with TestClient(create_app(settings, janitor=False)) as client:
+    settings = _settings(
+        tmp_path,
+        callback_secret="s3cret",
+        callback_allowed_hosts=["127.0.0.1"],  # the test's receiver is on loopback
+        callback_allow_http=True,
+    )
+    with TestClient(base_url=LOCAL, app=create_app(settings, janitor=False)) as client:
         store: Store = client.app.state.store  # type: ignore[attr-defined]
         upload = _upload(client, jfk_path).json()
         aid = client.post(
@@ -234,6 +257,7 @@ def test_job_runs_once_writes_exports_and_signs_its_callback(
         ).json()["id"]
         assert run_job(store, aid, 0, "test-worker") == "completed"
         assert run_job(store, aid, 0, "test-worker") == "skipped"  # a redelivery is a no-op
+        _wait_callback(client, aid, "delivered")
         assert not store.complete(aid, 0, {"text": "overwrite"})  # finished results are final
         status = client.get(f"{API}/analyses/{aid}").json()
         assert status["status"] == "completed" and status["progress"] == 100
@@ -284,7 +308,7 @@ def test_bad_audio_job_fails_with_code_and_janitor_requeues_stalled_jobs(
     tmp_path: Path, jfk_path: Path
 ) -> None:
     settings = _settings(tmp_path, stale_after_s=0.2, max_attempts=2)
-    with TestClient(create_app(settings, janitor=False)) as client:
+    with TestClient(base_url=LOCAL, app=create_app(settings, janitor=False)) as client:
         store: Store = client.app.state.store  # type: ignore[attr-defined]
         upload = _upload(client, jfk_path.parent / "hotwords.mp3").json()
         # The stored file is damaged after upload: the job fails with a code, not a traceback.
@@ -338,7 +362,7 @@ def test_callbacks_need_a_secret(tmp_path: Path, short_wav: Path) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     hook = f"http://127.0.0.1:{server.server_port}/hook"
     before = len(_Callbacks.received)
-    with TestClient(create_app(_settings(tmp_path), janitor=False)) as client:
+    with TestClient(base_url=LOCAL, app=create_app(_settings(tmp_path), janitor=False)) as client:
         store: Store = client.app.state.store  # type: ignore[attr-defined]
         upload = _upload(client, short_wav).json()
         refused = client.post(
@@ -359,7 +383,7 @@ def test_callbacks_need_a_secret(tmp_path: Path, short_wav: Path) -> None:
         assert run_job(store, row.id, 0, "worker-without-secret") == "completed"
         done = client.get(f"{API}/analyses/{row.id}").json()
         assert done["status"] == "completed" and "fellow" in done["result"]["text"]
-        assert done["callback_status"] == "not sent: no callback secret configured"
+        assert done["callback_status"] == "failed"
     server.shutdown()
     assert len(_Callbacks.received) == before
 
@@ -379,7 +403,7 @@ def test_keys_cli_creates_lists_and_revokes_keys(
     assert key_id and secret, created
     key_id_text, headers = key_id[1], {"X-API-Key": secret[1]}
     settings = _settings(tmp_path, require_api_key=True)
-    with TestClient(create_app(settings, janitor=False)) as client:
+    with TestClient(base_url=LOCAL, app=create_app(settings, janitor=False)) as client:
         assert client.get(f"{API}/uploads", headers=headers).status_code == 200
         _assert_error(client.get(f"{API}/uploads"), 401, "UNAUTHORIZED")
         assert main(["keys", "list", *home]) == EXIT_OK
@@ -401,11 +425,12 @@ def test_keys_cli_creates_lists_and_revokes_keys(
 def test_cors_answers_only_configured_origins(tmp_path: Path) -> None:
     allowed, other = "http://app.example:3000", "http://elsewhere.example"
     settings = _settings(tmp_path, cors_origins=[allowed], max_upload_mb=0.01)
-    with TestClient(create_app(settings, janitor=False)) as client:
+    with TestClient(base_url=LOCAL, app=create_app(settings, janitor=False)) as client:
         ok = client.get(f"{API}/health", headers={"Origin": allowed})
         assert ok.headers["access-control-allow-origin"] == allowed
         refused = client.get(f"{API}/health", headers={"Origin": other})
-        assert refused.status_code == 200 and "access-control-allow-origin" not in refused.headers
+        # with keys off a page of another origin is refused outright (403), CORS or not
+        assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
         ask = {
             "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "x-api-key",
@@ -424,7 +449,9 @@ def test_cors_answers_only_configured_origins(tmp_path: Path) -> None:
         )
         _assert_error(big, 413, "FILE_TOO_LARGE")
         assert big.headers["access-control-allow-origin"] == allowed
-    with TestClient(create_app(_settings(tmp_path / "no-cors"), janitor=False)) as client:
+    with TestClient(
+        base_url=LOCAL, app=create_app(_settings(tmp_path / "no-cors"), janitor=False)
+    ) as client:
         plain = client.get(f"{API}/health", headers={"Origin": allowed})
         assert "access-control-allow-origin" not in plain.headers
 

@@ -26,6 +26,7 @@ from emotivoice.service.settings import load_settings
 from emotivoice.service.storage import Store
 
 API = "/api/v1"
+LOCAL = "http://127.0.0.1"  # a loopback Host: with keys off the server answers only to those
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FAST = {"features": False, "emotion": False}
 
@@ -33,7 +34,7 @@ FAST = {"features": False, "emotion": False}
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = load_settings(home=tmp_path / "home", explain_max_segments=1)
-    with TestClient(create_app(settings, janitor=False)) as c:
+    with TestClient(base_url=LOCAL, app=create_app(settings, janitor=False)) as c:
         yield c
 
 

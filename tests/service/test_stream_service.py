@@ -206,3 +206,19 @@ def test_bench_stream_rejects_an_unknown_mode(capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err
     assert code != 0 and "turbo" in err and "fit+speculative" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_a_stream_longer_than_the_upload_limit_is_saved_compressed(
+    tmp_path: Path, jfk_path: Path
+) -> None:
+    # 0.2 MB holds 6.5 s of 16 kHz 16-bit WAV; the 11 s stream is saved as Ogg/Opus instead
+    settings = load_settings(home=tmp_path / "home", max_upload_mb=0.2)
+    with serve(create_app(settings, janitor=False)) as base:
+        url = base.replace("http://", "ws://") + "/api/v1/stream"
+        session = asyncio.run(StreamClient(url).stream_file(jfk_path))
+    assert session.close_code == 1000 and not session.errors, session.errors
+    assert session.upload_id is not None
+    row = Store(settings).get_upload("anonymous", session.upload_id)
+    assert row.format == "ogg" and row.codec == "opus" and row.filename.endswith(".opus")
+    assert abs(row.duration - 11.0) < 0.2 and row.size_bytes < settings.max_upload_bytes

@@ -89,6 +89,17 @@ class Console:
         page.on("pageerror", lambda e: self.errors.append(str(e)))
 
 
+def wait_until(page: Any, expression: str, timeout_ms: int, arg: Any = None) -> None:
+    """Poll ``expression`` until it is true. ``page.wait_for_function`` polls with ``eval``,
+    which the UI's Content Security Policy forbids; ``page.evaluate`` is not subject to it."""
+    import time
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression, arg):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(100)
+
+
 def _shot(page: Any, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -116,7 +127,7 @@ def test_upload_analyse_result_and_exports(browser: Any, server: str, jfk_path: 
     # analysed without explanations: the Explain view offers every method to analyse again
     assert page.locator("#explain fieldset input[name='explain-method']").count() == 4
     segment.click()  # seeks the player; words get highlighted while it plays
-    page.wait_for_function("document.getElementById('player').currentTime > 0.5", timeout=15_000)
+    wait_until(page, "document.getElementById('player').currentTime > 0.5", 15_000)
     page.wait_for_selector("#transcript .word.current", timeout=15_000)
     _shot(page, "result")
     downloads = {}
@@ -187,9 +198,7 @@ def test_live_page_with_the_fake_microphone(browser: Any, server: str) -> None:
     _shot(page, "live-idle")
     page.click("#start")
     page.wait_for_selector("#finals .final-text", timeout=90_000)
-    page.wait_for_function(
-        "document.getElementById('finals').innerText.includes('Americans')", timeout=90_000
-    )
+    wait_until(page, "document.getElementById('finals').innerText.includes('Americans')", 90_000)
     assert page.locator("#meter .bar").count() == 6
     assert page.locator("#live-timeline svg").count() == 1
     assert "s" in page.inner_text("#latency")
@@ -243,8 +252,8 @@ def test_explain_view_with_every_method(browser: Any, server: str, data_dir: Pat
         assert caption in figure.locator("figcaption").inner_text(), kind
         image = figure.locator("img")
         image.scroll_into_view_if_needed()  # the figures load lazily
-        page.wait_for_function(
-            "img => img.complete && img.naturalWidth === 800", arg=image.element_handle()
+        wait_until(
+            page, "img => img.complete && img.naturalWidth === 800", 30_000, image.element_handle()
         )
     _shot(page, "result-explain")
     # analyse again with other methods from the result page
@@ -263,3 +272,51 @@ def test_explain_view_with_every_method(browser: Any, server: str, data_dir: Pat
     page.wait_for_selector("#explain figure[data-kind='windows']", timeout=300_000)
     assert page.locator("#explain figure[data-kind='attention']").count() == 0
     assert console.errors == []
+
+
+def test_with_keys_on_the_key_never_appears_in_a_url(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory, jfk_path: Path
+) -> None:
+    """The key goes in headers; media, downloads and the live stream use short-lived tokens."""
+    from emotivoice.service.settings import load_settings
+    from emotivoice.service.storage import Store
+
+    home = tmp_path_factory.mktemp("ui-keys-home")
+    secret = Store(load_settings(home=home)).create_key("browser").secret
+    env = service_env(home, require_api_key="true")
+    with running_server(env, home / "serve.log", workers=1) as client:
+        base = str(client.base_url).removesuffix("/api/v1/").removesuffix("/api/v1")
+        page = browser.new_page()
+        console = Console(page)
+        urls: list[str] = []
+        page.on("request", lambda r: urls.append(r.url))
+        page.on("websocket", lambda ws: urls.append(ws.url))
+        page.goto(base + "/")
+        page.wait_for_selector("#history")
+        with page.expect_navigation():
+            page.fill("#api-key", secret)
+            page.dispatch_event("#api-key", "change")  # stores the key and reloads
+        page.wait_for_selector("#history")
+        console.errors.clear()  # the first load, without a key, was refused (401) as it should
+        page.set_input_files("#files", str(jfk_path))
+        page.wait_for_selector("#queue td:has-text('completed')", timeout=180_000)
+        page.click("#queue a:has-text('open')")
+        page.wait_for_selector("#transcript .segment", timeout=30_000)
+        wait_until(page, "document.getElementById('player').readyState >= 1", 15_000)
+        urls.append(page.get_attribute("#export-json", "href") or "")
+        with page.expect_download() as info:  # the link works with its token
+            page.click("#export-json")
+        assert "fellow Americans" in json.loads(Path(info.value.path()).read_text())["text"]
+        page.goto(base + "/live")
+        page.click("#start")
+        page.wait_for_selector("#finals .final-text", timeout=90_000)
+        page.click("#stop")
+        page.wait_for_selector("#saved button", timeout=60_000)
+        assert console.errors == []
+        log = (home / "serve.log").read_text()
+    assert all(secret not in url and "api_key" not in url for url in urls), urls
+    tokened = [u for u in urls if "token=" in u]
+    assert any("/audio?token=" in u for u in tokened), urls
+    assert any("/export?format=json&token=" in u for u in tokened), urls
+    assert any(u.startswith("ws://") and "/stream?token=" in u for u in tokened), urls
+    assert secret not in log

@@ -64,16 +64,18 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
 def start_server(
     env: dict[str, str], log: Path, workers: int = 1
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``emotivoice serve`` on a free port, once it answers ``/ready``: the process and its
-    base URL (``http://127.0.0.1:PORT``)."""
+    """``emotivoice serve`` on a free port, once it answers ``/ready`` (``/health`` without
+    embedded workers: ``/ready`` waits for a worker, which the caller starts): the process and
+    its base URL (``http://127.0.0.1:PORT``)."""
     port = free_port()
     process = spawn(["serve", "--port", str(port), "--workers", str(workers)], env, log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + _READY_TIMEOUT_S
+    probe = "/ready" if workers else "/health"
     with httpx.Client(base_url=f"{url}/api/v1", timeout=30) as client:
         while True:
             try:
-                if client.get("/ready").status_code == 200:
+                if client.get(probe).status_code == 200:
                     return process, url
             except httpx.TransportError:
                 pass

@@ -6,7 +6,8 @@ job queue and starts the janitor. Workers run elsewhere (``emotivoice worker``, 
 
 This module only assembles the app: the shared services (:mod:`.deps`), the routes
 (:mod:`.routes`, and :mod:`.stream` for the WebSocket), the upload size limit, the error handlers,
-the web UI and the offline API docs.
+the web UI and the offline API docs; :class:`~emotivoice.service.guard.RequestGuard` checks
+host, origin, credentials and body size before any route runs.
 """
 
 from __future__ import annotations
@@ -23,13 +24,22 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emotivoice._version import __version__
 from emotivoice.errors import EmotiVoiceError
 from emotivoice.service.deps import Services
-from emotivoice.service.errors import FileTooLargeError, RateLimitedError, api_error
-from emotivoice.service.routes import API_PREFIX, analyses, explanations, health, reference, uploads
+from emotivoice.service.errors import QuotaExceededError, RateLimitedError, api_error
+from emotivoice.service.guard import RequestGuard
+from emotivoice.service.logs import redact_access_log
+from emotivoice.service.routes import (
+    API_PREFIX,
+    analyses,
+    explanations,
+    health,
+    reference,
+    tokens,
+    uploads,
+)
 from emotivoice.service.schemas import ErrorBody
 from emotivoice.service.settings import Settings, load_settings
 from emotivoice.service.stream import router as stream_router
@@ -39,8 +49,7 @@ __all__ = ["API_PREFIX", "create_app"]
 logger = logging.getLogger(__name__)
 
 DOCS_STATIC_URL = "/static-docs"  # Swagger UI and ReDoc assets
-_UPLOAD_SLACK_BYTES = 64 * 1024  # multipart framing around the file
-_ROUTERS = (health, uploads, analyses, explanations, reference)  # mounted in this order
+_ROUTERS = (health, uploads, analyses, explanations, reference, tokens)  # mounted in this order
 _HTTP_CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHORIZED",
@@ -52,39 +61,16 @@ _HTTP_CODES = {
 }
 
 
+_MULTIPART_PARSER_MESSAGE = "Invalid multipart data."  # python-multipart's, for any fault
+_MULTIPART_MESSAGE = (
+    "The upload's multipart body could not be read: it is malformed, or the headers of its file "
+    "part (the file name, mostly) are longer than about 4 KB. Send the file with a shorter name."
+)
+
+
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Any:
     body = ErrorBody(code=code, message=message)
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
-
-
-class _UploadLimit:
-    """Refuses an upload body larger than the limit before or while it is read (413)."""
-
-    def __init__(self, app: ASGIApp, limit: Callable[[], int]) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        limit = self.limit() + _UPLOAD_SLACK_BYTES
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            mb = (limit - _UPLOAD_SLACK_BYTES) / 1024 / 1024
-            response = _error(413, "FILE_TOO_LARGE", f"The upload is larger than {mb:g} MB.")
-            await response(scope, receive, send)
-            return
-        seen = 0
-
-        async def counting() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise FileTooLargeError("The upload is larger than the configured limit.")
-            return message
-
-        await self.app(scope, counting, send)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -92,7 +78,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def engine_error(request: Request, exc: EmotiVoiceError) -> Any:
         status, code = api_error(exc)
         headers = None
-        if isinstance(exc, RateLimitedError):
+        if isinstance(exc, RateLimitedError | QuotaExceededError):
             headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
         return _error(status, code, exc.message, headers)
 
@@ -110,6 +96,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             return await engine_error(request, exc.__cause__)
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
         message = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        if exc.status_code == 400 and message == _MULTIPART_PARSER_MESSAGE:
+            code, message = "INVALID_MULTIPART", _MULTIPART_MESSAGE
         return _error(exc.status_code, code, message, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
@@ -150,6 +138,7 @@ def create_app(settings: Settings | None = None, *, janitor: bool = True) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redact_access_log()  # after the server configured its loggers
         if janitor:
             services.janitor.start()
         try:
@@ -183,10 +172,10 @@ def create_app(settings: Settings | None = None, *, janitor: bool = True) -> Fas
         app.include_router(routes.router, prefix=API_PREFIX)
     app.include_router(stream_router, prefix=API_PREFIX)
     _mount_ui(app)
-    app.add_middleware(_UploadLimit, limit=lambda: settings.max_upload_bytes)
+    app.add_middleware(RequestGuard, services=lambda: services)
     if settings.cors_origins:
-        # Added last, so outermost: the upload limit's 413 carries the CORS headers too and a
-        # browser client can read the error.
+        # Added last, so outermost: the guard's early 413 and 401 carry the CORS headers too
+        # and a browser client can read the error.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,

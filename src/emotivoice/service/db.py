@@ -31,6 +31,7 @@ __all__ = [
     "Base",
     "SegmentRow",
     "UploadRow",
+    "WorkerRow",
     "make_engine",
     "migrate",
     "utcnow",
@@ -111,6 +112,15 @@ class SegmentRow(Base):
     idx: Mapped[int] = mapped_column(Integer, primary_key=True)
     attempt: Mapped[int] = mapped_column(Integer)
     data: Mapped[dict[str, Any]] = mapped_column()
+
+
+class WorkerRow(Base):
+    """A worker process and when it last said it was alive (``/ready`` reads these)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

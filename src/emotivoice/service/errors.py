@@ -16,6 +16,7 @@ from emotivoice.errors import (
     MissingExtraError,
     ModelIntegrityError,
     ModelNotFoundError,
+    StreamError,
     StreamFrameTooLargeError,
     StreamProtocolError,
     StreamTooLongError,
@@ -23,11 +24,18 @@ from emotivoice.errors import (
 )
 
 __all__ = [
+    "CallbackRefusedError",
     "CallbacksNotConfiguredError",
     "FileTooLargeError",
+    "ForbiddenError",
+    "HostNotAllowedError",
     "NotFoundError",
     "NotReadyError",
+    "QuotaExceededError",
     "RateLimitedError",
+    "RequestTooLargeError",
+    "StorageQuotaExceededError",
+    "StreamIdleError",
     "UnauthorizedError",
     "api_error",
 ]
@@ -75,12 +83,66 @@ class FileTooLargeError(AudioError):
     code = "FILE_TOO_LARGE"
 
 
+class StreamIdleError(StreamError):
+    """A live stream sent nothing for longer than the idle limit."""
+
+    code = "STREAM_IDLE"
+
+
+class RequestTooLargeError(EmotiVoiceError):
+    """A JSON request body is larger than the limit for requests that are not uploads."""
+
+    code = "REQUEST_TOO_LARGE"
+
+
+class QuotaExceededError(EmotiVoiceError):
+    """A key has as many jobs running or streams open as its quota allows (try again later)."""
+
+    code = "QUOTA_EXCEEDED"
+
+    def __init__(self, message: str, retry_after: float = 30.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StorageQuotaExceededError(EmotiVoiceError):
+    """A key has stored as much audio as its quota allows (delete uploads to make room)."""
+
+    code = "STORAGE_QUOTA_EXCEEDED"
+
+
+class CallbackRefusedError(InvalidConfigError):
+    """A callback URL points somewhere this server does not send notices (private, loopback,
+    plain http, credentials in the URL)."""
+
+    code = "CALLBACK_URL_REFUSED"
+
+
+class ForbiddenError(EmotiVoiceError):
+    """A request from a web page of another origin while API keys are off."""
+
+    code = "ORIGIN_NOT_ALLOWED"
+
+
+class HostNotAllowedError(EmotiVoiceError):
+    """A request for a host name the server does not answer to while API keys are off."""
+
+    code = "HOST_NOT_ALLOWED"
+
+
 # Most specific class first: the first isinstance match wins.
 _STATUS: tuple[tuple[type[EmotiVoiceError], int], ...] = (
     (FileTooLargeError, 413),
+    (RequestTooLargeError, 413),
+    (StorageQuotaExceededError, 413),
+    (QuotaExceededError, 429),
+    (ForbiddenError, 403),
+    (HostNotAllowedError, 400),
+    (CallbackRefusedError, 422),
     (StreamFrameTooLargeError, 413),
     (StreamTooLongError, 413),
     (StreamProtocolError, 400),
+    (StreamIdleError, 408),
     (UnsupportedFormatError, 415),
     (EmptyAudioError, 422),
     (AudioTooLongError, 422),

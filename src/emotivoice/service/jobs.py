@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 TASK_NAME = "emotivoice.analyse"
 QUEUE_NAME = "emotivoice"
 _ORPHAN_FACTOR = 3  # a queued job untouched this many stale periods is requeued
+PARTIAL_MAX_AGE_S = 3600.0  # a half-written upload file this old belongs to a dead process
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -151,15 +152,24 @@ class Janitor:
                 logger.warning("Janitor sweep failed", exc_info=True)
 
     def sweep(self) -> int:
-        """Requeue stalled and orphaned jobs once; returns how many were requeued."""
+        """Requeue stalled and orphaned jobs once; returns how many were requeued.
+
+        Also removes upload files left half-written by a killed process.
+        """
         settings = self.store.settings
+        self.store.remove_stale_partials(PARTIAL_MAX_AGE_S)
         requeued = 0
         for analysis_id, attempt in self.store.stalled():
             requeued += self._requeue(analysis_id, attempt, "requeued: worker stopped responding")
         cutoff = utcnow() - timedelta(seconds=settings.stale_after_s * _ORPHAN_FACTOR)
-        if self._queue_idle():
-            for analysis_id, attempt in self.store.orphaned(cutoff):
-                requeued += self._requeue(analysis_id, attempt, "requeued: message lost")
+        # Queued this long without a worker taking it: its message may be lost (a worker died
+        # holding it), whatever else waits in the queue. The message is sent again for the same
+        # attempt, so a job that only waits behind others runs once and never fails for it.
+        for analysis_id, attempt in self.store.orphaned(cutoff):
+            if self.store.resend(analysis_id, attempt):
+                logger.warning("Job %s: queued too long; its message is sent again", analysis_id)
+                enqueue(self.app, analysis_id, attempt)
+                requeued += 1
         return requeued
 
     def _requeue(self, analysis_id: str, attempt: int, reason: str) -> int:
@@ -169,14 +179,3 @@ class Janitor:
         logger.warning("Job %s: %s (attempt %d)", analysis_id, reason, new_attempt)
         enqueue(self.app, analysis_id, new_attempt)
         return 1
-
-    def _queue_idle(self) -> bool:
-        """Whether the broker holds no waiting message (then a queued job's message is lost)."""
-        try:
-            with self.app.connection_for_read() as conn:
-                channel = conn.default_channel
-                _, waiting, _ = channel.queue_declare(queue=QUEUE_NAME, passive=True)
-            return int(waiting) == 0
-        except Exception:  # unknown means do not touch queued jobs
-            logger.debug("Cannot read the queue length", exc_info=True)
-            return False

@@ -199,34 +199,31 @@ def callback_body(store: Store, analysis_id: str) -> tuple[str, bytes] | None:
     return row.callback_url, json.dumps(body, separators=(",", ":")).encode("utf-8")
 
 
-def _notify(store: Store, analysis_id: str, tries: int = 3) -> None:
-    """POST the signed completion notice; failures are recorded, never raised."""
+def _notify(store: Store, analysis_id: str) -> None:
+    """Hand the signed completion notice to this process' courier; never waits for it.
+
+    The delivery (retries, back-off, the address checks) runs on the courier's own threads
+    (:mod:`emotivoice.service.callbacks`), so a slow receiver never holds the job queue.
+    """
+    from emotivoice.service.callbacks import FAILED, PENDING, courier, deliver
+
     notice = callback_body(store, analysis_id)
     if notice is None:
         return
-    import httpx
-
     url, body = notice
-    if not store.settings.callback_secret:
+    settings = store.settings
+    if not settings.callback_secret:
         # The API took the URL with a secret set, but this worker has none: never sign with ''.
         logger.warning("Callback for %s not sent: no callback secret is configured", analysis_id)
-        store.set_callback_status(analysis_id, "not sent: no callback secret configured")
+        store.set_callback_status(analysis_id, FAILED)
         return
     headers = {
         "Content-Type": "application/json",
-        CALLBACK_SIGNATURE_HEADER: sign_body(store.settings.callback_secret, body),
+        CALLBACK_SIGNATURE_HEADER: sign_body(settings.callback_secret, body),
     }
-    status = "not sent"
-    for attempt in range(tries):
-        try:
-            response = httpx.post(
-                url, content=body, headers=headers, timeout=store.settings.callback_timeout_s
-            )
-            status = f"HTTP {response.status_code}"
-            if response.status_code < 500:
-                break
-        except httpx.HTTPError as e:
-            status = f"error: {type(e).__name__}"
-        time.sleep(0.5 * 2**attempt)
-    logger.info("Callback for %s: %s", analysis_id, status)
-    store.set_callback_status(analysis_id, status)
+    store.set_callback_status(analysis_id, PENDING)
+    courier(settings).submit(
+        analysis_id,
+        lambda: deliver(settings, url, body, headers),
+        lambda status: store.set_callback_status(analysis_id, status),
+    )

@@ -36,6 +36,7 @@ __all__ = [
     "Models",
     "Page",
     "Ready",
+    "Token",
     "UploadDeleted",
     "UploadInfo",
     "Visualization",
@@ -201,6 +202,13 @@ class Health(BaseModel):
 
 class Ready(BaseModel):
     ready: bool
+
+
+class Token(BaseModel):
+    """A short-lived token for ``?token=`` in reads and the live stream (not for writes)."""
+
+    token: str
+    expires_in: int = Field(description="Seconds the token stays valid.")
 
 
 class UploadInfo(BaseModel):

@@ -1,13 +1,21 @@
-"""Process management: ``serve`` (API + embedded worker) and ``worker`` (a Celery worker)."""
+"""Process management: ``serve`` (API + embedded workers) and ``worker`` (a Celery worker).
+
+``serve`` supervises the embedded workers it starts: one that dies (killed, out of memory) is
+started again, with a growing pause if it keeps dying. It stops them when it stops, on Ctrl-C
+and on SIGTERM alike. Every worker records a heartbeat in the database (``/ready`` answers 503
+while no worker is alive).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -19,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 _PARENT_ENV = "EMOTIVOICE_EMBEDDED_PARENT"  # set by serve for the workers it starts
 _PARENT_POLL_S = 2.0
+_SUPERVISE_POLL_S = 1.0
+_RESTART_PAUSE_S = (1.0, 30.0)  # first and longest pause before a crashed worker is restarted
+_STABLE_S = 60.0  # a worker that ran this long before dying is restarted without delay growth
 
 
 def run_worker(settings: Settings, concurrency: int | None = None, pool: str = "prefork") -> None:
@@ -41,7 +52,47 @@ def run_worker(settings: Settings, concurrency: int | None = None, pool: str = "
     parent = os.environ.get(_PARENT_ENV)
     if parent:
         _stop_with_parent(int(parent))
-    app.worker_main(argv)
+    beat = _Liveness(settings, f"{socket.gethostname()}:{os.getpid()}")
+    beat.start()
+    try:
+        app.worker_main(argv)
+    finally:
+        beat.stop()
+
+
+class _Liveness:
+    """Records this worker's heartbeat in the database until it stops (``/ready`` reads it)."""
+
+    def __init__(self, settings: Settings, name: str) -> None:
+        from emotivoice.service.storage import Store
+
+        self.store = Store(settings, migrate_schema=False)
+        # The pool processes Celery forks from this one must not touch its database connections.
+        os.register_at_fork(after_in_child=lambda: self.store.engine.dispose(close=False))
+        self.name = name
+        self.period = max(0.5, min(5.0, settings.stale_after_s / 4))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="worker-liveness", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.store.worker_alive(self.name)
+            except Exception:  # the database may be restarting; try again next period
+                logger.warning("Worker heartbeat failed", exc_info=True)
+            if self._stop.wait(self.period):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        try:
+            self.store.worker_gone(self.name)
+        except Exception:
+            logger.warning("Could not remove this worker's heartbeat", exc_info=True)
 
 
 def _stop_with_parent(parent: int) -> None:
@@ -73,8 +124,73 @@ def _spawn_worker(settings: Settings) -> subprocess.Popen[bytes]:
     )
 
 
+class _Supervisor:
+    """Keeps ``count`` embedded workers running: restarts one that exits, stops all at the end."""
+
+    def __init__(self, settings: Settings, count: int) -> None:
+        self.settings = settings
+        self.children = [_spawn_worker(settings) for _ in range(count)]
+        self.started = [time.monotonic()] * count
+        self.pause = [_RESTART_PAUSE_S[0]] * count
+        self.restarts = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="worker-supervisor", daemon=True)
+
+    def start(self) -> None:
+        if self.children:
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(_SUPERVISE_POLL_S):
+            for i, child in enumerate(self.children):
+                code = child.poll()  # also reaps a dead child (no zombie)
+                if code is None or self._stop.is_set():
+                    continue
+                if time.monotonic() - self.started[i] > _STABLE_S:
+                    self.pause[i] = _RESTART_PAUSE_S[0]
+                logger.warning(
+                    "Embedded worker %d exited (code %s); restarting it in %.0f s",
+                    child.pid,
+                    code,
+                    self.pause[i],
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)  # its pool processes too
+                if self._stop.wait(self.pause[i]):
+                    return
+                self.children[i] = _spawn_worker(self.settings)
+                self.started[i] = time.monotonic()
+                self.pause[i] = min(_RESTART_PAUSE_S[1], self.pause[i] * 2)
+                self.restarts += 1
+
+    def stop(self) -> None:
+        """Stop supervising, then stop every worker (warm shutdown, SIGKILL after 30 s)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        for child in self.children:
+            if child.poll() is None:
+                logger.info("Stopping embedded worker %d", child.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGTERM)
+        for child in self.children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+
+
+class _Terminated(Exception):
+    """SIGTERM reached ``serve`` after uvicorn's own shutdown (it re-raises the signal)."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """Run the API on ``host:port``; start ``workers`` embedded worker processes first."""
+    """Run the API on ``host:port``; start and supervise ``workers`` embedded worker processes."""
     import uvicorn
 
     from emotivoice.service.app import create_app
@@ -83,16 +199,17 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     app = create_app(settings)  # migrates the database before any worker opens it
     if settings.embedded_queue:  # and creates the SQLite queue before any worker declares it
         declare_queue(make_celery(settings))
-    children = [_spawn_worker(settings) for _ in range(workers if settings.embedded_worker else 0)]
+    supervisor = _Supervisor(settings, workers if settings.embedded_worker else 0)
+    supervisor.start()
+    # uvicorn handles SIGTERM (graceful shutdown), then raises it again once the server has
+    # stopped; with the default handler that would end this process before its workers are
+    # stopped. This handler turns the re-raised signal into an exception instead.
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         config: dict[str, Any] = {"host": host, "port": port, "log_level": "info"}
         uvicorn.run(app, **config)
+    except _Terminated:
+        logger.info("Terminated")
     finally:
-        for child in children:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+        supervisor.stop()
+        signal.signal(signal.SIGTERM, previous)

@@ -77,6 +77,75 @@ class Settings(BaseSettings):
     stream_max_backlog_s: float = Field(
         default=10.0, gt=0, description="Unanalysed audio before a live sender is slowed down."
     )
+    stream_idle_timeout_s: float = Field(
+        default=30.0, gt=0, description="A live stream that sends nothing this long is closed."
+    )
+    stream_check_interval_s: float = Field(
+        default=2.0, gt=0, description="How often an open stream checks its key is not revoked."
+    )
+    stream_max_speed: float = Field(
+        default=4.0,
+        gt=0,
+        description="Fastest a live stream may send audio, in multiples of real time (after "
+        "the first stream_burst_s seconds).",
+    )
+    stream_burst_s: float = Field(
+        default=10.0, ge=0, description="Audio seconds a live stream may send at once at start."
+    )
+    # --- requests, authentication, quotas -------------------------------------------------
+    max_json_kb: float = Field(
+        default=64.0, gt=0, description="Largest JSON request body (uploads have their own limit)."
+    )
+    auth_failures_per_minute: int = Field(
+        default=20,
+        ge=0,
+        description="Refused keys (401) per client address per minute before it gets 429; 0 = off.",
+    )
+    rate_limit_storage_url: str | None = Field(
+        default=None,
+        description="Where rate limits are counted (limits storage URL); default the Redis broker "
+        "when one is configured, else this process' memory.",
+    )
+    max_active_jobs: int = Field(
+        default=20, ge=0, description="Queued or running analyses per key at once; 0 = no limit."
+    )
+    max_stored_mb: float = Field(
+        default=10240.0, ge=0, description="Uploaded audio stored per key, MB; 0 = no limit."
+    )
+    max_streams: int = Field(
+        default=2, ge=0, description="Live streams per key at once; 0 = no limit."
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "::1"],
+        description="Host names the server answers to while API keys are off ('*' = any).",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins besides the server's own that may call it while keys are off.",
+    )
+    token_secret: str = Field(
+        default="",
+        description="Key signing the web UI's short-lived tokens; default a random key kept in "
+        "home (set the same value on every API process of a deployment).",
+    )
+    token_ttl_s: float = Field(
+        default=900.0, gt=0, description="Lifetime of a token for media URLs and live streams."
+    )
+    callback_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Callback hosts allowed although private or loopback: names, addresses or "
+        "networks (10.0.0.0/8).",
+    )
+    callback_allow_http: bool = Field(
+        default=False, description="Allow plain-http callback URLs (default https only)."
+    )
+    callback_tries: int = Field(default=5, ge=1, description="Deliveries of a completion notice.")
+    upload_probe_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds of an upload decoded to check it (the rest is "
+        "only read for its length).",
+    )
 
     @field_validator("home", mode="after")
     @classmethod

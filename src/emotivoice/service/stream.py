@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -38,13 +40,18 @@ from emotivoice.errors import (
     StreamTooLongError,
     UnsupportedFormatError,
 )
-from emotivoice.service.auth import key_from_headers, owner_for_key
-from emotivoice.service.errors import UnauthorizedError, api_error
+from emotivoice.service.auth import ANONYMOUS, key_from_headers, owner_for_key
+from emotivoice.service.errors import (
+    QuotaExceededError,
+    StreamIdleError,
+    UnauthorizedError,
+    api_error,
+)
 from emotivoice.streaming.analyzer import StreamingAnalyzer, StreamOptions
 from emotivoice.streaming.decoder import ENCODINGS
 from emotivoice.streaming.events import ErrorEvent, SavedEvent, StreamEvent
 
-__all__ = ["CLOSE_CODES", "StartMessage", "StreamLimits", "router"]
+__all__ = ["CLOSE_CODES", "StartMessage", "StreamLimits", "encode_opus", "router"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +89,11 @@ class StreamLimits:
         stream_max_backlog_s: audio received but not yet analysed before the sender is slowed down.
         stream_start_timeout_s: how long the server waits for the ``start`` message.
         stream_stats_interval_s: seconds between ``stats`` events.
+        stream_idle_timeout_s: a session that sends nothing this long is closed (1008).
+        stream_max_speed: fastest intake, in multiples of real time, after the burst; a faster
+            sender is not read from (TCP slows it down).
+        stream_burst_s: audio seconds accepted at once before the speed limit applies.
+        stream_check_interval_s: how often an open session checks that its key is still valid.
     """
 
     max_stream_seconds: float = 3600.0
@@ -89,6 +101,10 @@ class StreamLimits:
     stream_max_backlog_s: float = 10.0
     stream_start_timeout_s: float = 10.0
     stream_stats_interval_s: float = 5.0
+    stream_idle_timeout_s: float = 30.0
+    stream_max_speed: float = 4.0
+    stream_burst_s: float = 10.0
+    stream_check_interval_s: float = 2.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> StreamLimits:
@@ -145,6 +161,13 @@ class _Session:
         self.send_lock = asyncio.Lock()
         self.closed = False
         self.throttle_notice = -_THROTTLE_NOTICE_S
+        self.keyed = False
+        self.slots: Any = None
+        self.slot: str | None = None
+        self.last_message = time.monotonic()
+        self.intake_started: float | None = None
+        self.received_s = 0.0
+        self.stopping = False
 
     async def run(self) -> None:
         await self.ws.accept()
@@ -154,8 +177,12 @@ class _Session:
             if start is None:
                 return
             worker = asyncio.create_task(self._analyse(start.save))
-            await self._receive(worker)
-            await worker
+            watchdog = asyncio.create_task(self._watch())
+            try:
+                await self._receive(worker)
+                await worker
+            finally:
+                watchdog.cancel()
         except WebSocketDisconnect:
             logger.info("Stream client went away")
         except _Reject as e:
@@ -176,10 +203,12 @@ class _Session:
                     await worker
             if self.stream is not None:
                 self.stream.close()
+            if self.slot is not None and self.slots is not None:
+                await run_in_threadpool(self.slots.release, self.owner, self.slot)
             await self._close(CLOSE_CODES["normal"])
 
     async def _handshake(self) -> StartMessage | None:
-        self._authenticate()
+        await self._authenticate()
         try:
             message = await asyncio.wait_for(self.ws.receive(), self.limits.stream_start_timeout_s)
         except TimeoutError as e:
@@ -215,9 +244,19 @@ class _Session:
         self.bytes_per_s = _bytes_per_second(start)
         return start
 
-    def _authenticate(self) -> None:
-        key = key_from_headers(self.ws.headers, self.ws.query_params)
-        self.owner = owner_for_key(self.store, self.settings, key)
+    async def _authenticate(self) -> None:
+        services = getattr(self.ws.app.state, "services", None)
+        if services is None:  # an app without the service's shared parts (keys off)
+            key = key_from_headers(self.ws.headers, self.ws.query_params)
+            self.owner = owner_for_key(self.store, self.settings, key)
+            return
+        client = self.ws.client.host if self.ws.client else "unknown"
+        self.owner, _ = await run_in_threadpool(
+            services.admit, self.ws.headers, self.ws.query_params, client, allow_token=True
+        )
+        self.keyed = self.owner != ANONYMOUS
+        self.slots = services.streams
+        self.slot = await run_in_threadpool(self.slots.acquire, self.owner)
 
     async def _receive(self, worker: asyncio.Task[None]) -> None:
         """Read frames into the queue until ``stop``; slow the sender when analysis lags."""
@@ -234,6 +273,7 @@ class _Session:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.drained.wait(), 0.5)
                     self.drained.clear()
+                    self.last_message = time.monotonic()  # the server is behind, not the client
                 continue
             receiving = asyncio.ensure_future(self.ws.receive())
             await asyncio.wait({receiving, worker}, return_when=asyncio.FIRST_COMPLETED)
@@ -241,6 +281,7 @@ class _Session:
                 receiving.cancel()
                 return
             message = receiving.result()
+            self.last_message = time.monotonic()
             if message["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(message.get("code", 1000))
             data = message.get("bytes")
@@ -252,7 +293,9 @@ class _Session:
                     )
                 self.queued_bytes += len(data)
                 self.queue.put_nowait(data)
+                await self._pace(len(data))
             elif _message_type(message.get("text") or "") == "stop":
+                self.stopping = True  # finishing may take a while: no longer idle
                 self.queue.put_nowait(_STOP)
                 return
             else:
@@ -262,6 +305,48 @@ class _Session:
                         message='Unexpected text message; only {"type": "stop"} may follow start.',
                     )
                 )
+
+    async def _pace(self, size: int) -> None:
+        """Hold reading while the sender is ahead of ``stream_max_speed`` x real time.
+
+        After a burst of ``stream_burst_s`` seconds, audio is taken no faster than the speed
+        limit: a stream is live audio, not a way to upload hours of it in seconds.
+        """
+        now = time.monotonic()
+        if self.intake_started is None:
+            self.intake_started = now
+        self.received_s += size / self.bytes_per_s
+        ahead = self.received_s - self.limits.stream_burst_s
+        due = self.intake_started + ahead / self.limits.stream_max_speed
+        if due > now:
+            if now - self.throttle_notice >= _THROTTLE_NOTICE_S:
+                self.throttle_notice = now
+                await self._send(self._stats(throttled=True))
+            await asyncio.sleep(due - now)
+            self.last_message = time.monotonic()
+
+    async def _watch(self) -> None:
+        """End the session when it idles too long or its key is revoked; keep its slot."""
+        period = min(self.limits.stream_check_interval_s, self.limits.stream_idle_timeout_s / 2)
+        last_key_check = time.monotonic()
+        while not self.closed:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            if not self.stopping and now - self.last_message > self.limits.stream_idle_timeout_s:
+                idle = StreamIdleError(
+                    f"Nothing was received for {self.limits.stream_idle_timeout_s:g} s; the "
+                    "stream is closed. Send audio continuously, or stop and start again."
+                )
+                await self._fail(idle, CLOSE_CODES["policy"])
+                return
+            if now - last_key_check >= self.limits.stream_check_interval_s:
+                last_key_check = now
+                if self.keyed and not await run_in_threadpool(self.store.key_active, self.owner):
+                    revoked = UnauthorizedError("The API key of this stream has been revoked.")
+                    await self._fail(revoked, CLOSE_CODES["policy"])
+                    return
+                if self.slot is not None and self.slots is not None:
+                    await run_in_threadpool(self.slots.refresh, self.owner, self.slot)
 
     async def _analyse(self, save: bool) -> None:
         stream = self.stream
@@ -298,11 +383,20 @@ class _Session:
         for event in await run_in_threadpool(stream.finish):
             await self._send(event)
         if save and stream.recording().size and self.store is not None:
-            wav = stream.recording_wav()
-            name = f"stream-{time.strftime('%Y%m%d-%H%M%S')}.wav"
-            record = await run_in_threadpool(self.store.create_upload, self.owner, wav, name)
+            data, extension = await run_in_threadpool(self._recording_file, stream)
+            name = f"stream-{time.strftime('%Y%m%d-%H%M%S')}.{extension}"
+            record = await run_in_threadpool(self.store.create_upload, self.owner, data, name)
             await self._send(SavedEvent(upload_id=str(record.id), duration=stream.duration))
         await self._send(self._stats())
+
+    def _recording_file(self, stream: StreamingAnalyzer) -> tuple[bytes, str]:
+        """The recording as WAV when that fits the upload limit, else as Ogg/Opus (a long
+        stream, up to hours at 32 kbit/s, fits where its WAV would not)."""
+        wav = stream.recording_wav()
+        limit = getattr(self.settings, "max_upload_bytes", None)
+        if limit is None or len(wav) <= limit:
+            return wav, "wav"
+        return encode_opus(stream.recording()), "opus"
 
     def _stats(self, throttled: bool = False) -> StreamEvent:
         backlog = self.queued_bytes / self.bytes_per_s
@@ -332,6 +426,40 @@ class _Session:
         if self.ws.client_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await self.ws.close(code)
+
+
+_OPUS_BITRATE = 32000  # speech at 16 kHz: transparent enough for re-analysis, 14 MB an hour
+
+
+def encode_opus(samples: np.ndarray) -> bytes:
+    """16 kHz mono 16-bit ``samples`` as an Ogg/Opus file."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, mode="w", format="ogg") as container:
+        opus = container.add_stream("libopus", rate=SAMPLE_RATE, layout="mono")
+        opus.bit_rate = _OPUS_BITRATE
+        resampler = av.AudioResampler(
+            format=opus.codec_context.format.name,
+            layout="mono",
+            rate=SAMPLE_RATE,
+            frame_size=opus.codec_context.frame_size or None,
+        )
+        step = SAMPLE_RATE * 60  # a minute at a time: memory stays small for long streams
+        for start in range(0, len(samples), step):
+            frame = av.AudioFrame.from_ndarray(
+                samples[start : start + step].reshape(1, -1), format="s16", layout="mono"
+            )
+            frame.sample_rate = SAMPLE_RATE
+            for resampled in resampler.resample(frame):
+                for packet in opus.encode(resampled):
+                    container.mux(packet)
+        for resampled in resampler.resample(None):
+            for packet in opus.encode(resampled):
+                container.mux(packet)
+        for packet in opus.encode(None):
+            container.mux(packet)
+    return out.getvalue()
 
 
 def _message_type(text: str) -> str | None:
@@ -369,7 +497,7 @@ def _close_code(error: EmotiVoiceError) -> int:
         return CLOSE_CODES["frame_too_large"]
     if isinstance(error, AudioDecodeError | InvalidConfigError):
         return CLOSE_CODES["invalid_data"]
-    if isinstance(error, StreamError | UnauthorizedError):
+    if isinstance(error, StreamError | UnauthorizedError | QuotaExceededError):
         return CLOSE_CODES["policy"]
     return CLOSE_CODES["internal_error"]
 

@@ -4,7 +4,8 @@
 * :mod:`.uploads`: ``/uploads`` (store, list, fetch, delete recordings);
 * :mod:`.analyses`: ``/analyses`` (queue, batch, poll, list, cancel, export);
 * :mod:`.explanations`: ``/analyses/{id}/explanations`` and their figures;
-* :mod:`.reference`: ``/emotions``, ``/languages``, ``/models``.
+* :mod:`.reference`: ``/emotions``, ``/languages``, ``/models``;
+* :mod:`.tokens`: ``/tokens`` (short-lived tokens for media URLs and the live stream).
 
 The live-analysis WebSocket ``/stream`` is :mod:`emotivoice.service.stream`, a protocol of its
 own. :func:`emotivoice.service.app.create_app` mounts them all.

@@ -11,12 +11,18 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
 from emotivoice.errors import EmotiVoiceError, InvalidConfigError, InvalidResultError
-from emotivoice.service.deps import Owner, Services, StoreDep, Svc
-from emotivoice.service.errors import CallbacksNotConfiguredError, NotFoundError, api_error
+from emotivoice.service.callbacks import check_callback_url
+from emotivoice.service.deps import Owner, Services, StoreDep, Svc, charge
+from emotivoice.service.errors import (
+    CallbacksNotConfiguredError,
+    NotFoundError,
+    QuotaExceededError,
+    api_error,
+)
 from emotivoice.service.jobs import enqueue
 from emotivoice.service.routes import ERROR_RESPONSES
 from emotivoice.service.schemas import (
@@ -80,15 +86,30 @@ def _check_options(settings: Settings, options: AnalysisOptionsIn) -> dict[str, 
 
 
 def _check_callback(settings: Settings, callback_url: Any) -> None:
-    """Refuse a callback URL when this server has no key to sign its notices with."""
-    if callback_url is not None and not settings.callback_secret:
+    """Refuse a callback URL this server cannot sign for or may not send to.
+
+    Raises:
+        CallbacksNotConfiguredError: the server has no callback secret.
+        CallbackRefusedError: not https, credentials in the URL, or a host that is not public
+            (see :func:`emotivoice.service.callbacks.check_callback_url`).
+    """
+    if callback_url is None:
+        return
+    if not settings.callback_secret:
         raise CallbacksNotConfiguredError(
             "This server has no callback secret (EMOTIVOICE_CALLBACK_SECRET), so it cannot sign "
             "completion notices; leave callback_url out, or ask the operator to set the secret."
         )
+    check_callback_url(settings, str(callback_url))
 
 
 def _queue(svc: Services, owner: str, upload_id: str, options: dict[str, Any], cb: Any) -> str:
+    quota = svc.settings.max_active_jobs
+    if quota and svc.store.active_jobs(owner) >= quota:
+        raise QuotaExceededError(
+            f"This key has {quota} analyses queued or running, its limit; wait for some to "
+            "finish (or cancel them) before queueing more."
+        )
     row = svc.store.create_analysis(owner, upload_id, options, str(cb) if cb else None)
     enqueue(svc.celery, row.id, row.attempt)
     return row.id
@@ -104,12 +125,18 @@ def create_analysis(svc: Svc, owner: Owner, body: AnalysisCreate) -> AnalysisSta
 
 
 @router.post("/analyses/batch", status_code=202)
-def create_batch(svc: Svc, owner: Owner, body: BatchCreate) -> BatchResult:
-    """Queue one analysis per upload; a bad upload id fails alone, the rest are queued."""
+def create_batch(request: Request, svc: Svc, owner: Owner, body: BatchCreate) -> BatchResult:
+    """Queue one analysis per distinct upload; a bad upload id fails alone, the rest are queued.
+
+    Each analysis counts as one request against the rate limit (the batch itself is the
+    first); an upload id given twice is analysed once.
+    """
+    upload_ids = list(dict.fromkeys(body.upload_ids))
+    charge(request, len(upload_ids) - 1, "analyses")
     options = _check_options(svc.settings, body.options)
     _check_callback(svc.settings, body.callback_url)
     items: list[BatchQueued | BatchFailed] = []
-    for upload_id in body.upload_ids:
+    for upload_id in upload_ids:
         try:
             analysis_id = _queue(svc, owner, upload_id, options, body.callback_url)
             items.append(BatchQueued(upload_id=upload_id, id=analysis_id, status="queued"))

@@ -31,8 +31,16 @@ def health(svc: Svc) -> Health:
 
 @router.get("/ready", response_model=Ready, responses={503: {"model": ErrorBody}})
 def ready(svc: Svc) -> Ready | JSONResponse:
-    """200 when the database and the queue answer, else 503."""
-    if svc.store.ping() and svc.queue_ok():
+    """200 when the database and the queue answer and a worker is alive, else 503."""
+    problem = None
+    if not (svc.store.ping() and svc.queue_ok()):
+        problem = "The database or the job queue is not reachable."
+    elif not svc.store.live_workers(svc.settings.stale_after_s):
+        problem = (
+            "No worker is running: analyses would stay queued. Start one (emotivoice worker), "
+            "or wait for serve to restart its embedded worker."
+        )
+    if problem is None:
         return Ready(ready=True)
-    body = ErrorBody(code="NOT_READY", message="The database or the job queue is not reachable.")
+    body = ErrorBody(code="NOT_READY", message=problem)
     return JSONResponse(body.model_dump(), status_code=503)

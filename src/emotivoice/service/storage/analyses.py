@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from emotivoice.service.db import AnalysisRow, SegmentRow, UploadRow, utcnow
 from emotivoice.service.errors import NotReadyError
-from emotivoice.service.storage.base import StoreBase, new_id
+from emotivoice.service.storage.base import ACTIVE, StoreBase, new_id
 
 __all__ = ["AnalysisStore"]
 
@@ -36,6 +36,16 @@ class AnalysisStore(StoreBase):
         with self.session() as s:
             s.add(row)
         return row
+
+    def active_jobs(self, owner: str) -> int:
+        """How many of ``owner``'s analyses are queued or running."""
+        with self.session() as s:
+            count = s.scalar(
+                select(func.count())
+                .select_from(AnalysisRow)
+                .where(AnalysisRow.owner == owner, AnalysisRow.status.in_(ACTIVE))
+            )
+        return int(count or 0)
 
     def get_analysis(self, owner: str, analysis_id: str) -> AnalysisRow:
         row: AnalysisRow = self._owned(AnalysisRow, owner, analysis_id, "analysis")

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from emotivoice.service.db import AnalysisRow, SegmentRow, utcnow
+from emotivoice.service.db import AnalysisRow, SegmentRow, WorkerRow, utcnow
 from emotivoice.service.storage.base import ACTIVE, StoreBase
 
 __all__ = ["JobStore"]
@@ -217,3 +217,39 @@ class JobStore(StoreBase):
                 )
             ).all()
         return [(r[0], r[1]) for r in rows]
+
+    def resend(self, analysis_id: str, attempt: int) -> bool:
+        """Mark a queued job's message as sent again now; ``False`` if it is no longer queued.
+
+        The attempt stays the same: the claim lets one delivery run it, duplicates are skipped,
+        and a job waiting behind a long queue is not failed for it.
+        """
+        with self.session() as s:
+            done = s.execute(
+                update(AnalysisRow)
+                .where(
+                    AnalysisRow.id == analysis_id,
+                    AnalysisRow.attempt == attempt,
+                    AnalysisRow.status == "queued",
+                )
+                .values(queued_at=utcnow())
+            )
+            return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+
+    # --- worker liveness ------------------------------------------------------------------
+
+    def worker_alive(self, worker: str) -> None:
+        """Record that ``worker`` is alive now."""
+        with self.session() as s:
+            s.merge(WorkerRow(id=worker[:200], seen_at=utcnow()))
+
+    def worker_gone(self, worker: str) -> None:
+        with self.session() as s:
+            s.execute(delete(WorkerRow).where(WorkerRow.id == worker[:200]))
+
+    def live_workers(self, within_s: float) -> int:
+        """Workers seen in the last ``within_s`` seconds."""
+        cutoff = utcnow() - timedelta(seconds=within_s)
+        with self.session() as s:
+            rows = s.scalars(select(WorkerRow.id).where(WorkerRow.seen_at >= cutoff)).all()
+        return len(rows)

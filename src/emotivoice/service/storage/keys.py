@@ -57,3 +57,9 @@ class KeyStore(StoreBase):
         if row is None or row.revoked_at is not None:
             return None
         return row.id
+
+    def key_active(self, key_id: str) -> bool:
+        """Whether the key with id ``key_id`` exists and has not been revoked."""
+        with self.session() as s:
+            row = s.get(ApiKeyRow, key_id)
+        return row is not None and row.revoked_at is None

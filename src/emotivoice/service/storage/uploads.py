@@ -1,34 +1,59 @@
-"""Uploaded recordings: checked to be decodable audio, stored under a generated id."""
+"""Uploaded recordings: checked to be decodable audio, stored under a generated id.
+
+An upload is checked without decoding all of it (:func:`~emotivoice.audio.probe_audio`: the
+header, the first seconds decoded, the rest only counted), so the API process' memory stays flat
+whatever the recording's length; the worker decodes it fully.
+"""
 
 from __future__ import annotations
 
 import logging
-import re
 import shutil
-from pathlib import Path
+import time
+import unicodedata
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
-from emotivoice.audio import load_audio, sniff_format
+from emotivoice.audio import probe_audio, sniff_format
 from emotivoice.errors import EmptyAudioError, UnsupportedFormatError
 from emotivoice.service.db import AnalysisRow, SegmentRow, UploadRow
-from emotivoice.service.errors import FileTooLargeError
+from emotivoice.service.errors import FileTooLargeError, StorageQuotaExceededError
 from emotivoice.service.storage.base import StoreBase, new_id
 
-__all__ = ["UploadStore", "display_name"]
+__all__ = ["PARTIAL_SUFFIX", "UploadStore", "display_name"]
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1024 * 1024
 _SNIFF_BYTES = 64
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+_MAX_NAME = 200  # characters of a stored display name
+_MAX_EXTENSION = 16
+_PATH_CHARS = frozenset('/\\:*?"<>|')
+PARTIAL_SUFFIX = ".part"
 
 
 def display_name(filename: str | None) -> str:
-    """A client file name reduced to a harmless label (never used as a path)."""
-    name = Path(filename or "").name
-    return _SAFE_NAME.sub("_", name)[:200] or "upload"
+    """A client file name made a harmless, readable label (never used as a path).
+
+    Unicode stays readable (NFC); path parts, path characters, control and format characters
+    go; a name cut to 200 characters keeps its extension.
+    """
+    raw = unicodedata.normalize("NFC", filename or "")
+    name = PureWindowsPath(PurePosixPath(raw).name).name
+    kept = "".join(
+        "_" if c in _PATH_CHARS else c
+        for c in name
+        if unicodedata.category(c)[0] != "C"  # control, format, surrogate, unassigned
+    ).strip(" .")
+    if len(kept) > _MAX_NAME:
+        stem, dot, extension = kept.rpartition(".")
+        if dot and stem and 0 < len(extension) <= _MAX_EXTENSION:
+            kept = stem[: _MAX_NAME - len(extension) - 1] + "." + extension
+        else:
+            kept = kept[:_MAX_NAME]
+    return kept or "upload"
 
 
 class UploadStore(StoreBase):
@@ -44,10 +69,10 @@ class UploadStore(StoreBase):
         """
         upload_id = new_id()
         target = self.upload_path(upload_id)
-        partial = target.with_suffix(".part")
+        partial = target.with_suffix(PARTIAL_SUFFIX)
+        name = display_name(filename)
         try:
             size, head = self._write_limited(data, partial)
-            name = display_name(filename)
             if size == 0:
                 raise EmptyAudioError(f"{name} is empty (0 bytes).")
             kind = sniff_format(head)
@@ -56,11 +81,16 @@ class UploadStore(StoreBase):
                     f"{name} is not an audio file EmotiVoice can read (judged from its content); "
                     "send WAV, FLAC, MP3, Ogg/Opus, M4A/AAC, WebM or AIFF."
                 )
-            audio = load_audio(partial, max_duration=self.settings.max_duration_s)
+            self._check_quota(owner, size)
+            info = probe_audio(
+                partial,
+                name=name,  # errors name the user's file, never the server's temporary one
+                max_duration=self.settings.max_duration_s,
+                decode_seconds=self.settings.upload_probe_s,
+            )
             partial.rename(target)
         finally:
             partial.unlink(missing_ok=True)
-        info = audio.info
         row = UploadRow(
             id=upload_id,
             owner=owner,
@@ -69,7 +99,7 @@ class UploadStore(StoreBase):
             codec=info.codec,
             sample_rate=info.sample_rate,
             channels=info.channels,
-            duration=round(audio.duration, 3),
+            duration=round(info.duration, 3),
             size_bytes=size,
         )
         try:
@@ -101,6 +131,42 @@ class UploadStore(StoreBase):
                     head += chunk[: _SNIFF_BYTES - len(head)]
                 out.write(chunk)
         return size, head
+
+    def _check_quota(self, owner: str, size: int) -> None:
+        """Refuse an upload that would take ``owner`` over ``max_stored_mb``."""
+        quota_mb = self.settings.max_stored_mb
+        if quota_mb <= 0:
+            return
+        if self.stored_bytes(owner) + size > quota_mb * 1024 * 1024:
+            raise StorageQuotaExceededError(
+                f"This key has stored its quota of {quota_mb:g} MB of audio; delete uploads "
+                "(DELETE /uploads/{id}) to make room."
+            )
+
+    def stored_bytes(self, owner: str) -> int:
+        """Bytes of audio ``owner`` has stored."""
+        with self.session() as s:
+            total = s.scalar(
+                select(func.coalesce(func.sum(UploadRow.size_bytes), 0)).where(
+                    UploadRow.owner == owner
+                )
+            )
+        return int(total or 0)
+
+    def remove_stale_partials(self, older_than_s: float) -> int:
+        """Delete upload files left half-written (a process killed while storing one)."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for partial in self.settings.uploads_dir.glob(f"*{PARTIAL_SUFFIX}"):
+            try:
+                if partial.stat().st_mtime < cutoff:
+                    partial.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # finished or removed meanwhile
+        if removed:
+            logger.warning("Removed %d half-written upload file(s)", removed)
+        return removed
 
     def get_upload(self, owner: str, upload_id: str) -> UploadRow:
         row: UploadRow = self._owned(UploadRow, owner, upload_id, "upload")

@@ -1,4 +1,6 @@
-// The REST API from the browser: same origin, optional API key kept in localStorage.
+// The REST API from the browser: same origin, optional API key kept in localStorage. The key
+// travels only in the X-API-Key header; URLs the browser fetches by itself (<audio>, images,
+// downloads, the WebSocket) carry a short-lived token from POST /tokens instead, never the key.
 export const API = "/api/v1";
 export const EMOTIONS = ["anger", "fear", "happiness", "neutral", "sadness", "surprise"];
 export const COLOURS = {
@@ -8,10 +10,21 @@ export const COLOURS = {
 
 export function apiKey() { return localStorage.getItem("emotivoice-key") || ""; }
 
-export function withKey(url) {
-  const key = apiKey();
-  if (!key) return url;
-  return url + (url.includes("?") ? "&" : "?") + "api_key=" + encodeURIComponent(key);
+let token = null; // { value, until }: the current media token, renewed a minute before it ends
+
+// A token standing for the key in URLs ("" without a key: nothing to add).
+export async function mediaToken() {
+  if (!apiKey()) return "";
+  if (token && token.until > Date.now() + 60_000) return token.value;
+  const issued = await post("/tokens", {});
+  token = { value: issued.token, until: Date.now() + issued.expires_in * 1000 };
+  return token.value;
+}
+
+// `url` with `?token=` for the browser to fetch (unchanged without a key).
+export function withToken(url, value) {
+  if (!value) return url;
+  return url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(value);
 }
 
 function headers(extra = {}) {

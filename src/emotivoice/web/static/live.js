@@ -1,6 +1,6 @@
 // Live page: microphone → AudioWorklet (16 kHz PCM) → WebSocket /api/v1/stream → partial and
 // final transcript, emotion meter and timeline, measured latency, link to the saved recording.
-import { API, COLOURS, EMOTIONS, apiKey, el, fmtTime, post, setupKeyField } from "./api.js";
+import { API, COLOURS, EMOTIONS, el, fmtTime, mediaToken, post, setupKeyField, withToken } from "./api.js";
 import { legend, timelineChart } from "./charts.js";
 
 setupKeyField();
@@ -23,10 +23,10 @@ function drawMeter(probabilities) {
 }
 drawMeter(null);
 
-function socketUrl() {
+// The WebSocket cannot send the key header: it carries a short-lived token (with a key set).
+async function socketUrl() {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const key = apiKey();
-  return `${proto}//${location.host}${API}/stream${key ? `?api_key=${encodeURIComponent(key)}` : ""}`;
+  return withToken(`${proto}//${location.host}${API}/stream`, await mediaToken());
 }
 
 function onEvent(event) {
@@ -81,7 +81,13 @@ async function start() {
   await context.audioWorklet.addModule("/static/pcm-worklet.js");
   const source = context.createMediaStreamSource(stream);
   const node = new AudioWorkletNode(context, "pcm-sender");
-  socket = new WebSocket(socketUrl());
+  try {
+    socket = new WebSocket(await socketUrl());
+  } catch (err) {
+    errorBox.textContent = err.message;
+    cleanup();
+    return;
+  }
   socket.binaryType = "arraybuffer";
   socket.onopen = () => {
     socket.send(JSON.stringify({ type: "start", sample_rate: 16000, encoding: "pcm_s16le" }));

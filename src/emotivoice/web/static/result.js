@@ -1,6 +1,6 @@
 // Result page: player, transcript coloured by emotion with the current word highlighted,
 // timeline and distribution, granular/complex emotions, features, exports and explanations.
-import { API, EMOTIONS, el, fmtTime, get, post, setupKeyField, withKey } from "./api.js";
+import { API, EMOTIONS, el, fmtTime, get, mediaToken, post, setupKeyField, withToken } from "./api.js";
 import { distributionChart, legend, speakerColour, speakerLanes, timelineChart } from "./charts.js";
 import { explainPicker } from "./explain-options.js";
 
@@ -53,20 +53,20 @@ async function load() {
   }
   const upload = await get(`/uploads/${s.upload_id}`);
   document.getElementById("title").textContent = upload.filename;
-  render(s, upload);
+  render(s, upload, await mediaToken());
 }
 
-function render(s, upload) {
+function render(s, upload, token) {
   const r = s.result;
   document.getElementById("status").textContent = `completed in ${r.processing_time_s.toFixed(1)} s`;
-  player.src = withKey(`${API}/uploads/${upload.id}/audio`);
+  player.src = withToken(`${API}/uploads/${upload.id}/audio`, token);
   player.hidden = false;
   const languages = r.languages.map((l) => `${l.language} (${Math.round(l.share * 100)}%)`).join(", ") || "none";
   document.getElementById("summary").textContent =
     `${fmtTime(r.duration)} · ${r.segments.length} segments · ${(r.speakers || []).length || "no"} speakers · language: ${languages} · dominant emotion: ${r.emotion ? r.emotion.dominant : "–"}`;
   for (const fmt of ["json", "csv", "srt", "vtt", "pdf"]) {
     const a = document.getElementById(`export-${fmt}`);
-    a.href = withKey(`${API}/analyses/${id}/export?format=${fmt}`);
+    a.href = withToken(`${API}/analyses/${id}/export?format=${fmt}`, token);
     a.setAttribute("download", `${upload.filename}.${fmt}`);
   }
   document.getElementById("exports").hidden = false;
@@ -80,7 +80,7 @@ function render(s, upload) {
   renderSpeakers(r);
   renderTranscript(r.segments);
   renderFeatures(r.segments);
-  renderExplanations(s);
+  renderExplanations(s, token);
 }
 
 function renderSpeakers(r) {
@@ -170,7 +170,7 @@ function renderFeatures(segments) {
   );
 }
 
-async function renderExplanations(s) {
+async function renderExplanations(s, token) {
   const box = document.getElementById("explain");
   let ex = null;
   if (s.options && s.options.explain) {
@@ -196,7 +196,7 @@ async function renderExplanations(s) {
       const fig = ex.visualizations.find((v) => v.name === name);
       if (!fig) continue;
       parts.push(el("figure", { class: "figure", "data-kind": kind },
-        el("img", { src: withKey(fig.url), alt: text, loading: "lazy" }), el("figcaption", { class: "muted" }, text)));
+        el("img", { src: withToken(fig.url, token), alt: text, loading: "lazy" }), el("figcaption", { class: "muted" }, text)));
     }
   }
   if (!parts.length) parts.push(el("p", { class: "muted" }, "No segment could be explained."));
