@@ -78,8 +78,9 @@ def main() -> None:
     live = figures["live_steady"]
     assert isinstance(live, dict)
     print(
-        f"live labels (steady set): DER {live['der']:.1%}, confusion {live['confusion']:.1%},"
-        f" count right {live['count_accuracy']:.0%}, RTF {live['rtf']:.3f}"
+        f"live labels (steady set): DER {live['der']:.1%}, missed {live['missed']:.1%}, false"
+        f" alarm {live['false_alarm']:.1%}, confusion {live['confusion']:.1%}, count right"
+        f" {live['count_accuracy']:.0%}, RTF {live['rtf']:.3f}"
     )
     print(f"stereo sample: {figures['stereo']}")
     if args.cost:

@@ -106,12 +106,19 @@ class VoiceEncoder:
         return mel_frames(samples, self.mel_basis)
 
     def embed(self, windows: np.ndarray, batch: int = 256) -> np.ndarray:
-        """``(n, frames, 40)`` mel windows → ``(n, 256)`` unit embeddings (batched)."""
+        """``(n, frames, 40)`` mel windows → ``(n, 256)`` unit embeddings (batched).
+
+        The recurrence is 480 small matrix products in a row; BLAS runs them on one thread,
+        where waking a second one costs more than it saves (and steals from other work).
+        """
+        from threadpoolctl import threadpool_limits
+
         if len(windows) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.concatenate(
-            [self._forward(windows[i : i + batch]) for i in range(0, len(windows), batch)]
-        )
+        with threadpool_limits(1, user_api="blas"):
+            return np.concatenate(
+                [self._forward(windows[i : i + batch]) for i in range(0, len(windows), batch)]
+            )
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         sequence = np.asarray(x, dtype=np.float32)
