@@ -88,6 +88,27 @@ def test_two_speakers_found_in_a_built_conversation() -> None:
     assert forced.speakers == ("SPEAKER_1", "SPEAKER_2")
 
 
+def test_long_recordings_cluster_groups_of_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above MAX_CLUSTERED_POINTS windows, averaged groups are clustered (memory stays bounded)
+    and the speakers come out the same."""
+    pytest.importorskip("pyannote.metrics")
+    import emotivoice.diarization.core as core
+    from emotivoice.evaluation.diarization import build_conversations, diarize_conversation
+
+    conversation = build_conversations("test", count=2, emotions_per_speaker=1, seed=3)[1]
+    full, _ = diarize_conversation(conversation, DiarizationOptions())
+    monkeypatch.setattr(core, "MAX_CLUSTERED_POINTS", 30)
+    grouped, _ = diarize_conversation(conversation, DiarizationOptions())
+    assert grouped.speakers == full.speakers == ("SPEAKER_1", "SPEAKER_2")
+    agree = sum(
+        min(a.span.end, b.span.end) - max(a.span.start, b.span.start)
+        for a in full.turns
+        for b in grouped.turns
+        if a.speaker == b.speaker and min(a.span.end, b.span.end) > max(a.span.start, b.span.start)
+    )
+    assert agree > 0.9 * sum(t.span.end - t.span.start for t in full.turns)
+
+
 def test_one_voice_is_one_speaker(jfk_samples: np.ndarray) -> None:
     regions = speech_regions(jfk_samples)
     result = diarize(jfk_samples, regions)

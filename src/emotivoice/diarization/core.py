@@ -182,10 +182,8 @@ def diarize(
         return Diarization(turns=(), speakers=(), method="ge2e")
     encoder = encoder or load_voice_encoder()
     windows = _windows(regions, round(opts.hop_s * _FRAMES_PER_S))
-    mel = encoder.mel(_speech_level(samples, regions))
-    mel = np.pad(mel, ((0, WINDOW_FRAMES), (0, 0)))  # the last windows may run past the end
-    embeddings = encoder.embed(np.stack([mel[a : a + WINDOW_FRAMES] for a, _ in windows]))
-    labels = _cluster(embeddings, opts)
+    embeddings = _embed_windows(encoder, samples * _speech_gain(samples, regions), regions, windows)
+    labels = _cluster(embeddings, [region for _, region in windows], opts)
     centroids = np.stack(
         [_unit(embeddings[labels == k].mean(axis=0)) for k in range(labels.max() + 1)]
     )
@@ -200,14 +198,35 @@ def diarize(
     )
 
 
-def _speech_level(samples: np.ndarray, regions: list[SpeechSpan]) -> np.ndarray:
-    """``samples`` raised so that the speech (not the silence around it) sits at -30 dBFS."""
-    speech = np.concatenate([samples[r.start_sample : r.end_sample] for r in regions])
-    rms = float(np.sqrt(np.mean(np.square(speech, dtype=np.float64)))) if speech.size else 0.0
+def _speech_gain(samples: np.ndarray, regions: list[SpeechSpan]) -> np.float32:
+    """The gain that raises the speech (not the silence around it) to -30 dBFS (at least 1)."""
+    energy = sum(
+        float(np.sum(np.square(samples[r.start_sample : r.end_sample], dtype=np.float64)))
+        for r in regions
+    )
+    count = sum(r.end_sample - r.start_sample for r in regions)
+    rms = float(np.sqrt(energy / count)) if count else 0.0
     if rms <= 0:
-        return samples
-    gain = min(10 ** ((-30.0 - 20 * np.log10(rms)) / 20), 1000.0)
-    return samples * np.float32(max(gain, 1.0))
+        return np.float32(1.0)
+    return np.float32(min(max(10 ** ((-30.0 - 20 * np.log10(rms)) / 20), 1.0), 1000.0))
+
+
+def _embed_windows(
+    encoder: VoiceEncoder,
+    samples: np.ndarray,
+    regions: list[SpeechSpan],
+    windows: list[tuple[int, int]],
+) -> np.ndarray:
+    """The embedding of every window, the mel spectrogram made one region at a time (a long
+    recording's silence is never transformed, and memory stays that of one region)."""
+    rows: list[np.ndarray] = []
+    for index, region in enumerate(regions):
+        starts = [start for start, owner in windows if owner == index]
+        first = region.start_sample // HOP
+        mel = encoder.mel(samples[first * HOP : region.end_sample])
+        mel = np.pad(mel, ((0, WINDOW_FRAMES), (0, 0)))  # a last window may run past the end
+        rows += [mel[a - first : a - first + WINDOW_FRAMES] for a in starts]
+    return encoder.embed(np.stack(rows))
 
 
 def _windows(regions: list[SpeechSpan], hop: int) -> list[tuple[int, int]]:
@@ -230,8 +249,26 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cluster(embeddings: np.ndarray, opts: DiarizationOptions) -> np.ndarray:
-    """A cluster index per window, 0-based."""
+#: Average-linkage clustering keeps all pairwise distances (n² / 2 numbers): above this many
+#: windows (25 min of speech at the default hop), neighbouring windows of a region are averaged
+#: into groups that are clustered instead, each window taking its group's speaker.
+MAX_CLUSTERED_POINTS = 2000
+
+
+def _cluster(embeddings: np.ndarray, owners: list[int], opts: DiarizationOptions) -> np.ndarray:
+    """A cluster index per window (0-based); ``owners`` is each window's region."""
+    if len(embeddings) > MAX_CLUSTERED_POINTS:
+        size = -(-len(embeddings) // MAX_CLUSTERED_POINTS)
+        groups = np.zeros(len(embeddings), dtype=int)
+        group, run = 0, 0
+        for i in range(1, len(embeddings)):
+            run += 1
+            if owners[i] != owners[i - 1] or run == size:
+                group, run = group + 1, 0
+            groups[i] = group
+        means = np.stack([_unit(embeddings[groups == g].mean(axis=0)) for g in range(group + 1)])
+        grouped: np.ndarray = _cluster(means, [0] * (group + 1), opts)[groups]
+        return grouped
     n = len(embeddings)
     if opts.speakers is not None and opts.speakers > n:
         logger.warning(
