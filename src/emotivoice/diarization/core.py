@@ -223,7 +223,7 @@ def _embed_windows(
     for index, region in enumerate(regions):
         starts = [start for start, owner in windows if owner == index]
         first = region.start_sample // HOP
-        mel = encoder.mel(samples[first * HOP : region.end_sample])
+        mel = encoder.mel(samples[first * HOP : region.end_sample], normalise=False)
         mel = np.pad(mel, ((0, WINDOW_FRAMES), (0, 0)))  # a last window may run past the end
         rows += [mel[a - first : a - first + WINDOW_FRAMES] for a in starts]
     return encoder.embed(np.stack(rows))

@@ -53,15 +53,17 @@ class SpeakerEncoder(Protocol):
         ...
 
 
-def mel_frames(samples: np.ndarray, mel_basis: np.ndarray) -> np.ndarray:
+def mel_frames(samples: np.ndarray, mel_basis: np.ndarray, normalise: bool = True) -> np.ndarray:
     """The encoder's input: a ``(frames, 40)`` mel *power* spectrogram (not log) of 16 kHz audio.
 
     Matches ``librosa.feature.melspectrogram(n_fft=400, hop_length=160, n_mels=40)``: a periodic
-    Hann window, frames centred on multiples of 10 ms with zero padding at the edges. The level
-    is first raised to -30 dBFS when the audio is quieter, as Resemblyzer's preprocessing does.
+    Hann window, frames centred on multiples of 10 ms with zero padding at the edges. With
+    ``normalise`` the level is first raised to -30 dBFS when the audio is quieter, as
+    Resemblyzer's preprocessing does (pass ``False`` for pieces of a recording whose level was
+    set as a whole).
     """
     x = np.asarray(samples, dtype=np.float32)
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size and normalise else 0.0
     if rms > 0:
         gain = 10 ** ((_TARGET_DBFS - 20 * np.log10(rms)) / 20)
         if gain > 1:
@@ -101,9 +103,9 @@ class VoiceEncoder:
         """256: the length of one embedding."""
         return int(self.projection[0].shape[0])
 
-    def mel(self, samples: np.ndarray) -> np.ndarray:
+    def mel(self, samples: np.ndarray, normalise: bool = True) -> np.ndarray:
         """:func:`mel_frames` with this encoder's filterbank."""
-        return mel_frames(samples, self.mel_basis)
+        return mel_frames(samples, self.mel_basis, normalise)
 
     def embed(self, windows: np.ndarray, batch: int = 256) -> np.ndarray:
         """``(n, frames, 40)`` mel windows → ``(n, 256)`` unit embeddings (batched).
