@@ -6,6 +6,8 @@ Two measurements (issue 26, items 1 and 2):
   memory per byte to decode (8-bit mono WAV at 1 kHz, just under the 4-hour limit: 14 MB that
   decode to 900 MB of 16 kHz float samples); the API process' peak resident memory (``VmHWM``)
   and the time until every upload was answered;
+* **the worker's full decode**: ``load_audio`` of that recording in a fresh process, its peak
+  resident memory (what a worker holds to analyse it);
 * **a large body with a wrong key**: a 30 MB JSON body (15 million small numbers) posted with an
   API key the server does not know; the time until the ``401`` and the growth of the API
   process' peak memory.
@@ -32,8 +34,10 @@ from emotivoice.evaluation.processes import service_env, start_server, stop
 
 __all__ = [
     "BodyReport",
+    "DecodeReport",
     "UploadReport",
     "format_memory_report",
+    "measure_decode",
     "measure_large_body",
     "measure_uploads",
     "worst_case_wav",
@@ -49,6 +53,13 @@ class UploadReport:
     peak_rss_mb: float
     seconds: float
     statuses: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DecodeReport:
+    audio_hours: float
+    peak_rss_mb: float
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,34 @@ def measure_uploads(
     )
 
 
+_DECODE_SCRIPT = """
+import sys, time
+from emotivoice.audio import load_audio
+started = time.perf_counter()
+audio = load_audio(sys.argv[1], max_duration=4 * 3600)
+seconds = time.perf_counter() - started
+peak = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
+print(audio.duration, int(peak) / 1024, seconds)
+"""
+
+
+def measure_decode(wav: Path, sources: Path | None = None) -> DecodeReport:
+    """``load_audio(wav)`` in a fresh process (a worker's decode): its peak memory."""
+    import subprocess
+    import sys
+
+    env = _env(wav.parent, sources)
+    done = subprocess.run(
+        [sys.executable, "-c", _DECODE_SCRIPT, str(wav)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    duration, peak, seconds = (float(v) for v in done.stdout.split())
+    return DecodeReport(audio_hours=duration / 3600, peak_rss_mb=peak, seconds=seconds)
+
+
 def measure_large_body(
     home: Path, body_mb: float = 30.0, sources: Path | None = None
 ) -> BodyReport:
@@ -170,7 +209,9 @@ def measure_large_body(
     )
 
 
-def format_memory_report(uploads: UploadReport | None, body: BodyReport | None) -> str:
+def format_memory_report(
+    uploads: UploadReport | None, body: BodyReport | None, decode: DecodeReport | None = None
+) -> str:
     lines = []
     if uploads is not None:
         lines += [
@@ -181,6 +222,11 @@ def format_memory_report(uploads: UploadReport | None, body: BodyReport | None) 
             f"(+{uploads.peak_rss_mb - uploads.rss_before_mb:.0f} MB); all answered in "
             f"{uploads.seconds:.1f} s; statuses {sorted(set(uploads.statuses))}",
         ]
+    if decode is not None:
+        lines.append(
+            f"worker decode (load_audio) of the {decode.audio_hours:.2f} h WAV: peak RSS "
+            f"{decode.peak_rss_mb:.0f} MB, {decode.seconds:.1f} s"
+        )
     if body is not None:
         lines.append(
             f"{body.body_mb:.0f} MB JSON body with a wrong key: HTTP {body.status} after "

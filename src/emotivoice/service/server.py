@@ -52,8 +52,11 @@ def run_worker(settings: Settings, concurrency: int | None = None, pool: str = "
     parent = os.environ.get(_PARENT_ENV)
     if parent:
         _stop_with_parent(int(parent))
+    from celery.signals import worker_ready
+
     beat = _Liveness(settings, f"{socket.gethostname()}:{os.getpid()}")
-    beat.start()
+    # Alive for /ready once Celery consumes the queue (and handles SIGTERM), not before.
+    worker_ready.connect(lambda **_: beat.start(), weak=False)
     try:
         app.worker_main(argv)
     finally:
@@ -88,7 +91,8 @@ class _Liveness:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         try:
             self.store.worker_gone(self.name)
         except Exception:
