@@ -108,7 +108,7 @@ def analyze_and_write(
         ids = sorted(s.id for s in chosen)
         explanations = explain_segments(audio, analysis, explain, segment=ids, spans=spans)
         folder = explain_dir or explain_folder(out, stem)
-        write_report(analysis, audio.samples, explanations, folder, spans)
+        write_report(analysis, audio, explanations, folder, spans)
     if on_stage is not None:
         on_stage(STAGE_WRITING)
     written += _write(analysis, out, stem, later, names, folder)

@@ -583,7 +583,7 @@ def test_explain_cuts_segments_at_the_pipelines_sample_spans(
     monkeypatch.setattr(scoring, "emotion_scorer", recording_scorer)
     span = SpeechSpan(start_sample=16_007, end_sample=48_013)  # not whole milliseconds
     segment = SimpleNamespace(
-        id=0, start=round(span.start, 3), end=round(span.end, 3), features=None
+        id=0, start=round(span.start, 3), end=round(span.end, 3), features=None, channel=None
     )
     analysis = SimpleNamespace(segments=(segment,), emotion=None)
     audio = Audio(samples=jfk_samples, info=None)  # type: ignore[arg-type]
@@ -595,3 +595,20 @@ def test_explain_cuts_segments_at_the_pipelines_sample_spans(
     assert int(segment.end * SR) - int(segment.start * SR) in lengths  # cut from the times
     paths = write_report(analysis, jfk_samples, [exact], tmp_path, {0: span})
     assert any(p.name == "segment-0-counterfactuals.png" for p in paths)
+
+
+@pytest.mark.slow
+def test_a_split_stereo_segment_is_explained_from_its_own_channel(data_dir: Path) -> None:
+    """The second talker of a stereo call is analysed from channel 2; its explanation scores the
+    same audio (the mix would give other probabilities)."""
+    import emotivoice
+    from emotivoice.explain.options import ExplainOptions
+
+    path = data_dir / "speech" / "stereo_diarization.wav"
+    analysis = emotivoice.analyze(path, features=False)
+    second = next(s for s in analysis.segments if s.channel == 1)
+    assert second.emotion is not None
+    (explanation,) = emotivoice.explain(
+        path, analysis, ExplainOptions(methods=("counterfactual",)), segment=second.id
+    )
+    assert explanation.probabilities == pytest.approx(second.emotion.probabilities, abs=2e-3)

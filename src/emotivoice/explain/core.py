@@ -359,7 +359,12 @@ def explain(
     from emotivoice.explain.scoring import emotion_scorer
 
     options = _options(options, legacy)
-    audio = source if isinstance(source, Audio) else load_audio(source, sample_rate=sample_rate)
+    split = analysis is not None and any(s.channel is not None for s in analysis.segments)
+    audio = (
+        source
+        if isinstance(source, Audio)
+        else load_audio(source, sample_rate=sample_rate, keep_channels=split)
+    )
     if analysis is None:
         from emotivoice.pipeline import analyze
 
@@ -375,7 +380,7 @@ def explain(
     out = []
     for i in ids:
         s, span = by_id[i], (spans or {}).get(i)
-        samples = _cut(audio.samples, s.start, s.end, span)
+        samples = _cut(_heard(audio, s.channel), s.start, s.end, span)
         offset = span.start if span is not None else s.start
         out.append(
             explain_segment(samples, scorer, options, segment=i, offset=offset, features=s.features)
@@ -416,13 +421,15 @@ def _options(options: ExplainOptions | None, legacy: dict[str, Any]) -> ExplainO
 
 def write_report(
     analysis: Any,
-    samples: np.ndarray,
+    samples: np.ndarray | Audio,
     explanations: Sequence[SegmentExplanation],
     folder: Path,
     spans: Mapping[int, SpeechSpan] | None = None,
 ) -> list[Path]:
     """File-level plots (emotion distribution and timeline) and every segment's explanation
-    (its audio cut as :func:`explain` cut it: at ``spans`` when given)."""
+    (its audio cut as :func:`explain` cut it: at ``spans`` when given, from the segment's own
+    channel when ``samples`` is the :class:`Audio` of a recording analysed channel by
+    channel)."""
     from emotivoice.explain import plots
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -433,10 +440,19 @@ def write_report(
         )
         timeline = [asdict(p) for p in analysis.emotion.timeline]
         written.append(plots.plot_timeline(timeline, folder / "timeline.png"))
+    channels = {seg.id: seg.channel for seg in getattr(analysis, "segments", ())}
     for e in explanations:
-        cut = _cut(samples, e.start, e.end, (spans or {}).get(e.segment))
+        source = _heard(samples, channels.get(e.segment)) if isinstance(samples, Audio) else samples
+        cut = _cut(source, e.start, e.end, (spans or {}).get(e.segment))
         written += write_explanation(e, cut, folder)
     return written
+
+
+def _heard(audio: Audio, channel: int | None) -> np.ndarray:
+    """What a segment was analysed from: its own channel (split stereo calls), else the mix."""
+    if channel is not None and audio.channels is not None:
+        return audio.channels[channel]
+    return audio.samples
 
 
 def _cut(samples: np.ndarray, start: float, end: float, span: SpeechSpan | None) -> np.ndarray:
