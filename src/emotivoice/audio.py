@@ -7,12 +7,14 @@ says what is wrong with the input in words a user understands.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import av
 import numpy as np
@@ -184,10 +186,17 @@ def _too_long(name: str, seconds: float, max_duration: float) -> AudioTooLongErr
     )
 
 
-def _decode_container(
-    source: AudioSource, name: str, max_duration: float, keep_channels: bool = False
-) -> Audio:
-    handle = _open_input(source, name)
+@contextlib.contextmanager
+def _audio_stream(
+    handle: str | IO[bytes], name: str
+) -> Iterator[tuple[Any, Any, str, float | None]]:
+    """The open container, its first audio stream, the format's short name and the duration
+    the container declares (``None`` when it declares none).
+
+    Raises:
+        AudioDecodeError: not a readable container.
+        UnsupportedFormatError: no audio stream.
+    """
     try:
         container = av.open(handle, mode="r", metadata_errors="ignore")
     except av.error.FFmpegError as e:
@@ -207,6 +216,13 @@ def _decode_container(
         )
         if declared is None and container.duration:
             declared = container.duration / av.time_base
+        yield container, stream, fmt, declared
+
+
+def _decode_container(
+    source: AudioSource, name: str, max_duration: float, keep_channels: bool = False
+) -> Audio:
+    with _audio_stream(_open_input(source, name), name) as (container, stream, fmt, declared):
         if declared is not None and declared > max_duration:
             raise _too_long(name, declared, max_duration)
         # Resampled frame by frame into one buffer sized from the declared length (grown when
@@ -381,26 +397,7 @@ def probe_audio(
         AudioTooLongError: longer than ``max_duration`` (from the header or the packets).
     """
     name = name or Path(path).name
-    handle = _open_input(Path(path), name)
-    try:
-        container = av.open(handle, mode="r", metadata_errors="ignore")
-    except av.error.FFmpegError as e:
-        raise AudioDecodeError(
-            f"{name}: not a readable audio file (the decoder says: {e.strerror or e})."
-        ) from e
-    with container:
-        if not container.streams.audio:
-            kind = "video only" if container.streams.video else "no audio stream"
-            raise UnsupportedFormatError(f"{name}: contains {kind}; nothing to analyse.")
-        stream = container.streams.audio[0]
-        fmt = _FORMAT_NAMES.get(container.format.name, container.format.name.split(",")[0])
-        declared = (
-            float(stream.duration * stream.time_base)
-            if stream.duration and stream.time_base
-            else None
-        )
-        if declared is None and container.duration:
-            declared = container.duration / av.time_base
+    with _audio_stream(_open_input(Path(path), name), name) as (container, stream, fmt, declared):
         if fmt == "wav":
             declared = _wav_declared_seconds(str(path)) or declared
         if declared is not None and declared > max_duration:
