@@ -38,6 +38,7 @@ __all__ = [
     "DiarizationOptions",
     "SpeakerTurn",
     "diarize",
+    "embed_speech",
     "merge_turns",
     "speaker_name",
 ]
@@ -181,8 +182,7 @@ def diarize(
     if not regions:
         return Diarization(turns=(), speakers=(), method="ge2e")
     encoder = encoder or load_voice_encoder()
-    windows = _windows(regions, round(opts.hop_s * _FRAMES_PER_S))
-    embeddings = _embed_windows(encoder, samples * _speech_gain(samples, regions), regions, windows)
+    embeddings, windows = embed_speech(samples, regions, opts.hop_s, encoder)
     labels = _cluster(embeddings, [region for _, region in windows], opts)
     centroids = np.stack(
         [_unit(embeddings[labels == k].mean(axis=0)) for k in range(labels.max() + 1)]
@@ -196,6 +196,16 @@ def diarize(
     return Diarization(
         turns=named, speakers=tuple(speaker_name(i) for i in range(len(order))), method="ge2e"
     )
+
+
+def embed_speech(
+    samples: np.ndarray, regions: list[SpeechSpan], hop_s: float, encoder: VoiceEncoder
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The speaker embedding of every 1.6 s window of the speech ``regions`` (their speech
+    level raised to -30 dBFS as a whole), with each window's ``(first frame, region index)``."""
+    windows = _windows(regions, round(hop_s * _FRAMES_PER_S))
+    gain = _speech_gain(samples, regions)
+    return _embed_windows(encoder, samples * gain, regions, windows), windows
 
 
 def _speech_gain(samples: np.ndarray, regions: list[SpeechSpan]) -> np.float32:

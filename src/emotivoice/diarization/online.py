@@ -13,8 +13,9 @@ import logging
 
 import numpy as np
 
-from emotivoice.diarization.core import DiarizationOptions, speaker_name
-from emotivoice.diarization.embedding import HOP, WINDOW_FRAMES, VoiceEncoder, load_voice_encoder
+from emotivoice.diarization.core import DiarizationOptions, embed_speech, speaker_name
+from emotivoice.diarization.embedding import HOP, VoiceEncoder, load_voice_encoder
+from emotivoice.segmentation import SpeechSpan
 
 __all__ = ["ONLINE_THRESHOLD", "OnlineSpeakers"]
 
@@ -48,12 +49,8 @@ class OnlineSpeakers:
 
     def embed(self, samples: np.ndarray) -> np.ndarray:
         """The unit-length average embedding of 16 kHz ``samples`` (1.6 s windows)."""
-        mel = self.encoder.mel(samples)
-        hop = round(self.options.hop_s * 100)
-        last = max(0, len(mel) - WINDOW_FRAMES)
-        starts = sorted({*range(0, last + 1, hop), last})
-        mel = np.pad(mel, ((0, WINDOW_FRAMES), (0, 0)))
-        windows = self.encoder.embed(np.stack([mel[a : a + WINDOW_FRAMES] for a in starts]))
+        whole = [SpeechSpan(0, samples.size)]
+        windows, _ = embed_speech(samples, whole, self.options.hop_s, self.encoder)
         mean = windows.mean(axis=0)
         unit: np.ndarray = mean / max(float(np.linalg.norm(mean)), 1e-12)
         return unit

@@ -344,8 +344,9 @@ class StreamingAnalyzer:
                 # only sent segments update the voices heard (a discarded speculation never does)
                 started = time.perf_counter()
                 segment = segment.with_speaker(self._speakers.assign(samples))
-                compute_s += time.perf_counter() - started
-                self._compute_s += time.perf_counter() - started
+                labelling = time.perf_counter() - started
+                compute_s += labelling
+                self._compute_s += labelling
             events.append(
                 SegmentEvent(
                     segment=segment,
