@@ -327,6 +327,7 @@ class Analyzer:
             words=transcript.words,
             features=features,
             emotion=emotion,
+            low_confidence=transcript.low_confidence,
         )
 
     def analyze(

@@ -44,8 +44,9 @@ __all__ = [
 ]
 
 #: 1.1 added speakers (``speaker``/``channel`` on segments and words, ``speakers`` per analysis,
-#: ``model.diarization``); 1.0 files still load, with no speakers.
-SCHEMA_VERSION = "1.1"
+#: ``model.diarization``); 1.0 files still load, with no speakers. 1.2 added ``low_confidence`` on
+#: segments; older files load with it false.
+SCHEMA_VERSION = "1.2"
 N_MFCC = 13  # MFCC means per segment (features.py computes them)
 
 
@@ -215,6 +216,10 @@ class Segment:
         speaker: who speaks (``SPEAKER_1``, ...); ``None`` without diarization.
         channel: the recording's channel the segment was heard on, when channels were analysed
             apart (stereo calls); ``None`` otherwise.
+        low_confidence: Whisper's transcript failed its own checks (repetitive text or a low
+            mean token log-probability at every temperature tried within the segment's time
+            budget, or it ran into the token cap): treat the text as a guess. Typical of noisy
+            speech or a language the model handles poorly.
     """
 
     id: int
@@ -230,6 +235,7 @@ class Segment:
     emotion: EmotionScores | None = None
     speaker: str | None = None
     channel: int | None = None
+    low_confidence: bool = False
 
     @property
     def duration(self) -> float:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -42,6 +44,26 @@ _ENCODER_FRAMES_PER_MEL_FRAME = 2  # the encoder's second convolution has stride
 _TEMPERATURES = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]  # faster-whisper's fallback schedule
 _WINDOW_FRAMES = 3000  # mel frames (10 ms each) of Whisper's 30-second window
 _PROMPT_CONTEXT_TOKENS = 223  # Whisper's n_text_ctx // 2 - 1, as faster-whisper trims prompts
+_MEL_FRAMES_PER_S = 100
+# The worst case is bounded by the audio's length (hard audio makes Whisper loop on invented
+# text and fall back through every temperature; measured: 3-10x real time on noisy Polish):
+# - a decoding pass may write at most this many tokens per second of audio (fast speech in a
+#   language the tokenizer splits finely, Polish, is about 8 a second, timestamps included), so
+#   a repetition loop stops at a length proportional to the audio instead of 448 tokens;
+DECODE_TOKENS_PER_S = 12
+DECODE_TOKENS_SLACK = 16
+# - after a failed pass, the next temperature is tried only while the segment's decoding has
+#   taken less than this many seconds per second of audio (the first pass always runs).
+FALLBACK_BUDGET_S_PER_S = 0.5
+# - after this many seconds per second of audio no further 30 s window of the segment is
+#   decoded (a window whose text stops short of the segment's end is followed by another).
+DECODE_BUDGET_S_PER_S = 1.0
+# faster-whisper's own checks of a pass (its transcribe() defaults): a text that compresses more
+# than this is repetitive, a lower mean token log-probability is a guess; either asks for a
+# pass at the next temperature, unless Whisper says the audio is not speech.
+COMPRESSION_RATIO_THRESHOLD = 2.4
+LOG_PROB_THRESHOLD = -1.0
+NO_SPEECH_THRESHOLD = 0.6
 
 
 @dataclass(frozen=True)
@@ -88,6 +110,7 @@ class SegmentTranscript:
     no_speech_prob: float
     words: tuple[Word, ...]
     tokens: tuple[int, ...] = field(repr=False)
+    low_confidence: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,24 +225,42 @@ class Transcriber:
     ) -> SegmentTranscript:
         """Decode one encoded segment in ``language``; ``offset`` is its start in the file.
 
-        ``max_new_tokens`` caps the text's length and ``fallback=False`` turns off the retries at
-        higher temperatures: both bound the time of quick provisional passes.
+        The work is bounded by the segment's length: at most :data:`DECODE_TOKENS_PER_S` tokens
+        a second of audio per pass (``max_new_tokens`` sets another cap), and a failed pass is
+        retried at the next temperature only within :data:`FALLBACK_BUDGET_S_PER_S`;
+        ``fallback=False`` allows no retry (quick provisional passes). A transcript whose chosen
+        pass failed Whisper's checks, or ran into the token cap, is ``low_confidence``.
         """
         from faster_whisper.tokenizer import Tokenizer
 
         tokenizer = Tokenizer(
             self.model.hf_tokenizer, self.is_multilingual, task="transcribe", language=language
         )
+        audio_s = encoded.n_frames / _MEL_FRAMES_PER_S
+        cap = int(audio_s * DECODE_TOKENS_PER_S) + DECODE_TOKENS_SLACK
+        if max_new_tokens is not None:
+            cap = min(cap, max_new_tokens)
+        # the prompt (at most the trimmed context and the start tokens) and the new tokens share
+        # Whisper's 448 positions
+        cap = min(cap, self.model.max_length - _PROMPT_CONTEXT_TOKENS - 4)
+        started = time.perf_counter()
+        budget_s = FALLBACK_BUDGET_S_PER_S * audio_s if fallback else 0.0
         options = dataclasses.replace(
             self._decoding_options(tokenizer, previous_tokens),
-            max_new_tokens=max_new_tokens,
-            temperatures=_TEMPERATURES if fallback else _TEMPERATURES[:1],
+            max_new_tokens=cap,
+            temperatures=_BudgetedTemperatures(
+                started + budget_s, started + DECODE_BUDGET_S_PER_S * audio_s
+            ),
         )
-        pieces = list(
-            self.model.generate_segments(
+        pieces, cut = [], False
+        try:
+            for piece in self.model.generate_segments(
                 encoded.features, tokenizer, options, False, encoded.encoder_output
-            )
-        )
+            ):
+                pieces.append(piece)
+        except _BudgetSpent:
+            logger.debug("Decoding budget spent; the rest of the segment is left out")
+            cut = True
         words = tuple(
             Word(
                 start=round(offset + w.start, 3),
@@ -231,6 +272,7 @@ class Transcriber:
             for w in piece.words or ()
         )
         tokens = tuple(t for piece in pieces for t in piece.tokens)
+        low_confidence = cut or len(tokens) >= cap or any(_failed_checks(p) for p in pieces)
         n_tokens = max(1, len(tokens))
         avg_logprob = (
             sum(p.avg_logprob * max(1, len(p.tokens)) for p in pieces) / n_tokens if pieces else 0.0
@@ -244,6 +286,7 @@ class Transcriber:
             no_speech_prob=float(no_speech),
             words=words,
             tokens=tokens,
+            low_confidence=low_confidence,
         )
 
     def _decoding_options(self, tokenizer: object, previous_tokens: tuple[int, ...]) -> Any:
@@ -259,9 +302,9 @@ class Transcriber:
             length_penalty=1.0,
             repetition_penalty=1.0,
             no_repeat_ngram_size=0,
-            log_prob_threshold=-1.0,
-            no_speech_threshold=0.6,
-            compression_ratio_threshold=2.4,
+            log_prob_threshold=LOG_PROB_THRESHOLD,
+            no_speech_threshold=NO_SPEECH_THRESHOLD,
+            compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
             condition_on_previous_text=self.options.condition_on_previous_text,
             prompt_reset_on_temperature=0.5,
             temperatures=_TEMPERATURES,
@@ -280,3 +323,61 @@ class Transcriber:
             hallucination_silence_threshold=None,
             hotwords=None,
         )
+
+
+def _failed_checks(piece: Any) -> bool:
+    """Whether a decoded piece failed faster-whisper's checks (and is not silence)."""
+    if piece.no_speech_prob > NO_SPEECH_THRESHOLD and piece.avg_logprob < LOG_PROB_THRESHOLD:
+        return False
+    return bool(
+        piece.compression_ratio > COMPRESSION_RATIO_THRESHOLD
+        or piece.avg_logprob < LOG_PROB_THRESHOLD
+    )
+
+
+class _BudgetSpent(Exception):
+    """Raised inside faster-whisper's decoding loop to stop a segment's decoding."""
+
+
+class _BudgetedTemperatures(Sequence[float]):
+    """Whisper's fallback temperatures, cut short once a segment's time budget is spent.
+
+    faster-whisper decodes a segment window by window (after a pass whose last timestamp falls
+    short of the end, it encodes and decodes again from there) and, in each window, tries
+    ``for temperature in options.temperatures`` until a pass meets its checks, else keeps the
+    best pass. Iterating this sequence bounds both without a copy of that loop:
+
+    - each window gets its first temperature, and further ones only before
+      ``fallback_deadline`` (``time.perf_counter()`` seconds);
+    - a window that starts after ``window_deadline`` raises :class:`_BudgetSpent` (hard audio
+      makes every pass invent text to its token cap and the windows go on: measured, three
+      windows and 10 s for 1.6 s of noisy speech); the windows already decoded are kept.
+    """
+
+    def __init__(self, fallback_deadline: float, window_deadline: float) -> None:
+        self._fallback_deadline = fallback_deadline
+        self._window_deadline = window_deadline
+        self._windows = 0
+
+    def __iter__(self) -> Iterator[float]:
+        if self._windows and time.perf_counter() >= self._window_deadline:
+            raise _BudgetSpent
+        self._windows += 1
+        return self._temperatures()
+
+    def _temperatures(self) -> Iterator[float]:
+        for i, temperature in enumerate(_TEMPERATURES):
+            if i and time.perf_counter() >= self._fallback_deadline:
+                logger.debug("Fallback budget spent before temperature %.1f", temperature)
+                return
+            yield temperature
+
+    def __len__(self) -> int:
+        return len(_TEMPERATURES)
+
+    @overload
+    def __getitem__(self, index: int) -> float: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[float]: ...
+    def __getitem__(self, index: int | slice) -> float | Sequence[float]:
+        return _TEMPERATURES[index]

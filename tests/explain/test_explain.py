@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -540,6 +541,18 @@ def test_batch_scorer_equals_the_pipeline_encoder_path(jfk_samples: np.ndarray) 
     backend = load_backend(EmotionOptions())
     expected = [backend.probabilities(w, transcriber.encode(w)) for w in waves]
     np.testing.assert_allclose(scorer(waves), expected, atol=1e-5)
+
+
+def test_batch_scorer_runs_without_pytorch(
+    jfk_samples: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # with PyTorch the prefix runs as its twin (faster batches); without it, the numpy runtime
+    waves = [jfk_samples[: 3 * SR], gain(jfk_samples[: 3 * SR], -6.0)]
+    with_torch = emotion_scorer()(waves)
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    without = emotion_scorer()
+    np.testing.assert_allclose(without(waves), with_torch, atol=1e-5)
+    assert without._torch_prefix is False  # type: ignore[attr-defined]
 
 
 def test_torch_scorer_agrees_with_the_pipeline_scorer(angry_clip: Path) -> None:

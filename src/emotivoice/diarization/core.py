@@ -284,8 +284,10 @@ def _cluster(embeddings: np.ndarray, owners: list[int], opts: DiarizationOptions
         logger.warning(
             "%d speakers were asked for but the speech allows at most %d", opts.speakers, n
         )
-    if n == 1:
-        return np.zeros(1, dtype=int)
+    if n == 1 or (opts.speakers is None and opts.min_speakers <= 1 and n < 2 * MIN_SPEAKER_WINDOWS):
+        # too few windows for two voices of MIN_SPEAKER_WINDOWS each: whatever the tree, the
+        # strays would be joined into one speaker (short clips skip SciPy's costly import)
+        return np.zeros(n, dtype=int)
     from scipy.cluster.hierarchy import fcluster, linkage
 
     tree = linkage(embeddings.astype(np.float64), method="average", metric="cosine")

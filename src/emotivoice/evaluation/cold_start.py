@@ -119,7 +119,8 @@ def run_cold_start(
         choices = {"reference": items, "short clip": [clip]}
         for set_name in sets:
             files = [str(p) for p in choices[set_name]]
-            plain, runs = [], {name: [] for name in CONTENDERS}
+            plain: list[float] = []
+            runs: dict[str, list[float]] = {name: [] for name in CONTENDERS}
             for _ in range(repeats):
                 plain_cmd = [sys.executable, "-c", PLAIN_SCRIPT, model_dir]
                 plain.append(_timed([*plain_cmd, *files], env))
@@ -137,9 +138,7 @@ def run_cold_start(
                     runs_s={n: tuple(round(s, 3) for s in v) for n, v in runs.items()},
                 )
             )
-    return ColdStartReport(
-        model="base", repeats=repeats, sets=tuple(reports)
-    )
+    return ColdStartReport(model="base", repeats=repeats, sets=tuple(reports))
 
 
 def _write_short_clip(source: Path, target: Path, seconds: float) -> None:

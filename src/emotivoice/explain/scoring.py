@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -77,7 +77,9 @@ class WhisperHeadScorer:
         self.replicas = max(1, replicas or threads) if resolved == "cpu" else 1
         intra_threads = max(1, threads // self.replicas) if resolved == "cpu" else cpu_threads
         self.backend = backend
+        self.device = resolved
         self.threads = threads  # BLAS threads of a prefix head's batched passes (nothing else runs)
+        self._torch_prefix: Any = None  # built on first use: see _prefix_runner
         self.model: WhisperModel = load_model(
             whisper_model, resolved, default_compute_type(resolved), intra_threads, self.replicas
         )
@@ -148,10 +150,45 @@ class WhisperHeadScorer:
             for start in range(0, len(indices), _PREFIX_BATCH):
                 chunk = indices[start : start + _PREFIX_BATCH]
                 mel = np.stack([EncodedSegment.own_frames(features[i], n) for i in chunk])
-                states_batch = head.prefix_states(mel, threads=self.threads)
+                states_batch = self._prefix_states(mel)
                 for i, states in zip(chunk, states_batch, strict=True):
                     rows[i] = head.probabilities(states)
         return np.stack(rows) if rows else np.zeros((0, 0))
+
+    def _prefix_states(self, mel: np.ndarray) -> np.ndarray:
+        """The head's input for a batch of equal-length log-mel windows.
+
+        With PyTorch installed (the ``explain`` extra) the prefix runs as its PyTorch twin, with
+        the very same weights: fused attention and GELU make a batch 2-4x faster on a CPU than
+        the numpy runtime (measured on 16 waves of 10 s), and ``device="cuda"`` runs it on the
+        accelerator. Without PyTorch the numpy prefix the pipeline uses runs.
+        """
+        head = self.backend.head
+        if self._torch_prefix is None:
+            try:
+                import torch
+            except ImportError:
+                self._torch_prefix = False
+            else:
+                from emotivoice.models.torch_prefix import TorchEncoderPrefix
+
+                module = TorchEncoderPrefix.from_prefix(
+                    head.encoder_prefix(), max(head.prefix_layers)
+                )
+                self._torch_prefix = module.to(self.device)
+        if self._torch_prefix is False:
+            return head.prefix_states(mel, threads=self.threads)
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                outputs = self._torch_prefix(torch.from_numpy(mel).to(self.device))
+                states = torch.cat([outputs[n] for n in head.prefix_layers], dim=-1)
+                return np.asarray(states.float().cpu().numpy(), dtype=np.float32)
+        finally:
+            torch.set_num_threads(threads)
 
 
 def emotion_scorer(

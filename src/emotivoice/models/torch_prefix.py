@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from emotivoice.models.encoder_prefix import LINEAR_LAYERS, NORM_LAYERS, _int8_rows
+from emotivoice.models.encoder_prefix import LINEAR_LAYERS, NORM_LAYERS, EncoderPrefix, _int8_rows
 
 
 class LoraLinear(nn.Module):
@@ -127,6 +127,32 @@ class TorchEncoderPrefix(nn.Module):
             _Layer(functools.partial(_layer_variable, get, i), rank, alpha, train_norms)
             for i in range(n_layers)
         )
+
+    @classmethod
+    def from_prefix(cls, prefix: EncoderPrefix, n_layers: int | None = None) -> TorchEncoderPrefix:
+        """The same network as a numpy :class:`EncoderPrefix`, with its exact weights (a
+        fine-tuned head's adapted ones included): for fast batched inference (explanations)."""
+        n_layers = n_layers or len(prefix.layers)
+        variables: dict[str, Any] = {"encoder/num_heads": np.asarray(prefix.n_heads)}
+        for conv, (weight, bias) in zip(("conv1", "conv2"), prefix.conv, strict=True):
+            variables[f"encoder/{conv}/weight"], variables[f"encoder/{conv}/bias"] = weight, bias
+        variables["encoder/position_encodings/encodings"] = prefix.positions
+        for i, w in enumerate(prefix.layers[:n_layers]):
+            for name, source in LINEAR_LAYERS.items():
+                variables[f"encoder/layer_{i}/{source}/weight"] = w[name].T
+                variables[f"encoder/layer_{i}/{source}/bias"] = w[name + "_b"]
+            for name, source in NORM_LAYERS.items():
+                gamma, beta = w[name]
+                variables[f"encoder/layer_{i}/{source}/gamma"] = gamma
+                variables[f"encoder/layer_{i}/{source}/beta"] = beta
+        module = cls(variables, n_layers)
+        with torch.no_grad():  # the constructor rounds to int8; adapted weights are not
+            for layer, w in zip(module.layers, prefix.layers, strict=False):
+                for name in LINEAR_LAYERS:
+                    getattr(layer, name).weight.copy_(
+                        torch.from_numpy(np.ascontiguousarray(w[name].T))
+                    )
+        return module.eval()
 
     @property
     def d_model(self) -> int:
