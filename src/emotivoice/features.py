@@ -47,8 +47,10 @@ Values that a segment does not define (no voiced frame, no words) are ``None``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,6 +59,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from emotivoice import dsp
 from emotivoice.audio import SAMPLE_RATE
 from emotivoice.errors import InvalidConfigError
 from emotivoice.results import N_MFCC, AcousticFeatures
@@ -70,6 +73,7 @@ _F0_HOP = 320
 _FRAME = 512
 _HOP = 160
 _ENERGY_FLOOR_DB = 50.0
+_N_MELS = 40
 _FORMANT_SR = 11000
 _VOWELS = re.compile(r"[aeiouyàáâãäåæèéêëìíîïòóôõöøùúûüýÿąęóаеёиоуыэюяάέήίόύώ]+", re.IGNORECASE)
 
@@ -172,19 +176,306 @@ def _r(value: float | None, digits: int = 3) -> float | None:
 
 
 def _f0_track(y: NDArray[np.float32], sr: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    import librosa
+    """pYIN F0 (Hz, NaN where unvoiced) and voicing flags, one per 20 ms frame."""
+    return _pyin(y, sr)
 
-    f0, voiced, _ = librosa.pyin(
-        y,
-        fmin=F0_MIN_HZ,
-        fmax=F0_MAX_HZ,
-        sr=sr,
-        frame_length=_F0_FRAME,
-        hop_length=_F0_HOP,
-        resolution=0.1,
-        center=True,
-    )
-    return np.asarray(f0, dtype=np.float64), np.asarray(voiced, dtype=bool)
+
+# --- pYIN ------------------------------------------------------------------------------------
+#
+# Hand-written instead of ``librosa.pyin``: importing librosa (with SciPy's signal and stats
+# packages and numba's JIT cache) costs seconds of CPU on every cold CLI run, and its dense
+# Viterbi (a 708 x 708 max per frame) most of the rest. This is a step-by-step port of librosa
+# 0.11's ``librosa.core.pitch.pyin`` (Mauch & Dixon 2014, as the official pYIN software does it),
+# with the same parameters, dtypes and order of floating-point operations, so that it gives the
+# same track; only the Viterbi is reorganised (banded, see ``_pyin_viterbi``).
+
+_PYIN_THRESHOLDS = 100
+_PYIN_BETA = (2, 18)  # beta-distribution prior over the YIN thresholds
+_PYIN_BOLTZMANN = 2.0  # prior over troughs: smaller periods weigh more
+_PYIN_RESOLUTION = 0.1  # pitch bins of 0.1 semitone
+_PYIN_MAX_TRANSITION_RATE = 35.92  # octaves per second
+_PYIN_SWITCH_PROB = 0.01  # voiced <-> unvoiced
+_PYIN_NO_TROUGH_PROB = 0.01
+_TINY64 = float(np.finfo(np.float64).tiny)  # librosa.util.tiny: the log(0) guard
+
+
+def _beta_cdf_integer(x: NDArray[np.float64], a: int, b: int) -> NDArray[np.float64]:
+    """CDF of Beta(a, b) for integer a, b, in closed form (no ``scipy.stats``).
+
+    For integers, I_x(a, b) = P(Binomial(a + b - 1, x) >= a) = 1 - sum_{j<a} C(n, j) x^j (1-x)^(n-j)
+    with n = a + b - 1; for (2, 18): 1 - (1 - x)^19 - 19 x (1 - x)^18. Agrees with
+    ``scipy.stats.beta.cdf`` to 2e-15.
+    """
+    n = a + b - 1
+    lower = sum(math.comb(n, j) * x**j * (1 - x) ** (n - j) for j in range(a))
+    return np.asarray(1 - lower, dtype=np.float64)
+
+
+@functools.cache
+def _pyin_model(
+    sr: int,
+) -> tuple[int, int, int, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Constants of pYIN at ``sr``: periods, bins, threshold prior and the transition bands.
+
+    Returns ``min_period, max_period, n_bins, beta_probs, band_same, band_switch``. The band
+    arrays are ``(n_bins, width)``: ``band[j, m]`` is the log transition probability from pitch
+    bin ``j - width // 2 + m`` to bin ``j`` (within the same voicing state, or switching), -inf
+    where that source bin does not exist. They hold exactly the entries of librosa's dense
+    ``log(kron(transition_loop(2, 1 - switch), transition_local(n, width, "triangle")) + tiny)``.
+    """
+    min_period = int(np.floor(sr / F0_MAX_HZ))
+    max_period = min(int(np.ceil(sr / F0_MIN_HZ)), _F0_FRAME - 1)
+    thresholds = np.linspace(0, 1, _PYIN_THRESHOLDS + 1)
+    beta_probs = np.diff(_beta_cdf_integer(thresholds, *_PYIN_BETA))
+    per_semitone = int(np.ceil(1.0 / _PYIN_RESOLUTION))
+    n_bins = int(np.floor(12 * per_semitone * np.log2(F0_MAX_HZ / F0_MIN_HZ))) + 1
+    max_semitones = round(_PYIN_MAX_TRANSITION_RATE * 12 * _F0_HOP / sr)
+    width = max_semitones * per_semitone + 1
+    # librosa.sequence.transition_local(window="triangle", wrap=False): SciPy's symmetric
+    # triangular window centred on the diagonal, cut at the edges, rows normalised.
+    half = width // 2
+    steps = np.arange(1, (width + 1) // 2 + 1)
+    if width % 2:  # scipy.signal.windows.triang(width, sym=True)
+        ramp = 2 * steps / (width + 1.0)
+        triangle = np.r_[ramp, ramp[-2::-1]]
+    else:
+        ramp = (2 * steps - 1.0) / width
+        triangle = np.r_[ramp, ramp[::-1]]
+    source = np.arange(n_bins)[:, None] + np.arange(-half, width - half)[None, :]
+    inside = (source >= 0) & (source < n_bins)
+    # dense[k, k + d] = triangle[half + d]; row k sums over its in-range entries
+    row_sums = np.zeros(n_bins)
+    for k in range(n_bins):  # summed like librosa's full-row sum (zeros outside the band)
+        row = np.zeros(n_bins)
+        lo, hi = max(0, k - half), min(n_bins, k + width - half)
+        row[lo:hi] = triangle[lo - k + half : hi - k + half]
+        row_sums[k] = row.sum()
+    stay = 1 - _PYIN_SWITCH_PROB
+    switch = (1.0 - stay) / (2 - 1)  # transition_loop(2, stay)'s off-diagonal, as librosa
+    bands = []
+    for factor in (stay, switch):
+        band = np.full((n_bins, width), -np.inf)
+        src = source[inside]
+        target = np.broadcast_to(np.arange(n_bins)[:, None], source.shape)[inside]
+        entry = triangle[target - src + half] / row_sums[src]
+        band[inside] = np.log(factor * entry + _TINY64)
+        bands.append(band)
+    return min_period, max_period, n_bins, beta_probs, bands[0], bands[1]
+
+
+def _pyin(y: NDArray[np.float32], sr: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """librosa.pyin(y, fmin=65, fmax=500, sr, frame_length=1024, hop_length=320, resolution=0.1)."""
+    if sr / 2 < F0_MAX_HZ or sr / F0_MIN_HZ >= _F0_FRAME - 1:  # librosa's feasibility checks
+        raise InvalidConfigError(f"pYIN's 65-500 Hz needs a rate of 1-66 kHz, got {sr} Hz")
+    min_period, max_period, n_bins, beta_probs, same, switch = _pyin_model(sr)
+    padded = np.pad(y, _F0_FRAME // 2)  # center=True, pad_mode="constant"
+    framed = dsp.frames(padded, _F0_FRAME, _F0_HOP)
+    yin = _cumulative_mean_normalized_difference(framed, min_period, max_period)
+    shifts = _parabolic_shifts(yin)
+    observation = _pyin_observations(yin, shifts, sr, min_period, n_bins, beta_probs)
+    states = _pyin_viterbi(observation, same, switch)
+    per_semitone = int(np.ceil(1.0 / _PYIN_RESOLUTION))
+    freqs = F0_MIN_HZ * 2 ** (np.arange(n_bins) / (12 * per_semitone))
+    f0 = freqs[states % n_bins]
+    voiced = states < n_bins
+    f0[~voiced] = np.nan
+    return f0, voiced
+
+
+def _cumulative_mean_normalized_difference(
+    framed: NDArray[np.float32], min_period: int, max_period: int
+) -> NDArray[np.float64]:
+    """YIN's d'(tau) for tau in [min_period, max_period], ``(n_periods, n_frames)``.
+
+    As ``librosa.core.pitch._cumulative_mean_normalized_difference``: the autocorrelation by
+    FFT (float32, 2048 points), energy terms by cumulative sums, in the same dtypes.
+    """
+    y_frames = framed.T  # librosa's (frame_length, n_frames) layout
+    n_fft = 2 * _F0_FRAME  # scipy.fft.next_fast_len(2 * 1024 - 1, real=True)
+    spectrum = np.fft.rfft(framed, n=n_fft, axis=-1)
+    power = np.square(spectrum.real) + np.square(spectrum.imag)
+    acf = np.fft.irfft(power, n=n_fft, axis=-1)[:, : max_period + 1].T
+    energy = np.cumsum(np.square(y_frames), axis=0)
+    energy[0] = 0  # librosa zeroes the first cumulative energy before using it below
+    diff = np.empty_like(energy)
+    diff[0] = 0
+    diff[1 : max_period + 1] = 2 * (acf[0:1] - acf[1 : max_period + 1]) - energy[:max_period]
+    numerator = diff[min_period : max_period + 1]
+    k_range = np.arange(1, max_period + 1)[:, None]
+    cumulative_mean = np.cumsum(diff[1 : max_period + 1], axis=0) / k_range
+    denominator = cumulative_mean[min_period - 1 : max_period]
+    result: NDArray[np.float64] = numerator / (denominator + _TINY64)
+    return result
+
+
+def _parabolic_shifts(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Offset of the parabola through each point and its neighbours (0 past one bin, at edges)."""
+    shifts = np.zeros_like(x)
+    left, centre, right = x[:-2], x[1:-1], x[2:]
+    a = right + left - 2 * centre
+    b = (right - left) / 2
+    inner = np.zeros_like(a)
+    ok = np.abs(b) < np.abs(a)
+    np.divide(-b, a, out=inner, where=ok)
+    shifts[1:-1] = inner
+    return shifts
+
+
+def _pyin_observations(
+    yin: NDArray[np.float64],
+    shifts: NDArray[np.float64],
+    sr: int,
+    min_period: int,
+    n_bins: int,
+    beta_probs: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Observation probabilities ``(2 * n_bins, n_frames)``: voiced pitch bins, then unvoiced.
+
+    librosa's ``__pyin_helper``: each trough of d' below a threshold takes that threshold's
+    prior probability, shared among such troughs by a Boltzmann prior on their rank; the global
+    minimum also takes ``no_trough_prob`` of the thresholds no trough is under.
+    """
+    thresholds_up = np.linspace(0, 1, _PYIN_THRESHOLDS + 1)[1:]
+    lam = _PYIN_BOLTZMANN
+    # np.sum(beta_probs[:n]) for every n, summed exactly as librosa sums each
+    prefix_sums = np.array([np.sum(beta_probs[:n]) for n in range(beta_probs.size + 1)])
+    # All frames at once (librosa loops over frames; each step below is its per-frame step,
+    # on the troughs of every frame stacked in frame order).
+    # librosa.util.localmin along the periods, then bin 0 compared with its right neighbour
+    is_trough = np.zeros(yin.shape, dtype=bool)
+    is_trough[1:-1] = (yin[1:-1] < yin[:-2]) & (yin[1:-1] <= yin[2:])
+    is_trough[-1] = yin[-1] < yin[-2]
+    is_trough[0] = yin[0] < yin[1]
+    frame_of, trough_index = np.nonzero(is_trough.T)  # grouped by frame, periods ascending
+    yin_probs = np.zeros_like(yin)
+    if frame_of.size:
+        heights = yin[trough_index, frame_of]
+        below = np.less.outer(heights, thresholds_up)
+        starts = np.flatnonzero(np.r_[True, frame_of[1:] != frame_of[:-1]])
+        group = np.cumsum(np.r_[False, frame_of[1:] != frame_of[:-1]])  # frame group per trough
+        counts = np.cumsum(below, axis=0)
+        before = np.r_[np.zeros((1, below.shape[1]), dtype=counts.dtype), counts[starts[1:] - 1]]
+        positions = counts - before[group] - 1  # rank among the frame's troughs under each
+        n_troughs = np.add.reduceat(below.astype(np.int64), starts, axis=0)[group]
+        # scipy.stats.boltzmann.pmf(k, lam, N) = (1 - e^-lam) / (1 - e^(-lam N)) * e^(-lam k)
+        prior = np.zeros(below.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fact = (1 - np.exp(-lam)) / (1 - np.exp(-lam * n_troughs[below]))
+            prior[below] = fact * np.exp(-lam * positions[below])
+        probs = prior.dot(beta_probs)
+        # each frame's global minimum (first of equal heights, as np.argmin) ...
+        lowest = np.minimum.reduceat(heights, starts)
+        is_low = heights == lowest[group]
+        low_rows = np.flatnonzero(is_low)
+        first_low = low_rows[np.r_[True, group[low_rows][1:] != group[low_rows][:-1]]]
+        # ... also takes no_trough_prob of the thresholds it is not under
+        n_not_below = np.count_nonzero(~below[first_low], axis=1)
+        probs[first_low] += _PYIN_NO_TROUGH_PROB * prefix_sums[n_not_below]
+        yin_probs[trough_index, frame_of] = probs
+    period, frame_index = np.nonzero(yin_probs)
+    candidates = min_period + period + shifts[period, frame_index]
+    per_semitone = int(np.ceil(1.0 / _PYIN_RESOLUTION))
+    bin_index = 12 * per_semitone * np.log2(sr / candidates / F0_MIN_HZ)
+    # clipped to n_bins, not n_bins - 1, as librosa: such a candidate falls on the first
+    # unvoiced row, which is then overwritten
+    bins = np.clip(np.round(bin_index), 0, n_bins).astype(int)
+    observation = np.zeros((2 * n_bins, yin.shape[1]))
+    observation[bins, frame_index] = yin_probs[period, frame_index]
+    voiced_prob = np.clip(np.sum(observation[:n_bins, :], axis=0, keepdims=True), 0, 1)
+    observation[n_bins:, :] = (1 - voiced_prob) / n_bins
+    return observation
+
+
+def _pyin_viterbi(
+    observation: NDArray[np.float64],
+    same: NDArray[np.float64],
+    switch: NDArray[np.float64],
+) -> NDArray[np.int64]:
+    """Most likely state path, the same as ``librosa.sequence.viterbi`` on the dense matrix.
+
+    The 2n x 2n transition matrix is [[(1-s)T, sT], [sT, (1-s)T]] with T banded, so each target
+    state has at most 2 x width predecessors: the per-frame max-plus runs over a sliding window
+    of the previous values instead of all 2n of them (4 x n x width sums instead of 4 n^2).
+    Ties go to the lowest state index, as ``np.argmax`` over the dense row does. Entries outside
+    the band are ``log(0 + tiny)`` (about -708), not -inf, in librosa's matrix: a frame whose
+    best in-band predecessor is not better than the best state plus that value (it does not
+    happen on speech, but the dense result would differ) is redone densely.
+    """
+    n2, n_steps = observation.shape
+    n_bins = n2 // 2
+    width = same.shape[1]
+    half = width // 2
+    log_prob = np.log(observation + _TINY64).T
+    log_off = float(np.log(0.0 + _TINY64))
+    # candidate blocks: (voiced->voiced, unvoiced->voiced, voiced->unvoiced, unvoiced->unvoiced)
+    blocks = ((0, same), (1, switch), (0, switch), (1, same))
+    value = log_prob[0] + np.log(np.full(n2, 1.0 / n2) + _TINY64)
+    pointers = np.empty((n_steps, n2), dtype=np.int64)
+    padded = np.full((2, n_bins + width - 1), -np.inf)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width, axis=1)
+    cand = np.empty((4, n_bins, width))
+    flat = cand.reshape(-1)
+    rows = np.arange(n_bins)
+    row_base = (np.arange(4)[:, None] * n_bins + rows[None, :]) * width
+    source_base = rows[None, :] - half + n_bins * np.array([0, 1, 0, 1])[:, None]
+    for t in range(1, n_steps):
+        padded[0, half : half + n_bins] = value[:n_bins]
+        padded[1, half : half + n_bins] = value[n_bins:]
+        for b, (source, band) in enumerate(blocks):
+            np.add(windows[source], band, out=cand[b])
+        best_m = cand.argmax(axis=2)
+        best = flat[row_base + best_m]
+        # voiced targets: block 0 (voiced sources: lower indices, win ties) or 1; unvoiced: 2 or 3
+        voiced_from_u = best[1] > best[0]
+        unvoiced_from_u = best[3] > best[2]
+        step_best = np.concatenate(
+            [np.where(voiced_from_u, best[1], best[0]), np.where(unvoiced_from_u, best[3], best[2])]
+        )
+        step_source = np.concatenate(
+            [
+                np.where(voiced_from_u, source_base[1] + best_m[1], source_base[0] + best_m[0]),
+                np.where(unvoiced_from_u, source_base[3] + best_m[3], source_base[2] + best_m[2]),
+            ]
+        )
+        floor = value.max() + log_off
+        if np.any(step_best <= floor):
+            step_best, step_source = _dense_fallback(
+                value, step_best, step_source, floor, same, switch, log_off
+            )
+        pointers[t] = step_source
+        value = log_prob[t] + step_best
+    states = np.empty(n_steps, dtype=np.int64)
+    states[-1] = int(np.argmax(value))
+    for t in range(n_steps - 2, -1, -1):
+        states[t] = pointers[t + 1, states[t + 1]]
+    return states
+
+
+def _dense_fallback(
+    value: NDArray[np.float64],
+    step_best: NDArray[np.float64],
+    step_source: NDArray[np.int64],
+    floor: float,
+    same: NDArray[np.float64],
+    switch: NDArray[np.float64],
+    log_off: float,
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Redo over all predecessors the targets whose in-band best does not beat the floor."""
+    n2 = value.size
+    n_bins = n2 // 2
+    half = same.shape[1] // 2
+    step_best, step_source = step_best.copy(), step_source.copy()
+    for j in np.flatnonzero(step_best <= floor):
+        target_bin, target_voiced = j % n_bins, j < n_bins
+        row = value + log_off
+        for k in range(n2):
+            offset = k % n_bins - target_bin + half
+            if 0 <= offset < same.shape[1]:
+                band = same if (k < n_bins) == target_voiced else switch
+                row[k] = value[k] + band[target_bin, offset]
+        step_source[j] = int(np.argmax(row))
+        step_best[j] = row[step_source[j]]
+    return step_best, step_source
 
 
 def _f0_stats(voiced_f0: NDArray[np.float64]) -> tuple[float | None, ...]:
@@ -205,19 +496,17 @@ def _spectral(
     y: NDArray[np.float32], sr: int
 ) -> tuple[float, float, float, float, float, tuple[float, ...]]:
     """Mean RMS, dB mean/std over non-pause frames, spectral centroid, ZCR and MFCC means."""
-    import librosa
-
-    spectrum = np.abs(librosa.stft(y, n_fft=_FRAME, hop_length=_HOP, window="hann"))
+    spectrum = np.abs(_stft(y))
     power = spectrum**2
     rms = np.sqrt(power.sum(axis=0) * 2 / (np.hanning(_FRAME) ** 2).sum() / _FRAME)
     db = 20 * np.log10(np.maximum(rms, 1e-10))
     loud = db[db >= db.max() - _ENERGY_FLOOR_DB]
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=_FRAME)
+    freqs = np.fft.rfftfreq(n=_FRAME, d=1.0 / sr)
     weight = spectrum.sum(axis=0)
     centroid = (freqs[:, None] * spectrum).sum(axis=0)[weight > 0] / weight[weight > 0]
-    mel = librosa.feature.melspectrogram(S=power, sr=sr, n_mels=40, fmax=sr / 2)
-    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)
-    zcr = librosa.feature.zero_crossing_rate(y, frame_length=_FRAME, hop_length=_HOP)
+    mel = np.einsum("...ft,mf->...mt", power, _mel_basis(sr), optimize=True)
+    mfcc = _mfcc(_power_to_db(mel))
+    zcr = _zero_crossing_rate(y)
     return (
         float(rms.mean()),
         float(loud.mean()),
@@ -226,6 +515,79 @@ def _spectral(
         float(zcr.mean()),
         tuple(round(float(v), 3) for v in mfcc.mean(axis=1)),
     )
+
+
+# --- spectral pieces, after librosa 0.11 ------------------------------------------------------
+#
+# Hand-written for the import cost (see pYIN above); each is the numpy equivalent of the
+# librosa call named in its docstring, with librosa's dtypes and memory layout so that sums come
+# out the same.
+
+
+def _stft(y: NDArray[np.float32]) -> NDArray[np.complex64]:
+    """``librosa.stft(y, n_fft=512, hop_length=160, window="hann")``, ``(freq, frame)`` complex64.
+
+    Centred frames with zero padding (librosa >= 0.10's default ``pad_mode="constant"``), the
+    periodic Hann window in float64, the FFT in float64 stored as complex64; laid out like
+    librosa's (Fortran order: one frame's bins contiguous).
+    """
+    padded = np.pad(y, _FRAME // 2)
+    framed = dsp.frames(padded, _FRAME, _HOP)
+    spectrum = np.fft.rfft(framed * _hann(_FRAME), axis=-1).astype(np.complex64)
+    return spectrum.T
+
+
+@functools.cache
+def _hann(length: int) -> NDArray[np.float64]:
+    return dsp.periodic_hann(length)
+
+
+@functools.cache
+def _mel_basis(sr: int) -> NDArray[np.float32]:
+    """``librosa.filters.mel(sr=sr, n_fft=512, n_mels=40, fmax=sr / 2)`` (Slaney)."""
+    return dsp.slaney_mel_filters(sr, _FRAME, _N_MELS, fmax=sr / 2)
+
+
+def _power_to_db(power: NDArray[np.float32]) -> NDArray[Any]:
+    """``librosa.power_to_db(power)``: ref 1, amin 1e-10, floor 80 dB under the maximum."""
+    log_spec: NDArray[Any] = 10.0 * np.log10(np.maximum(1e-10, power))
+    log_spec -= 10.0 * np.log10(np.maximum(1e-10, 1.0))
+    return np.maximum(log_spec, log_spec.max() - 80.0)
+
+
+@functools.cache
+def _dct_matrix(n_out: int, n_in: int) -> NDArray[np.float64]:
+    """Rows of the orthonormal DCT-II (``scipy.fft.dct(type=2, norm="ortho")``), first ``n_out``."""
+    k = np.arange(n_out)[:, None]
+    n = np.arange(n_in)[None, :]
+    matrix = np.sqrt(2.0 / n_in) * np.cos(np.pi * k * (2 * n + 1) / (2 * n_in))
+    matrix[0] /= np.sqrt(2.0)
+    return matrix
+
+
+def _mfcc(log_mel: NDArray[Any]) -> NDArray[np.float32]:
+    """``librosa.feature.mfcc(S=log_mel, n_mfcc=13)``: orthonormal DCT-II over the mel axis.
+
+    librosa runs SciPy's float32 FFT-based DCT; this product in float64, rounded to float32,
+    differs from it by float32 rounding only (about 1e-7 relative).
+    """
+    matrix = _dct_matrix(N_MFCC, log_mel.shape[0])
+    return np.ascontiguousarray(matrix @ log_mel.astype(np.float64), dtype=np.float32)
+
+
+def _zero_crossing_rate(y: NDArray[np.float32]) -> NDArray[np.float64]:
+    """``librosa.feature.zero_crossing_rate(y, frame_length=512, hop_length=160)`` per frame.
+
+    Centred frames padded by repeating the edge samples; within a frame, a crossing at sample
+    i >= 1 where the sign bits of samples i - 1 and i differ, after setting |x| <= 1e-10 to +0;
+    divided by the frame length.
+    """
+    padded = np.pad(y, _FRAME // 2, mode="edge")
+    signs = np.signbit(np.where(np.abs(padded) <= np.float32(1e-10), 0, padded))
+    framed = dsp.frames(signs, _FRAME, _HOP)
+    crossings = np.count_nonzero(framed[:, 1:] != framed[:, :-1], axis=1)
+    rate: NDArray[np.float64] = crossings / _FRAME
+    return rate
 
 
 def _frame_f0(f0: NDArray[np.float64], voiced: NDArray[np.bool_], t: float) -> float:
@@ -372,11 +734,9 @@ def _formants(
     y: NDArray[np.float32], sr: int, f0: NDArray[np.float64], voiced: NDArray[np.bool_]
 ) -> tuple[float | None, float | None]:
     """Median F1 and F2 over voiced frames from Burg LPC roots (Praat's "To Formant (burg)")."""
-    import librosa
-
     if not voiced.any():
         return None, None
-    resampled = librosa.resample(y, orig_sr=sr, target_sr=_FORMANT_SR, res_type="soxr_hq")
+    resampled = _resample(y, sr, _FORMANT_SR)
     alpha = np.exp(-2 * np.pi * 50 / _FORMANT_SR)
     emphasised = np.append(resampled[0], resampled[1:] - alpha * resampled[:-1])
     width = int(0.05 * _FORMANT_SR)  # Praat's 25 ms "window length" is half a Gaussian window
@@ -388,7 +748,7 @@ def _formants(
         frame = frame * window
         if not np.any(frame):
             continue
-        roots = np.roots(librosa.lpc(frame.astype(np.float64), order=10))
+        roots = np.roots(_lpc(frame.astype(np.float64), order=10))
         frequencies = np.sort(np.angle(roots[np.imag(roots) > 0]) * _FORMANT_SR / (2 * np.pi))
         keep = frequencies[(frequencies > 50) & (frequencies < _FORMANT_SR / 2 - 50)]
         if keep.size >= 2:
@@ -397,3 +757,43 @@ def _formants(
     if not f1s:
         return None, None
     return float(np.median(f1s)), float(np.median(f2s))
+
+
+def _resample(y: NDArray[np.float32], sr: int, target: int) -> NDArray[np.float32]:
+    """``librosa.resample(y, orig_sr=sr, target_sr=target, res_type="soxr_hq")``.
+
+    SoX's high-quality resampler (``soxr``, what librosa calls), trimmed or zero-padded to
+    ``ceil(len * target / sr)`` samples as librosa does.
+    """
+    import soxr
+
+    if sr == target:
+        return y
+    size = int(np.ceil(y.size * float(target) / sr))
+    out = np.asarray(soxr.resample(y, sr, target, quality="HQ"), dtype=np.float32)
+    return out[:size] if out.size >= size else np.pad(out, (0, size - out.size))
+
+
+def _lpc(y: NDArray[np.float64], order: int) -> NDArray[np.float64]:
+    """Linear-prediction coefficients ``[1, a1, ..., a_order]`` by Burg's method.
+
+    A port of ``librosa.lpc`` (its ``__lpc``, after Marple 1980): Levinson-Durbin recursion
+    over the model order with forward and backward prediction errors; numba's loops are numpy
+    here (sums agree to rounding, about 1e-15 relative).
+    """
+    ar = np.zeros(order + 1, dtype=y.dtype)
+    ar[0] = 1
+    ar_prev = ar.copy()
+    epsilon = float(np.finfo(y.dtype).tiny)
+    fwd = y[1:]
+    bwd = y[:-1]
+    den = float(np.sum(fwd**2 + bwd**2))
+    for i in range(order):
+        reflect = -2 * float(np.sum(bwd * fwd)) / (den + epsilon)
+        ar_prev, ar = ar, ar_prev
+        ar[1 : i + 2] = ar_prev[1 : i + 2] + reflect * ar_prev[i::-1]
+        fwd, bwd = fwd + reflect * bwd, bwd + reflect * fwd
+        den = (1.0 - reflect**2) * den - bwd[-1] ** 2 - fwd[0] ** 2
+        fwd = fwd[1:]
+        bwd = bwd[:-1]
+    return ar
