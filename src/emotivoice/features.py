@@ -417,26 +417,19 @@ def _pyin_viterbi(
     flat = cand.reshape(-1)
     rows = np.arange(n_bins)
     row_base = (np.arange(4)[:, None] * n_bins + rows[None, :]) * width
-    source_base = rows[None, :] - half + n_bins * np.array([0, 1, 0, 1])[:, None]
+    source_base = (rows[None, :] - half + n_bins * np.array([0, 1, 0, 1])[:, None]).reshape(-1)
+    pair_base = np.array([0, 2])[:, None] * n_bins + rows[None, :]  # (voiced, unvoiced) targets
     for t in range(1, n_steps):
-        padded[0, half : half + n_bins] = value[:n_bins]
-        padded[1, half : half + n_bins] = value[n_bins:]
+        padded[:, half : half + n_bins] = value.reshape(2, n_bins)
         for b, (source, band) in enumerate(blocks):
             np.add(windows[source], band, out=cand[b])
-        best_m = cand.argmax(axis=2)
-        best = flat[row_base + best_m]
-        # voiced targets: block 0 (voiced sources: lower indices, win ties) or 1; unvoiced: 2 or 3
-        voiced_from_u = best[1] > best[0]
-        unvoiced_from_u = best[3] > best[2]
-        step_best = np.concatenate(
-            [np.where(voiced_from_u, best[1], best[0]), np.where(unvoiced_from_u, best[3], best[2])]
-        )
-        step_source = np.concatenate(
-            [
-                np.where(voiced_from_u, source_base[1] + best_m[1], source_base[0] + best_m[0]),
-                np.where(unvoiced_from_u, source_base[3] + best_m[3], source_base[2] + best_m[2]),
-            ]
-        )
+        best_m = cand.argmax(axis=2).reshape(-1)
+        best = flat[row_base.reshape(-1) + best_m]
+        # a target takes the unvoiced-source block only if strictly better: on a tie the
+        # voiced source (the lower state index) wins, as in the dense argmax
+        pick = pair_base + n_bins * (best[pair_base + n_bins] > best[pair_base])
+        step_best = best[pick].reshape(-1)
+        step_source = (source_base + best_m)[pick].reshape(-1)
         floor = value.max() + log_off
         if np.any(step_best <= floor):
             step_best, step_source = _dense_fallback(
@@ -744,11 +737,12 @@ def _formants(
     window = (np.exp(-12 * (position - 0.5) ** 2) - np.exp(-12)) / (1 - np.exp(-12))
     scale = _FORMANT_SR / sr
     f1s, f2s = [], []
-    for frame in _voiced_frames(emphasised, f0, voiced, width, scale):
-        frame = frame * window
-        if not np.any(frame):
-            continue
-        roots = np.roots(_lpc(frame.astype(np.float64), order=10))
+    windowed = [frame * window for frame in _voiced_frames(emphasised, f0, voiced, width, scale)]
+    windowed = [frame for frame in windowed if np.any(frame)]
+    if not windowed:
+        return None, None
+    for coefficients in _lpc(np.array(windowed, dtype=np.float64), order=10):
+        roots = np.roots(coefficients)
         frequencies = np.sort(np.angle(roots[np.imag(roots) > 0]) * _FORMANT_SR / (2 * np.pi))
         keep = frequencies[(frequencies > 50) & (frequencies < _FORMANT_SR / 2 - 50)]
         if keep.size >= 2:
@@ -775,25 +769,26 @@ def _resample(y: NDArray[np.float32], sr: int, target: int) -> NDArray[np.float3
 
 
 def _lpc(y: NDArray[np.float64], order: int) -> NDArray[np.float64]:
-    """Linear-prediction coefficients ``[1, a1, ..., a_order]`` by Burg's method.
+    """Linear-prediction coefficients ``[1, a1, ..., a_order]`` by Burg's method, per row.
 
     A port of ``librosa.lpc`` (its ``__lpc``, after Marple 1980): Levinson-Durbin recursion
-    over the model order with forward and backward prediction errors; numba's loops are numpy
-    here (sums agree to rounding, about 1e-15 relative).
+    over the model order with forward and backward prediction errors. numba's loops become numpy
+    operations over all frames at once (``y`` is ``(..., n)``); sums agree to rounding (about
+    1e-15 relative).
     """
-    ar = np.zeros(order + 1, dtype=y.dtype)
-    ar[0] = 1
+    ar = np.zeros((*y.shape[:-1], order + 1), dtype=y.dtype)
+    ar[..., 0] = 1
     ar_prev = ar.copy()
     epsilon = float(np.finfo(y.dtype).tiny)
-    fwd = y[1:]
-    bwd = y[:-1]
-    den = float(np.sum(fwd**2 + bwd**2))
+    fwd = y[..., 1:]
+    bwd = y[..., :-1]
+    den = np.sum(fwd**2 + bwd**2, axis=-1)
     for i in range(order):
-        reflect = -2 * float(np.sum(bwd * fwd)) / (den + epsilon)
+        reflect = (-2 * np.sum(bwd * fwd, axis=-1) / (den + epsilon))[..., None]
         ar_prev, ar = ar, ar_prev
-        ar[1 : i + 2] = ar_prev[1 : i + 2] + reflect * ar_prev[i::-1]
+        ar[..., 1 : i + 2] = ar_prev[..., 1 : i + 2] + reflect * ar_prev[..., i::-1]
         fwd, bwd = fwd + reflect * bwd, bwd + reflect * fwd
-        den = (1.0 - reflect**2) * den - bwd[-1] ** 2 - fwd[0] ** 2
-        fwd = fwd[1:]
-        bwd = bwd[:-1]
+        den = (1.0 - reflect[..., 0] ** 2) * den - bwd[..., -1] ** 2 - fwd[..., 0] ** 2
+        fwd = fwd[..., 1:]
+        bwd = bwd[..., :-1]
     return ar
