@@ -5,27 +5,38 @@ Everything is computed from the 16 kHz mono samples of one segment, in one pass 
 ========================  ===============================================================
 feature                   method
 ========================  ===============================================================
-F0 mean/std/min/max       pYIN (``librosa.pyin``, 65–500 Hz, 64 ms frames, 20 ms hop) over
-                          voiced frames; min/max are the 2nd/98th percentiles so that one
-                          octave error does not set the range; range in semitones.
+F0 mean/std/min/max       pYIN (Mauch & Dixon 2014, 65–500 Hz, 64 ms frames, 20 ms hop, 0.1
+                          semitone bins) over voiced frames; min/max are the 2nd/98th
+                          percentiles so that one octave error does not set the range; range
+                          in semitones.
 voiced fraction           share of pYIN frames judged voiced.
 energy                    frame RMS (32 ms, 10 ms hop); mean RMS, mean/std of RMS in dBFS
                           over frames within 50 dB of the loudest one (pauses excluded).
 speaking rate             words and syllables per second of the time the words span
                           (Whisper word timestamps); syllables counted from vowel groups.
-spectral centroid, ZCR    mean over frames of the magnitude spectrum's centroid / the zero
-                          crossing rate.
-MFCC                      means of 13 MFCC (40 mel bands, 32 ms frames).
+spectral centroid, ZCR    mean over frames (32 ms Hann STFT, 10 ms hop) of the magnitude
+                          spectrum's centroid / the zero crossing rate.
+MFCC                      means of 13 MFCC (40 Slaney mel bands, dB, orthonormal DCT-II).
 jitter, shimmer (local)   Praat's definitions over glottal periods: periods found by peak
                           picking guided by the pYIN track; jitter = mean |T(i)-T(i-1)| /
                           mean T, shimmer = mean |A(i)-A(i-1)| / mean A, with Praat's period
                           limits (0.1–20 ms, factor 1.3 between neighbours).
 HNR                       Boersma (1993) normalised autocorrelation at the period lag per
                           voiced frame, 10·log10(r / (1 − r)), mean over voiced frames.
-F1, F2                    Burg LPC (order 10) on speech resampled to 11 kHz, pre-emphasised
-                          from 50 Hz, 50 ms Gaussian windows; lowest two roots between
-                          50 Hz and 5450 Hz; medians over voiced frames.
+F1, F2                    Burg LPC (order 10) on speech resampled to 11 kHz (soxr HQ),
+                          pre-emphasised from 50 Hz, 50 ms Gaussian windows; lowest two
+                          roots between 50 Hz and 5450 Hz; medians over voiced frames.
 ========================  ===============================================================
+
+No librosa: pYIN, the STFT, mel filters, MFCC, zero crossings and Burg LPC are numpy ports of
+librosa 0.11's code (``librosa.pyin``, ``stft``, ``filters.mel``, ``feature.mfcc``,
+``feature.zero_crossing_rate``, ``lpc``; resampling calls ``soxr`` as librosa does), because
+importing librosa (SciPy's signal and stats packages, numba) costs seconds of CPU on every cold
+run. They give the same values as librosa: ``tests/test_features.py`` checks the pYIN track frame
+by frame, the spectral measures, the LPC coefficients and whole ``extract_features`` results on
+real speech, and that a fresh process computing features imports none of those modules. pYIN's
+Viterbi runs over the band of allowed pitch transitions instead of the dense 708 × 708 matrix
+(same path), which also makes the features faster.
 
 Agreement with Praat (praat-parselmouth, default settings) is tested on real speech from
 ``../shared/data`` (``tests/test_features.py``), over a set of clips. What the tests assert, and
@@ -419,17 +430,37 @@ def _pyin_viterbi(
     row_base = (np.arange(4)[:, None] * n_bins + rows[None, :]) * width
     source_base = (rows[None, :] - half + n_bins * np.array([0, 1, 0, 1])[:, None]).reshape(-1)
     pair_base = np.array([0, 2])[:, None] * n_bins + rows[None, :]  # (voiced, unvoiced) targets
+    odd_base = row_base[1::2].reshape(-1)  # blocks 1 and 3: the unvoiced sources
+    odd_source = source_base.reshape(4, n_bins)[1::2].reshape(-1)
+    same_top, switch_top = float(same.max()), float(switch.max())
+    same_diag, switch_diag = same[:, half], switch[:, half]
     for t in range(1, n_steps):
         padded[:, half : half + n_bins] = value.reshape(2, n_bins)
-        for b, (source, band) in enumerate(blocks):
-            np.add(windows[source], band, out=cand[b])
-        best_m = cand.argmax(axis=2).reshape(-1)
-        best = flat[row_base.reshape(-1) + best_m]
-        # a target takes the unvoiced-source block only if strictly better: on a tie the
-        # voiced source (the lower state index) wins, as in the dense argmax
-        pick = pair_base + n_bins * (best[pair_base + n_bins] > best[pair_base])
-        step_best = best[pick].reshape(-1)
-        step_source = (source_base + best_m)[pick].reshape(-1)
+        voiced_value, unvoiced_value = value[:n_bins], value[n_bins:]
+        top = float(voiced_value.max())
+        # In pauses every voiced state lies ~708 (log tiny) under the unvoiced ones: when even
+        # the best voiced value over the best band entry is below what each target gets by
+        # staying in its own unvoiced bin, the voiced-source blocks cannot win (strictly), and
+        # only the unvoiced-source blocks are computed. Exact: the same argmax as in full.
+        if top + same_top < float((unvoiced_value + switch_diag).min()) and top + switch_top < (
+            float((unvoiced_value + same_diag).min())
+        ):
+            for b in (1, 3):
+                source, band = blocks[b]
+                np.add(windows[source], band, out=cand[b])
+            pick_m = cand[1::2].argmax(axis=2).reshape(-1)
+            step_best = flat[odd_base + pick_m]
+            step_source = odd_source + pick_m
+        else:
+            for b, (source, band) in enumerate(blocks):
+                np.add(windows[source], band, out=cand[b])
+            best_m = cand.argmax(axis=2).reshape(-1)
+            best = flat[row_base.reshape(-1) + best_m]
+            # a target takes the unvoiced-source block only if strictly better: on a tie the
+            # voiced source (the lower state index) wins, as in the dense argmax
+            pick = pair_base + n_bins * (best[pair_base + n_bins] > best[pair_base])
+            step_best = best[pick].reshape(-1)
+            step_source = (source_base + best_m)[pick].reshape(-1)
         floor = value.max() + log_off
         if np.any(step_best <= floor):
             step_best, step_source = _dense_fallback(
