@@ -668,13 +668,17 @@ def _next_period(
         return None
     template = y[pulse - half : pulse + half + 1]
     region = y[pulse + lo - half - 1 : pulse + hi + half + 2]
-    windows = np.lib.stride_tricks.sliding_window_view(region, template.size)
+    # the view sliding_window_view gives, without its per-call checks (called once per period)
+    step = region.strides[0]
+    windows = np.lib.stride_tricks.as_strided(
+        region, (region.size - template.size + 1, template.size), (step, step), writeable=False
+    )
     norms = np.sqrt((windows**2).sum(axis=1) * (template**2).sum()) + 1e-12
     correlation = windows @ template / norms
     best = int(np.argmax(correlation[1:-1])) + 1
     a, b, c = correlation[best - 1], correlation[best], correlation[best + 1]
     denominator = a - 2 * b + c
-    offset = float(np.clip(0.5 * (a - c) / denominator, -0.5, 0.5)) if denominator else 0.0
+    offset = min(max(float(0.5 * (a - c) / denominator), -0.5), 0.5) if denominator else 0.0
     lag = lo - 1 + best
     return _Period(start=pulse, end=pulse + lag, length=lag + offset)
 
@@ -767,21 +771,39 @@ def _formants(
     position = np.linspace(0, 1, width)
     window = (np.exp(-12 * (position - 0.5) ** 2) - np.exp(-12)) / (1 - np.exp(-12))
     scale = _FORMANT_SR / sr
-    f1s, f2s = [], []
     windowed = [frame * window for frame in _voiced_frames(emphasised, f0, voiced, width, scale)]
     windowed = [frame for frame in windowed if np.any(frame)]
     if not windowed:
         return None, None
-    for coefficients in _lpc(np.array(windowed, dtype=np.float64), order=10):
-        roots = np.roots(coefficients)
-        frequencies = np.sort(np.angle(roots[np.imag(roots) > 0]) * _FORMANT_SR / (2 * np.pi))
-        keep = frequencies[(frequencies > 50) & (frequencies < _FORMANT_SR / 2 - 50)]
-        if keep.size >= 2:
-            f1s.append(keep[0])
-            f2s.append(keep[1])
-    if not f1s:
+    roots = _polynomial_roots(_lpc(np.array(windowed, dtype=np.float64), order=10))
+    with np.errstate(invalid="ignore"):
+        frequencies = np.angle(roots) * _FORMANT_SR / (2 * np.pi)
+        keep = (roots.imag > 0) & (frequencies > 50) & (frequencies < _FORMANT_SR / 2 - 50)
+    # per frame, the two lowest kept root frequencies (frames with fewer are skipped)
+    lowest = np.sort(np.where(keep, frequencies, np.inf), axis=1)[:, :2]
+    lowest = lowest[np.isfinite(lowest).all(axis=1)]
+    if not lowest.size:
         return None, None
-    return float(np.median(f1s)), float(np.median(f2s))
+    return float(np.median(lowest[:, 0])), float(np.median(lowest[:, 1]))
+
+
+def _polynomial_roots(coefficients: NDArray[np.float64]) -> NDArray[np.complex128]:
+    """``np.roots`` of each row (leading coefficient 1), NaN-padded to a common count.
+
+    The eigenvalues of the stacked companion matrices in one call, as ``np.roots`` computes
+    them one at a time; a row with trailing zero coefficients (roots at 0, which ``np.roots``
+    strips first) goes through ``np.roots`` itself.
+    """
+    n = coefficients.shape[1] - 1
+    companion = np.zeros((coefficients.shape[0], n, n))
+    companion[:, np.arange(1, n), np.arange(n - 1)] = 1
+    companion[:, 0, :] = -coefficients[:, 1:] / coefficients[:, :1]
+    roots = np.linalg.eigvals(companion).astype(np.complex128)
+    for i in np.flatnonzero(coefficients[:, -1] == 0):
+        own = np.roots(coefficients[i])
+        roots[i] = np.nan
+        roots[i, : own.size] = own
+    return roots
 
 
 def _resample(y: NDArray[np.float32], sr: int, target: int) -> NDArray[np.float32]:
