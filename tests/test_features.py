@@ -300,8 +300,10 @@ def test_spectral_features_match_librosa(librosa_speech: list[tuple[str, np.ndar
         np.testing.assert_allclose(np.abs(fx._stft(y)), spectrum, rtol=1e-4, atol=1e-7)
         mel = librosa.feature.melspectrogram(S=spectrum**2, sr=SAMPLE_RATE, n_mels=40)
         log_mel = librosa.power_to_db(mel)
+        ref_mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC)
+        # float32 rounding of SciPy's FFT-based DCT against our float64 product (~3e-5 in 385)
         np.testing.assert_allclose(
-            fx._mfcc(log_mel), librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC), atol=2e-3
+            fx._mfcc(log_mel), ref_mfcc, rtol=1e-4, atol=1e-4 * np.abs(ref_mfcc).max()
         )
         np.testing.assert_allclose(
             fx._zero_crossing_rate(y),
