@@ -267,6 +267,18 @@ def test_banded_viterbi_equals_dense_viterbi() -> None:
         n_bins, same.shape[1], window="triangle", wrap=False
     )
     dense = np.kron(librosa.sequence.transition_loop(2, 0.99), triangle)
+    # the bands hold librosa's log transition entries exactly
+    log_dense = np.log(dense + np.finfo(np.float64).tiny)
+    half = same.shape[1] // 2
+    target, offset = np.indices(same.shape)
+    source = target - half + offset
+    inside = (source >= 0) & (source < n_bins)
+    src, tgt = source[inside], target[inside]
+    assert np.array_equal(same[inside], log_dense[src, tgt])
+    assert np.array_equal(same[inside], log_dense[n_bins + src, n_bins + tgt])
+    assert np.array_equal(switch[inside], log_dense[src, n_bins + tgt])
+    assert np.array_equal(switch[inside], log_dense[n_bins + src, tgt])
+    assert np.all(same[~inside] == -np.inf)
     p_init = np.ones(2 * n_bins) / (2 * n_bins)
     cases = []
     for _ in range(3):

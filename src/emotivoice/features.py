@@ -252,15 +252,16 @@ def _pyin_model(
     else:
         ramp = (2 * steps - 1.0) / width
         triangle = np.r_[ramp, ramp[::-1]]
-    source = np.arange(n_bins)[:, None] + np.arange(-half, width - half)[None, :]
+    rows = np.arange(n_bins)
+    source = rows[:, None] + np.arange(-half, width - half)[None, :]
     inside = (source >= 0) & (source < n_bins)
-    # dense[k, k + d] = triangle[half + d]; row k sums over its in-range entries
-    row_sums = np.zeros(n_bins)
-    for k in range(n_bins):  # summed like librosa's full-row sum (zeros outside the band)
-        row = np.zeros(n_bins)
-        lo, hi = max(0, k - half), min(n_bins, k + width - half)
-        row[lo:hi] = triangle[lo - k + half : hi - k + half]
-        row_sums[k] = row.sum()
+    # dense[k, k + d] = triangle[half + d]; each row summed over all n_bins columns (zeros
+    # outside the band), as librosa normalises its dense matrix
+    dense = np.zeros((n_bins, n_bins + width - 1))
+    np.lib.stride_tricks.sliding_window_view(dense, width, axis=1, writeable=True)[rows, rows] = (
+        triangle
+    )
+    row_sums = np.ascontiguousarray(dense[:, half : half + n_bins]).sum(axis=1)
     stay = 1 - _PYIN_SWITCH_PROB
     switch = (1.0 - stay) / (2 - 1)  # transition_loop(2, stay)'s off-diagonal, as librosa
     bands = []
