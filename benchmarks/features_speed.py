@@ -2,7 +2,8 @@
 
 Cold: a fresh interpreter times ``import emotivoice.features`` and then the first
 ``extract_features`` call on a clip (decoding excluded); steady: the fastest of ``--repeats``
-calls in one process. Run it against another checkout's sources to compare, e.g. the librosa
+calls in one process; wall and CPU (process) time, the latter less sensitive to other work on
+the machine. Run it against another checkout's sources to compare, e.g. the librosa
 version: ``git archive <commit> src | tar -x -C /tmp/base`` and ``--sources /tmp/base/src``.
 Usage: ``python benchmarks/features_speed.py [--clip PATH] [--rounds 5] [--repeats 5]
 [--sources SRC ...]``.
@@ -24,19 +25,21 @@ CHILD = """
 import json, sys, time
 from emotivoice.audio import load_audio
 samples = load_audio(sys.argv[1]).samples
-start = time.perf_counter()
+start, cpu_start = time.perf_counter(), time.process_time()
 import emotivoice.features as features
 imported = time.perf_counter()
 features.extract_features(samples)
-first = time.perf_counter()
-steady = []
+first, cpu_first = time.perf_counter(), time.process_time()
+steady, steady_cpu = [], []
 for _ in range(int(sys.argv[2])):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     features.extract_features(samples)
     steady.append(time.perf_counter() - t)
+    steady_cpu.append(time.process_time() - c)
 heavy = [m for m in ("librosa", "numba", "scipy.signal", "scipy.stats") if m in sys.modules]
 print(json.dumps({"import_s": imported - start, "first_call_s": first - imported,
-                  "steady_s": min(steady) if steady else None, "heavy_modules": heavy}))
+                  "cold_cpu_s": cpu_first - cpu_start, "steady_s": min(steady),
+                  "steady_cpu_s": min(steady_cpu), "heavy_modules": heavy}))
 """
 
 
@@ -75,10 +78,12 @@ def main() -> None:
             return statistics.median(float(r[key]) for r in results)  # type: ignore[arg-type]
 
         cold = median("import_s") + median("first_call_s")
+        steady = min(float(r["steady_s"]) for r in results)  # type: ignore[arg-type]
+        steady_cpu = min(float(r["steady_cpu_s"]) for r in results)  # type: ignore[arg-type]
         print(
             f"{sources}: import {median('import_s'):.3f} s + first call "
-            f"{median('first_call_s'):.3f} s = cold {cold:.3f} s; steady "
-            f"{min(float(r['steady_s']) for r in results):.3f} s; "  # type: ignore[arg-type]
+            f"{median('first_call_s'):.3f} s = cold {cold:.3f} s "
+            f"(CPU {median('cold_cpu_s'):.3f} s); steady {steady:.3f} s (CPU {steady_cpu:.3f} s); "
             f"heavy modules {results[0]['heavy_modules']}"
         )
 
