@@ -408,10 +408,13 @@ def _pyin_viterbi(
     The 2n x 2n transition matrix is [[(1-s)T, sT], [sT, (1-s)T]] with T banded, so each target
     state has at most 2 x width predecessors: the per-frame max-plus runs over a sliding window
     of the previous values instead of all 2n of them (4 x n x width sums instead of 4 n^2).
-    Ties go to the lowest state index, as ``np.argmax`` over the dense row does. Entries outside
-    the band are ``log(0 + tiny)`` (about -708), not -inf, in librosa's matrix: a frame whose
-    best in-band predecessor is not better than the best state plus that value (it does not
-    happen on speech, but the dense result would differ) is redone densely.
+    The four blocks (voiced/unvoiced source x target) are maximised apart and then compared,
+    the voiced source winning ties, so that ties go to the lowest state index as ``np.argmax``
+    over the dense row does (merging the two sources before the band max would break ties
+    differently), and each sum is the same float sum as librosa's. Entries outside the band are
+    ``log(0 + tiny)`` (about -708), not -inf, in librosa's matrix: targets whose best in-band
+    predecessor does not beat the best state plus that value (not seen on the speech tested;
+    forced by ``test_banded_viterbi_equals_dense_viterbi``) are redone over all predecessors.
     """
     n2, n_steps = observation.shape
     n_bins = n2 // 2
