@@ -357,7 +357,11 @@ def test_extract_features_equals_librosa_version(
     monkeypatch.setattr(fx, "_resample", _librosa_resample)
     monkeypatch.setattr(fx, "_lpc", _librosa_lpc)
     for (name, y), mine in zip(librosa_speech, ours, strict=True):
-        assert mine == extract_features(y), name
+        ref = extract_features(y)
+        # MFCC means may differ in their last rounded digit (0.001): librosa's DCT is SciPy's
+        # float32 FFT-based one, ours a float64 product (3 of 77 clips checked, one value each)
+        assert dataclasses.replace(mine, mfcc_means=ref.mfcc_means) == ref, name
+        np.testing.assert_allclose(mine.mfcc_means, ref.mfcc_means, rtol=0, atol=1.001e-3)
 
 
 def test_features_import_no_heavy_modules(data_dir: Path) -> None:
