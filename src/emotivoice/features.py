@@ -436,37 +436,34 @@ def _pyin_viterbi(
     row_base = (np.arange(4)[:, None] * n_bins + rows[None, :]) * width
     source_base = (rows[None, :] - half + n_bins * np.array([0, 1, 0, 1])[:, None]).reshape(-1)
     pair_base = np.array([0, 2])[:, None] * n_bins + rows[None, :]  # (voiced, unvoiced) targets
-    odd_base = row_base[1::2].reshape(-1)  # blocks 1 and 3: the unvoiced sources
-    odd_source = source_base.reshape(4, n_bins)[1::2].reshape(-1)
-    same_top, switch_top = float(same.max()), float(switch.max())
-    same_diag, switch_diag = same[:, half], switch[:, half]
+    switch_top, same_diag = float(switch.max()), same[:, half]
+    best_m = np.zeros((4, n_bins), dtype=np.int64)
     for t in range(1, n_steps):
         padded[:, half : half + n_bins] = value.reshape(2, n_bins)
-        voiced_value, unvoiced_value = value[:n_bins], value[n_bins:]
-        top = float(voiced_value.max())
-        # In pauses every voiced state lies ~708 (log tiny) under the unvoiced ones: when even
-        # the best voiced value over the best band entry is below what each target gets by
-        # staying in its own unvoiced bin, the voiced-source blocks cannot win (strictly), and
-        # only the unvoiced-source blocks are computed. Exact: the same argmax as in full.
-        if top + same_top < float((unvoiced_value + switch_diag).min()) and top + switch_top < (
-            float((unvoiced_value + same_diag).min())
-        ):
-            for b in (1, 3):
-                source, band = blocks[b]
+        # Voiced -> unvoiced (block 2) cannot win for any unvoiced target when even the best
+        # voiced value over the best switching entry is below what every target gets by staying
+        # in its own unvoiced bin (block 3's diagonal): then block 2 is left out (about a third
+        # of the frames of speech with pauses). Exact: block 3 wins those targets strictly.
+        skip_switch_off = float(value[:n_bins].max()) + switch_top < float(
+            (value[n_bins:] + same_diag).min()
+        )
+        for b, (source, band) in enumerate(blocks):
+            if not (b == 2 and skip_switch_off):
                 np.add(windows[source], band, out=cand[b])
-            pick_m = cand[1::2].argmax(axis=2).reshape(-1)
-            step_best = flat[odd_base + pick_m]
-            step_source = odd_source + pick_m
+        if skip_switch_off:
+            best_m[:2] = cand[:2].argmax(axis=2)
+            best_m[3] = cand[3].argmax(axis=1)
+            best = flat[row_base + best_m]
+            best[2] = -np.inf
         else:
-            for b, (source, band) in enumerate(blocks):
-                np.add(windows[source], band, out=cand[b])
-            best_m = cand.argmax(axis=2).reshape(-1)
-            best = flat[row_base.reshape(-1) + best_m]
-            # a target takes the unvoiced-source block only if strictly better: on a tie the
-            # voiced source (the lower state index) wins, as in the dense argmax
-            pick = pair_base + n_bins * (best[pair_base + n_bins] > best[pair_base])
-            step_best = best[pick].reshape(-1)
-            step_source = (source_base + best_m)[pick].reshape(-1)
+            best_m[:] = cand.argmax(axis=2)
+            best = flat[row_base + best_m]
+        best, flat_m = best.reshape(-1), best_m.reshape(-1)
+        # a target takes the unvoiced-source block only if strictly better: on a tie the
+        # voiced source (the lower state index) wins, as in the dense argmax
+        pick = pair_base + n_bins * (best[pair_base + n_bins] > best[pair_base])
+        step_best = best[pick].reshape(-1)
+        step_source = (source_base + flat_m)[pick].reshape(-1)
         floor = value.max() + log_off
         if np.any(step_best <= floor):
             step_best, step_source = _dense_fallback(
