@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emotivoice.audio import SAMPLE_RATE
+from emotivoice.dsp import slaney_mel_filters
 from emotivoice.errors import ModelIntegrityError, ModelNotFoundError
 from emotivoice.extras import require_extra
 from emotivoice.models.ct2_reader import read_ct2_model
@@ -147,12 +148,12 @@ def load_packed_variables(path: Path) -> tuple[dict[str, Any], np.ndarray]:
 
 
 def mel_filters(n_mels: int = 80) -> np.ndarray:
-    """Whisper's mel filter bank (librosa's Slaney mel, as OpenAI and faster-whisper use)."""
-    import librosa
+    """Whisper's mel filter bank (librosa's Slaney mel, as OpenAI and faster-whisper use).
 
-    return np.asarray(
-        librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels), dtype=np.float32
-    )
+    :func:`emotivoice.dsp.slaney_mel_filters`, equal to ``librosa.filters.mel`` without its
+    import cost.
+    """
+    return slaney_mel_filters(SAMPLE_RATE, N_FFT, n_mels)
 
 
 def speech_positions(n_samples: int) -> int:
