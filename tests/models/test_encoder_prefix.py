@@ -187,3 +187,32 @@ def test_soup_fit_runs_as_its_arrays_in_numpy(jfk_samples: np.ndarray) -> None:
     head = EmotionHead(arrays, "soup")
     runtime = np.stack([head.logits(head.prefix_states(own_log_mel(w))[0]) for w in waves[:3]])
     np.testing.assert_allclose(runtime, predict_logits(soup, mels[:3]), atol=2e-3)
+
+
+def test_adapted_prefix_is_cached_exactly(
+    jfk_samples: np.ndarray, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the shipped head's prefix (int8 rounding + LoRA updates) is kept on disk for cold starts;
+    # the copy read back must be the very prefix built from model.bin
+    from emotivoice.models.encoder_prefix import adapted_encoder_prefix
+    from emotivoice.models.registry import cache_dir
+
+    head = EmotionHead.load()
+    mel = own_log_mel(jfk_samples[: 3 * SR])
+    layers = max(head.prefix_layers)
+    expected = head.prefix_output(mel).layers[layers]  # what the pipeline's head computes
+    model_dir = cache_dir() / "whisper-base-ct2"  # the joined model; the new cache stays empty
+    monkeypatch.setenv("EMOTIVOICE_CACHE_DIR", str(tmp_path))
+    adapters = {k: v for k, v in head.weights.items() if k.startswith("prefix.layers.")}
+    alpha = float(head.config["adapter_alpha"])
+    built = adapted_encoder_prefix(str(model_dir), layers, adapters, alpha)
+    (saved,) = tmp_path.glob("prefix-*.npz")
+    read = adapted_encoder_prefix(str(model_dir), layers, adapters, alpha)
+    np.testing.assert_array_equal(read(mel).layers[layers], built(mel).layers[layers])
+    np.testing.assert_array_equal(read(mel).layers[layers], expected)
+    saved.write_bytes(b"not a numpy file")  # a damaged cache is rebuilt, not an error
+    rebuilt = adapted_encoder_prefix(str(model_dir), layers, adapters, alpha)
+    np.testing.assert_array_equal(rebuilt(mel).layers[layers], built(mel).layers[layers])
+    other = adapted_encoder_prefix(str(model_dir), layers, adapters, alpha * 2)
+    assert len(list(tmp_path.glob("prefix-*.npz"))) == 2  # another head, another file
+    assert not np.array_equal(other(mel).layers[layers], built(mel).layers[layers])

@@ -99,14 +99,16 @@ class EmotionHead:
 
     def encoder_prefix(self) -> EncoderPrefix:
         """The head's encoder prefix (its fine-tuned weights, when it has any), loaded once."""
-        from emotivoice.models.encoder_prefix import load_encoder_prefix
+        from emotivoice.models.encoder_prefix import adapted_encoder_prefix
 
         with self._prefix_lock:
             if self._prefix is None:
-                model = str(self.metadata.get("whisper_model", "base"))
-                prefix = load_encoder_prefix(model, max(self.prefix_layers))
-                deltas = self.adapter_deltas
-                self._prefix = prefix.adapted(deltas) if deltas else prefix
+                self._prefix = adapted_encoder_prefix(
+                    str(self.metadata.get("whisper_model", "base")),
+                    max(self.prefix_layers),
+                    {k: v for k, v in self.weights.items() if k.startswith("prefix.layers.")},
+                    float(self.config.get("adapter_alpha", 0.0)),
+                )
             return self._prefix
 
     def prefix_output(self, mel: np.ndarray, threads: int | None = 1) -> PrefixOutput:
