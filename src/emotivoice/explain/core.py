@@ -16,7 +16,7 @@ import logging
 import sys
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -116,16 +116,21 @@ def _pool(matrix: np.ndarray, limit: int, rows: bool = True) -> np.ndarray:
 class _CountingScorer:
     """Wraps a scorer to count model evaluations and to enforce the budget."""
 
-    def __init__(self, scorer: BatchScorer, budget: int) -> None:
-        self.scorer, self.budget, self.calls = scorer, budget, 0
+    def __init__(
+        self, scorer: BatchScorer, budget: int, on_count: Callable[[int], None] | None = None
+    ) -> None:
+        self.scorer, self.budget, self.calls, self.on_count = scorer, budget, 0, on_count
 
     def __call__(self, waves: Sequence[np.ndarray]) -> np.ndarray:
         if self.calls + len(waves) > self.budget:  # plan_budget makes this unreachable
             raise RuntimeError(
                 f"explanation would exceed its budget of {self.budget} model evaluations"
             )
+        scores = self.scorer(waves)
         self.calls += len(waves)
-        return self.scorer(waves)
+        if self.on_count is not None:
+            self.on_count(self.calls)
+        return scores
 
 
 def _cost(evaluations: int, started: float) -> dict[str, float]:
@@ -160,6 +165,7 @@ def explain_segment(
     segment: int = 0,
     offset: float = 0.0,
     features: AcousticFeatures | None = None,
+    on_evaluations: Callable[[int], None] | None = None,
     **legacy: Any,
 ) -> SegmentExplanation:
     """Explain one segment's predicted emotion with the methods of ``options``.
@@ -167,7 +173,8 @@ def explain_segment(
     ``scorer`` wraps the backend named by ``options.emotion_model``; attention maps come from
     it when it is a Hugging Face model, otherwise from the PyTorch Whisper path, which also
     serves Integrated Gradients of the analysed head. ``features``: the segment's acoustic
-    features, shown beside typical ranges. ``offset``: where the segment starts (s). A list of
+    features, shown beside typical ranges. ``offset``: where the segment starts (s).
+    ``on_evaluations``: called with the number of model evaluations so far. A list of
     methods in place of ``options``, and ``legacy`` keywords (``attribution``, ``budget``,
     ``emotion_model``, ``ig_steps``), are the first API's: deprecated.
     """
@@ -175,7 +182,7 @@ def explain_segment(
         legacy, options = {"methods": tuple(options), **legacy}, None
     options = _options(options, legacy)
     methods, budget = options.methods, options.budget
-    counting = _CountingScorer(scorer, budget)
+    counting = _CountingScorer(scorer, budget, on_evaluations)
     cost: dict[str, dict[str, float]] = {}
     started = time.perf_counter()
     result: TimeAttribution | None = None
@@ -335,6 +342,7 @@ def explain(
     segment: int | Sequence[int] | None = None,
     spans: Mapping[int, SpeechSpan] | None = None,
     sample_rate: int | None = None,
+    progress: Callable[[float, float, str], None] | None = None,
     **legacy: Any,
 ) -> tuple[SegmentExplanation, ...]:
     """Explain the predicted emotion of analysed segments of a recording.
@@ -349,6 +357,9 @@ def explain(
         spans: the pipeline's exact sample spans by segment id
             (:attr:`~emotivoice.pipeline.SegmentResult.span`); without them a segment is cut
             from its start and end times, which JSON keeps to the millisecond.
+        progress: ``progress(done, total, message)`` as model evaluations are made (``total``:
+            the budget of every segment). Without it, a progress bar on a terminal (none in a
+            log, where each segment is logged at INFO level).
         legacy: ``methods``, ``attribution``, ``emotion_model``, ``ig_steps``, ``budget`` as
             keywords: deprecated, use ``options``.
 
@@ -378,14 +389,70 @@ def explain(
         raise InvalidConfigError(f"No segment {missing} in this analysis ({len(by_id)} segments)")
     scorer = emotion_scorer(EmotionOptions(model=options.emotion_model))
     out = []
-    for i in ids:
-        s, span = by_id[i], (spans or {}).get(i)
-        samples = _cut(_heard(audio, s.channel), s.start, s.end, span)
-        offset = span.start if span is not None else s.start
-        out.append(
-            explain_segment(samples, scorer, options, segment=i, offset=offset, features=s.features)
-        )
+    with _ExplainProgress(len(ids), options.budget, progress) as report:
+        for n, i in enumerate(ids):
+            s, span = by_id[i], (spans or {}).get(i)
+            samples = _cut(_heard(audio, s.channel), s.start, s.end, span)
+            offset = span.start if span is not None else s.start
+            report.segment(n, s.start, s.end)
+            explanation = explain_segment(
+                samples,
+                scorer,
+                options,
+                segment=i,
+                offset=offset,
+                features=s.features,
+                on_evaluations=report.evaluations,
+            )
+            out.append(explanation)
     return tuple(out)
+
+
+class _ExplainProgress:
+    """What :func:`explain` reports: to its ``progress`` callback, else a bar on a terminal
+    (tqdm's own check: none when stderr is not one) and an INFO line per segment."""
+
+    def __init__(
+        self, count: int, budget: int, callback: Callable[[float, float, str], None] | None
+    ) -> None:
+        self.count, self.budget, self.callback = count, budget, callback
+        self.index, self.message = 0, ""
+        self.bar: Any = None
+        if callback is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=count * budget,
+                desc="explaining",
+                unit="eval",
+                leave=False,
+                disable=None,  # not on a terminal: no bar
+                delay=2.0,  # nothing for explanations that take less
+            )
+
+    def __enter__(self) -> _ExplainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.callback is not None and exc[0] is None:
+            total = float(self.count * self.budget)
+            self.callback(total, total, f"explained {self.count} of {self.count} segments")
+
+    def segment(self, index: int, start: float, end: float) -> None:
+        self.index = index
+        self.message = f"explaining segment {index + 1}/{self.count} ({start:.1f}–{end:.1f} s)"
+        logger.info("%s", self.message)
+        self.evaluations(0)
+
+    def evaluations(self, calls: int) -> None:
+        done = self.index * self.budget + calls
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"segment {self.index + 1}/{self.count}", refresh=False)
+            self.bar.update(done - self.bar.n)
+        elif self.callback is not None:
+            self.callback(float(done), float(self.count * self.budget), self.message)
 
 
 def _caller_stacklevel() -> int:

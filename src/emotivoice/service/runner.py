@@ -154,6 +154,9 @@ def _analyse(
     def stage(name: str) -> None:
         beat.update(_ANALYSIS_SHARE + (5 if name == STAGE_WRITING else 0), name)
 
+    def explaining(done: float, total: float, message: str) -> None:
+        beat.update(_ANALYSIS_SHARE + 4 * done / max(total, 1e-9), message)
+
     shutil.rmtree(work, ignore_errors=True)
     out = work / _RESULT_DIR
     written = analyze_and_write(
@@ -167,6 +170,7 @@ def _analyse(
         explain_max_segments=settings.explain_max_segments,
         file_names={"pdf": REPORT_FILE},
         progress=progress,
+        explain_progress=explaining,
         on_segment=store_segment,
         on_stage=stage,
         started=started,
