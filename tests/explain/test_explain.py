@@ -293,7 +293,15 @@ def test_explain_api_budget_json_and_plots(angry_clip: Path, tmp_path: Path) -> 
 
     options = ExplainOptions(attribution=AttributionOptions(n_windows=4, budget=16))
     audio = load_audio(angry_clip)
-    (explanation,) = emotivoice.explain(audio, None, options, segment=0)
+    reports: list[tuple[float, float, str]] = []
+    (explanation,) = emotivoice.explain(
+        audio, None, options, segment=0, progress=lambda *r: reports.append(r)
+    )
+    # progress as model evaluations are made, up to the budget, then done
+    done = [r[0] for r in reports]
+    assert len(reports) > 3 and done == sorted(done) and {r[1] for r in reports} == {100.0}
+    assert reports[1][2].startswith("explaining segment 1/1 (") and 24.0 in done
+    assert reports[-1] == (100.0, 100.0, "explained 1 of 1 segments")
     assert explanation.predicted in explanation.probabilities
     assert explanation.cost["shapley+lime+deletion"]["evaluations"] == 16
     assert explanation.cost["counterfactual"]["evaluations"] == 8  # original reused
