@@ -8,6 +8,7 @@ import itertools
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,7 +89,7 @@ def test_pdf_figures_keep_their_aspect_ratio(tmp_path: Path) -> None:
 
     figures = tmp_path / "explain"
     figures.mkdir()
-    sizes = {"features": (800, 1400), "windows": (800, 500)}  # sorted: features first
+    sizes = {"windows": (800, 500), "features": (800, 1400)}  # the report's order
     for kind, size in sizes.items():
         Image.new("RGB", size, "white").save(figures / f"segment-0-{kind}.png")
     pdf = write_pdf(_analysis((SEGMENT,)), tmp_path / "report.pdf", figures)
@@ -101,7 +102,7 @@ def test_pdf_figures_keep_their_aspect_ratio(tmp_path: Path) -> None:
     ]
     assert len(drawn) == len(sizes)
     text = " ".join(page.extract_text() for page in reader.pages)
-    assert "Explanations" in text and "Window attributions" in text
+    assert "Explanations" in text and "Where in the segment the model heard" in text
     page_height = float(reader.pages[0].mediabox.height)
     for (w, h), (pixels_wide, pixels_high) in zip(drawn, sizes.values(), strict=True):
         assert h / w == pytest.approx(pixels_high / pixels_wide, rel=1e-3)
@@ -253,3 +254,68 @@ def test_srt_and_vtt_cues_carry_the_speaker_tag() -> None:
 def test_invalid_subtitle_options(options: dict[str, float], message: str) -> None:
     with pytest.raises(InvalidConfigError, match=message):
         SubtitleOptions(**options)  # type: ignore[arg-type]
+
+
+# The PDF report as a reader sees it: every page rendered to an image (pypdfium2).
+
+_PAGE_FILL_MIN = 0.5  # every page but the last is inked at least this far down its text area
+
+
+def _rendered_pages(pdf: Path) -> list[Any]:
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(str(pdf))
+    return [document[i].render(scale=1).to_pil().convert("L") for i in range(len(document))]
+
+
+def _fill(page: Any) -> float:
+    """How far down the text area (A4, 2 cm margins, the footer excluded) the ink reaches."""
+    import numpy as np
+
+    pixels = np.asarray(page)
+    cm = pixels.shape[0] / 29.7
+    body = pixels[int(2 * cm) : int(29.7 * cm - 2.2 * cm)]
+    inked = np.flatnonzero((body < 200).any(axis=1))
+    return float(inked[-1] + 1) / len(body) if inked.size else 0.0
+
+
+@pytest.mark.slow
+def test_pdf_report_pages_keep_the_layout_rules(data_dir: Path, tmp_path: Path) -> None:
+    """The report of an angry clip with explanations and of JFK's 11 s: a cover that names the
+    file and says how sure the model was, numbered pages, no near-empty page but the last,
+    every figure on the page of its caption, a glossary, the transcript with emotions."""
+    pytest.importorskip("reportlab")
+    from pypdf import PdfReader
+
+    from emotivoice.cli import main
+    from emotivoice.export.pdf import FIGURE_CAPTION_PREFIX
+
+    angry = data_dir / "ravdess" / "Actor_11" / "03-01-05-02-01-01-11.flac"
+    jfk = data_dir / "speech" / "jfk.flac"
+    args = ["--format", "json,pdf", "--explain", "--explain-windows", "4", "-q", "--fast"]
+    assert main(["analyze", str(angry), str(jfk), "-o", str(tmp_path), *args]) == 0
+    for audio in (angry, jfk):
+        pdf = tmp_path / f"{audio.stem}.pdf"
+        reader = PdfReader(pdf)
+        pages = _rendered_pages(pdf)
+        assert len(pages) == len(reader.pages) >= 3
+        texts = [page.extract_text() for page in reader.pages]
+        cover = texts[0]
+        assert audio.name in cover and "Key moments" in cover
+        assert re.search(r"dominant emotion in \d+% of the speech time", cover.replace("\n", " "))
+        assert "average probability" in cover
+        for number, (text, image) in enumerate(zip(texts, pages, strict=True), start=1):
+            assert f"page {number} of {len(pages)}" in text
+            if number < len(pages):
+                assert _fill(image) >= _PAGE_FILL_MIN, f"{pdf.name}: page {number} nearly empty"
+            captions = re.findall(rf"{FIGURE_CAPTION_PREFIX} (\d+)\.", text)
+            drawn = len(reader.pages[number - 1].images)
+            assert len(captions) == drawn, f"{pdf.name} page {number}: {captions}, {drawn} images"
+        numbers = [
+            int(n) for t in texts for n in re.findall(rf"{FIGURE_CAPTION_PREFIX} (\d+)\.", t)
+        ]
+        assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 6
+        whole = " ".join(texts)
+        assert "Glossary" in whole and all(t in whole for t in ("Jitter", "Shimmer", "HNR (dB)"))
+        assert "Uncertain" in whole and "Transcript" in whole and "mean probability" not in whole
+        assert "share of speech time" in whole.lower() or "speech time" in whole

@@ -506,7 +506,7 @@ def write_report(
             plots.plot_distribution(analysis.emotion.distribution, folder / "distribution.png")
         )
         timeline = [asdict(p) for p in analysis.emotion.timeline]
-        written.append(plots.plot_timeline(timeline, folder / "timeline.png"))
+        written.append(plots.plot_timeline(timeline, folder / "timeline.png", analysis.duration))
     channels = {seg.id: seg.channel for seg in getattr(analysis, "segments", ())}
     for e in explanations:
         source = _heard(samples, channels.get(e.segment)) if isinstance(samples, Audio) else samples

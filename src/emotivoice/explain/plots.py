@@ -15,6 +15,7 @@ import numpy as np
 from emotivoice.audio import SAMPLE_RATE
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.extras import pyplot
+from emotivoice.results import FEATURE_LABELS
 
 COLOURS = {
     "anger": "#d62728",
@@ -39,32 +40,47 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def plot_distribution(distribution: Mapping[str, float], path: Path) -> Path:
-    """Bar chart of the file's emotion distribution."""
+    """Bar chart of the file's emotion distribution: each emotion's probability averaged over
+    the segments, weighted by their length (not a share of time: see :func:`plot_time_shares`)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     values = [distribution[e] for e in BASE_EMOTIONS]
     ax.bar(BASE_EMOTIONS, values, color=[COLOURS[e] for e in BASE_EMOTIONS])
     ax.set_ylim(0, 1)
-    ax.set_ylabel("share of speech time")
+    ax.set_ylabel("mean probability\n(weighted by segment length)")
     ax.set_title("Emotion distribution")
     return _save(fig, path)
 
 
-def plot_timeline(timeline: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    """Smoothed probability of each emotion over the file (one point per segment)."""
+def plot_time_shares(shares: Mapping[str, float], path: Path) -> Path:
+    """Bar chart of the share of speech time in which each emotion was the dominant one."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
-    centres = [(p["start"] + p["end"]) / 2 for p in timeline]
+    values = [shares.get(e, 0.0) for e in BASE_EMOTIONS]
+    bars = ax.bar(BASE_EMOTIONS, values, color=[COLOURS[e] for e in BASE_EMOTIONS])
+    ax.bar_label(bars, [f"{v:.0%}" if v else "" for v in values], fontsize=9)
+    ax.set_ylim(0, 1.08)
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.set_ylabel("share of speech time")
+    ax.set_title("How long each emotion was the dominant one")
+    return _save(fig, path)
+
+
+def plot_timeline(
+    timeline: Sequence[Mapping[str, Any]], path: Path, duration: float | None = None
+) -> Path:
+    """Smoothed probability of each emotion over the file: flat over each segment, joined
+    across the pauses, so a file of one segment still shows a line, not a point."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    times = [t for p in timeline for t in (p["start"], p["end"])]
     for emotion in BASE_EMOTIONS:
-        ax.plot(
-            centres,
-            [p["probabilities"][emotion] for p in timeline],
-            marker="o",
-            color=COLOURS[emotion],
-            label=emotion,
-        )
+        values = [p["probabilities"][emotion] for p in timeline for _ in (0, 1)]
+        ax.plot(times, values, color=COLOURS[emotion], label=emotion, linewidth=1.8)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("time (s)")
+    end = duration if duration else (times[-1] if times else 1.0)
+    ax.set_xlim(0, end)
+    ax.set_xlabel("time in the recording (s)")
     ax.set_ylabel("probability (smoothed)")
     ax.set_title("Emotion timeline")
     ax.legend(ncol=3, fontsize=8, loc="upper right")
@@ -149,7 +165,8 @@ def plot_counterfactuals(report: Mapping[str, Any], path: Path) -> Path:
 
 
 def plot_deletion(curves: Sequence[Mapping[str, Any]], random_area: float, path: Path) -> Path:
-    """Deletion curves of each attribution method against the random-order area."""
+    """Deletion curves of each attribution method; the random-order baseline is an area (a
+    mean over random orders), so it is stated beside the curves, not drawn as a flat line."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     for curve in curves:
@@ -160,14 +177,11 @@ def plot_deletion(curves: Sequence[Mapping[str, Any]], random_area: float, path:
             marker="o",
             label=f"{curve['method']} (area {curve['area']:.3f})",
         )
-    ax.axhline(
-        random_area, color="#7f7f7f", linestyle="--", label=f"random (area {random_area:.3f})"
-    )
     ax.set_xlabel("share of windows removed")
     ax.set_ylabel("predicted-class probability")
     ax.set_ylim(0, 1)
     ax.set_title("Deletion curves (lower area = more faithful)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title=f"random order: area {random_area:.3f}", title_fontsize=8)
     return _save(fig, path)
 
 
@@ -236,7 +250,7 @@ def plot_feature_ranges(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
         ax.plot([0, 1], [k, k], color="#cccccc", linewidth=6, solid_capstyle="butt")
         ax.plot([min(max(x, -0.5), 1.5)], [k], "o", color=colour)
         ax.text(1.55, k, f"{row['value']:.3g}", va="center", fontsize=8)
-    ax.set_yticks(range(len(rows)), [r["name"] for r in rows])
+    ax.set_yticks(range(len(rows)), [FEATURE_LABELS.get(r["name"], r["name"]) for r in rows])
     ax.set_xlim(-0.55, 1.75)
     ax.set_xticks([0, 1], ["typical low", "typical high"])
     ax.set_title("Segment features against typical neutral speech (5th–95th percentile)")
