@@ -314,7 +314,7 @@ def test_explain_api_budget_json_and_plots(angry_clip: Path, tmp_path: Path) -> 
     rows = {r["name"]: r for r in data["features"]}
     assert {"f0_mean_hz", "hnr_db", "jitter_local"} <= set(rows)
     assert all(r["position"] in ("below", "within", "above") for r in rows.values())
-    sizes = {"windows.png": (800, 500), "features.png": None}
+    sizes = {"windows.png": (800, 550), "features.png": None}
     for png in paths[1:]:
         size = next((v for k, v in sizes.items() if png.name.endswith(k)), (800, 400))
         _png_ok(png, size)

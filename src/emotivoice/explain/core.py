@@ -11,6 +11,7 @@ What each method computes and how the budget is shared: :mod:`emotivoice.explain
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -31,11 +32,13 @@ from emotivoice.explain.attribution import (
     DEFAULT_BUDGET,
     BatchScorer,
     TimeAttribution,
+    Window,
     attribute_time,
 )
 from emotivoice.explain.counterfactual import CounterfactualReport, counterfactuals
 from emotivoice.explain.options import ExplainOptions
-from emotivoice.results import AcousticFeatures, Analysis
+from emotivoice.explain.summary import plain_summary
+from emotivoice.results import AcousticFeatures, Analysis, Word
 from emotivoice.segmentation import SpeechSpan
 
 logger = logging.getLogger(__name__)
@@ -62,6 +65,7 @@ class SegmentExplanation:
     features: tuple[dict[str, Any], ...] = ()
     budget: int = DEFAULT_BUDGET
     evaluations: int = 0
+    summary: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (attention and saliency downsampled for the web UI)."""
@@ -70,6 +74,7 @@ class SegmentExplanation:
             "start": self.start,
             "end": self.end,
             "predicted": self.predicted,
+            "summary": self.summary,
             "probabilities": self.probabilities,
             "cost": self.cost,
             "budget": self.budget,
@@ -166,6 +171,7 @@ def explain_segment(
     offset: float = 0.0,
     features: AcousticFeatures | None = None,
     on_evaluations: Callable[[int], None] | None = None,
+    words: Sequence[Word] = (),
     **legacy: Any,
 ) -> SegmentExplanation:
     """Explain one segment's predicted emotion with the methods of ``options``.
@@ -174,7 +180,9 @@ def explain_segment(
     it when it is a Hugging Face model, otherwise from the PyTorch Whisper path, which also
     serves Integrated Gradients of the analysed head. ``features``: the segment's acoustic
     features, shown beside typical ranges. ``offset``: where the segment starts (s).
-    ``on_evaluations``: called with the number of model evaluations so far. A list of
+    ``on_evaluations``: called with the number of model evaluations so far. ``words``: the
+    segment's words (the recording's time), quoted in the one-sentence ``summary``. Window
+    times are the recording's (``offset`` added). A list of
     methods in place of ``options``, and ``legacy`` keywords (``attribution``, ``budget``,
     ``emotion_model``, ``ig_steps``), are the first API's: deprecated.
     """
@@ -203,6 +211,10 @@ def explain_segment(
     else:
         probabilities = np.asarray(counting([samples])[0])
     target = int(np.argmax(probabilities))
+    if result is not None and offset:  # the recording's time, as everywhere a reader looks
+        result = dataclasses.replace(
+            result, windows=tuple(_shifted(w, offset) for w in result.windows)
+        )
     attention, gradients = _model_internals(
         samples, methods, options.emotion_model, target, options.ig_steps, cost
     )
@@ -222,7 +234,15 @@ def explain_segment(
         features=feature_context(features),
         budget=budget,
         evaluations=counting.calls,
+        summary=plain_summary(
+            BASE_EMOTIONS[target], float(probabilities[target]), result, report, words
+        ),
     )
+
+
+def _shifted(window: Window, offset: float) -> Window:
+    start, end = round(window.start + offset, 3), round(window.end + offset, 3)
+    return dataclasses.replace(window, start=start, end=end)
 
 
 def _model_internals(
@@ -269,9 +289,13 @@ def _model_internals(
 
 
 def write_explanation(
-    explanation: SegmentExplanation, samples: np.ndarray, folder: Path
+    explanation: SegmentExplanation,
+    samples: np.ndarray,
+    folder: Path,
+    words: Sequence[Word] = (),
 ) -> list[Path]:
-    """``segment-N.json`` and its PNG plots in ``folder``."""
+    """``segment-N.json`` and its PNG plots in ``folder``; ``words`` (the segment's, in the
+    recording's time) are written under the windows figure."""
     from emotivoice.explain import plots
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -283,7 +307,12 @@ def write_explanation(
         a = data["attribution"]
         written.append(
             plots.plot_window_attribution(
-                samples, a["windows"], explanation.predicted, folder / f"{stem}-windows.png"
+                samples,
+                a["windows"],
+                explanation.predicted,
+                folder / f"{stem}-windows.png",
+                offset=explanation.start,
+                words=[asdict(w) for w in words],
             )
         )
         written.append(
@@ -403,6 +432,7 @@ def explain(
                 offset=offset,
                 features=s.features,
                 on_evaluations=report.evaluations,
+                words=s.words,
             )
             out.append(explanation)
     return tuple(out)
@@ -507,11 +537,13 @@ def write_report(
         )
         timeline = [asdict(p) for p in analysis.emotion.timeline]
         written.append(plots.plot_timeline(timeline, folder / "timeline.png", analysis.duration))
-    channels = {seg.id: seg.channel for seg in getattr(analysis, "segments", ())}
+    by_id = {seg.id: seg for seg in getattr(analysis, "segments", ())}
     for e in explanations:
-        source = _heard(samples, channels.get(e.segment)) if isinstance(samples, Audio) else samples
+        segment = by_id.get(e.segment)
+        channel = segment.channel if segment is not None else None
+        source = _heard(samples, channel) if isinstance(samples, Audio) else samples
         cut = _cut(source, e.start, e.end, (spans or {}).get(e.segment))
-        written += write_explanation(e, cut, folder)
+        written += write_explanation(e, cut, folder, segment.words if segment else ())
     return written
 
 

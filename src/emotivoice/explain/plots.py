@@ -114,18 +114,27 @@ def plot_speaker_lanes(segments: Sequence[Any], path: Path) -> Path:
 
 
 def plot_window_attribution(
-    samples: np.ndarray, windows: Sequence[Mapping[str, float]], target: str, path: Path
+    samples: np.ndarray,
+    windows: Sequence[Mapping[str, float]],
+    target: str,
+    path: Path,
+    offset: float = 0.0,
+    words: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
-    """Waveform and spectrogram with each window shaded by its Shapley value."""
+    """Waveform, the words said and the spectrogram, each window shaded by its Shapley value;
+    times are the recording's (``samples`` start at ``offset`` s, like the windows and words)."""
     plt = pyplot()
-    fig, (wave_ax, spec_ax) = plt.subplots(2, 1, figsize=(8.0, 5.0), sharex=True)
-    t = np.arange(len(samples)) / SAMPLE_RATE
+    fig, (wave_ax, word_ax, spec_ax) = plt.subplots(
+        3, 1, figsize=(8.0, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 0.7, 2.3]}
+    )
+    t = offset + np.arange(len(samples)) / SAMPLE_RATE
     wave_ax.plot(t, samples, color="#333333", linewidth=0.5)
     limit = max(abs(w["shapley"]) for w in windows) or 1.0
     for w in windows:
         colour = "#2ca02c" if w["shapley"] >= 0 else "#d62728"
         alpha = 0.1 + 0.5 * abs(w["shapley"]) / limit
-        wave_ax.axvspan(w["start"], w["end"], color=colour, alpha=alpha)
+        for ax in (wave_ax, word_ax):
+            ax.axvspan(w["start"], w["end"], color=colour, alpha=alpha)
         wave_ax.text(
             (w["start"] + w["end"]) / 2,
             0.9 * float(np.abs(samples).max() or 1),
@@ -134,10 +143,20 @@ def plot_window_attribution(
             fontsize=8,
         )
     wave_ax.set_ylabel("amplitude")
-    wave_ax.set_title(f"Window Shapley values for '{target}' (green supports, red opposes)")
-    spec_ax.specgram(samples, NFFT=400, Fs=SAMPLE_RATE, noverlap=240, cmap="magma")
+    wave_ax.set_title(f"Where the model heard '{target}' (green supports, red opposes)")
+    for k, word in enumerate(words):  # two rows, so that neighbouring words do not overlap
+        centre = (word["start"] + word["end"]) / 2
+        word_ax.text(centre, 0.7 if k % 2 == 0 else 0.25, str(word["text"]).strip(),
+                     ha="center", va="center", fontsize=7, clip_on=True)  # fmt: skip
+    word_ax.set_yticks([])
+    word_ax.set_ylim(0, 1)
+    word_ax.set_ylabel("words", rotation=0, ha="right", va="center")
+    spec_ax.specgram(
+        samples, NFFT=400, Fs=SAMPLE_RATE, noverlap=240, cmap="magma", xextent=(t[0], t[-1])
+    )
     spec_ax.set_ylabel("Hz")
-    spec_ax.set_xlabel("time (s)")
+    spec_ax.set_xlabel("time in the recording (s)")
+    spec_ax.set_xlim(t[0], t[-1])
     return _save(fig, path)
 
 
