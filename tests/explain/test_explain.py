@@ -591,7 +591,12 @@ def test_explain_cuts_segments_at_the_pipelines_sample_spans(
     monkeypatch.setattr(scoring, "emotion_scorer", recording_scorer)
     span = SpeechSpan(start_sample=16_007, end_sample=48_013)  # not whole milliseconds
     segment = SimpleNamespace(
-        id=0, start=round(span.start, 3), end=round(span.end, 3), features=None, channel=None
+        id=0,
+        start=round(span.start, 3),
+        end=round(span.end, 3),
+        features=None,
+        channel=None,
+        words=(),
     )
     analysis = SimpleNamespace(segments=(segment,), emotion=None)
     audio = Audio(samples=jfk_samples, info=None)  # type: ignore[arg-type]
