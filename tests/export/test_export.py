@@ -212,6 +212,21 @@ def test_cues_keep_to_the_line_width_line_count_and_duration() -> None:
     assert all(len(c.lines) == 1 and len(c.lines[0]) <= 20 for c in one_line)
 
 
+def test_a_segment_does_not_end_on_an_orphan_cue() -> None:
+    """Greedy filling would leave "publish." alone in the segment's last cue (as it did for
+    multilingual.mp3); that cue takes the previous cue's last line instead."""
+    text = (
+        "Permission is hereby granted, free of charge, to any person obtaining a copy of "
+        "restriction, including without limitation the rights to use, copy, modify, merge, "
+        "publish."
+    )
+    cues = subtitle_cues([_segment(text, 0.0, 0.3, None)])
+    assert " ".join(line for c in cues for line in c.lines) == text
+    assert cues[-1].lines[-1].endswith("publish.") and len(cues[-1].lines) == 2
+    assert all(len(c.lines[0]) >= 14 or len(c.lines) > 1 for c in cues)
+    assert all(len(line) <= 42 for c in cues for line in c.lines)
+
+
 def test_a_word_longer_than_a_line_gets_a_line_of_its_own() -> None:
     long_word = "Donaudampfschifffahrtsgesellschaftskapitänsmütze"
     cues = subtitle_cues([_segment(f"ein {long_word} hier", 0.0, 0.5, None)])

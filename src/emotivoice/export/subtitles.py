@@ -9,7 +9,7 @@ of one speaker), starts at its first word and ends at its last one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from emotivoice.errors import InvalidConfigError
@@ -91,22 +91,47 @@ def _timed_words(segment: Segment) -> list[Word]:
     return spread
 
 
-def _segment_cues(segment: Segment, options: SubtitleOptions) -> Iterator[Cue]:
-    lines: list[str] = []  # the cue's full lines
-    line = ""  # the line being filled
-    words: list[Word] = []  # the cue's words
+def _segment_cues(segment: Segment, options: SubtitleOptions) -> list[Cue]:
+    cues: list[list[list[Word]]] = []  # cues of lines of words
+    lines: list[list[Word]] = [[]]
     for word in _timed_words(segment):
-        text = word.text.strip()
-        candidate = f"{line} {text}" if line else text
-        too_long = bool(words) and word.end - words[0].start > options.max_cue_duration
-        if line and (too_long or len(candidate) > options.max_line_width):
-            if too_long or len(lines) + 1 >= options.max_line_count:
-                yield Cue(words[0].start, words[-1].end, (*lines, line), segment.speaker)
-                lines, words = [], []
+        line = lines[-1]
+        fits = len(_text([*line, word])) <= options.max_line_width
+        first = lines[0][0] if lines[0] else word
+        too_long = word.end - first.start > options.max_cue_duration
+        if line and (too_long or not fits):
+            if too_long or len(lines) >= options.max_line_count:
+                cues.append(lines)
+                lines = [[word]]
             else:
-                lines.append(line)
-            candidate = text
-        line = candidate
-        words.append(word)
-    if words:
-        yield Cue(words[0].start, words[-1].end, (*lines, line), segment.speaker)
+                lines.append([word])
+        else:
+            line.append(word)
+    if lines[0]:
+        cues.append(lines)
+    _rebalance_tail(cues, options)
+    return [
+        Cue(c[0][0].start, c[-1][-1].end, tuple(_text(line) for line in c), segment.speaker)
+        for c in cues
+    ]
+
+
+def _text(words: list[Word]) -> str:
+    return " ".join(w.text.strip() for w in words)
+
+
+def _rebalance_tail(cues: list[list[list[Word]]], options: SubtitleOptions) -> None:
+    """A segment's last cue of a word or two ("publish.") takes the previous cue's last line
+    when that fits: subtitle editors avoid such orphans."""
+    if len(cues) < 2:
+        return
+    before, last = cues[-2], cues[-1]
+    orphan = len(last) == 1 and len(_text(last[0])) < options.max_line_width // 3
+    if not orphan or len(before) < 2 or len(last) + 1 > options.max_line_count:
+        return
+    moved, kept = before[-1], before[:-1]
+    if last[-1][-1].end - moved[0].start > options.max_cue_duration:
+        return
+    if len(kept) == 1 and len(_text(kept[0])) < options.max_line_width // 3:
+        return  # that would only move the orphan
+    cues[-2], cues[-1] = kept, [moved, *last]
