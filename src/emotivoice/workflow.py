@@ -97,6 +97,8 @@ def analyze_and_write(
         if on_segment is not None:
             on_segment(result)
         results.append(result)
+    if progress is not None:  # the last segment may end before the recording does
+        progress(audio.duration, audio.duration, "every segment analysed")
     segments = tuple(r.segment for r in results)
     analysis = analyzer.assemble(audio, segments, time.perf_counter() - started)
     names = dict(file_names or {})

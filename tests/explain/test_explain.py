@@ -344,7 +344,9 @@ def test_attention_and_integrated_gradients(angry_clip: Path, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_cli_explain_writes_report(angry_clip: Path, tmp_path: Path) -> None:
+def test_cli_explain_writes_report(
+    angry_clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import json
 
     from emotivoice.cli import main
@@ -353,9 +355,12 @@ def test_cli_explain_writes_report(angry_clip: Path, tmp_path: Path) -> None:
     # so the Shapley values are sampled within it
     code = main(
         ["analyze", str(angry_clip), "-o", str(tmp_path), "--explain", "--explain-windows", "4",
-         "--explain-budget", "20", "--fast", "-q"]
+         "--explain-budget", "20", "--fast"]
     )  # fmt: skip
     assert code == 0
+    # stderr is no terminal here: progress comes as plain lines, explaining included
+    err = capsys.readouterr().err
+    assert "\r" not in err and "explaining emotions" in err, repr(err)
     folder = tmp_path / f"{angry_clip.stem}-explain"
     names = {p.name for p in folder.iterdir()}
     assert {"distribution.png", "timeline.png", "segment-0.json", "segment-0-windows.png"} <= names
