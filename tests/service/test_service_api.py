@@ -274,6 +274,8 @@ def test_job_runs_once_writes_exports_and_signs_its_callback(
 
         text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
         assert "fellow Americans" in text and "Transcript" in text
+        # the report and the result name the recording as it was uploaded, not by its id
+        assert status["result"]["source"]["name"] == "jfk.flac" and "jfk.flac" in text
         # an analysis stored before a format existed gets it written from its analysis.json
         [folder] = store.artefact_dir(aid).glob("attempt-*")
         srt = client.get(f"{API}/analyses/{aid}/export?format=srt").text
