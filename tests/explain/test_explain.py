@@ -303,6 +303,13 @@ def test_explain_api_budget_json_and_plots(angry_clip: Path, tmp_path: Path) -> 
     assert reports[1][2].startswith("explaining segment 1/1 (") and 24.0 in done
     assert reports[-1] == (100.0, 100.0, "explained 1 of 1 segments")
     assert explanation.predicted in explanation.probabilities
+    # the windows in the recording's time, and one plain sentence built from the figures
+    windows = explanation.attribution.windows  # type: ignore[union-attr]
+    assert explanation.start > 0 and windows[0].start == pytest.approx(explanation.start, abs=1e-3)
+    assert windows[-1].end == pytest.approx(explanation.end, abs=2e-3)
+    best = max(windows, key=lambda w: w.shapley)
+    assert explanation.summary.startswith(f"The model heard {explanation.predicted} (")
+    assert f"({best.start:.1f}–{best.end:.1f} s)" in explanation.summary
     assert explanation.cost["shapley+lime+deletion"]["evaluations"] == 16
     assert explanation.cost["counterfactual"]["evaluations"] == 8  # original reused
     assert explanation.evaluations == 24 and explanation.budget == 100

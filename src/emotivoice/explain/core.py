@@ -326,6 +326,7 @@ def write_explanation(
                 data["counterfactual"], folder / f"{stem}-counterfactuals.png"
             )
         )
+    start = explanation.start  # every figure in the recording's time
     if explanation.attention is not None:
         attention = explanation.attention
         n = len(attention.rollout) * attention.position_seconds
@@ -334,9 +335,9 @@ def write_explanation(
                 attention.layers[-1],
                 folder / f"{stem}-attention.png",
                 "Encoder self-attention, last layer (mean over heads)",
-                "key time (s)",
-                "query time (s)",
-                extent=(0, n, 0, n),
+                "key time in the recording (s)",
+                "query time in the recording (s)",
+                extent=(start, start + n, start, start + n),
             )
         )
         written.append(
@@ -345,6 +346,7 @@ def write_explanation(
                 attention.position_seconds,
                 len(attention.layers),
                 folder / f"{stem}-rollout.png",
+                offset=start,
             )
         )
     if explanation.gradients is not None:
@@ -355,9 +357,9 @@ def write_explanation(
                 values,
                 folder / f"{stem}-saliency.png",
                 f"Integrated Gradients for '{explanation.predicted}'",
-                "time (s)",
+                "time in the recording (s)",
                 "mel band",
-                extent=(0, seconds, 0, values.shape[0]),
+                extent=(start, start + seconds, 0, values.shape[0]),
             )
         )
     return written

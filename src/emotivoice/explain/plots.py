@@ -238,20 +238,25 @@ def plot_heatmap(
 
 
 def plot_rollout(
-    rollout: Sequence[float], position_seconds: float, layers: int, path: Path
+    rollout: Sequence[float],
+    position_seconds: float,
+    layers: int,
+    path: Path,
+    offset: float = 0.0,
 ) -> Path:
-    """Attention rollout: how much of the encoder's mixed attention each moment receives."""
+    """Attention rollout: how much of the encoder's mixed attention each moment receives
+    (``offset``: where the segment starts in the recording, s)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     values = np.asarray(rollout, dtype=np.float64)
-    t = (np.arange(len(values)) + 0.5) * position_seconds
+    t = offset + (np.arange(len(values)) + 0.5) * position_seconds
     ax.fill_between(t, values, color="#3452c7", alpha=0.3, linewidth=0)
     ax.plot(t, values, color="#3452c7", linewidth=1.2, label="rollout")
     uniform = 1.0 / max(len(values), 1)
     ax.axhline(uniform, color="#7f7f7f", linestyle="--", label="uniform attention")
-    ax.set_xlim(0, len(values) * position_seconds)
+    ax.set_xlim(offset, offset + len(values) * position_seconds)
     ax.set_ylim(0, float(values.max(initial=uniform)) * 1.1)
-    ax.set_xlabel("time (s)")
+    ax.set_xlabel("time in the recording (s)")
     ax.set_ylabel("share of attention received")
     ax.set_title(f"Attention rollout over {layers} encoder layers")
     ax.legend(fontsize=8, loc="upper right")
