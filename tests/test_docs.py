@@ -863,6 +863,26 @@ def test_links_resolve(page: Path) -> None:
     assert not broken, broken
 
 
+_IMAGE = re.compile(r"!\[[^\]]*\]\((?P<md>[^)\s]+)\)|<img\s[^>]*src=\"(?P<html>[^\"]+)\"")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_rel)
+def test_images_exist(page: Path) -> None:
+    """Every picture a page shows (Markdown or ``<img>``) is a PNG in the repository."""
+    missing = []
+    for match in _IMAGE.finditer(_prose(page)):
+        source = match["md"] or match["html"]
+        image = (page.parent / source).resolve()
+        if re.match(r"[a-z]+:", source) or not image.is_file() or image.suffix != ".png":
+            missing.append(source)
+        elif not image.read_bytes().startswith(b"\x89PNG"):
+            missing.append(f"{source}: not a PNG")
+    assert not missing, missing
+    if page.name == "README.md":  # the front page shows the UI and the report
+        shown = [m["md"] or m["html"] for m in _IMAGE.finditer(_prose(page))]
+        assert "docs/img/web-ui-result.png" in shown and "docs/img/report-cover.png" in shown
+
+
 @pytest.mark.parametrize("page", PAGES, ids=_rel)
 def test_inline_code_names_real_things(page: Path) -> None:
     wrong = []

@@ -21,6 +21,7 @@ import numpy as np
 
 from emotivoice.errors import (
     AudioDecodeError,
+    AudioFileNotFoundError,
     AudioTooLongError,
     EmptyAudioError,
     InvalidConfigError,
@@ -136,7 +137,7 @@ def _open_input(source: AudioSource, name: str) -> str | IO[bytes]:
     if isinstance(source, str | Path):
         path = Path(source)
         if not path.exists():
-            raise AudioDecodeError(f"{name}: file not found ({path}).")
+            raise AudioFileNotFoundError(f"{path}: no such file.")
         if path.is_dir():
             raise AudioDecodeError(f"{name}: is a directory, not an audio file.")
         if path.stat().st_size == 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "AudioDecodeError",
     "AudioError",
+    "AudioFileNotFoundError",
     "AudioTooLongError",
     "EmotiVoiceError",
     "EmptyAudioError",
@@ -63,6 +64,12 @@ class AudioDecodeError(AudioError):
     """The input is not decodable audio: not audio at all, truncated or corrupt."""
 
     code = "INVALID_AUDIO"
+
+
+class AudioFileNotFoundError(AudioError, FileNotFoundError):
+    """The input path names no file (it is also a :class:`FileNotFoundError`)."""
+
+    code = "FILE_NOT_FOUND"
 
 
 class UnsupportedFormatError(AudioDecodeError):

@@ -225,6 +225,10 @@ class Analyzer:
     ) -> Iterator[SegmentResult]:
         """Analyse ``audio`` segment by segment, yielding each as soon as it is finished."""
         planned, diarization = self.plan(audio)
+        if progress is not None:
+            progress(
+                0.0, audio.duration, f"{len(planned)} {_plural(len(planned), 'segment')} found"
+            )
         context = SegmentContext(language=self.options.transcription.language)
         for index, turn in enumerate(planned):
             span = turn.span
@@ -440,3 +444,7 @@ def analyze(
     """
     analyzer = Analyzer(AnalyzeOptions.from_kwargs(**options))
     return analyzer.analyze(source, sample_rate=sample_rate, progress=progress)
+
+
+def _plural(n: int, noun: str) -> str:
+    return noun if n == 1 else f"{noun}s"

@@ -125,6 +125,30 @@ class AcousticFeatures:
         return names
 
 
+#: How each feature of :class:`AcousticFeatures` is named for a reader (reports, plots, the UI)
+FEATURE_LABELS: dict[str, str] = {
+    "f0_mean_hz": "pitch mean (Hz)",
+    "f0_std_hz": "pitch spread (Hz)",
+    "f0_min_hz": "pitch min (Hz)",
+    "f0_max_hz": "pitch max (Hz)",
+    "f0_range_semitones": "pitch range (st)",
+    "voiced_fraction": "voiced share",
+    "rms_mean": "RMS level",
+    "energy_db_mean": "energy (dB)",
+    "energy_db_std": "energy spread (dB)",
+    "speaking_rate_wps": "words/s",
+    "syllable_rate_sps": "syllables/s",
+    "spectral_centroid_hz": "spectral centroid (Hz)",
+    "zero_crossing_rate": "zero-crossing rate",
+    "jitter_local": "jitter",
+    "shimmer_local": "shimmer",
+    "hnr_db": "HNR (dB)",
+    "f1_hz": "formant F1 (Hz)",
+    "f2_hz": "formant F2 (Hz)",
+    "f2_f1_ratio": "F2/F1 ratio",
+}
+
+
 @dataclass(frozen=True)
 class GranularEmotion:
     """A fine-grained emotion with the base emotion it refines and a confidence in [0, 1]."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from emotivoice.audio import Audio
 from emotivoice.explain.options import ExplainOptions
-from emotivoice.export import write_export, write_outputs
+from emotivoice.export import SubtitleOptions, write_export, write_outputs
 from emotivoice.pipeline import Analyzer, ProgressCallback, SegmentResult
 from emotivoice.results import Analysis
 
@@ -61,9 +61,11 @@ def analyze_and_write(
     explain_max_segments: int | None = None,
     file_names: Mapping[str, str] | None = None,
     progress: ProgressCallback | None = None,
+    explain_progress: ProgressCallback | None = None,
     on_segment: Callable[[SegmentResult], None] | None = None,
     on_stage: StageCallback | None = None,
     started: float | None = None,
+    subtitles: SubtitleOptions | None = None,
 ) -> WrittenAnalysis:
     """Analyse ``audio``, explain its emotions if asked, and write it in every format.
 
@@ -79,10 +81,14 @@ def analyze_and_write(
         explain_dir: where the explanation report goes (default :func:`explain_folder`).
         explain_max_segments: explain only this many of the longest segments.
         progress: called as segments finish (seconds done, seconds in all, message).
+        explain_progress: called as explanations make model evaluations (evaluations done,
+            evaluations at most, message); ``None``: :func:`~emotivoice.explain.explain`'s
+            own feedback (a bar on a terminal).
         on_segment: called with each finished segment before the next one starts.
         on_stage: called as explaining and writing begin.
         started: when the work began (``time.perf_counter()``), for the analysis'
             ``processing_time_s``; default: now (the segments' analysis alone).
+        subtitles: how SRT and WebVTT cues are cut (default: :class:`SubtitleOptions`).
     """
     started = time.perf_counter() if started is None else started
     formats = list(dict.fromkeys(formats))  # each format once, in the order asked
@@ -91,11 +97,13 @@ def analyze_and_write(
         if on_segment is not None:
             on_segment(result)
         results.append(result)
+    if progress is not None:  # the last segment may end before the recording does
+        progress(audio.duration, audio.duration, "every segment analysed")
     segments = tuple(r.segment for r in results)
     analysis = analyzer.assemble(audio, segments, time.perf_counter() - started)
     names = dict(file_names or {})
     later = [f for f in formats if f == "pdf"]  # the PDF report shows the explanation figures
-    written = _write(analysis, out, stem, [f for f in formats if f not in later], names)
+    written = _write(analysis, out, stem, [f for f in formats if f not in later], names, subtitles)
     folder = None
     if explain is not None and analyzer.emotion is not None and segments:
         from emotivoice.explain.core import explain as explain_segments
@@ -106,12 +114,14 @@ def analyze_and_write(
         chosen = sorted(segments, key=lambda s: -s.duration)[:explain_max_segments]
         spans = {r.segment.id: r.span for r in results}
         ids = sorted(s.id for s in chosen)
-        explanations = explain_segments(audio, analysis, explain, segment=ids, spans=spans)
+        explanations = explain_segments(
+            audio, analysis, explain, segment=ids, spans=spans, progress=explain_progress
+        )
         folder = explain_dir or explain_folder(out, stem)
         write_report(analysis, audio, explanations, folder, spans)
     if on_stage is not None:
         on_stage(STAGE_WRITING)
-    written += _write(analysis, out, stem, later, names, folder)
+    written += _write(analysis, out, stem, later, names, subtitles, folder)
     return WrittenAnalysis(analysis=analysis, files=tuple(written), explain_dir=folder)
 
 
@@ -121,10 +131,12 @@ def _write(
     stem: str,
     formats: Sequence[str],
     names: Mapping[str, str],
+    subtitles: SubtitleOptions | None,
     explain_dir: Path | None = None,
 ) -> list[Path]:
     named = [f for f in formats if f in names]
-    written = write_outputs(
-        analysis, out, stem, [f for f in formats if f not in named], explain_dir
-    )
-    return written + [write_export(analysis, f, out / names[f], explain_dir) for f in named]
+    unnamed = [f for f in formats if f not in named]
+    written = write_outputs(analysis, out, stem, unnamed, explain_dir, subtitles)
+    return written + [
+        write_export(analysis, f, out / names[f], explain_dir, subtitles) for f in named
+    ]

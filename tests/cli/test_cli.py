@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,7 +62,7 @@ def test_directory_with_bad_files_completes_the_rest(
     assert "empty.wav: " in err and "[EMPTY_AUDIO]" in err
     assert "notes.mp3: " in err and "[INVALID_AUDIO]" in err
     assert "cut.flac: " in err and "truncated" in err
-    assert "3 of 4 file(s) failed" in err
+    assert "3 of 4 files failed" in err
     assert "Traceback" not in err
 
 
@@ -193,3 +195,145 @@ def test_bench_modes_are_subcommands(
     args = build_parser().parse_args(argv)
     assert args.func.__name__ == command
     assert {k: getattr(args, k) for k in expected} == expected
+
+
+def test_a_missing_file_is_one_clean_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["analyze", "nosuchfile.wav"]) == EXIT_FAILED
+    captured = capsys.readouterr()
+    assert captured.err == "emotivoice: nosuchfile.wav: no such file. [FILE_NOT_FOUND]\n"
+    assert captured.out == ""  # no table for the one file that failed
+    assert not list(tmp_path.iterdir())
+
+
+def _options_help(command: str) -> dict[str, str]:
+    """``--option``: its help text, for each option of ``emotivoice COMMAND``."""
+    from emotivoice.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {
+        a.option_strings[-1]: a.help or ""
+        for a in sub.choices[command]._actions
+        if a.option_strings and a.option_strings[-1] != "--help"
+    }
+
+
+def test_help_describes_every_option_with_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    from emotivoice.export import SubtitleOptions
+
+    serve = _options_help("serve")
+    assert set(serve) == {"--host", "--port", "--workers", "--home"}
+    assert all("default" in text for text in serve.values()), serve
+    assert "127.0.0.1" in serve["--host"] and "8000" in serve["--port"]
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "(default: 8000)" in capsys.readouterr().out
+    analyze = _options_help("analyze")
+    assert all(text for text in analyze.values()), analyze
+    assert "(default: json)" in analyze["--format"]
+    assert "(default: pdf)" in _options_help("export")["--format"]
+    # the subtitle options' defaults as the help gives them are SubtitleOptions' own
+    defaults = SubtitleOptions()
+    assert f"(default {defaults.max_line_width})" in analyze["--max-line-width"]
+    assert f"(default {defaults.max_line_count})" in analyze["--max-line-count"]
+    assert f"(default {defaults.max_cue_duration:g})" in analyze["--max-cue-duration"]
+
+
+def test_bad_subtitle_option_is_a_usage_error(
+    jfk_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", str(jfk_path), "-o", str(tmp_path), "--max-line-width", "0"])
+    assert exc.value.code == EXIT_USAGE
+    assert "--max-line-width must be at least 1" in capsys.readouterr().err
+
+
+def _run(args: list[str], cwd: Path, tty: bool) -> tuple[int, str, str]:
+    """Run ``emotivoice ARGS`` in a child process, its stderr a terminal (a pseudo-terminal)
+    or a file; returns the exit code, stdout and stderr."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+    import threading
+
+    command = [sys.executable, "-m", "emotivoice", *args]
+    if not tty:
+        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+        return result.returncode, result.stdout, result.stderr
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    child = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # read as it comes, or the child blocks on a full terminal buffer
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # the child closed its end
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    stdout, _ = child.communicate(timeout=600)
+    reader.join(timeout=10)
+    os.close(master)
+    return child.returncode, stdout, b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.slow
+def test_progress_bar_on_a_terminal_plain_lines_in_a_log(jfk_path: Path, tmp_path: Path) -> None:
+    """A single short file shows progress (the run takes more than 2 s): a bar updated in
+    place on a terminal, and plain lines, without carriage returns, when stderr is a file."""
+    args = ["analyze", str(jfk_path), "-o", str(tmp_path), "--format", "json", "--no-features"]
+    code, out, err = _run(args, tmp_path, tty=False)
+    assert code == EXIT_OK and "jfk.flac" in out
+    assert "\r" not in err and "\x1b" not in err
+    lines = err.splitlines()
+    assert len(lines) >= 2 and all(line.startswith("emotivoice: jfk.flac: ") for line in lines)
+    assert "segment found" in err and lines[-1].startswith("emotivoice: jfk.flac: done [")
+    code, out, err = _run(args, tmp_path, tty=True)
+    assert code == EXIT_OK and "jfk.flac" in out
+    assert "\r" in err and re.search(r"jfk\.flac: +\d+%\|", err), err
+    assert "emotivoice: jfk.flac:" not in err  # no log lines on a terminal
+
+
+@pytest.mark.slow
+def test_mixed_language_file_shares_and_subtitle_cues(data_dir: Path, tmp_path: Path) -> None:
+    """The table gives each language's share of a mixed file; SRT cues keep to 42 characters a
+    line, two lines and 7 s a cue, the speaker tag on each."""
+    from emotivoice.results import load_analysis
+
+    path = data_dir / "speech" / "multilingual.mp3"
+    code, out, err = _run(
+        ["analyze", str(path), "-o", str(tmp_path), "--format", "json,srt", "--no-features"],
+        tmp_path,
+        tty=False,
+    )
+    assert code == EXIT_OK, err
+    shares = re.search(r"en (\d+) %, de (\d+) %", out)
+    assert shares is not None, out
+    assert 40 <= int(shares[1]) <= 60 and int(shares[1]) + int(shares[2]) in (99, 100, 101)
+    analysis = load_analysis(tmp_path / "multilingual.json")
+    assert max(s.end - s.start for s in analysis.segments) > 7  # segments longer than a cue
+    blocks = (tmp_path / "multilingual.srt").read_text().strip().split("\n\n")
+    assert len(blocks) > len(analysis.segments)
+    for block in blocks:
+        _, times, *lines = block.split("\n")
+        start, end = (_seconds(t) for t in times.split(" --> "))
+        assert 0 < end - start <= 7.0 and 1 <= len(lines) <= 2
+        assert re.match(r"\[SPEAKER_\d\] ", lines[0])
+        assert all(len(re.sub(r"^\[SPEAKER_\d\] ", "", line)) <= 42 for line in lines)
+
+
+def _seconds(timestamp: str) -> float:
+    hours, minutes, seconds = timestamp.replace(",", ".").split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)

@@ -292,6 +292,31 @@ def test_huggingface_label_map_and_short_input(tiny_hubert: Path) -> None:
         HuggingFaceBackend(str(tiny_hubert.parent / "nowhere"))
 
 
+@pytest.mark.parametrize(
+    "environment",
+    [
+        {"HF_HUB_OFFLINE": "1"},
+        # online as far as the settings go, but the Hub does not answer (a closed local port)
+        {"HF_HUB_OFFLINE": "", "HF_ENDPOINT": "http://127.0.0.1:9"},
+    ],
+)
+def test_a_hub_model_fails_fast_offline_and_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]
+) -> None:
+    import time
+
+    from emotivoice.emotion.backends import HuggingFaceBackend
+
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    started = time.monotonic()
+    with pytest.raises(ModelNotFoundError, match="not in the local cache") as error:
+        HuggingFaceBackend("emotivoice-tests/no-such-model")
+    assert time.monotonic() - started < 10  # the Hub client alone retries for ~45 s
+    assert "huggingface-cli download emotivoice-tests/no-such-model" in error.value.message
+    assert "hf:/path/to/folder" in error.value.message
+
+
 # --- the recipe on real speech (CPU, small) ------------------------------------------------
 
 HELD_OUT = ("ravdess-03", "ravdess-04")

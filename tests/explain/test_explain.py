@@ -294,8 +294,23 @@ def test_explain_api_budget_json_and_plots(angry_clip: Path, tmp_path: Path) -> 
 
     options = ExplainOptions(attribution=AttributionOptions(n_windows=4, budget=16))
     audio = load_audio(angry_clip)
-    (explanation,) = emotivoice.explain(audio, None, options, segment=0)
+    reports: list[tuple[float, float, str]] = []
+    (explanation,) = emotivoice.explain(
+        audio, None, options, segment=0, progress=lambda *r: reports.append(r)
+    )
+    # progress as model evaluations are made, up to the budget, then done
+    done = [r[0] for r in reports]
+    assert len(reports) > 3 and done == sorted(done) and {r[1] for r in reports} == {100.0}
+    assert reports[1][2].startswith("explaining segment 1/1 (") and 24.0 in done
+    assert reports[-1] == (100.0, 100.0, "explained 1 of 1 segments")
     assert explanation.predicted in explanation.probabilities
+    # the windows in the recording's time, and one plain sentence built from the figures
+    windows = explanation.attribution.windows  # type: ignore[union-attr]
+    assert explanation.start > 0 and windows[0].start == pytest.approx(explanation.start, abs=1e-3)
+    assert windows[-1].end == pytest.approx(explanation.end, abs=2e-3)
+    best = max(windows, key=lambda w: w.shapley)
+    assert explanation.summary.startswith(f"The model heard {explanation.predicted} (")
+    assert f"({best.start:.1f}–{best.end:.1f} s)" in explanation.summary
     assert explanation.cost["shapley+lime+deletion"]["evaluations"] == 16
     assert explanation.cost["counterfactual"]["evaluations"] == 8  # original reused
     assert explanation.evaluations == 24 and explanation.budget == 100
@@ -307,7 +322,7 @@ def test_explain_api_budget_json_and_plots(angry_clip: Path, tmp_path: Path) -> 
     rows = {r["name"]: r for r in data["features"]}
     assert {"f0_mean_hz", "hnr_db", "jitter_local"} <= set(rows)
     assert all(r["position"] in ("below", "within", "above") for r in rows.values())
-    sizes = {"windows.png": (800, 500), "features.png": None}
+    sizes = {"windows.png": (800, 550), "features.png": None}
     for png in paths[1:]:
         size = next((v for k, v in sizes.items() if png.name.endswith(k)), (800, 400))
         _png_ok(png, size)
@@ -337,7 +352,9 @@ def test_attention_and_integrated_gradients(angry_clip: Path, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_cli_explain_writes_report(angry_clip: Path, tmp_path: Path) -> None:
+def test_cli_explain_writes_report(
+    angry_clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import json
 
     from emotivoice.cli import main
@@ -346,9 +363,12 @@ def test_cli_explain_writes_report(angry_clip: Path, tmp_path: Path) -> None:
     # so the Shapley values are sampled within it
     code = main(
         ["analyze", str(angry_clip), "-o", str(tmp_path), "--explain", "--explain-windows", "4",
-         "--explain-budget", "20", "--fast", "-q"]
+         "--explain-budget", "20", "--fast"]
     )  # fmt: skip
     assert code == 0
+    # stderr is no terminal here: progress comes as plain lines, explaining included
+    err = capsys.readouterr().err
+    assert "\r" not in err and "explaining emotions" in err, repr(err)
     folder = tmp_path / f"{angry_clip.stem}-explain"
     names = {p.name for p in folder.iterdir()}
     assert {"distribution.png", "timeline.png", "segment-0.json", "segment-0-windows.png"} <= names
@@ -596,7 +616,12 @@ def test_explain_cuts_segments_at_the_pipelines_sample_spans(
     monkeypatch.setattr(scoring, "emotion_scorer", recording_scorer)
     span = SpeechSpan(start_sample=16_007, end_sample=48_013)  # not whole milliseconds
     segment = SimpleNamespace(
-        id=0, start=round(span.start, 3), end=round(span.end, 3), features=None, channel=None
+        id=0,
+        start=round(span.start, 3),
+        end=round(span.end, 3),
+        features=None,
+        channel=None,
+        words=(),
     )
     analysis = SimpleNamespace(segments=(segment,), emotion=None)
     audio = Audio(samples=jfk_samples, info=None)  # type: ignore[arg-type]

@@ -274,9 +274,24 @@ def test_job_runs_once_writes_exports_and_signs_its_callback(
 
         text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
         assert "fellow Americans" in text and "Transcript" in text
+        # the report and the result name the recording as it was uploaded, not by its id
+        assert status["result"]["source"]["name"] == "jfk.flac" and "jfk.flac" in text
         # an analysis stored before a format existed gets it written from its analysis.json
         [folder] = store.artefact_dir(aid).glob("attempt-*")
         srt = client.get(f"{API}/analyses/{aid}/export?format=srt").text
+        # subtitles cut otherwise on request: one line of at most 20 characters a cue
+        narrow = client.get(
+            f"{API}/analyses/{aid}/export?format=srt&max_line_width=20&max_line_count=1"
+        )
+        assert narrow.headers["content-type"].startswith("application/x-subrip")
+        cues = narrow.text.strip().split("\n\n")
+        assert len(cues) > srt.count(" --> ")
+        assert all(len(c.split("\n")) == 3 and len(c.split("\n")[2]) <= 20 + 12 for c in cues)
+        _assert_error(
+            client.get(f"{API}/analyses/{aid}/export?format=vtt&max_line_count=0"),
+            422,
+            "VALIDATION_ERROR",
+        )
         for name in ("analysis.srt", "report.pdf"):
             (folder / name).unlink()
         assert client.get(f"{API}/analyses/{aid}/export?format=srt").text == srt

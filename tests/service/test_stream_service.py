@@ -88,6 +88,8 @@ def test_real_speech_gives_final_text_saves_the_recording_and_throttles(
     api = server.replace("ws://", "http://").replace("/stream", "")
     upload = httpx.get(f"{api}/uploads/{session.upload_id}").json()
     assert upload["id"] == session.upload_id
+    (saved,) = session.of_type("saved")  # the recording named as the upload list names it
+    assert saved["filename"] == upload["filename"] and saved["filename"].startswith("stream-")
     wav = httpx.get(f"{api}/uploads/{session.upload_id}/audio").content
     with wave.open(io.BytesIO(wav)) as recording:
         assert recording.getframerate() == 16000

@@ -5,11 +5,14 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from emotivoice.evaluation.processes import running_server, service_env
@@ -123,7 +126,24 @@ def test_upload_analyse_result_and_exports(browser: Any, server: str, jfk_path: 
     assert emotion and f"emo-{emotion}" in (segment.get_attribute("class") or "")
     assert page.locator("#distribution svg").count() == 1
     assert page.locator("#timeline svg").count() == 1
+    # one segment of 11 s: each emotion a line across the segment, not a dot at its centre
+    spread = page.evaluate(
+        "() => { const p = document.querySelector('#timeline path.timeline-line');"
+        " return p.getBBox().width / p.ownerSVGElement.viewBox.baseVal.width; }"
+    )
+    assert spread > 0.5, spread
     assert page.locator("#features td").count() > 5
+    headers = page.locator("#features th").all_inner_texts()
+    assert "HNR (dB)" in headers and "pitch mean (Hz)" in headers and "hnr db" not in headers
+    summary = page.inner_text("#summary")
+    assert " 1 segment · 1 speaker · " in summary and "1 segments" not in summary, summary
+    # "completed in" is the job's own duration, exports and all, not the segments' analysis
+    job = httpx.get(f"{server}/api/v1/analyses/{page.url.rsplit('/', 1)[-1]}").json()
+    took = (
+        datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["started_at"])
+    ).total_seconds()
+    shown = float(page.inner_text("#status").removeprefix("completed in ").removesuffix(" s"))
+    assert abs(shown - took) < 0.15 and took > job["result"]["processing_time_s"] + 0.2
     # analysed without explanations: the Explain view offers every method to analyse again
     assert page.locator("#explain fieldset input[name='explain-method']").count() == 4
     segment.click()  # seeks the player; words get highlighted while it plays
@@ -186,6 +206,8 @@ def test_invalid_file_shows_the_api_message(browser: Any, server: str, tmp_path:
     _shot(page, "analyze-error")
     page.goto(server + "/analyses/does-not-exist")
     page.wait_for_selector("#result-error:has-text('No analysis')")
+    assert page.inner_text("#title") == "Analysis not found"
+    assert page.locator("#result-body").is_hidden()  # no empty cards
     _shot(page, "result-missing")
     # The browser reports the failed fetches themselves as console errors; nothing else may fail.
     assert [e for e in console.errors if "Failed to load resource" not in e] == []
@@ -201,18 +223,33 @@ def test_live_page_with_the_fake_microphone(browser: Any, server: str) -> None:
     wait_until(page, "document.getElementById('finals').innerText.includes('Americans')", 90_000)
     assert page.locator("#meter .bar").count() == 6
     assert page.locator("#live-timeline svg").count() == 1
-    assert "s" in page.inner_text("#latency")
+    # latency from the end of speech to the final segment, on the stream's own clock
+    latency = re.fullmatch(
+        r"last (\d+\.\d\d) s · median (\d+\.\d\d) s", page.inner_text("#latency")
+    )
+    assert latency is not None and float(latency[1]) > 0 and float(latency[2]) > 0, latency
     page.click("#stop")
+    # Stop says what it still does (the open utterance's analysis, saving) and counts
+    assert re.match(r"Finishing: (analysing the last [\d.]+ s of audio|saving the recording)… ",
+                    page.inner_text("#live-status"))  # fmt: skip
     page.wait_for_selector("#saved button", timeout=60_000)
+    wait_until(page, "document.getElementById('live-status').innerText === 'Stopped.'", 30_000)
     _shot(page, "live")
     finals = page.inner_text("#finals")
     assert "fellow Americans" in finals or "ask not what your country" in finals, finals
+    name = page.inner_text("#saved .saved-name")  # the recording by its name, not a hex id
+    assert re.fullmatch(r"stream-\d{8}-\d{6}\.wav", name), name
+    # the live session is in the history, with a way to analyse it
+    page.goto(server + "/")
+    page.wait_for_selector("#history tr.live-recording")
+    row = page.locator(f"#history tr.live-recording:has-text('{name}')")
+    assert row.count() == 1 and row.locator("button:has-text('Analyse')").count() == 1
     assert console.errors == []
 
 
 #: the Explain view's figures and a phrase of the one line under each
 EXPLAIN_FIGURES = {
-    "windows": "Shapley value of each time window",
+    "windows": "each time window's Shapley value",
     "deletion": "Deletion curve",
     "counterfactuals": "pitch, energy, tempo or spectral tilt",
     "attention": "Encoder self-attention",
@@ -245,6 +282,16 @@ def test_explain_view_with_every_method(browser: Any, server: str, data_dir: Pat
     page.wait_for_selector("#queue td:has-text('completed')", timeout=600_000)
     page.click("#queue a:has-text('open')")
     page.wait_for_selector("#explain figure", timeout=60_000)
+    # a plain sentence first; the checks and the model internals folded away until asked for
+    sentence = page.inner_text("#explain .explain-summary")
+    assert re.match(r"The model heard \w+ \(\d+%\) mostly in ", sentence), sentence
+    assert "would make it less sure" in sentence or "made it much less sure" in sentence
+    advanced = page.locator("#explain details.advanced")
+    assert advanced.count() == 1 and page.locator("#explain .faithfulness").is_hidden()
+    for kind in ("deletion", "attention", "rollout", "saliency"):
+        assert advanced.locator(f"figure[data-kind='{kind}']").count() == 1, kind
+        assert advanced.locator(f"figure[data-kind='{kind}']").is_hidden(), kind
+    advanced.locator("summary").click()
     assert "Faithfulness" in page.inner_text("#explain .faithfulness")
     for kind, caption in EXPLAIN_FIGURES.items():
         figure = page.locator(f"#explain figure[data-kind='{kind}']")

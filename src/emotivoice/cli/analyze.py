@@ -17,11 +17,12 @@ from emotivoice.errors import EmotiVoiceError
 
 if TYPE_CHECKING:
     from emotivoice.explain.options import ExplainOptions
+    from emotivoice.export import SubtitleOptions
     from emotivoice.pipeline import Analyzer
+    from emotivoice.results import Analysis
 
 
 logger = logging.getLogger("emotivoice.cli")
-_PROGRESS_MIN_SECONDS = 60.0  # show a per-file progress bar for recordings longer than this
 
 
 @dataclass(frozen=True)
@@ -65,32 +66,31 @@ def _analyze_one(
     stem: str,
     formats: list[str],
     explain: ExplainOptions | None = None,
+    subtitles: SubtitleOptions | None = None,
+    quiet: bool = False,
 ) -> FileOutcome:
-    from tqdm import tqdm
-
+    from emotivoice.cli.progress import FileProgress
     from emotivoice.workflow import analyze_and_write
 
     audio = analyzer.load(path)
-    bar = None
-    if audio.duration >= _PROGRESS_MIN_SECONDS and sys.stderr.isatty():
-        bar = tqdm(total=round(audio.duration, 1), unit="s", desc=path.name, leave=False)
-
-    def progress(done: float, total: float, message: str) -> None:
-        if bar is not None:
-            bar.update(round(done, 1) - bar.n)
-
-    try:
+    with FileProgress(path.name, audio.duration, enabled=not quiet) as progress:
         analysis = analyze_and_write(
-            analyzer, audio, out, stem, formats, explain=explain, progress=progress
+            analyzer,
+            audio,
+            out,
+            stem,
+            formats,
+            explain=explain,
+            progress=progress.update,
+            explain_progress=progress.update,
+            on_stage=progress.stage,
+            subtitles=subtitles,
         ).analysis
-    finally:
-        if bar is not None:
-            bar.close()
     return FileOutcome(
         path=path,
         ok=True,
         duration=analysis.duration,
-        language=analysis.language or "-",
+        language=_language_cell(analysis),
         segments=len(analysis.segments),
         words=sum(len(s.words) for s in analysis.segments),
         speakers=len(analysis.speakers),
@@ -98,19 +98,37 @@ def _analyze_one(
     )
 
 
+def _language_cell(analysis: Analysis) -> str:
+    """``en`` for a one-language file; ``en 51 %, de 49 %`` for a mixed one."""
+    if len(analysis.languages) < 2:
+        return analysis.language or "-"
+    return ", ".join(f"{s.language} {s.share:.0%}".replace("%", " %") for s in analysis.languages)
+
+
+def _error_line(path: Path, error: EmotiVoiceError) -> str:
+    """``emotivoice: PATH: reason [CODE]``, the file named once even where the engine's message
+    already starts with it."""
+    reason = error.message
+    for prefix in (f"{path}: ", f"{path.name}: "):
+        reason = reason.removeprefix(prefix)
+    return f"emotivoice: {path}: {reason} [{error.code}]"
+
+
 def _print_summary(outcomes: list[FileOutcome]) -> None:
     width = max([len(o.path.name) for o in outcomes] + [4])
+    lang_width = max([len(o.language) for o in outcomes] + [4])
     print(
-        f"{'file':<{width}}  {'status':<6}  {'duration':>8}  {'lang':<4}  {'segs':>4}  {'words':>5}"
-        f"  {'spk':>3}  emotion"
+        f"{'file':<{width}}  {'status':<6}  {'duration':>8}  {'lang':<{lang_width}}  {'segs':>4}"
+        f"  {'words':>5}  {'spk':>3}  emotion"
     )
     for o in outcomes:
         if o.ok:
             print(
-                f"{o.path.name:<{width}}  {'ok':<6}  {o.duration:>7.1f}s  {o.language:<4}  "
-                f"{o.segments:>4}  {o.words:>5}  {o.speakers or '-':>3}  {o.emotion}"
+                f"{o.path.name:<{width}}  {'ok':<6}  {o.duration:>7.1f}s  "
+                f"{o.language:<{lang_width}}  {o.segments:>4}  {o.words:>5}  "
+                f"{o.speakers or '-':>3}  {o.emotion}"
             )
-        else:
+        else:  # the reason is on stderr already; the table names only its code
             print(f"{o.path.name:<{width}}  {'FAILED':<6}  {o.error}")
 
 
@@ -147,6 +165,18 @@ def _formats(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[
     return formats
 
 
+def _subtitle_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> SubtitleOptions:
+    """How SRT and WebVTT cues are cut, checked up front."""
+    from emotivoice.export import SubtitleOptions
+
+    names = ("max_line_width", "max_line_count", "max_cue_duration")
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    try:
+        return SubtitleOptions(**given)
+    except EmotiVoiceError as e:
+        parser.error(f"--{e.message.replace('_', '-')}")
+
+
 def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Analyse files and directories; one bad file is reported and skipped."""
     from tqdm import tqdm
@@ -154,6 +184,7 @@ def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     from emotivoice.pipeline import AnalyzeOptions, Analyzer
 
     formats = _formats(args, parser)
+    subtitles = _subtitle_options(args, parser)
     if args.fast and args.beam_size is not None:
         parser.error("--fast and --beam-size are mutually exclusive (--fast means beam size 1)")
     explain = _explain_options(args, parser)
@@ -191,21 +222,32 @@ def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     out = Path(args.output)
     used: set[str] = set()
     outcomes: list[FileOutcome] = []
-    show_bar = len(files) > 1 and not args.quiet
+    # the files' bar only on a terminal; in a log each file's own lines name it
+    show_bar = len(files) > 1 and not args.quiet and sys.stderr.isatty()
     for path in tqdm(files, desc="files", unit="file", disable=not show_bar):
         try:
             outcomes.append(
-                _analyze_one(analyzer, path, out, _unique_stem(path, used), formats, explain)
+                _analyze_one(
+                    analyzer,
+                    path,
+                    out,
+                    _unique_stem(path, used),
+                    formats,
+                    explain,
+                    subtitles,
+                    quiet=args.quiet,
+                )
             )
         except EmotiVoiceError as e:
             logger.debug("%s failed", path, exc_info=True)
-            print(f"emotivoice: {path}: {e.message} [{e.code}]", file=sys.stderr)
-            outcomes.append(FileOutcome(path=path, ok=False, error=f"{e.code}: {e.message}"))
-    if not args.quiet:
-        _print_summary(outcomes)
+            print(_error_line(path, e), file=sys.stderr)
+            outcomes.append(FileOutcome(path=path, ok=False, error=e.code))
     failed = sum(not o.ok for o in outcomes)
-    if failed:
-        print(f"emotivoice: {failed} of {len(outcomes)} file(s) failed", file=sys.stderr)
+    # one input that failed: its error line says it all
+    if not args.quiet and (len(outcomes) > 1 or not failed):
+        _print_summary(outcomes)
+    if failed and len(outcomes) > 1:
+        print(f"emotivoice: {failed} of {len(outcomes)} files failed", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -216,6 +258,7 @@ def cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     from emotivoice.workflow import explain_folder
 
     formats = _formats(args, parser)
+    subtitles = _subtitle_options(args, parser)
     failed = 0
     for path in map(Path, args.inputs):
         explain_dir = explain_folder(path.parent, path.stem)  # where analyze --explain wrote
@@ -226,9 +269,10 @@ def cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
                 path.stem,
                 formats,
                 explain_dir if explain_dir.is_dir() else None,
+                subtitles,
             )
         except EmotiVoiceError as e:
-            print(f"emotivoice: {path}: {e.message} [{e.code}]", file=sys.stderr)
+            print(_error_line(path, e), file=sys.stderr)
             failed += 1
             continue
         for file in written:
@@ -260,6 +304,24 @@ def cmd_schema(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
     print(json.dumps(analysis_json_schema(), indent=2))
     return EXIT_OK
+
+
+def _add_subtitle_options(p: argparse.ArgumentParser) -> None:
+    # The defaults are SubtitleOptions' (tests check the help text against them); importing
+    # emotivoice.export here would slow every --help.
+    group = p.add_argument_group("subtitles (srt, vtt: cues cut at word times)")
+    group.add_argument(
+        "--max-line-width", type=int, metavar="N", help="most characters a line (default 42)"
+    )
+    group.add_argument(
+        "--max-line-count", type=int, metavar="N", help="most lines a cue (default 2)"
+    )
+    group.add_argument(
+        "--max-cue-duration",
+        type=float,
+        metavar="S",
+        help="most seconds a cue stays on screen (default 7)",
+    )
 
 
 def _add_speaker_options(p: argparse.ArgumentParser) -> None:
@@ -297,14 +359,23 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = sub.add_parser("analyze", help="analyse audio files or directories")
     p.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="audio files or directories")
     p.add_argument("-o", "--output", default=".", help="output directory (default: .)")
-    p.add_argument("--format", default="json", help="comma-separated: json,csv,srt,vtt,pdf")
+    p.add_argument(
+        "--format",
+        default="json",
+        help="output formats, comma-separated, from json,csv,srt,vtt,pdf (default: json)",
+    )
     p.add_argument("--language", default=None, help="force a language (ISO code); default: detect")
     p.add_argument(
         "--model", default="base", help="Whisper model name or directory (default: base)"
     )
     p.add_argument("--beam-size", type=int, default=None, help="beam width (default 5)")
     p.add_argument("--fast", action="store_true", help="greedy decoding (beam size 1)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where models run (default: auto, a GPU when there is one)",
+    )
     p.add_argument(
         "--compute-type", default=None, help="CTranslate2 compute type (int8, float16, ...)"
     )
@@ -312,7 +383,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--max-segment", type=float, default=15.0, help="max segment length, s (default 15)"
     )
     p.add_argument(
-        "--max-duration", type=float, default=4 * 3600.0, help="longest accepted input, s"
+        "--max-duration",
+        type=float,
+        default=4 * 3600.0,
+        help="longest accepted input, s (default 14400: 4 hours)",
     )
     p.add_argument("--no-features", action="store_true", help="skip acoustic features")
     p.add_argument(
@@ -331,10 +405,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument(
         "--explain-methods",
         default="shapley,counterfactual",
-        help="comma-separated: shapley,counterfactual,attention,gradients",
+        help="comma-separated, from shapley,counterfactual,attention,gradients "
+        "(default: shapley,counterfactual)",
     )
     p.add_argument(
-        "--explain-windows", type=int, default=6, help="windows per segment (2^N evaluations)"
+        "--explain-windows",
+        type=int,
+        default=6,
+        help="windows per segment (2^N evaluations; default 6)",
     )
     p.add_argument(
         "--explain-budget",
@@ -344,6 +422,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="most model evaluations per explained segment: time attribution, LIME, deletion "
         "curves and counterfactuals together (default 100; the defaults use 72)",
     )
+    _add_subtitle_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary table")
     p.set_defaults(func=cmd_analyze)
     sub.add_parser("models", help="list Whisper models").set_defaults(func=cmd_models)
@@ -352,5 +431,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     e = sub.add_parser("export", help="write saved analyses (JSON) as csv, srt, vtt or pdf")
     e.add_argument("inputs", nargs="+", metavar="ANALYSIS.json", help="analyze's JSON output")
     e.add_argument("-o", "--output", default=".", help="output directory (default: .)")
-    e.add_argument("--format", default="pdf", help="comma-separated: json,csv,srt,vtt,pdf")
+    e.add_argument(
+        "--format",
+        default="pdf",
+        help="output formats, comma-separated, from json,csv,srt,vtt,pdf (default: pdf)",
+    )
+    _add_subtitle_options(e)
     e.set_defaults(func=cmd_export)

@@ -56,19 +56,52 @@ def cmd_keys(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    s = sub.add_parser("serve", help="run the REST API with an embedded job queue and worker")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--workers", type=int, default=1, help="embedded worker processes")
-    s.add_argument("--home", default=None, help="data directory (default: $EMOTIVOICE_HOME)")
+    s = sub.add_parser(
+        "serve",
+        help="run the REST API with an embedded job queue and worker",
+        description="Run the REST + WebSocket API and the web UI (http://HOST:PORT/). Other "
+        "settings (keys, limits, database, broker) come from EMOTIVOICE_* environment "
+        "variables; see docs/service.md.",
+    )
+    s.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for all)",
+    )
+    s.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="embedded worker processes that run analyses (default: 1; none when "
+        "EMOTIVOICE_EMBEDDED_WORKER=false and separate `emotivoice worker` processes run them)",
+    )
+    s.add_argument(
+        "--home",
+        default=None,
+        help="data directory: uploads, results, database (default: $EMOTIVOICE_HOME, "
+        "else ~/.local/share/emotivoice)",
+    )
     s.set_defaults(func=cmd_serve)
     w = sub.add_parser("worker", help="run a job worker (scale-out: Redis broker)")
-    w.add_argument("--concurrency", type=int, default=None, help="jobs at once")
-    w.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
+    w.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        metavar="N",
+        help="jobs at once (default: EMOTIVOICE_WORKER_CONCURRENCY, else 1)",
+    )
+    w.add_argument(
+        "--pool",
+        default="prefork",
+        choices=["prefork", "solo", "threads"],
+        help="Celery pool (default: prefork)",
+    )
     w.add_argument("--home", default=None, help="data directory (default: $EMOTIVOICE_HOME)")
     w.set_defaults(func=cmd_worker)
     k = sub.add_parser("keys", help="manage API keys: create NAME | list | revoke ID")
-    k.add_argument("action", choices=["create", "list", "revoke"])
+    k.add_argument("action", choices=["create", "list", "revoke"], help="what to do")
     k.add_argument("name", nargs="?", default=None, help="key name (create) or id (revoke)")
     k.add_argument("--home", default=None, help="data directory (default: $EMOTIVOICE_HOME)")
     k.set_defaults(func=cmd_keys)

@@ -5,8 +5,8 @@ Example::
     from emotivoice.client.rest import ServiceClient
 
     with ServiceClient("http://127.0.0.1:8000", api_key="ev_...") as client:
-        result = client.analyze_file("call.mp3", language="en")
-        print(result["result"]["text"])
+        analysis = client.analyze_file("call.mp3", language="en")  # an Analysis
+        print(analysis.text)
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from emotivoice.errors import EmotiVoiceError
+from emotivoice.results import Analysis
 
 __all__ = ["ServiceClient", "ServiceError"]
 
@@ -96,10 +97,36 @@ class ServiceClient:
                 )
             time.sleep(poll)
 
-    def analyze_file(self, path: str | Path, **options: Any) -> dict[str, Any]:
-        """Upload, analyse and wait: the finished analysis."""
+    def submit_file(self, path: str | Path, **options: Any) -> dict[str, Any]:
+        """Upload and queue an analysis; returns ``{id, status}`` without waiting."""
         upload = self.upload(path)
-        return self.wait(self.analyze(upload["id"], **options)["id"])
+        return self.analyze(upload["id"], **options)
+
+    def result(self, analysis_id: str, timeout: float = 3600) -> Analysis:
+        """Wait for the analysis and return it as an :class:`~emotivoice.results.Analysis`
+        (the same frozen dataclasses as ``emotivoice.analyze``; :meth:`wait` gives the raw
+        status document).
+
+        Raises:
+            ServiceError: the analysis failed or was cancelled (its error code and message).
+        """
+        body = self.wait(analysis_id, timeout)
+        if body["status"] != "completed":
+            error = body.get("error") or {}
+            raise ServiceError(
+                200,
+                error.get("code") or body["status"].upper(),
+                error.get("message") or f"Analysis {analysis_id} was {body['status']}.",
+            )
+        return Analysis.from_dict(body["result"])
+
+    def analyze_file(self, path: str | Path, **options: Any) -> Analysis:
+        """Upload, analyse and wait: the finished :class:`~emotivoice.results.Analysis`.
+
+        For the analysis' id (exports, explanations), use :meth:`submit_file` and
+        :meth:`result`.
+        """
+        return self.result(self.submit_file(path, **options)["id"])
 
     def export(self, analysis_id: str, fmt: str = "json") -> bytes:
         """The export bytes (``json``, ``csv``, ``pdf``, ``srt``, ``vtt``)."""

@@ -18,6 +18,7 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -98,6 +99,42 @@ class WhisperHeadBackend:
         return self.head.probabilities(encoded.states)
 
 
+_HUB_PROBE_TIMEOUT_S = 3.0
+
+
+def _offline_help(source: str) -> str:
+    return (
+        f"To use it offline, download it where there is a network (`huggingface-cli download "
+        f"{source}`, or `transformers`' from_pretrained), then point HF_HOME at that cache or "
+        "pass the model's folder as hf:/path/to/folder."
+    )
+
+
+def _check_hub_reachable(source: str) -> None:
+    """Raise :class:`ModelNotFoundError` at once when the Hub is off limits: HF_HUB_OFFLINE or
+    TRANSFORMERS_OFFLINE is set, or its host does not answer within a few seconds."""
+    import os
+    import socket
+    from urllib.parse import urlsplit
+
+    flags = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    if any(os.environ.get(f, "").strip().lower() in ("1", "true", "yes", "on") for f in flags):
+        raise ModelNotFoundError(
+            f"The Hugging Face model {source!r} is not in the local cache and the Hub is off "
+            f"(HF_HUB_OFFLINE). {_offline_help(source)}"
+        )
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=_HUB_PROBE_TIMEOUT_S).close()
+    except OSError as error:
+        raise ModelNotFoundError(
+            f"The Hugging Face model {source!r} is not in the local cache and the Hub "
+            f"({host}) cannot be reached: {error}. {_offline_help(source)}"
+        ) from None
+
+
 class HuggingFaceBackend:
     """A ``transformers`` audio-classification model with its labels mapped to base emotions."""
 
@@ -107,13 +144,26 @@ class HuggingFaceBackend:
         require_extra("torch", "Hugging Face emotion models")
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
+        # A folder, or the local cache, loads without a network; only then ask the Hub, and
+        # fail fast when it cannot be reached (the Hub client otherwise retries for ~45 s).
+        local = Path(source).is_dir()
         try:
-            self.extractor = AutoFeatureExtractor.from_pretrained(source)
-            self.model = AutoModelForAudioClassification.from_pretrained(source).to(device).eval()
+            self.extractor = AutoFeatureExtractor.from_pretrained(source, local_files_only=True)
+            model = AutoModelForAudioClassification.from_pretrained(source, local_files_only=True)
         except OSError as error:
-            raise ModelNotFoundError(
-                f"Could not load the audio-classification model {source!r}: {error}"
-            ) from None
+            if local:
+                raise ModelNotFoundError(
+                    f"Could not load the audio-classification model {source!r}: {error}"
+                ) from None
+            _check_hub_reachable(source)
+            try:
+                self.extractor = AutoFeatureExtractor.from_pretrained(source)
+                model = AutoModelForAudioClassification.from_pretrained(source)
+            except OSError as online_error:
+                raise ModelNotFoundError(
+                    f"Could not load the audio-classification model {source!r}: {online_error}"
+                ) from None
+        self.model = model.to(device).eval()
         self.device = device
         self.name = f"hf:{source}"
         labels = self.model.config.id2label

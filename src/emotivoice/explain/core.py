@@ -11,12 +11,13 @@ What each method computes and how the budget is shared: :mod:`emotivoice.explain
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -31,11 +32,13 @@ from emotivoice.explain.attribution import (
     DEFAULT_BUDGET,
     BatchScorer,
     TimeAttribution,
+    Window,
     attribute_time,
 )
 from emotivoice.explain.counterfactual import CounterfactualReport, counterfactuals
 from emotivoice.explain.options import ExplainOptions
-from emotivoice.results import AcousticFeatures, Analysis
+from emotivoice.explain.summary import plain_summary
+from emotivoice.results import AcousticFeatures, Analysis, Word
 from emotivoice.segmentation import SpeechSpan
 
 logger = logging.getLogger(__name__)
@@ -62,6 +65,7 @@ class SegmentExplanation:
     features: tuple[dict[str, Any], ...] = ()
     budget: int = DEFAULT_BUDGET
     evaluations: int = 0
+    summary: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (attention and saliency downsampled for the web UI)."""
@@ -70,6 +74,7 @@ class SegmentExplanation:
             "start": self.start,
             "end": self.end,
             "predicted": self.predicted,
+            "summary": self.summary,
             "probabilities": self.probabilities,
             "cost": self.cost,
             "budget": self.budget,
@@ -116,16 +121,21 @@ def _pool(matrix: np.ndarray, limit: int, rows: bool = True) -> np.ndarray:
 class _CountingScorer:
     """Wraps a scorer to count model evaluations and to enforce the budget."""
 
-    def __init__(self, scorer: BatchScorer, budget: int) -> None:
-        self.scorer, self.budget, self.calls = scorer, budget, 0
+    def __init__(
+        self, scorer: BatchScorer, budget: int, on_count: Callable[[int], None] | None = None
+    ) -> None:
+        self.scorer, self.budget, self.calls, self.on_count = scorer, budget, 0, on_count
 
     def __call__(self, waves: Sequence[np.ndarray]) -> np.ndarray:
         if self.calls + len(waves) > self.budget:  # plan_budget makes this unreachable
             raise RuntimeError(
                 f"explanation would exceed its budget of {self.budget} model evaluations"
             )
+        scores = self.scorer(waves)
         self.calls += len(waves)
-        return self.scorer(waves)
+        if self.on_count is not None:
+            self.on_count(self.calls)
+        return scores
 
 
 def _cost(evaluations: int, started: float) -> dict[str, float]:
@@ -160,6 +170,8 @@ def explain_segment(
     segment: int = 0,
     offset: float = 0.0,
     features: AcousticFeatures | None = None,
+    on_evaluations: Callable[[int], None] | None = None,
+    words: Sequence[Word] = (),
     **legacy: Any,
 ) -> SegmentExplanation:
     """Explain one segment's predicted emotion with the methods of ``options``.
@@ -167,7 +179,10 @@ def explain_segment(
     ``scorer`` wraps the backend named by ``options.emotion_model``; attention maps come from
     it when it is a Hugging Face model, otherwise from the PyTorch Whisper path, which also
     serves Integrated Gradients of the analysed head. ``features``: the segment's acoustic
-    features, shown beside typical ranges. ``offset``: where the segment starts (s). A list of
+    features, shown beside typical ranges. ``offset``: where the segment starts (s).
+    ``on_evaluations``: called with the number of model evaluations so far. ``words``: the
+    segment's words (the recording's time), quoted in the one-sentence ``summary``. Window
+    times are the recording's (``offset`` added). A list of
     methods in place of ``options``, and ``legacy`` keywords (``attribution``, ``budget``,
     ``emotion_model``, ``ig_steps``), are the first API's: deprecated.
     """
@@ -175,7 +190,7 @@ def explain_segment(
         legacy, options = {"methods": tuple(options), **legacy}, None
     options = _options(options, legacy)
     methods, budget = options.methods, options.budget
-    counting = _CountingScorer(scorer, budget)
+    counting = _CountingScorer(scorer, budget, on_evaluations)
     cost: dict[str, dict[str, float]] = {}
     started = time.perf_counter()
     result: TimeAttribution | None = None
@@ -196,6 +211,10 @@ def explain_segment(
     else:
         probabilities = np.asarray(counting([samples])[0])
     target = int(np.argmax(probabilities))
+    if result is not None and offset:  # the recording's time, as everywhere a reader looks
+        result = dataclasses.replace(
+            result, windows=tuple(_shifted(w, offset) for w in result.windows)
+        )
     attention, gradients = _model_internals(
         samples, methods, options.emotion_model, target, options.ig_steps, cost
     )
@@ -215,7 +234,15 @@ def explain_segment(
         features=feature_context(features),
         budget=budget,
         evaluations=counting.calls,
+        summary=plain_summary(
+            BASE_EMOTIONS[target], float(probabilities[target]), result, report, words
+        ),
     )
+
+
+def _shifted(window: Window, offset: float) -> Window:
+    start, end = round(window.start + offset, 3), round(window.end + offset, 3)
+    return dataclasses.replace(window, start=start, end=end)
 
 
 def _model_internals(
@@ -262,9 +289,13 @@ def _model_internals(
 
 
 def write_explanation(
-    explanation: SegmentExplanation, samples: np.ndarray, folder: Path
+    explanation: SegmentExplanation,
+    samples: np.ndarray,
+    folder: Path,
+    words: Sequence[Word] = (),
 ) -> list[Path]:
-    """``segment-N.json`` and its PNG plots in ``folder``."""
+    """``segment-N.json`` and its PNG plots in ``folder``; ``words`` (the segment's, in the
+    recording's time) are written under the windows figure."""
     from emotivoice.explain import plots
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -276,7 +307,12 @@ def write_explanation(
         a = data["attribution"]
         written.append(
             plots.plot_window_attribution(
-                samples, a["windows"], explanation.predicted, folder / f"{stem}-windows.png"
+                samples,
+                a["windows"],
+                explanation.predicted,
+                folder / f"{stem}-windows.png",
+                offset=explanation.start,
+                words=[asdict(w) for w in words],
             )
         )
         written.append(
@@ -290,6 +326,7 @@ def write_explanation(
                 data["counterfactual"], folder / f"{stem}-counterfactuals.png"
             )
         )
+    start = explanation.start  # every figure in the recording's time
     if explanation.attention is not None:
         attention = explanation.attention
         n = len(attention.rollout) * attention.position_seconds
@@ -298,9 +335,9 @@ def write_explanation(
                 attention.layers[-1],
                 folder / f"{stem}-attention.png",
                 "Encoder self-attention, last layer (mean over heads)",
-                "key time (s)",
-                "query time (s)",
-                extent=(0, n, 0, n),
+                "key time in the recording (s)",
+                "query time in the recording (s)",
+                extent=(start, start + n, start, start + n),
             )
         )
         written.append(
@@ -309,6 +346,7 @@ def write_explanation(
                 attention.position_seconds,
                 len(attention.layers),
                 folder / f"{stem}-rollout.png",
+                offset=start,
             )
         )
     if explanation.gradients is not None:
@@ -319,9 +357,9 @@ def write_explanation(
                 values,
                 folder / f"{stem}-saliency.png",
                 f"Integrated Gradients for '{explanation.predicted}'",
-                "time (s)",
+                "time in the recording (s)",
                 "mel band",
-                extent=(0, seconds, 0, values.shape[0]),
+                extent=(start, start + seconds, 0, values.shape[0]),
             )
         )
     return written
@@ -335,6 +373,7 @@ def explain(
     segment: int | Sequence[int] | None = None,
     spans: Mapping[int, SpeechSpan] | None = None,
     sample_rate: int | None = None,
+    progress: Callable[[float, float, str], None] | None = None,
     **legacy: Any,
 ) -> tuple[SegmentExplanation, ...]:
     """Explain the predicted emotion of analysed segments of a recording.
@@ -349,6 +388,9 @@ def explain(
         spans: the pipeline's exact sample spans by segment id
             (:attr:`~emotivoice.pipeline.SegmentResult.span`); without them a segment is cut
             from its start and end times, which JSON keeps to the millisecond.
+        progress: ``progress(done, total, message)`` as model evaluations are made (``total``:
+            the budget of every segment). Without it, a progress bar on a terminal (none in a
+            log, where each segment is logged at INFO level).
         legacy: ``methods``, ``attribution``, ``emotion_model``, ``ig_steps``, ``budget`` as
             keywords: deprecated, use ``options``.
 
@@ -378,14 +420,71 @@ def explain(
         raise InvalidConfigError(f"No segment {missing} in this analysis ({len(by_id)} segments)")
     scorer = emotion_scorer(EmotionOptions(model=options.emotion_model))
     out = []
-    for i in ids:
-        s, span = by_id[i], (spans or {}).get(i)
-        samples = _cut(_heard(audio, s.channel), s.start, s.end, span)
-        offset = span.start if span is not None else s.start
-        out.append(
-            explain_segment(samples, scorer, options, segment=i, offset=offset, features=s.features)
-        )
+    with _ExplainProgress(len(ids), options.budget, progress) as report:
+        for n, i in enumerate(ids):
+            s, span = by_id[i], (spans or {}).get(i)
+            samples = _cut(_heard(audio, s.channel), s.start, s.end, span)
+            offset = span.start if span is not None else s.start
+            report.segment(n, s.start, s.end)
+            explanation = explain_segment(
+                samples,
+                scorer,
+                options,
+                segment=i,
+                offset=offset,
+                features=s.features,
+                on_evaluations=report.evaluations,
+                words=s.words,
+            )
+            out.append(explanation)
     return tuple(out)
+
+
+class _ExplainProgress:
+    """What :func:`explain` reports: to its ``progress`` callback, else a bar on a terminal
+    (tqdm's own check: none when stderr is not one) and an INFO line per segment."""
+
+    def __init__(
+        self, count: int, budget: int, callback: Callable[[float, float, str], None] | None
+    ) -> None:
+        self.count, self.budget, self.callback = count, budget, callback
+        self.index, self.message = 0, ""
+        self.bar: Any = None
+        if callback is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=count * budget,
+                desc="explaining",
+                unit="eval",
+                leave=False,
+                disable=None,  # not on a terminal: no bar
+                delay=2.0,  # nothing for explanations that take less
+            )
+
+    def __enter__(self) -> _ExplainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.callback is not None and exc[0] is None:
+            total = float(self.count * self.budget)
+            self.callback(total, total, f"explained {self.count} of {self.count} segments")
+
+    def segment(self, index: int, start: float, end: float) -> None:
+        self.index = index
+        self.message = f"explaining segment {index + 1}/{self.count} ({start:.1f}–{end:.1f} s)"
+        logger.info("%s", self.message)
+        self.evaluations(0)
+
+    def evaluations(self, calls: int) -> None:
+        done = self.index * self.budget + calls
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"segment {self.index + 1}/{self.count}", refresh=False)
+            self.bar.update(done - self.bar.n)
+        elif self.callback is not None:
+            self.callback(float(done), float(self.count * self.budget), self.message)
 
 
 def _caller_stacklevel() -> int:
@@ -439,12 +538,14 @@ def write_report(
             plots.plot_distribution(analysis.emotion.distribution, folder / "distribution.png")
         )
         timeline = [asdict(p) for p in analysis.emotion.timeline]
-        written.append(plots.plot_timeline(timeline, folder / "timeline.png"))
-    channels = {seg.id: seg.channel for seg in getattr(analysis, "segments", ())}
+        written.append(plots.plot_timeline(timeline, folder / "timeline.png", analysis.duration))
+    by_id = {seg.id: seg for seg in getattr(analysis, "segments", ())}
     for e in explanations:
-        source = _heard(samples, channels.get(e.segment)) if isinstance(samples, Audio) else samples
+        segment = by_id.get(e.segment)
+        channel = segment.channel if segment is not None else None
+        source = _heard(samples, channel) if isinstance(samples, Audio) else samples
         cut = _cut(source, e.start, e.end, (spans or {}).get(e.segment))
-        written += write_explanation(e, cut, folder)
+        written += write_explanation(e, cut, folder, segment.words if segment else ())
     return written
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from emotivoice.audio import SAMPLE_RATE
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.extras import pyplot
+from emotivoice.results import FEATURE_LABELS
 
 COLOURS = {
     "anger": "#d62728",
@@ -39,32 +40,47 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def plot_distribution(distribution: Mapping[str, float], path: Path) -> Path:
-    """Bar chart of the file's emotion distribution."""
+    """Bar chart of the file's emotion distribution: each emotion's probability averaged over
+    the segments, weighted by their length (not a share of time: see :func:`plot_time_shares`)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     values = [distribution[e] for e in BASE_EMOTIONS]
     ax.bar(BASE_EMOTIONS, values, color=[COLOURS[e] for e in BASE_EMOTIONS])
     ax.set_ylim(0, 1)
-    ax.set_ylabel("share of speech time")
+    ax.set_ylabel("mean probability\n(weighted by segment length)")
     ax.set_title("Emotion distribution")
     return _save(fig, path)
 
 
-def plot_timeline(timeline: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    """Smoothed probability of each emotion over the file (one point per segment)."""
+def plot_time_shares(shares: Mapping[str, float], path: Path) -> Path:
+    """Bar chart of the share of speech time in which each emotion was the dominant one."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
-    centres = [(p["start"] + p["end"]) / 2 for p in timeline]
+    values = [shares.get(e, 0.0) for e in BASE_EMOTIONS]
+    bars = ax.bar(BASE_EMOTIONS, values, color=[COLOURS[e] for e in BASE_EMOTIONS])
+    ax.bar_label(bars, [f"{v:.0%}" if v else "" for v in values], fontsize=9)
+    ax.set_ylim(0, 1.08)
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.set_ylabel("share of speech time")
+    ax.set_title("How long each emotion was the dominant one")
+    return _save(fig, path)
+
+
+def plot_timeline(
+    timeline: Sequence[Mapping[str, Any]], path: Path, duration: float | None = None
+) -> Path:
+    """Smoothed probability of each emotion over the file: flat over each segment, joined
+    across the pauses, so a file of one segment still shows a line, not a point."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    times = [t for p in timeline for t in (p["start"], p["end"])]
     for emotion in BASE_EMOTIONS:
-        ax.plot(
-            centres,
-            [p["probabilities"][emotion] for p in timeline],
-            marker="o",
-            color=COLOURS[emotion],
-            label=emotion,
-        )
+        values = [p["probabilities"][emotion] for p in timeline for _ in (0, 1)]
+        ax.plot(times, values, color=COLOURS[emotion], label=emotion, linewidth=1.8)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("time (s)")
+    end = duration if duration else (times[-1] if times else 1.0)
+    ax.set_xlim(0, end)
+    ax.set_xlabel("time in the recording (s)")
     ax.set_ylabel("probability (smoothed)")
     ax.set_title("Emotion timeline")
     ax.legend(ncol=3, fontsize=8, loc="upper right")
@@ -98,18 +114,27 @@ def plot_speaker_lanes(segments: Sequence[Any], path: Path) -> Path:
 
 
 def plot_window_attribution(
-    samples: np.ndarray, windows: Sequence[Mapping[str, float]], target: str, path: Path
+    samples: np.ndarray,
+    windows: Sequence[Mapping[str, float]],
+    target: str,
+    path: Path,
+    offset: float = 0.0,
+    words: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
-    """Waveform and spectrogram with each window shaded by its Shapley value."""
+    """Waveform, the words said and the spectrogram, each window shaded by its Shapley value;
+    times are the recording's (``samples`` start at ``offset`` s, like the windows and words)."""
     plt = pyplot()
-    fig, (wave_ax, spec_ax) = plt.subplots(2, 1, figsize=(8.0, 5.0), sharex=True)
-    t = np.arange(len(samples)) / SAMPLE_RATE
+    fig, (wave_ax, word_ax, spec_ax) = plt.subplots(
+        3, 1, figsize=(8.0, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 0.7, 2.3]}
+    )
+    t = offset + np.arange(len(samples)) / SAMPLE_RATE
     wave_ax.plot(t, samples, color="#333333", linewidth=0.5)
     limit = max(abs(w["shapley"]) for w in windows) or 1.0
     for w in windows:
         colour = "#2ca02c" if w["shapley"] >= 0 else "#d62728"
         alpha = 0.1 + 0.5 * abs(w["shapley"]) / limit
-        wave_ax.axvspan(w["start"], w["end"], color=colour, alpha=alpha)
+        for ax in (wave_ax, word_ax):
+            ax.axvspan(w["start"], w["end"], color=colour, alpha=alpha)
         wave_ax.text(
             (w["start"] + w["end"]) / 2,
             0.9 * float(np.abs(samples).max() or 1),
@@ -118,10 +143,20 @@ def plot_window_attribution(
             fontsize=8,
         )
     wave_ax.set_ylabel("amplitude")
-    wave_ax.set_title(f"Window Shapley values for '{target}' (green supports, red opposes)")
-    spec_ax.specgram(samples, NFFT=400, Fs=SAMPLE_RATE, noverlap=240, cmap="magma")
+    wave_ax.set_title(f"Where the model heard '{target}' (green supports, red opposes)")
+    for k, word in enumerate(words):  # two rows, so that neighbouring words do not overlap
+        centre = (word["start"] + word["end"]) / 2
+        word_ax.text(centre, 0.7 if k % 2 == 0 else 0.25, str(word["text"]).strip(),
+                     ha="center", va="center", fontsize=7, clip_on=True)  # fmt: skip
+    word_ax.set_yticks([])
+    word_ax.set_ylim(0, 1)
+    word_ax.set_ylabel("words", rotation=0, ha="right", va="center")
+    spec_ax.specgram(
+        samples, NFFT=400, Fs=SAMPLE_RATE, noverlap=240, cmap="magma", xextent=(t[0], t[-1])
+    )
     spec_ax.set_ylabel("Hz")
-    spec_ax.set_xlabel("time (s)")
+    spec_ax.set_xlabel("time in the recording (s)")
+    spec_ax.set_xlim(t[0], t[-1])
     return _save(fig, path)
 
 
@@ -149,7 +184,8 @@ def plot_counterfactuals(report: Mapping[str, Any], path: Path) -> Path:
 
 
 def plot_deletion(curves: Sequence[Mapping[str, Any]], random_area: float, path: Path) -> Path:
-    """Deletion curves of each attribution method against the random-order area."""
+    """Deletion curves of each attribution method; the random-order baseline is an area (a
+    mean over random orders), so it is stated beside the curves, not drawn as a flat line."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     for curve in curves:
@@ -160,14 +196,11 @@ def plot_deletion(curves: Sequence[Mapping[str, Any]], random_area: float, path:
             marker="o",
             label=f"{curve['method']} (area {curve['area']:.3f})",
         )
-    ax.axhline(
-        random_area, color="#7f7f7f", linestyle="--", label=f"random (area {random_area:.3f})"
-    )
     ax.set_xlabel("share of windows removed")
     ax.set_ylabel("predicted-class probability")
     ax.set_ylim(0, 1)
     ax.set_title("Deletion curves (lower area = more faithful)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title=f"random order: area {random_area:.3f}", title_fontsize=8)
     return _save(fig, path)
 
 
@@ -205,20 +238,25 @@ def plot_heatmap(
 
 
 def plot_rollout(
-    rollout: Sequence[float], position_seconds: float, layers: int, path: Path
+    rollout: Sequence[float],
+    position_seconds: float,
+    layers: int,
+    path: Path,
+    offset: float = 0.0,
 ) -> Path:
-    """Attention rollout: how much of the encoder's mixed attention each moment receives."""
+    """Attention rollout: how much of the encoder's mixed attention each moment receives
+    (``offset``: where the segment starts in the recording, s)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
     values = np.asarray(rollout, dtype=np.float64)
-    t = (np.arange(len(values)) + 0.5) * position_seconds
+    t = offset + (np.arange(len(values)) + 0.5) * position_seconds
     ax.fill_between(t, values, color="#3452c7", alpha=0.3, linewidth=0)
     ax.plot(t, values, color="#3452c7", linewidth=1.2, label="rollout")
     uniform = 1.0 / max(len(values), 1)
     ax.axhline(uniform, color="#7f7f7f", linestyle="--", label="uniform attention")
-    ax.set_xlim(0, len(values) * position_seconds)
+    ax.set_xlim(offset, offset + len(values) * position_seconds)
     ax.set_ylim(0, float(values.max(initial=uniform)) * 1.1)
-    ax.set_xlabel("time (s)")
+    ax.set_xlabel("time in the recording (s)")
     ax.set_ylabel("share of attention received")
     ax.set_title(f"Attention rollout over {layers} encoder layers")
     ax.legend(fontsize=8, loc="upper right")
@@ -236,7 +274,7 @@ def plot_feature_ranges(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
         ax.plot([0, 1], [k, k], color="#cccccc", linewidth=6, solid_capstyle="butt")
         ax.plot([min(max(x, -0.5), 1.5)], [k], "o", color=colour)
         ax.text(1.55, k, f"{row['value']:.3g}", va="center", fontsize=8)
-    ax.set_yticks(range(len(rows)), [r["name"] for r in rows])
+    ax.set_yticks(range(len(rows)), [FEATURE_LABELS.get(r["name"], r["name"]) for r in rows])
     ax.set_xlim(-0.55, 1.75)
     ax.set_xticks([0, 1], ["typical low", "typical high"])
     ax.set_title("Segment features against typical neutral speech (5th–95th percentile)")

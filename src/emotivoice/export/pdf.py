@@ -1,41 +1,101 @@
-"""A PDF report of an analysis (ReportLab): summary, charts, transcript with emotions, features,
-and the explanation figures when there are any.
+"""A PDF report of an analysis (ReportLab) that can be handed to someone who was not there: a
+cover summary in plain words (file, length, languages, speakers, the dominant emotion with how
+sure the model was, three key moments), charts, the transcript with an emotion per segment,
+features, the explanation figures when there are any, and a glossary. Pages are numbered;
+every figure is kept on one page with its caption.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
 from emotivoice.extras import import_extra
-from emotivoice.results import Analysis
+from emotivoice.results import FEATURE_LABELS, Analysis, Segment
 
-__all__ = ["write_pdf"]
+__all__ = ["FIGURE_CAPTION_PREFIX", "write_pdf"]
 
 logger = logging.getLogger(__name__)
 
-_FEATURES = (
-    ("f0_mean_hz", "pitch mean (Hz)", "{:.0f}"),
-    ("f0_range_semitones", "pitch range (st)", "{:.1f}"),
-    ("energy_db_mean", "energy (dB)", "{:.1f}"),
-    ("speaking_rate_wps", "words/s", "{:.2f}"),
-    ("jitter_local", "jitter", "{:.3f}"),
-    ("shimmer_local", "shimmer", "{:.3f}"),
-    ("hnr_db", "HNR (dB)", "{:.1f}"),
+FIGURE_CAPTION_PREFIX = "Figure"  # every caption starts "Figure N." (the layout tests find them)
+
+_FEATURES = (  # the report's columns: (name, number format); labels from FEATURE_LABELS
+    ("f0_mean_hz", "{:.0f}"),
+    ("f0_range_semitones", "{:.1f}"),
+    ("energy_db_mean", "{:.1f}"),
+    ("speaking_rate_wps", "{:.2f}"),
+    ("jitter_local", "{:.3f}"),
+    ("shimmer_local", "{:.3f}"),
+    ("hnr_db", "{:.1f}"),
 )
+# The order a reader meets the explanation figures in: where, what-if, how it sounded, then
+# the checks and the model internals.
 _FIGURE_CAPTIONS = {
-    "windows": "Window attributions (Shapley values) over the waveform",
-    "deletion": "Deletion curve: faithfulness of the attribution against random orders",
-    "counterfactuals": "How the emotion probabilities move under prosody changes",
+    "windows": "Where in the segment the model heard the emotion: each window's Shapley value "
+    "over the waveform (green supports the emotion, red opposes it), the words beneath",
+    "counterfactuals": "How the emotion probabilities move when pitch, energy, tempo or "
+    "spectral tilt is changed",
     "features": "Acoustic features beside typical ranges",
-    "attention": "Encoder self-attention (last layer, mean over heads)",
-    "saliency": "Integrated Gradients saliency on the log-mel input",
-    "rollout": "Attention rollout over all encoder layers",
+    "deletion": "Deletion curve: how fast the prediction falls as the most important windows "
+    "are removed, against random orders",
+    "attention": "Advanced: encoder self-attention (last layer, mean over heads)",
+    "rollout": "Advanced: attention rollout over all encoder layers",
+    "saliency": "Advanced: Integrated Gradients saliency on the log-mel input",
 }
+_GLOSSARY = (
+    (
+        "Dominant emotion",
+        "the emotion with the highest probability in a segment; for the "
+        "recording, the one with the highest probability averaged over its speech.",
+    ),
+    (
+        "Confidence",
+        "the model's probability for the emotion it names, from 0 to 100 %. With six "
+        "emotions, 17 % is a guess.",
+    ),
+    (
+        "Uncertain",
+        "the segment's top probability is low (below {uncertain:.0%}) or the segment "
+        "is shorter than {short:g} s: read its label as a hint, not a finding.",
+    ),
+    ("Pitch (F0)", "how high the voice is, in hertz; its range in semitones (12 = an octave)."),
+    (
+        "Energy",
+        "loudness of the voiced speech in decibels; 6 dB more is about twice the amplitude.",
+    ),
+    ("Words/s", "speaking rate: transcribed words per second of speech."),
+    (
+        "Jitter",
+        "cycle-to-cycle variation of the pitch period (0.01 = 1 %); higher in rough, "
+        "tense or shaky voices.",
+    ),
+    (
+        "Shimmer",
+        "cycle-to-cycle variation of loudness (0.05 = 5 %); higher in breathy or rough voices.",
+    ),
+    (
+        "HNR (dB)",
+        "harmonics-to-noise ratio: how much of the voice is tone rather than noise; "
+        "clear voices score about 15-25 dB, hoarse or breathy ones less.",
+    ),
+    (
+        "Shapley value",
+        "how much one stretch of the segment moves the emotion's probability "
+        "when it is heard rather than masked, averaged over all orders.",
+    ),
+    (
+        "Counterfactual",
+        "the same segment with one property changed (e.g. pitch 2 semitones "
+        "lower), scored again: what the model's answer depends on.",
+    ),
+)
 
 
 def _require_reportlab() -> Any:
@@ -47,7 +107,11 @@ def _clock(seconds: float) -> str:
     return f"{int(minutes)}:{rest:04.1f}"
 
 
-def _emotion_cell(segment: Any) -> str:
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _emotion_cell(segment: Segment) -> str:
     e = segment.emotion
     if e is None:
         return "-"
@@ -58,14 +122,21 @@ def _emotion_cell(segment: Any) -> str:
     return text + (f"<br/><font size=7>{escape(', '.join(extra))}</font>" if extra else "")
 
 
-def _figure(png: Path, max_width: float, max_height: float) -> Any:
-    """A flowable of ``png`` at its own aspect ratio, as large as fits the given box."""
-    from reportlab.lib.utils import ImageReader
-    from reportlab.platypus import Image
+def _emotion_short(segment: Segment) -> str:
+    e = segment.emotion
+    if e is None:
+        return "-"
+    return f"{e.dominant} {e.confidence:.0%}" + (", uncertain" if e.uncertain else "")
 
-    pixels_wide, pixels_high = ImageReader(str(png)).getSize()
-    scale = min(max_width / pixels_wide, max_height / pixels_high)
-    return Image(str(png), width=pixels_wide * scale, height=pixels_high * scale)
+
+def time_shares(analysis: Analysis) -> dict[str, float]:
+    """Share of speech time in which each emotion was a segment's dominant one."""
+    total = sum(s.duration for s in analysis.segments if s.emotion is not None)
+    shares: dict[str, float] = {}
+    for s in analysis.segments:
+        if s.emotion is not None and total > 0:
+            shares[s.emotion.dominant] = shares.get(s.emotion.dominant, 0.0) + s.duration / total
+    return shares
 
 
 @dataclass(frozen=True)
@@ -74,6 +145,7 @@ class _Layout:
 
     styles: Any
     small: Any
+    caption: Any
     width: float
     figure_box: tuple[float, float]
     table_style: Any
@@ -88,12 +160,14 @@ def _layout() -> _Layout:
 
     styles = getSampleStyleSheet()
     width = A4[0] - 4 * cm
+    small = styles["BodyText"].clone("small", fontSize=8, leading=10)
     return _Layout(
         styles=styles,
-        small=styles["BodyText"].clone("small", fontSize=8, leading=10),
+        small=small,
+        caption=small.clone("caption", textColor=colors.HexColor("#444444"), spaceAfter=8),
         width=width,
-        # Figures: 80 % of the text width, and at most half a page tall (tall feature charts).
-        figure_box=(width * 0.8, (A4[1] - 4 * cm) * 0.5),
+        # Figures: 80 % of the text width, at most 40 % of a page tall: two fit on a page.
+        figure_box=(width * 0.8, (A4[1] - 4 * cm) * 0.4),
         table_style=TableStyle(
             [
                 ("FONTSIZE", (0, 0), (-1, -1), 8),
@@ -104,64 +178,231 @@ def _layout() -> _Layout:
     )
 
 
+class _Figures:
+    """Numbers the figures and keeps each one on a page with its caption."""
+
+    def __init__(self, layout: _Layout) -> None:
+        self.layout, self.count = layout, 0
+
+    def __call__(self, png: Path, caption: str, headings: Sequence[Any] = ()) -> Any:
+        from reportlab.lib.utils import ImageReader
+        from reportlab.platypus import Image, KeepTogether, Paragraph
+
+        self.count += 1
+        pixels_wide, pixels_high = ImageReader(str(png)).getSize()
+        box_wide, box_high = self.layout.figure_box
+        scale = min(box_wide / pixels_wide, box_high / pixels_high)
+        image = Image(str(png), width=pixels_wide * scale, height=pixels_high * scale)
+        label = f"<b>{FIGURE_CAPTION_PREFIX} {self.count}.</b> {escape(caption)}"
+        return KeepTogether([*headings, image, Paragraph(label, self.layout.caption)])
+
+
 def write_pdf(analysis: Analysis, path: Path, explain_dir: Path | None = None) -> Path:
     """Write the report of ``analysis`` to ``path``; explanation PNGs from ``explain_dir``."""
     _require_reportlab()
     from reportlab.lib.pagesizes import A4
-    from reportlab.platypus import Paragraph, SimpleDocTemplate
+    from reportlab.lib.units import cm
+    from reportlab.platypus import SimpleDocTemplate
 
     layout = _layout()
-    story: list[Any] = [Paragraph("EmotiVoice analysis report", layout.styles["Title"])]
-    story += _summary(analysis, layout)
+    figures = _Figures(layout)
     with tempfile.TemporaryDirectory(prefix="emotivoice-pdf-") as tmp:
-        story += _emotion_charts(analysis, layout, Path(tmp))
-        story += _speakers(analysis, layout, Path(tmp))
+        story = _cover(analysis, layout)
+        story += _emotion_charts(analysis, layout, figures, Path(tmp))
+        story += _speakers(analysis, layout, figures, Path(tmp))
         story += _transcript(analysis, layout)
         story += _feature_table(analysis, layout)
-        story += _explanation_figures(explain_dir, layout)
+        story += _explanation_figures(explain_dir, layout, figures)
+        story += _glossary(analysis, layout)
         path.parent.mkdir(parents=True, exist_ok=True)
-        SimpleDocTemplate(
-            str(path), pagesize=A4, title="EmotiVoice analysis report", author="EmotiVoice"
-        ).build(story)
+        title = f"EmotiVoice report: {analysis.source.name}"
+        doc = SimpleDocTemplate(
+            str(path), pagesize=A4, title=title, author="EmotiVoice", bottomMargin=2.2 * cm
+        )
+        footer = _Footer(analysis.source.name, A4[0])
+        doc.build(story, onFirstPage=footer, onLaterPages=footer, canvasmaker=_numbered_canvas())
     logger.debug("Wrote PDF report %s", path)
     return path
 
 
-def _summary(analysis: Analysis, layout: _Layout) -> list[Any]:
-    from reportlab.lib.units import cm
-    from reportlab.platypus import Spacer, Table
+class _Footer:
+    """The file name and the page number at the foot of every page."""
 
-    src = analysis.source
-    summary = [
+    def __init__(self, name: str, page_width: float) -> None:
+        self.name, self.page_width = name, page_width
+
+    def __call__(self, canvas: Any, doc: Any) -> None:
+        from reportlab.lib.units import cm
+
+        canvas.saveState()
+        canvas.setFont("Helvetica", 8)
+        canvas.setFillGray(0.4)
+        canvas.drawString(2 * cm, 1.2 * cm, f"EmotiVoice report · {self.name}")
+        canvas.restoreState()
+
+
+def _numbered_canvas() -> type:
+    """A canvas that writes "page N of M" once the number of pages is known."""
+    from reportlab.lib.units import cm
+    from reportlab.pdfgen.canvas import Canvas
+
+    class NumberedCanvas(Canvas):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._pages: list[dict[str, Any]] = []
+
+        def showPage(self) -> None:  # ReportLab's name
+            self._pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self) -> None:
+            for number, state in enumerate(self._pages, start=1):
+                self.__dict__.update(state)
+                self.saveState()
+                self.setFont("Helvetica", 8)
+                self.setFillGray(0.4)
+                width = self._pagesize[0]
+                self.drawRightString(
+                    width - 2 * cm, 1.2 * cm, f"page {number} of {len(self._pages)}"
+                )
+                self.restoreState()
+                super().showPage()
+            super().save()
+
+    return NumberedCanvas
+
+
+def _languages(analysis: Analysis) -> str:
+    return ", ".join(f"{s.language} {s.share:.0%}" for s in analysis.languages) or "none"
+
+
+def _summary_sentences(analysis: Analysis) -> str:
+    """The cover's plain-language paragraph, built from the analysis' own figures."""
+    name = escape(analysis.source.name)
+    speech = analysis.speech_duration
+    if not analysis.segments:
+        return f"<b>{name}</b> lasts {analysis.duration:.1f} s; no speech was found in it."
+    langs = analysis.languages
+    spoken = (
+        f"in {langs[0].language}"
+        if len(langs) == 1
+        else f"in {len(langs)} languages ({_languages(analysis)})"
+    )
+    who = (
+        f"{_plural(len(analysis.speakers), 'speaker')}"
+        if analysis.speakers
+        else "voices not told apart"
+    )
+    text = (
+        f"<b>{name}</b> lasts {analysis.duration:.1f} s, {speech:.1f} s of it speech {spoken}; "
+        f"{who}; {_plural(len(analysis.segments), 'segment')}."
+    )
+    if analysis.emotion is None:
+        return text + " Emotions were not analysed."
+    dominant = analysis.emotion.dominant
+    share = time_shares(analysis).get(dominant, 0.0)
+    probability = analysis.emotion.distribution[dominant]
+    uncertain = sum(1 for s in analysis.segments if s.emotion is not None and s.emotion.uncertain)
+    text += (
+        f" The model heard mostly <b>{dominant}</b>: it was the dominant emotion in "
+        f"{share:.0%} of the speech time, with an average probability of {probability:.0%}."
+    )
+    if uncertain:
+        text += (
+            f" {uncertain} of {len(analysis.segments)} segments are marked <i>uncertain</i> "
+            "(the model's top probability was low or the segment very short): treat their "
+            "labels as hints."
+        )
+    return text
+
+
+def _key_moments(analysis: Analysis, count: int = 3) -> list[Segment]:
+    """The segments the model was surest about (certain ones first), in time order."""
+    scored = [s for s in analysis.segments if s.emotion is not None and s.text.strip()]
+    scored.sort(key=lambda s: (s.emotion.uncertain, -s.emotion.confidence))  # type: ignore[union-attr]
+    return sorted(scored[:count], key=lambda s: s.start)
+
+
+def _quote(text: str, limit: int = 90) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + " …"
+
+
+def _cover(analysis: Analysis, layout: _Layout) -> list[Any]:
+    from reportlab.lib.units import cm
+    from reportlab.platypus import Paragraph, Spacer, Table
+
+    styles = layout.styles
+    story: list[Any] = [
+        Paragraph("Emotion report", styles["Title"]),
+        Paragraph(escape(analysis.source.name), styles["Heading2"]),
+        Paragraph(_summary_sentences(analysis), styles["BodyText"]),
+        Spacer(1, 8),
+    ]
+    src, emotion = analysis.source, analysis.emotion
+    dominant = "-"
+    if emotion is not None:
+        top = emotion.dominant
+        dominant = (
+            f"{top}: {time_shares(analysis).get(top, 0.0):.0%} of speech time, average "
+            f"probability {emotion.distribution[top]:.0%}"
+        )
+    facts = [
+        ["File", src.name],
         ["Recording", f"{src.format} / {src.codec}, {src.sample_rate} Hz, {src.channels} ch"],
         ["Duration", f"{analysis.duration:.1f} s ({analysis.speech_duration:.1f} s of speech)"],
-        ["Language", ", ".join(f"{s.language} {s.share:.0%}" for s in analysis.languages) or "-"],
-        ["Dominant emotion", analysis.emotion.dominant if analysis.emotion else "-"],
-        ["Segments", str(len(analysis.segments))],
+        ["Languages", _languages(analysis)],
         ["Speakers", _speaker_line(analysis)],
+        ["Dominant emotion", dominant],
+        ["Segments", str(len(analysis.segments))],
         [
             "Model",
             f"Whisper {analysis.model.whisper_model}, emotion {analysis.model.emotion_model}",
         ],
         ["Created", f"{analysis.created_at} (EmotiVoice {analysis.emotivoice_version})"],
     ]
-    widths = [4 * cm, layout.width - 4 * cm]
-    return [Table(summary, colWidths=widths, style=layout.table_style), Spacer(1, 8)]
+    rows = [[k, Paragraph(escape(v), layout.small)] for k, v in facts]
+    story.append(Table(rows, colWidths=[4 * cm, layout.width - 4 * cm], style=layout.table_style))
+    moments = _key_moments(analysis)
+    if moments:
+        story += [Spacer(1, 6), Paragraph("Key moments", styles["Heading3"])]
+        for s in moments:
+            who = f"{escape(s.speaker)}, " if s.speaker else ""
+            story.append(
+                Paragraph(
+                    f"• <b>{_clock(s.start)}–{_clock(s.end)}</b> ({who}{_emotion_short(s)}): "
+                    f"“{escape(_quote(s.text))}”",
+                    styles["BodyText"],
+                )
+            )
+    return [*story, Spacer(1, 8)]
 
 
-def _emotion_charts(analysis: Analysis, layout: _Layout, tmp: Path) -> list[Any]:
+def _emotion_charts(analysis: Analysis, layout: _Layout, figures: _Figures, tmp: Path) -> list[Any]:
     from reportlab.platypus import Paragraph
 
     if analysis.emotion is None or not analysis.segments:
         return []
     from emotivoice.explain import plots
 
-    charts = [
-        plots.plot_distribution(analysis.emotion.distribution, tmp / "dist.png"),
-        plots.plot_timeline([asdict(p) for p in analysis.emotion.timeline], tmp / "timeline.png"),
-    ]
+    shares = plots.plot_time_shares(time_shares(analysis), tmp / "shares.png")
+    timeline = plots.plot_timeline(
+        [asdict(p) for p in analysis.emotion.timeline], tmp / "timeline.png", analysis.duration
+    )
     heading = Paragraph("Emotions", layout.styles["Heading2"])
-    return [heading] + [_figure(chart, *layout.figure_box) for chart in charts]
+    return [
+        figures(
+            shares,
+            "Share of the speech time in which each emotion was the segment's dominant one "
+            "(segments weighted by their length).",
+            [heading],
+        ),
+        figures(
+            timeline,
+            "Each emotion's probability over the recording, smoothed across neighbouring "
+            "segments; flat over a segment, joined across pauses.",
+        ),
+    ]
 
 
 _METHODS = {
@@ -178,9 +419,9 @@ def _speaker_line(analysis: Analysis) -> str:
     return f"{len(analysis.speakers)} ({method})"
 
 
-def _speakers(analysis: Analysis, layout: _Layout, tmp: Path) -> list[Any]:
-    """Per-speaker summary: a table and the speaker lanes, on a page of their own."""
-    from reportlab.platypus import KeepTogether, Paragraph, Table
+def _speakers(analysis: Analysis, layout: _Layout, figures: _Figures, tmp: Path) -> list[Any]:
+    """Per-speaker summary: a table, then the speaker lanes."""
+    from reportlab.platypus import Paragraph, Table
 
     if not analysis.speakers:
         return []
@@ -212,13 +453,9 @@ def _speakers(analysis: Analysis, layout: _Layout, tmp: Path) -> list[Any]:
         )
     lanes = plots.plot_speaker_lanes(analysis.segments, tmp / "speakers.png")
     return [
-        KeepTogether(
-            [
-                Paragraph("Speakers", layout.styles["Heading2"]),
-                Table(rows, style=layout.table_style, repeatRows=1),
-                _figure(lanes, *layout.figure_box),
-            ]
-        )
+        Paragraph("Speakers", layout.styles["Heading2"]),
+        Table(rows, style=layout.table_style, repeatRows=1),
+        figures(lanes, "Who spoke when; each segment coloured by its dominant emotion."),
     ]
 
 
@@ -243,7 +480,7 @@ def _transcript(analysis: Analysis, layout: _Layout) -> list[Any]:
     widths = [2.6 * cm, layout.width - 6.6 * cm, 4 * cm]
     return [
         Paragraph("Transcript", layout.styles["Heading2"]),
-        Table(rows, colWidths=widths, style=layout.table_style),
+        Table(rows, colWidths=widths, style=layout.table_style, repeatRows=1),
     ]
 
 
@@ -253,28 +490,75 @@ def _feature_table(analysis: Analysis, layout: _Layout) -> list[Any]:
     featured = [s for s in analysis.segments if s.features is not None]
     if not featured:
         return []
-    head = ["segment"] + [label for _, label, _ in _FEATURES]
+    head = ["segment"] + [FEATURE_LABELS[name] for name, _ in _FEATURES]
     body = []
     for s in featured:
         values = s.features.to_dict() if s.features else {}
         body.append(
-            [str(s.id)]
-            + ["-" if values.get(k) is None else fmt.format(values[k]) for k, _, fmt in _FEATURES]
+            [_clock(s.start)]
+            + ["-" if values.get(k) is None else fmt.format(values[k]) for k, fmt in _FEATURES]
         )
     return [
         Paragraph("Acoustic features", layout.styles["Heading2"]),
+        Paragraph(
+            "How each segment was said; the glossary at the end explains each measure.",
+            layout.small,
+        ),
         Table([head, *body], style=layout.table_style, repeatRows=1),
     ]
 
 
-def _explanation_figures(explain_dir: Path | None, layout: _Layout) -> list[Any]:
-    from reportlab.platypus import PageBreak, Paragraph
+def _figure_order(png: Path) -> tuple[int, int, str]:
+    match = re.fullmatch(r"segment-(\d+)-(\w+)", png.stem)
+    segment, kind = (int(match[1]), match[2]) if match else (10**9, png.stem)
+    kinds = list(_FIGURE_CAPTIONS)
+    return segment, kinds.index(kind) if kind in kinds else len(kinds), kind
+
+
+def _explanation_figures(explain_dir: Path | None, layout: _Layout, figures: _Figures) -> list[Any]:
+    from reportlab.platypus import Paragraph
 
     if explain_dir is None or not explain_dir.is_dir():
         return []
-    story: list[Any] = [PageBreak(), Paragraph("Explanations", layout.styles["Heading2"])]
-    for png in sorted(explain_dir.glob("segment-*.png")):
-        kind = png.stem.split("-")[-1]
-        caption = f"Segment {png.stem.split('-')[1]}: {_FIGURE_CAPTIONS.get(kind, kind)}"
-        story += [Paragraph(caption, layout.small), _figure(png, *layout.figure_box)]
+    pngs = sorted(explain_dir.glob("segment-*-*.png"), key=_figure_order)
+    if not pngs:
+        return []
+    story: list[Any] = []
+    headings = [Paragraph("Explanations", layout.styles["Heading2"])]  # kept with the first
+    current = -1
+    for png in pngs:
+        segment, _, kind = _figure_order(png)
+        if segment != current:
+            current = segment
+            headings.append(
+                Paragraph(_segment_heading(explain_dir, segment), layout.styles["Heading3"])
+            )
+        caption = f"Segment {segment}: {_FIGURE_CAPTIONS.get(kind, kind)}."
+        story.append(figures(png, caption, headings))
+        headings = []
+    return story
+
+
+def _segment_heading(explain_dir: Path, segment: int) -> str:
+    """``Segment 2 (0:00.9–0:03.3): anger``, with the explanation's one-sentence summary."""
+    saved = explain_dir / f"segment-{segment}.json"
+    try:
+        data = json.loads(saved.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"Segment {segment}"
+    head = f"Segment {segment} ({_clock(data['start'])}–{_clock(data['end'])}): {data['predicted']}"
+    summary = data.get("summary")
+    return head + (f"<br/><font size=9>{escape(summary)}</font>" if summary else "")
+
+
+def _glossary(analysis: Analysis, layout: _Layout) -> list[Any]:
+    from reportlab.platypus import Paragraph
+
+    from emotivoice.emotion.backends import EmotionOptions
+
+    defaults = EmotionOptions()
+    story: list[Any] = [Paragraph("Glossary", layout.styles["Heading2"])]
+    for term, meaning in _GLOSSARY:
+        text = meaning.format(uncertain=defaults.uncertain_below, short=defaults.short_segment_s)
+        story.append(Paragraph(f"<b>{term}</b>: {escape(text)}", layout.small))
     return story

@@ -10,9 +10,18 @@ from typing import ClassVar
 
 from emotivoice.emotion.backends import EmotionScores
 from emotivoice.errors import InvalidConfigError
+from emotivoice.export.subtitles import SubtitleOptions, subtitle_cues
 from emotivoice.results import Analysis, Segment
 
-__all__ = ["EXPORT_FORMATS", "WRITERS", "Writer", "get_writer", "write_export", "write_outputs"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "WRITERS",
+    "SubtitleOptions",
+    "Writer",
+    "get_writer",
+    "write_export",
+    "write_outputs",
+]
 
 
 class Writer:
@@ -120,30 +129,38 @@ def _timestamp(seconds: float, decimal: str) -> str:
 
 
 class SrtWriter(Writer):
-    """SubRip subtitles, one cue per segment, ``[SPEAKER_1]`` before the text when speakers
-    were told apart."""
+    """SubRip subtitles, cues cut by :class:`SubtitleOptions` at word times, ``[SPEAKER_1]``
+    before a cue's text when speakers were told apart."""
 
     extension = "srt"
 
+    def __init__(self, options: SubtitleOptions | None = None) -> None:
+        self.options = options or SubtitleOptions()
+
     def render(self, analysis: Analysis) -> str:
         cues = [
-            f"{n}\n{_timestamp(s.start, ',')} --> {_timestamp(s.end, ',')}\n"
-            f"{f'[{s.speaker}] ' if s.speaker else ''}{s.text}\n"
-            for n, s in enumerate(_spoken(analysis.segments), start=1)
+            f"{n}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n"
+            f"{f'[{c.speaker}] ' if c.speaker else ''}{chr(10).join(c.lines)}\n"
+            for n, c in enumerate(subtitle_cues(analysis.segments, self.options), start=1)
         ]
         return "\n".join(cues)
 
 
 class VttWriter(Writer):
-    """WebVTT subtitles, one cue per segment, the speaker as a voice span (``<v SPEAKER_1>``)."""
+    """WebVTT subtitles, cues cut by :class:`SubtitleOptions` at word times, the speaker as a
+    voice span (``<v SPEAKER_1>``)."""
 
     extension = "vtt"
 
+    def __init__(self, options: SubtitleOptions | None = None) -> None:
+        self.options = options or SubtitleOptions()
+
     def render(self, analysis: Analysis) -> str:
         cues = [
-            f"{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n"
-            f"{f'<v {s.speaker}>' if s.speaker else ''}{_vtt_text(s.text)}\n"
-            for s in _spoken(analysis.segments)
+            f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n"
+            f"{f'<v {c.speaker}>' if c.speaker else ''}"
+            f"{chr(10).join(_vtt_text(line) for line in c.lines)}\n"
+            for c in subtitle_cues(analysis.segments, self.options)
         ]
         return "WEBVTT\n\n" + "\n".join(cues)
 
@@ -153,36 +170,42 @@ def _vtt_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _spoken(segments: Iterable[Segment]) -> list[Segment]:
-    return [s for s in segments if s.text]
-
-
 WRITERS: dict[str, type[Writer]] = {
     w.extension: w for w in (JsonWriter, CsvWriter, SrtWriter, VttWriter)
 }
 
 
-def get_writer(fmt: str) -> Writer:
-    """The writer for ``fmt`` (``json``, ``csv``, ``srt``, ``vtt``)."""
-    try:
-        return WRITERS[fmt.lower()]()
-    except KeyError:
+def get_writer(fmt: str, subtitles: SubtitleOptions | None = None) -> Writer:
+    """The writer for ``fmt`` (``json``, ``csv``, ``srt``, ``vtt``); ``subtitles`` cuts the
+    cues of ``srt`` and ``vtt`` (default: :class:`SubtitleOptions`)."""
+    fmt = fmt.lower()
+    if fmt not in WRITERS:
         raise InvalidConfigError(
             f"Unknown output format {fmt!r}; available formats = {sorted(WRITERS)}"
-        ) from None
+        )
+    if fmt in ("srt", "vtt"):
+        return (SrtWriter if fmt == "srt" else VttWriter)(subtitles)
+    return WRITERS[fmt]()
 
 
 EXPORT_FORMATS = (*WRITERS, "pdf")  # the text writers and the PDF report
 
 
-def write_export(analysis: Analysis, fmt: str, path: Path, explain_dir: Path | None = None) -> Path:
+def write_export(
+    analysis: Analysis,
+    fmt: str,
+    path: Path,
+    explain_dir: Path | None = None,
+    subtitles: SubtitleOptions | None = None,
+) -> Path:
     """Write ``analysis`` in one of :data:`EXPORT_FORMATS` to ``path``: a text writer's
-    rendering, or the PDF report (with the explanation figures of ``explain_dir``)."""
+    rendering (subtitle cues cut by ``subtitles``), or the PDF report (with the explanation
+    figures of ``explain_dir``)."""
     if fmt.lower() == "pdf":
         from emotivoice.export.pdf import write_pdf
 
         return write_pdf(analysis, path, explain_dir)
-    return get_writer(fmt).write(analysis, path)
+    return get_writer(fmt, subtitles).write(analysis, path)
 
 
 def write_outputs(
@@ -191,9 +214,11 @@ def write_outputs(
     stem: str,
     formats: Iterable[str],
     explain_dir: Path | None = None,
+    subtitles: SubtitleOptions | None = None,
 ) -> list[Path]:
     """Write ``analysis`` once per format of :data:`EXPORT_FORMATS` as ``directory/stem.<ext>``
-    (a PDF report shows the explanation figures of ``explain_dir``)."""
+    (a PDF report shows the explanation figures of ``explain_dir``; ``subtitles`` cuts the
+    SRT and WebVTT cues)."""
     formats = [fmt.lower() for fmt in formats]
     unknown = sorted(set(formats) - set(EXPORT_FORMATS))
     if unknown:
@@ -202,5 +227,6 @@ def write_outputs(
         )
     directory.mkdir(parents=True, exist_ok=True)
     return [
-        write_export(analysis, fmt, directory / f"{stem}.{fmt}", explain_dir) for fmt in formats
+        write_export(analysis, fmt, directory / f"{stem}.{fmt}", explain_dir, subtitles)
+        for fmt in formats
     ]

@@ -349,7 +349,9 @@ def _stage1(
     has_best = torch.zeros(n, dtype=torch.bool, device=delta.device)
     success_step: list[int | None] = [None] * n
     optimizer = torch.optim.Adam([delta], lr=options.stage1_lr)
-    bar = tqdm(range(options.stage1_steps), desc="stage 1", disable=not options.progress)
+    bar = tqdm(
+        range(options.stage1_steps), desc="stage 1", disable=None if options.progress else True
+    )  # None: a terminal only
     for step in bar:
         out = _forward(batch, forcing, delta, options, rng)
         optimizer.zero_grad()
@@ -433,7 +435,9 @@ def _stage2(
     best_excess = torch.full((n,), torch.inf, device=delta.device)
     applied = np.zeros(n, dtype=bool)
     optimizer = torch.optim.Adam([delta], lr=options.stage2_lr)
-    bar = tqdm(range(options.stage2_steps), desc="stage 2", disable=not options.progress)
+    bar = tqdm(
+        range(options.stage2_steps), desc="stage 2", disable=None if options.progress else True
+    )  # None: a terminal only
     for step in bar:
         out = _forward(batch, forcing, delta, options, rng)
         excess = masking_excess(delta * batch.mask, threshold, valid, psd_max)

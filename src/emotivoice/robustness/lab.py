@@ -204,7 +204,9 @@ def score_examples(
 
     reports = []
     for item, result in tqdm(
-        list(zip(items, results, strict=True)), desc="scoring", disable=len(items) < 2
+        list(zip(items, results, strict=True)),
+        desc="scoring",
+        disable=True if len(items) < 2 else None,  # None: a terminal only
     ):
         clean_text = attacked(item.samples)
         reports.append(

@@ -107,7 +107,9 @@ def _pgd_batch(
     budget = batch.clean.norm(dim=-1, keepdim=True) * 10 ** (-options.snr_db / 20.0)
     delta = torch.zeros_like(batch.clean, requires_grad=True)
     success_step: list[int | None] = [None] * len(audio)
-    bar = tqdm(range(options.steps), desc="PGD", disable=not options.progress)
+    bar = tqdm(
+        range(options.steps), desc="PGD", disable=None if options.progress else True
+    )  # None: a terminal only
     for step in bar:
         out = forcing(forcing.features(batch.utterances(batch.adversarial(delta))))
         out.loss.sum().backward()

@@ -100,7 +100,9 @@ def run_job(store: Store, analysis_id: str, attempt: int, worker: str) -> str:
     work = store.work_dir(analysis_id, attempt)
     try:
         with _Heartbeat(store, analysis_id, attempt, period) as beat:
-            result = _analyse(store, row.upload_id, row.options, beat, work, settings)
+            result = _analyse(
+                store, row.upload_id, row.options, beat, work, settings, _upload_name(store, row)
+            )
             if not store.complete(analysis_id, attempt, result, work / _RESULT_DIR):
                 raise JobLostError(analysis_id)
         logger.info("Completed %s (attempt %d)", analysis_id, attempt)
@@ -120,6 +122,14 @@ def run_job(store: Store, analysis_id: str, attempt: int, worker: str) -> str:
     return outcome
 
 
+def _upload_name(store: Store, row: Any) -> str | None:
+    """The file name the upload was sent with (the stored file is named by its id)."""
+    try:
+        return str(store.get_upload(row.owner, row.upload_id).filename)
+    except EmotiVoiceError:  # deleted meanwhile: the analysis names the id, as before
+        return None
+
+
 def _analyse(
     store: Store,
     upload_id: str,
@@ -127,6 +137,7 @@ def _analyse(
     beat: _Heartbeat,
     work: Path,
     settings: Settings,
+    filename: str | None = None,
 ) -> dict[str, Any]:
     from emotivoice.pipeline import AnalyzeOptions, Analyzer, SegmentResult
     from emotivoice.workflow import STAGE_WRITING, analyze_and_write
@@ -140,6 +151,8 @@ def _analyse(
     )
     beat.update(1.0, "decoding audio")
     audio = analyzer.load(store.upload_path(upload_id))
+    if filename:  # results, exports and the PDF report name the recording as its sender did
+        audio = dataclasses.replace(audio, info=dataclasses.replace(audio.info, name=filename))
 
     def progress(done: float, total: float, message: str) -> None:
         beat.update(_ANALYSIS_SHARE * done / max(total, 1e-9), f"analysing {message}")
@@ -154,6 +167,9 @@ def _analyse(
     def stage(name: str) -> None:
         beat.update(_ANALYSIS_SHARE + (5 if name == STAGE_WRITING else 0), name)
 
+    def explaining(done: float, total: float, message: str) -> None:
+        beat.update(_ANALYSIS_SHARE + 4 * done / max(total, 1e-9), message)
+
     shutil.rmtree(work, ignore_errors=True)
     out = work / _RESULT_DIR
     written = analyze_and_write(
@@ -167,6 +183,7 @@ def _analyse(
         explain_max_segments=settings.explain_max_segments,
         file_names={"pdf": REPORT_FILE},
         progress=progress,
+        explain_progress=explaining,
         on_segment=store_segment,
         on_stage=stage,
         started=started,

@@ -388,7 +388,10 @@ class _Session:
             data, extension = await run_in_threadpool(self._recording_file, stream)
             name = f"stream-{time.strftime('%Y%m%d-%H%M%S')}.{extension}"
             record = await run_in_threadpool(self.store.create_upload, self.owner, data, name)
-            await self._send(SavedEvent(upload_id=str(record.id), duration=stream.duration))
+            saved = SavedEvent(
+                upload_id=str(record.id), duration=stream.duration, filename=record.filename
+            )
+            await self._send(saved)
         await self._send(self._stats())
 
     def _recording_file(self, stream: StreamingAnalyzer) -> tuple[bytes, str]:

@@ -136,11 +136,13 @@ class ErrorEvent(_Event):
 
 @dataclass(frozen=True)
 class SavedEvent(_Event):
-    """The whole recording was stored as upload ``upload_id`` (``duration`` seconds)."""
+    """The whole recording was stored as upload ``upload_id`` (``duration`` seconds), named
+    ``filename`` (``stream-YYYYMMDD-HHMMSS.wav``) in the upload list."""
 
     type: ClassVar[str] = "saved"
     upload_id: str
     duration: float
+    filename: str = ""
 
 
 StreamEvent = VadEvent | PartialEvent | SegmentEvent | StatsEvent | ErrorEvent | SavedEvent

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from emotivoice.errors import EmotiVoiceError, InvalidConfigError, InvalidResultError
 from emotivoice.service.callbacks import check_callback_url
@@ -40,6 +40,9 @@ from emotivoice.service.schemas import (
 )
 from emotivoice.service.settings import Settings
 from emotivoice.service.storage import EXPLAIN_FOLDER, REPORT_FILE, RESULT_STEM
+
+if TYPE_CHECKING:
+    from emotivoice.results import Analysis
 
 __all__ = ["EXPORTS", "router"]
 
@@ -182,36 +185,69 @@ def export(
     owner: Owner,
     analysis_id: str,
     format: Annotated[str, Query(pattern="^(json|csv|pdf|srt|vtt)$")] = "json",
-) -> FileResponse:
-    """The result as JSON, CSV, SRT, WebVTT or a PDF report."""
+    max_line_width: Annotated[
+        int | None, Query(ge=1, le=1000, description="SRT/VTT: characters a line (default 42)")
+    ] = None,
+    max_line_count: Annotated[
+        int | None, Query(ge=1, le=20, description="SRT/VTT: lines a cue (default 2)")
+    ] = None,
+    max_cue_duration: Annotated[
+        float | None, Query(gt=0, le=3600, description="SRT/VTT: seconds a cue (default 7)")
+    ] = None,
+) -> FileResponse | Response:
+    """The result as JSON, CSV, SRT, WebVTT or a PDF report. Subtitle cues are cut at word
+    times; the ``max_*`` parameters change how (the defaults are the stored file's)."""
     name, media = EXPORTS[format]
     folder = store.completed_dir(owner, analysis_id)
+    cut = {
+        "max_line_width": max_line_width,
+        "max_line_count": max_line_count,
+        "max_cue_duration": max_cue_duration,
+    }
+    if format in ("srt", "vtt") and any(v is not None for v in cut.values()):
+        return _subtitles(folder, format, analysis_id, {k: v for k, v in cut.items() if v})
     path = folder / name
     if not path.is_file():
         _write_missing_export(folder, format, path, analysis_id)
     return FileResponse(path, media_type=media, filename=f"{analysis_id}.{format}")
 
 
-def _write_missing_export(folder: Path, fmt: str, path: Path, analysis_id: str) -> None:
-    """Write an export the result folder lacks (an analysis finished before its format
-    existed) from the stored ``analysis.json``, once: later requests find the file."""
-    from emotivoice.export import write_export
+def _subtitles(folder: Path, fmt: str, analysis_id: str, cut: dict[str, Any]) -> Response:
+    """Subtitles cut other than the stored file's, rendered from the stored analysis."""
+    from emotivoice.export import SubtitleOptions, get_writer
+
+    options = SubtitleOptions(**cut)
+    text = get_writer(fmt, options).render(_stored_analysis(folder, fmt, analysis_id))
+    disposition = f'attachment; filename="{analysis_id}.{fmt}"'
+    return Response(text, media_type=EXPORTS[fmt][1], headers={"Content-Disposition": disposition})
+
+
+def _stored_analysis(folder: Path, fmt: str, analysis_id: str) -> Analysis:
     from emotivoice.results import load_analysis
 
     stored = folder / EXPORTS["json"][0]
     if not stored.is_file():
         raise NotFoundError(f"No {fmt} export for analysis {analysis_id}.")
-    explain_dir = folder / EXPLAIN_FOLDER
-    partial = folder / f".{uuid.uuid4().hex}.{fmt}"  # concurrent requests race harmlessly
     try:
-        write_export(load_analysis(stored), fmt, partial, explain_dir)
-        partial.replace(path)
+        return load_analysis(stored)
     except InvalidResultError as error:  # its message names a server path
         logger.error("Analysis %s: %s", analysis_id, error.message)
         raise InvalidResultError(
             f"The stored result of analysis {analysis_id} is unreadable, so its {fmt} "
             "export cannot be written."
         ) from None
+
+
+def _write_missing_export(folder: Path, fmt: str, path: Path, analysis_id: str) -> None:
+    """Write an export the result folder lacks (an analysis finished before its format
+    existed) from the stored ``analysis.json``, once: later requests find the file."""
+    from emotivoice.export import write_export
+
+    analysis = _stored_analysis(folder, fmt, analysis_id)
+    partial = folder / f".{uuid.uuid4().hex}.{fmt}"  # concurrent requests race harmlessly
+    try:
+        write_export(analysis, fmt, partial, folder / EXPLAIN_FOLDER)
+        partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
     logger.info("Wrote the missing %s export of analysis %s", fmt, analysis_id)

@@ -66,21 +66,41 @@ async function follow(id, state) {
 
 const uploadNames = new Map();
 
+// Live sessions save their recording as an upload named stream-…; one not analysed yet is
+// listed too, with a button that analyses it.
+const LIVE_PREFIX = "stream-";
+
 async function refreshHistory() {
   const body = document.querySelector("#history tbody");
   try {
-    const page = await get("/analyses?limit=50");
+    const [page, uploads] = await Promise.all([get("/analyses?limit=50"), get("/uploads?limit=50")]);
+    for (const u of uploads.items) uploadNames.set(u.id, u.filename);
     const missing = [...new Set(page.items.map((a) => a.upload_id))].filter((u) => !uploadNames.has(u));
     await Promise.all(missing.map(async (u) => {
       try { uploadNames.set(u, (await get(`/uploads/${u}`)).filename); } catch { uploadNames.set(u, u.slice(0, 8)); }
     }));
-    document.getElementById("history-empty").hidden = page.items.length > 0;
-    body.replaceChildren(...page.items.map((a) => el("tr", {},
-      el("td", {}, el("a", { href: `/analyses/${a.id}` }, uploadNames.get(a.upload_id) || a.upload_id)),
-      el("td", {}, a.status === "failed" && a.error ? `failed: ${a.error.message}` : a.status),
-      el("td", {}, fmtDate(a.created_at)),
-      el("td", {}, fmtTime(a.duration)),
-      el("td", {}, a.dominant_emotion || "–"))));
+    const analysed = new Set(page.items.map((a) => a.upload_id));
+    const live = uploads.items.filter((u) => u.filename.startsWith(LIVE_PREFIX) && !analysed.has(u.id));
+    const rows = [
+      ...page.items.map((a) => ({ at: a.created_at, node: el("tr", {},
+        el("td", {}, el("a", { href: `/analyses/${a.id}` }, uploadNames.get(a.upload_id) || a.upload_id)),
+        el("td", {}, a.status === "failed" && a.error ? `failed: ${a.error.message}` : a.status),
+        el("td", {}, fmtDate(a.created_at)),
+        el("td", {}, fmtTime(a.duration)),
+        el("td", {}, a.dominant_emotion || "–")) })),
+      ...live.map((u) => ({ at: u.created_at, node: el("tr", { class: "live-recording" },
+        el("td", {}, u.filename),
+        el("td", {}, "live session, saved ", el("button", { type: "button", class: "secondary", onclick: async (ev) => {
+          ev.target.disabled = true;
+          try { location.href = `/analyses/${(await post("/analyses", { upload_id: u.id, options: {} })).id}`; }
+          catch (err) { errorBox.textContent = err.message; ev.target.disabled = false; }
+        } }, "Analyse")),
+        el("td", {}, fmtDate(u.created_at)),
+        el("td", {}, fmtTime(u.duration)),
+        el("td", {}, "–")) })),
+    ].sort((x, y) => (x.at < y.at ? 1 : -1));
+    document.getElementById("history-empty").hidden = rows.length > 0;
+    body.replaceChildren(...rows.map((r) => r.node));
   } catch (err) {
     errorBox.textContent = err.message;
   }

@@ -48,11 +48,12 @@ export function timelineChart(points, duration, label = "Emotion timeline") {
   }
   for (const e of EMOTIONS) {
     if (!points.length) break;
-    const d = points.map((p, i) => `${i ? "L" : "M"}${x((p.start + p.end) / 2).toFixed(1)},${y(p.probabilities[e] || 0).toFixed(1)}`).join(" ");
-    root.append(svg("path", { d, fill: "none", stroke: COLOURS[e], "stroke-width": 2 }));
-    for (const p of points) {
-      root.append(svg("circle", { cx: x((p.start + p.end) / 2), cy: y(p.probabilities[e] || 0), r: 2.5, fill: COLOURS[e] }));
-    }
+    // flat over each segment, joined across the pauses: one segment is a line, not a dot
+    const d = points.map((p, i) => {
+      const level = y(p.probabilities[e] || 0).toFixed(1);
+      return `${i ? "L" : "M"}${x(p.start).toFixed(1)},${level} L${x(p.end).toFixed(1)},${level}`;
+    }).join(" ");
+    root.append(svg("path", { d, fill: "none", stroke: COLOURS[e], "stroke-width": 2, class: "timeline-line" }));
   }
   return root;
 }

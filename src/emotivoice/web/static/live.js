@@ -13,7 +13,11 @@ const partial = document.getElementById("partial");
 const meter = document.getElementById("meter");
 const timeline = [];
 const latencies = [];
-let socket = null, context = null, stream = null, speechEndedAt = null;
+let socket = null, context = null, stream = null, finishing = null;
+// Seconds of audio sent so far: the stream's own clock. A final segment's latency is how much
+// audio had been sent since its speech ended (`speech_end`) when it arrived; the "vad end"
+// event comes with the final itself, so timing from it always read 0.00 s.
+let sentSeconds = 0;
 
 function drawMeter(probabilities) {
   meter.replaceChildren(...EMOTIONS.flatMap((e) => {
@@ -33,14 +37,11 @@ function onEvent(event) {
   const kind = event.type;
   if (kind === "partial") {
     partial.textContent = [event.stable, event.unstable].filter(Boolean).join(" ");
-  } else if (kind === "vad") {
-    if (event.state === "end") speechEndedAt = performance.now();
   } else if (kind === "segment") {
     partial.textContent = "";
     const e = event.emotion;
-    if (speechEndedAt !== null) {
-      latencies.push((performance.now() - speechEndedAt) / 1000);
-      speechEndedAt = null;
+    if (!finishing && event.speech_end <= sentSeconds) {  // after Stop no audio is sent: no clock
+      latencies.push(sentSeconds - event.speech_end);
       const sorted = [...latencies].sort((a, b) => a - b);
       document.getElementById("latency").textContent =
         `last ${latencies.at(-1).toFixed(2)} s · median ${sorted[Math.floor(sorted.length / 2)].toFixed(2)} s`;
@@ -63,7 +64,9 @@ function onEvent(event) {
         location.href = `/analyses/${job.id}`;
       } catch (err) { errorBox.textContent = err.message; }
     } }, "Analyse the full recording");
-    document.getElementById("saved").replaceChildren(`Recording saved (${uploadId}). `, link);
+    const name = event.filename || uploadId;
+    document.getElementById("saved").replaceChildren(
+      "Recording saved as ", el("b", { class: "saved-name" }, name), ` (${fmtTime(event.duration)}); it is listed in the history. `, link);
   }
 }
 
@@ -91,7 +94,12 @@ async function start() {
   socket.binaryType = "arraybuffer";
   socket.onopen = () => {
     socket.send(JSON.stringify({ type: "start", sample_rate: 16000, encoding: "pcm_s16le" }));
-    node.port.onmessage = (m) => { if (socket && socket.readyState === WebSocket.OPEN) socket.send(m.data); };
+    sentSeconds = 0;
+    node.port.onmessage = (m) => {
+      if (!socket || socket.readyState !== WebSocket.OPEN || finishing) return;
+      socket.send(m.data);
+      sentSeconds += m.data.byteLength / 2 / 16000;
+    };
     source.connect(node);
     status.textContent = "Listening…";
     stopButton.disabled = false;
@@ -99,6 +107,8 @@ async function start() {
   socket.onmessage = (m) => { try { onEvent(JSON.parse(m.data)); } catch { /* not JSON: ignore */ } };
   socket.onerror = () => { errorBox.textContent = "The live connection failed."; };
   socket.onclose = (e) => {
+    if (finishing) clearInterval(finishing);
+    finishing = null;
     status.textContent = e.code === 1000 ? "Stopped." : `Connection closed (${e.code}${e.reason ? `: ${e.reason}` : ""}).`;
     cleanup();
   };
@@ -112,12 +122,26 @@ function cleanup() {
   stopButton.disabled = true;
 }
 
+// Stop: the server still analyses what was said since the last final segment (a whole
+// utterance when Stop comes mid-sentence: seconds of model time on a CPU). The status says so
+// and counts, instead of a bare "Finishing…".
 function stop() {
   stopButton.disabled = true;
-  status.textContent = "Finishing…";
+  const pending = Math.max(0, sentSeconds - lastFinalEnd());
+  const since = performance.now();
+  const show = () => {
+    const waited = ((performance.now() - since) / 1000).toFixed(1);
+    status.textContent = pending > 0.3
+      ? `Finishing: analysing the last ${pending.toFixed(1)} s of audio… ${waited} s`
+      : `Finishing: saving the recording… ${waited} s`;
+  };
+  show();
+  finishing = setInterval(show, 200);
   if (stream) stream.getTracks().forEach((t) => t.stop());
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "stop" }));
 }
+
+function lastFinalEnd() { return timeline.length ? timeline.at(-1).end : 0; }
 
 startButton.addEventListener("click", start);
 stopButton.addEventListener("click", stop);

@@ -17,7 +17,7 @@ let speakerIndex = {};
 const speakerName = (sid) => speakerNames[sid] || sid;
 
 const FIGURES = {
-  windows: "Shapley value of each time window for the predicted emotion: green windows support it, red ones oppose it.",
+  windows: "Where the model heard the emotion: each time window's Shapley value over the waveform, the words said beneath; green windows support the emotion, red ones oppose it.",
   deletion: "Deletion curve: removing windows in attribution order should lower the prediction faster than random orders (the faithfulness score).",
   counterfactuals: "How each emotion probability moves when pitch, energy, tempo or spectral tilt of the segment are changed.",
   features: "The segment's acoustic features beside typical ranges of speech.",
@@ -26,13 +26,30 @@ const FIGURES = {
   saliency: "Integrated Gradients on the log-mel input: the time-frequency regions that raised the prediction.",
 };
 
+// The features the table shows, as emotivoice.results.FEATURE_LABELS names them.
+const FEATURE_LABELS = {
+  f0_mean_hz: "pitch mean (Hz)", f0_range_semitones: "pitch range (st)", energy_db_mean: "energy (dB)",
+  speaking_rate_wps: "words/s", voiced_fraction: "voiced share", jitter_local: "jitter",
+  shimmer_local: "shimmer", hnr_db: "HNR (dB)",
+};
+
+const PLAIN_FIGURES = ["windows", "counterfactuals", "features"];
+const ADVANCED_FIGURES = ["deletion", "attention", "rollout", "saliency"];
+
 async function load() {
   let s;
   try {
     s = await get(`/analyses/${id}`);
   } catch (err) {
-    errorBox.textContent = err.message;
     document.getElementById("status").textContent = "";
+    if (err.status === 404) {
+      // nothing to show: no empty cards, just what happened and the way back
+      document.getElementById("title").textContent = "Analysis not found";
+      document.getElementById("result-body").hidden = true;
+      errorBox.textContent = `No analysis “${id}” exists here (it may have been deleted, or it belongs to another API key).`;
+    } else {
+      errorBox.textContent = err.message;
+    }
     return;
   }
   const status = document.getElementById("status");
@@ -58,12 +75,12 @@ async function load() {
 
 function render(s, upload, token) {
   const r = s.result;
-  document.getElementById("status").textContent = `completed in ${r.processing_time_s.toFixed(1)} s`;
+  document.getElementById("status").textContent = `completed in ${jobSeconds(s).toFixed(1)} s`;
   player.src = withToken(`${API}/uploads/${upload.id}/audio`, token);
   player.hidden = false;
   const languages = r.languages.map((l) => `${l.language} (${Math.round(l.share * 100)}%)`).join(", ") || "none";
   document.getElementById("summary").textContent =
-    `${fmtTime(r.duration)} · ${r.segments.length} segments · ${(r.speakers || []).length || "no"} speakers · language: ${languages} · dominant emotion: ${r.emotion ? r.emotion.dominant : "–"}`;
+    `${fmtTime(r.duration)} · ${plural(r.segments.length, "segment")} · ${plural((r.speakers || []).length, "speaker")} · language: ${languages} · dominant emotion: ${r.emotion ? r.emotion.dominant : "–"}`;
   for (const fmt of ["json", "csv", "srt", "vtt", "pdf"]) {
     const a = document.getElementById(`export-${fmt}`);
     a.href = withToken(`${API}/analyses/${id}/export?format=${fmt}`, token);
@@ -81,6 +98,17 @@ function render(s, upload, token) {
   renderTranscript(r.segments);
   renderFeatures(r.segments);
   renderExplanations(s, token);
+}
+
+// "1 segment", "2 segments", "no speakers".
+function plural(n, noun) { return `${n || "no"} ${noun}${n === 1 ? "" : "s"}`; }
+
+// How long the job took, queued work excluded: from its start to its end (the analysis'
+// own processing time leaves out explaining and writing the exports).
+function jobSeconds(s) {
+  const started = Date.parse(s.started_at), finished = Date.parse(s.finished_at);
+  if (Number.isFinite(started) && Number.isFinite(finished) && finished >= started) return (finished - started) / 1000;
+  return s.result.processing_time_s;
 }
 
 function renderSpeakers(r) {
@@ -162,10 +190,10 @@ function renderFeatures(segments) {
   const table = document.getElementById("features");
   const rows = segments.filter((s) => s.features);
   if (!rows.length) { table.replaceChildren(el("tr", {}, el("td", {}, "No features were computed."))); return; }
-  const keys = ["f0_mean_hz", "f0_range_semitones", "energy_db_mean", "speaking_rate_wps", "voiced_fraction", "jitter_local", "shimmer_local", "hnr_db"];
+  const keys = Object.keys(FEATURE_LABELS);
   const fmt = (v) => (v === null || v === undefined ? "–" : Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2));
   table.replaceChildren(
-    el("thead", {}, el("tr", {}, el("th", {}, "segment"), keys.map((k) => el("th", {}, k.replaceAll("_", " "))))),
+    el("thead", {}, el("tr", {}, el("th", {}, "segment"), keys.map((k) => el("th", {}, FEATURE_LABELS[k])))),
     el("tbody", {}, rows.map((s) => el("tr", {}, el("td", {}, fmtTime(s.start)), keys.map((k) => el("td", {}, fmt(s.features[k])))))),
   );
 }
@@ -183,20 +211,29 @@ async function renderExplanations(s, token) {
     return;
   }
   const parts = [];
+  const figure = (seg, kind) => {
+    const fig = ex.visualizations.find((v) => v.name === `segment-${seg.segment}-${kind}`);
+    return fig ? el("figure", { class: "figure", "data-kind": kind },
+      el("img", { src: withToken(fig.url, token), alt: FIGURES[kind], loading: "lazy" }),
+      el("figcaption", { class: "muted" }, FIGURES[kind])) : null;
+  };
   for (const seg of ex.segments) {
     const a = seg.attribution;
     parts.push(el("h3", {}, `Segment ${seg.segment} (${fmtTime(seg.start)} – ${fmtTime(seg.end)}): ${seg.predicted}`));
+    // one plain sentence first, then the figures a lay reader can follow
+    if (seg.summary) parts.push(el("p", { class: "explain-summary" }, seg.summary));
+    parts.push(...PLAIN_FIGURES.map((kind) => figure(seg, kind)).filter(Boolean));
+    // the checks and the model internals, folded away
+    const advanced = [];
     if (a) {
       const scores = a.deletion.map((d) => `${d.method} ${d.faithfulness >= 0 ? "+" : ""}${d.faithfulness.toFixed(3)}`).join(", ");
-      parts.push(el("p", { class: "faithfulness" }, `Faithfulness (random-order deletion area minus the method's; positive means the method found what the model relies on): ${scores}. ${a.exact ? "Exact" : "Sampled"} Shapley values.`));
+      advanced.push(el("p", { class: "faithfulness" }, `Faithfulness (random-order deletion area minus the method's; positive means the method found what the model relies on): ${scores}. ${a.exact ? "Exact" : "Sampled"} Shapley values.`));
     }
-    if (seg.budget) parts.push(el("p", { class: "muted" }, `${seg.evaluations} of at most ${seg.budget} model evaluations (time attribution and counterfactuals).`));
-    for (const [kind, text] of Object.entries(FIGURES)) {
-      const name = `segment-${seg.segment}-${kind}`;
-      const fig = ex.visualizations.find((v) => v.name === name);
-      if (!fig) continue;
-      parts.push(el("figure", { class: "figure", "data-kind": kind },
-        el("img", { src: withToken(fig.url, token), alt: text, loading: "lazy" }), el("figcaption", { class: "muted" }, text)));
+    if (seg.budget) advanced.push(el("p", { class: "muted" }, `${seg.evaluations} of at most ${seg.budget} model evaluations (time attribution and counterfactuals).`));
+    advanced.push(...ADVANCED_FIGURES.map((kind) => figure(seg, kind)).filter(Boolean));
+    if (advanced.length) {
+      parts.push(el("details", { class: "advanced" },
+        el("summary", {}, "Advanced: faithfulness checks and model internals"), ...advanced));
     }
   }
   if (!parts.length) parts.push(el("p", { class: "muted" }, "No segment could be explained."));
