@@ -283,8 +283,7 @@ def adapted_encoder_prefix(
     source = resolve_whisper_model(model) / "model.bin"
     stat = source.stat()
     digest = hashlib.sha256(
-        f"{_CACHE_FORMAT}|{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{n_layers}|{alpha}"
-        .encode()
+        f"{_CACHE_FORMAT}|{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{n_layers}|{alpha}".encode()
     )
     for key in sorted(adapters):
         digest.update(key.encode())
@@ -301,7 +300,7 @@ def adapted_encoder_prefix(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
-            np.savez(tmp, **prefix.to_arrays())
+            np.savez(tmp, **prefix.to_arrays())  # type: ignore[arg-type]  # numpy stub: kwargs
         os.replace(tmp.name, path)
     except OSError as error:
         logging.getLogger(__name__).debug("Encoder prefix not cached: %s", error)
