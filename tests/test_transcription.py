@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -12,8 +10,8 @@ from emotivoice.transcription import (
     DECODE_TOKENS_PER_S,
     DECODE_TOKENS_SLACK,
     Transcriber,
-    _BudgetedTemperatures,
     _BudgetSpent,
+    _LimitedPasses,
 )
 
 # nEMO speech under four LibriSpeech talkers at 0 dB: Whisper base invents Russian text in a
@@ -21,15 +19,19 @@ from emotivoice.transcription import (
 HALLUCINATED = "nemo-MK0_fear_4.opus+babble"
 
 
-def test_budgeted_temperatures_cut_retries_and_windows() -> None:
-    spent = _BudgetedTemperatures(time.perf_counter() - 1, time.perf_counter() - 1)
-    assert list(spent) == [0.0]  # the first pass of the first window always runs
+def test_limited_passes_cut_retries_and_windows() -> None:
+    one = _LimitedPasses(1)
+    assert list(one) == [0.0]  # the first pass of the first window always runs
     with pytest.raises(_BudgetSpent):
-        iter(spent)  # a second window after the deadline
-    open_ended = _BudgetedTemperatures(time.perf_counter() + 60, time.perf_counter() + 60)
-    assert list(open_ended) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    assert list(open_ended) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]  # every window gets its own
-    assert open_ended[0] == 0.0 and len(open_ended) == 6
+        iter(one)  # no pass left for a second window
+    three = _LimitedPasses(3)
+    assert list(three) == [0.0, 0.2, 0.4]  # a failing window retries while passes remain
+    with pytest.raises(_BudgetSpent):
+        iter(three)
+    shared = _LimitedPasses(3)
+    assert next(iter(shared)) == 0.0  # a window whose first pass met the checks
+    assert list(shared) == [0.0, 0.2]  # the next window gets what is left
+    assert shared[0] == 0.0 and len(shared) == 6
 
 
 @pytest.fixture(scope="module")

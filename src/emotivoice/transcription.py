@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -52,12 +51,11 @@ _MEL_FRAMES_PER_S = 100
 #   a repetition loop stops at a length proportional to the audio instead of 448 tokens;
 DECODE_TOKENS_PER_S = 12
 DECODE_TOKENS_SLACK = 16
-# - after a failed pass, the next temperature is tried only while the segment's decoding has
-#   taken less than this many seconds per second of audio (the first pass always runs).
-FALLBACK_BUDGET_S_PER_S = 0.5
-# - after this many seconds per second of audio no further 30 s window of the segment is
-#   decoded (a window whose text stops short of the segment's end is followed by another).
-DECODE_BUDGET_S_PER_S = 1.0
+# - a segment gets at most this many decoding passes, plus one per 15 s of audio: the first
+#   pass always runs; retries at higher temperatures (after a pass fails the checks below) and
+#   further 30 s windows (after a window whose text stops short of the segment's end) share
+#   the rest. Counting passes, not seconds, keeps the result the same on a busy machine.
+MAX_DECODING_PASSES = 2
 # faster-whisper's own checks of a pass (its transcribe() defaults): a text that compresses more
 # than this is repetitive, a lower mean token log-probability is a guess; either asks for a
 # pass at the next temperature, unless Whisper says the audio is not speech.
@@ -226,10 +224,11 @@ class Transcriber:
         """Decode one encoded segment in ``language``; ``offset`` is its start in the file.
 
         The work is bounded by the segment's length: at most :data:`DECODE_TOKENS_PER_S` tokens
-        a second of audio per pass (``max_new_tokens`` sets another cap), and a failed pass is
-        retried at the next temperature only within :data:`FALLBACK_BUDGET_S_PER_S`;
-        ``fallback=False`` allows no retry (quick provisional passes). A transcript whose chosen
-        pass failed Whisper's checks, or ran into the token cap, is ``low_confidence``.
+        a second of audio per pass (``max_new_tokens`` sets another cap) and at most
+        :data:`MAX_DECODING_PASSES` passes plus one per 15 s of audio, retries and further
+        windows included; ``fallback=False`` allows no retry (quick provisional passes). A
+        transcript whose chosen pass failed Whisper's checks, or ran into the token cap, or
+        whose later windows were left out, is ``low_confidence``.
         """
         from faster_whisper.tokenizer import Tokenizer
 
@@ -243,14 +242,11 @@ class Transcriber:
         # the prompt (at most the trimmed context and the start tokens) and the new tokens share
         # Whisper's 448 positions
         cap = min(cap, self.model.max_length - _PROMPT_CONTEXT_TOKENS - 4)
-        started = time.perf_counter()
-        budget_s = FALLBACK_BUDGET_S_PER_S * audio_s if fallback else 0.0
+        passes = MAX_DECODING_PASSES + int(audio_s // 15) if fallback else 1
         options = dataclasses.replace(
             self._decoding_options(tokenizer, previous_tokens),
             max_new_tokens=cap,
-            temperatures=_BudgetedTemperatures(
-                started + budget_s, started + DECODE_BUDGET_S_PER_S * audio_s
-            ),
+            temperatures=_LimitedPasses(passes),
         )
         pieces, cut = [], False
         try:
@@ -339,37 +335,36 @@ class _BudgetSpent(Exception):
     """Raised inside faster-whisper's decoding loop to stop a segment's decoding."""
 
 
-class _BudgetedTemperatures(Sequence[float]):
-    """Whisper's fallback temperatures, cut short once a segment's time budget is spent.
+class _LimitedPasses(Sequence[float]):
+    """Whisper's fallback temperatures, handed out for at most ``max_passes`` passes.
 
     faster-whisper decodes a segment window by window (after a pass whose last timestamp falls
     short of the end, it encodes and decodes again from there) and, in each window, tries
     ``for temperature in options.temperatures`` until a pass meets its checks, else keeps the
-    best pass. Iterating this sequence bounds both without a copy of that loop:
-
-    - each window gets its first temperature, and further ones only before
-      ``fallback_deadline`` (``time.perf_counter()`` seconds);
-    - a window that starts after ``window_deadline`` raises :class:`_BudgetSpent` (hard audio
-      makes every pass invent text to its token cap and the windows go on: measured, three
-      windows and 10 s for 1.6 s of noisy speech); the windows already decoded are kept.
+    best pass. Iterating this sequence bounds both without a copy of that loop: each
+    temperature handed out is one pass; a window's retries stop when the passes are used up,
+    and a window that starts then raises :class:`_BudgetSpent` (hard audio makes every pass
+    invent text to its token cap and the windows go on: measured, three windows and 10 s for
+    1.6 s of noisy speech); the windows already decoded are kept.
     """
 
-    def __init__(self, fallback_deadline: float, window_deadline: float) -> None:
-        self._fallback_deadline = fallback_deadline
-        self._window_deadline = window_deadline
+    def __init__(self, max_passes: int) -> None:
+        self._max_passes = max_passes
+        self._passes = 0
         self._windows = 0
 
     def __iter__(self) -> Iterator[float]:
-        if self._windows and time.perf_counter() >= self._window_deadline:
+        if self._windows and self._passes >= self._max_passes:
             raise _BudgetSpent
         self._windows += 1
         return self._temperatures()
 
     def _temperatures(self) -> Iterator[float]:
         for i, temperature in enumerate(_TEMPERATURES):
-            if i and time.perf_counter() >= self._fallback_deadline:
-                logger.debug("Fallback budget spent before temperature %.1f", temperature)
+            if i and self._passes >= self._max_passes:
+                logger.debug("Decoding passes used up before temperature %.1f", temperature)
                 return
+            self._passes += 1
             yield temperature
 
     def __len__(self) -> int:
