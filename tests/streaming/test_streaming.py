@@ -71,10 +71,7 @@ def test_segments_are_batch_analysis_of_the_endpointed_spans(analyzer: Analyzer,
     finals = [e for e in events if isinstance(e, SegmentEvent)]
     streamed = [e.segment for e in finals]
     heard = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
-    defaults = StreamOptions()
-    endpointer = SpeechEndpointer(
-        analyzer.options.vad, defaults.endpoint_silence_ms, defaults.trailing_pad_ms
-    )
+    endpointer = SpeechEndpointer(analyzer.options.vad, StreamOptions().endpoint_silence_ms)
     turns = endpointer.push(heard) + endpointer.flush(heard.size)
     spans = [t.span for t in turns if t.kind == "end" and t.span is not None]
     context, batch = SegmentContext(), []
@@ -84,7 +81,7 @@ def test_segments_are_batch_analysis_of_the_endpointed_spans(analyzer: Analyzer,
         batch.append(result.segment)
     assert streamed == batch
     assert "john dashwood" in " ".join(s.text for s in streamed).lower()
-    # 100 ms frames: the 100 ms pad is heard frames before the 300 ms pause ends an utterance
+    # 100 ms frames: the 200 ms pad is heard a frame before the 300 ms pause ends an utterance
     assert any(e.speculative for e in finals)
 
 

@@ -131,7 +131,6 @@ class StartMessage(BaseModel):
     partials: bool = True
     partial_interval_s: float = Field(default=0.5, gt=0, le=10)
     endpoint_silence_ms: int = Field(default=300, ge=0, le=10000)
-    trailing_pad_ms: int = Field(default=100, ge=0, le=1000)
     save: bool = True
     final_window: Literal["full", "fit"] = "fit"
     speculative: bool = True
@@ -235,7 +234,6 @@ class _Session:
             partials=start.partials,
             partial_interval_s=start.partial_interval_s,
             endpoint_silence_ms=start.endpoint_silence_ms,
-            trailing_pad_ms=start.trailing_pad_ms,
             max_duration_s=self.limits.max_stream_seconds,
             keep_recording=start.save,
             final_window=start.final_window,

@@ -79,10 +79,6 @@ class StreamOptions:
         partial_interval_s: new audio between two partial hypotheses.
         endpoint_silence_ms: pause that ends an utterance. Shorter means faster final segments
             but more, shorter segments (Whisper transcribes isolated fragments a little worse).
-        trailing_pad_ms: audio kept after an utterance's last speech (batch analysis keeps the
-            VAD's ``speech_pad_ms``, 200 ms). A final segment's models can start only once it
-            has been heard, so a shorter pad sends finals sooner; 100 ms still holds the fading
-            end of the last word, which the VAD already counts as silence.
         max_duration_s: longest stream accepted; the recording is kept up to this length.
         keep_recording: keep the whole stream (16-bit) for :meth:`StreamingAnalyzer.recording_wav`.
         final_window: ``fit`` (default): final segments' encoder window is just longer than
@@ -106,7 +102,6 @@ class StreamOptions:
     partials: bool = True
     partial_interval_s: float = 0.5
     endpoint_silence_ms: int = 300
-    trailing_pad_ms: int = 100
     max_duration_s: float = 3600.0
     keep_recording: bool = True
     final_window: str = "fit"
@@ -122,8 +117,6 @@ class StreamOptions:
             raise InvalidConfigError("partial_interval_s must be a positive number of seconds.")
         if not 0 <= self.endpoint_silence_ms <= 10_000:
             raise InvalidConfigError("endpoint_silence_ms must be between 0 and 10000.")
-        if not 0 <= self.trailing_pad_ms <= 1_000:
-            raise InvalidConfigError("trailing_pad_ms must be between 0 and 1000.")
         if self.max_duration_s <= 0:
             raise InvalidConfigError("max_duration_s must be a positive number of seconds.")
 
@@ -194,9 +187,7 @@ class StreamingAnalyzer:
             )
         )
         self._decoder = StreamDecoder(opts.encoding, opts.sample_rate, opts.channels)
-        self._endpointer = SpeechEndpointer(
-            analyzer.options.vad, opts.endpoint_silence_ms, opts.trailing_pad_ms
-        )
+        self._endpointer = SpeechEndpointer(analyzer.options.vad, opts.endpoint_silence_ms)
         self._context = SegmentContext(language=opts.language or base.language)
         self._buffer = np.zeros(0, dtype=np.float32)
         self._buffer_start = 0  # stream sample index of self._buffer[0]
