@@ -32,6 +32,10 @@ def test_limited_passes_cut_retries_and_windows() -> None:
     assert next(iter(shared)) == 0.0  # a window whose first pass met the checks
     assert list(shared) == [0.0, 0.2]  # the next window gets what is left
     assert shared[0] == 0.0 and len(shared) == 6
+    quick = _LimitedPasses(2, retries=False)  # provisional passes: windows, never retries
+    assert list(quick) == [0.0] and list(quick) == [0.0]
+    with pytest.raises(_BudgetSpent):
+        iter(quick)
 
 
 @pytest.fixture(scope="module")

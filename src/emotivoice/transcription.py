@@ -226,7 +226,7 @@ class Transcriber:
         The work is bounded by the segment's length: at most :data:`DECODE_TOKENS_PER_S` tokens
         a second of audio per pass (``max_new_tokens`` sets another cap) and at most
         :data:`MAX_DECODING_PASSES` passes plus one per 15 s of audio, retries and further
-        windows included; ``fallback=False`` allows no retry (quick provisional passes). A
+        windows included; ``fallback=False`` allows no retry at a higher temperature. A
         transcript whose chosen pass failed Whisper's checks, or ran into the token cap, or
         whose later windows were left out, is ``low_confidence``.
         """
@@ -242,11 +242,10 @@ class Transcriber:
         # the prompt (at most the trimmed context and the start tokens) and the new tokens share
         # Whisper's 448 positions
         cap = min(cap, self.model.max_length - _PROMPT_CONTEXT_TOKENS - 4)
-        passes = MAX_DECODING_PASSES + int(audio_s // 15) if fallback else 1
         options = dataclasses.replace(
             self._decoding_options(tokenizer, previous_tokens),
             max_new_tokens=cap,
-            temperatures=_LimitedPasses(passes),
+            temperatures=_LimitedPasses(MAX_DECODING_PASSES + int(audio_s // 15), fallback),
         )
         pieces, cut = [], False
         try:
@@ -348,8 +347,9 @@ class _LimitedPasses(Sequence[float]):
     1.6 s of noisy speech); the windows already decoded are kept.
     """
 
-    def __init__(self, max_passes: int) -> None:
+    def __init__(self, max_passes: int, retries: bool = True) -> None:
         self._max_passes = max_passes
+        self._retries = retries  # False: one temperature a window (quick provisional passes)
         self._passes = 0
         self._windows = 0
 
@@ -361,7 +361,7 @@ class _LimitedPasses(Sequence[float]):
 
     def _temperatures(self) -> Iterator[float]:
         for i, temperature in enumerate(_TEMPERATURES):
-            if i and self._passes >= self._max_passes:
+            if i and (not self._retries or self._passes >= self._max_passes):
                 logger.debug("Decoding passes used up before temperature %.1f", temperature)
                 return
             self._passes += 1
