@@ -106,6 +106,31 @@ def test_speculative_finals_are_discarded_when_speech_resumes(
     assert streams[1].stats().speculations_discarded == 0
 
 
+@pytest.mark.slow
+def test_audio_sent_before_stop_makes_the_same_finals_without_extra_passes(
+    analyzer: Analyzer, jfk_samples
+) -> None:
+    # After the client's stop, the audio still queued is fed with ending=True: no partial and no
+    # speculative pass (they would only delay finish), and the very same final segments.
+    data = pcm(jfk_samples)
+    normal = run(StreamingAnalyzer(analyzer), data, 3200)
+    stream = StreamingAnalyzer(analyzer)
+    half = len(data) // 2 // 3200 * 3200
+    events = [e for i in range(0, half, 3200) for e in stream.feed(data[i : i + 3200])]
+    partials_before = stream.stats().partials
+    ending = [
+        e
+        for i in range(half, len(data), 3200)
+        for e in stream.feed(data[i : i + 3200], ending=True)
+    ]
+    events += ending + stream.finish()
+    assert not any(isinstance(e, PartialEvent) for e in ending)
+    assert stream.stats().partials == partials_before
+    assert not any(e.speculative for e in ending if isinstance(e, SegmentEvent))
+    finals = [e.segment for e in events if isinstance(e, SegmentEvent)]
+    assert finals == [e.segment for e in normal if isinstance(e, SegmentEvent)]
+
+
 def test_opus_stream_decodes_like_the_file(encoded_jfk: dict[str, Path]) -> None:
     for name in ("ogg-opus", "webm-opus"):
         data = encoded_jfk[name].read_bytes()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -362,7 +363,9 @@ class _Session:
             self.queued_bytes -= len(item)
             self.drained.set()
             try:
-                events = await run_in_threadpool(stream.feed, item, self.queue.empty())
+                events = await run_in_threadpool(
+                    functools.partial(stream.feed, item, self.queue.empty(), ending=self.stopping)
+                )
             except StreamTooLongError as e:
                 await self._send(ErrorEvent(code=api_error(e)[1], message=e.message))
                 await self._finish(save)

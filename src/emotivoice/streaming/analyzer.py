@@ -212,13 +212,18 @@ class StreamingAnalyzer:
         """Seconds of audio received so far."""
         return self._received / SAMPLE_RATE
 
-    def feed(self, data: bytes, partials: bool = True) -> list[StreamEvent]:
+    def feed(
+        self, data: bytes, partials: bool = True, *, ending: bool = False
+    ) -> list[StreamEvent]:
         """Decode ``data``; returns VAD events, final segments due, and maybe a partial.
 
         Args:
             data: the next bytes of the stream, any length.
             partials: allow a partial hypothesis now (a server passes ``False`` while more
                 audio is already waiting, so that it catches up first).
+            ending: the client has asked to stop and this is audio it sent before: no partial
+                and no speculative pass (the end of the open utterance is known now; a pass
+                made ahead of it would only delay :meth:`finish`). Final segments are the same.
 
         Raises:
             AudioDecodeError: the bytes are not audio of the announced encoding.
@@ -226,9 +231,9 @@ class StreamingAnalyzer:
         """
         events = self._push(self._decoder.feed(data))
         events += self._finalise_pending()
-        if self.options.speculative:
+        if self.options.speculative and not ending:
             self._speculate()
-        if partials and self.options.partials:
+        if partials and self.options.partials and not ending:
             events += self._maybe_partial()
         return events
 
