@@ -11,7 +11,7 @@ import pytest
 from emotivoice.audio import load_audio
 from emotivoice.cli import main
 from emotivoice.errors import (
-    AudioDecodeError,
+    AudioFileNotFoundError,
     AudioTooLongError,
     InvalidConfigError,
     InvalidTargetError,
@@ -111,7 +111,7 @@ def _csv(tmp_path: Path, rows: list[str]) -> Path:
 
 def test_inputs_are_checked_before_attacking(tmp_path: Path, data_dir: Path) -> None:
     clip = data_dir / "librispeech" / "61-70968-0011.flac"
-    with pytest.raises(AudioDecodeError, match="file not found"):
+    with pytest.raises(AudioFileNotFoundError, match="no such file"):
         load_attack_csv(_csv(tmp_path, ["missing.flac,hello there"]))
     with pytest.raises(
         InvalidTargetError, match=r"61-70968-0011\.flac: The target transcript is empty"
@@ -172,7 +172,7 @@ def test_cli_reports_bad_input_without_loading_a_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["attack", str(_csv(tmp_path, ["nowhere.flac,hello"]))]) == 1
-    assert "file not found" in capsys.readouterr().err
+    assert "no such file. [FILE_NOT_FOUND]" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["attack", str(tmp_path / "one.flac")])
     assert exit_info.value.code == 2
