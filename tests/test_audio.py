@@ -11,6 +11,7 @@ import pytest
 from emotivoice.audio import SAMPLE_RATE, load_audio
 from emotivoice.errors import (
     AudioDecodeError,
+    AudioFileNotFoundError,
     AudioTooLongError,
     EmptyAudioError,
     InvalidConfigError,
@@ -173,8 +174,9 @@ def test_bad_array_inputs() -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(AudioDecodeError, match="not found"):
+    with pytest.raises(AudioFileNotFoundError, match="no such file") as raised:
         load_audio(tmp_path / "nope.wav")
+    assert isinstance(raised.value, FileNotFoundError) and raised.value.code == "FILE_NOT_FOUND"
 
 
 def test_probe_matches_decoding_in_every_format(
