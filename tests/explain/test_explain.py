@@ -368,7 +368,9 @@ def test_cli_explain_writes_report(
     assert code == 0
     # stderr is no terminal here: progress comes as plain lines, explaining included
     err = capsys.readouterr().err
-    assert "\r" not in err and "explaining emotions" in err, repr(err)
+    # the stage line ("explaining emotions") or, when the analysis took under 2 s, the first
+    # plain line already names the segment being explained
+    assert "\r" not in err and "explaining" in err, repr(err)
     folder = tmp_path / f"{angry_clip.stem}-explain"
     names = {p.name for p in folder.iterdir()}
     assert {"distribution.png", "timeline.png", "segment-0.json", "segment-0-windows.png"} <= names

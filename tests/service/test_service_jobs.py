@@ -173,7 +173,7 @@ def test_explanations_through_the_service(client: TestClient, short_wav: Path) -
     pdf = client.get(f"{API}/analyses/{aid}/export?format=pdf")
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
-    assert "Explanations" in text and "Window attributions" in text and "fellow" in text
+    assert "Explanations" in text and "Where in the segment" in text and "fellow" in text
 
 
 def test_serve_creates_the_embedded_queue_before_its_workers(tmp_path: Path) -> None:
