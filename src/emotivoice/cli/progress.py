@@ -34,8 +34,8 @@ class FileProgress:
         stream: where feedback goes (default ``sys.stderr``).
         tty: whether ``stream`` is a terminal (default: ask it).
         enabled: ``False`` shows nothing (``--quiet``).
-        show_after: seconds of work before any feedback.
-        log_every: seconds between plain lines without a terminal.
+        show_after: seconds of work before any feedback (default :data:`SHOW_AFTER_S`).
+        log_every: seconds between plain lines without a terminal (default :data:`LOG_EVERY_S`).
     """
 
     def __init__(
@@ -46,13 +46,16 @@ class FileProgress:
         stream: TextIO | None = None,
         tty: bool | None = None,
         enabled: bool = True,
-        show_after: float = SHOW_AFTER_S,
-        log_every: float = LOG_EVERY_S,
+        show_after: float | None = None,
+        log_every: float | None = None,
     ) -> None:
         self.name, self.total = name, total
         self.stream = stream if stream is not None else sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
-        self.enabled, self.show_after, self.log_every = enabled, show_after, log_every
+        self.enabled = enabled
+        # read at each start (not bound at import), so that a caller or a test may change them
+        self.show_after = SHOW_AFTER_S if show_after is None else show_after
+        self.log_every = LOG_EVERY_S if log_every is None else log_every
         self.done, self.message = 0.0, "loading models, finding speech"
         self.started = time.monotonic()
         self._logged_at: float | None = None  # when the last plain line was written
