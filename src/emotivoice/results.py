@@ -263,6 +263,12 @@ class FileEmotion:
     valence: float | None = None
     intensity: float | None = None
 
+    @property
+    def summary(self) -> str:
+        """``anger 63 %``, or ``uncertain (anger 38 %)`` when no emotion stands out."""
+        text = f"{self.dominant} {self.confidence:.0%}".replace("%", " %")
+        return f"uncertain ({text})" if self.uncertain else text
+
 
 @dataclass(frozen=True)
 class Word:
