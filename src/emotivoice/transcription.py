@@ -258,8 +258,8 @@ class Transcriber:
             cut = True
         words = tuple(
             Word(
-                start=round(offset + w.start, 3),
-                end=round(offset + w.end, 3),
+                start=round(float(offset + w.start), 3),
+                end=round(float(offset + w.end), 3),
                 text=w.word,
                 probability=round(float(w.probability), 4),
             )

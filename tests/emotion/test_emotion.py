@@ -263,7 +263,18 @@ def test_pipeline_returns_emotions(jfk_path: Path) -> None:
     assert segment.emotion is not None
     assert sum(segment.emotion.probabilities.values()) == pytest.approx(1, abs=1e-3)
     assert analysis.emotion is not None and analysis.emotion.backend == "whisper-head"
-    assert len(analysis.emotion.timeline) == len(analysis.segments)
+    # JFK's sentence parts are units scored on their own frames; the segment's windows span it
+    assert len(segment.units) >= 2
+    assert segment.units[0].start == segment.start and segment.units[-1].end == segment.end
+    texts = " ".join(u.text for u in segment.units)
+    assert "fellow Americans" in texts and "your country" in texts
+    per_unit = [u.emotion.probabilities for u in segment.units]
+    assert any(p != per_unit[0] for p in per_unit[1:])  # each scored on its own audio
+    assert all(1.0 <= u.duration <= 8.0 for u in segment.units)
+    windows = segment.timeline
+    assert len(windows) == pytest.approx((segment.duration - 2.0) / 0.5 + 1, abs=1.5)
+    assert np.allclose([sum(w.probabilities.values()) for w in windows], 1.0, atol=1e-3)
+    assert analysis.emotion.timeline == windows
     assert analysis.model.emotion_model == "whisper-head"
     data = json.loads(analysis.to_json())
     assert set(data["segments"][0]["emotion"]["probabilities"]) == set(BASE_EMOTIONS)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 
 from emotivoice.emotion.units import cut_units, ends_sentence, window_bounds
@@ -56,24 +53,3 @@ def test_no_words_is_one_unit_and_punctuation_rules() -> None:
 )
 def test_window_bounds(length: int, expected: list[tuple[int, int]]) -> None:
     assert window_bounds(length, 100, 25) == expected
-
-
-@pytest.mark.slow
-def test_sentences_said_differently_get_their_own_units(jfk_path: Path) -> None:
-    """The demo sample's shape on real speech: JFK's sentence parts are units scored on their own
-    frames; the segment's windows span it at the configured hop."""
-    import emotivoice
-
-    analysis = emotivoice.analyze(jfk_path, features=False)
-    (segment,) = analysis.segments
-    assert len(segment.units) >= 2
-    assert segment.units[0].start == segment.start and segment.units[-1].end == segment.end
-    texts = " ".join(u.text for u in segment.units)
-    assert "fellow Americans" in texts and "your country" in texts
-    per_unit = [u.emotion.probabilities for u in segment.units]
-    assert any(p != per_unit[0] for p in per_unit[1:])  # each scored on its own audio
-    assert all(1.0 <= u.duration <= 8.0 for u in segment.units)
-    windows = segment.timeline
-    assert len(windows) == pytest.approx((segment.duration - 2.0) / 0.5 + 1, abs=1.5)
-    assert np.allclose([sum(w.probabilities.values()) for w in windows], 1.0, atol=1e-3)
-    assert analysis.emotion is not None and analysis.emotion.timeline == windows

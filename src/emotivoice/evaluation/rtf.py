@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from emotivoice.emotion.backends import EmotionOptions
 from emotivoice.evaluation.datasets import reference_utterances
 from emotivoice.metrics import word_error_rate
 from emotivoice.pipeline import AnalyzeOptions, Analyzer
@@ -62,7 +63,8 @@ def run_benchmark(
     cpu_threads: int = 2,
     repeats: int = 1,
 ) -> BenchReport:
-    """Time plain faster-whisper, ``analyze`` without features, and full ``analyze``."""
+    """Time plain faster-whisper, ``analyze`` without features, without emotion, with emotion
+    per segment only (no sentence-level units or windows), and full ``analyze``."""
     items = reference_utterances(data_dir)
     transcription = TranscriptionOptions(
         model=model, beam_size=beam_size, device="cpu", compute_type="int8", cpu_threads=cpu_threads
@@ -72,6 +74,10 @@ def run_benchmark(
         AnalyzeOptions(transcription=transcription, features=False, emotion=None)
     )
     no_emotion = Analyzer(AnalyzeOptions(transcription=transcription, emotion=None))
+    # emotion per segment only: one unit and one window per segment (what sentence-level units
+    # and the window timeline add is the difference to the full run)
+    whole = EmotionOptions(unit_min_s=30, unit_max_s=30, window_s=30, window_hop_s=30)
+    segments_only = Analyzer(AnalyzeOptions(transcription=transcription, emotion=whole))
     whisper = full.transcriber.model  # the very same CTranslate2 model object
 
     def plain(path: Path) -> str:
@@ -82,6 +88,7 @@ def run_benchmark(
         "faster-whisper": plain,
         "emotivoice (no features, no emotion)": lambda p: no_features.analyze(p).text,
         "emotivoice (no emotion)": lambda p: no_emotion.analyze(p).text,
+        "emotivoice (emotion per segment only)": lambda p: segments_only.analyze(p).text,
         "emotivoice analyze": lambda p: full.analyze(p).text,
     }
     for run in contenders.values():  # warm-up: lazy initialisation and JIT compilation
