@@ -10,12 +10,21 @@ import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from emotivoice.audio import AudioInfo
 from emotivoice.errors import InvalidConfigError
 from emotivoice.export import WRITERS, SubtitleOptions, get_writer, subtitle_cues
-from emotivoice.results import SCHEMA_VERSION, Analysis, LanguageShare, ModelSettings, Segment, Word
+from emotivoice.results import (
+    SCHEMA_VERSION,
+    Analysis,
+    LanguageShare,
+    ModelSettings,
+    Segment,
+    Word,
+    analysis_json_schema,
+)
 
 
 def _analysis(segments: tuple[Segment, ...]) -> Analysis:
@@ -334,3 +343,40 @@ def test_pdf_report_pages_keep_the_layout_rules(data_dir: Path, tmp_path: Path) 
         assert "Glossary" in whole and all(t in whole for t in ("Jitter", "Shimmer", "HNR (dB)"))
         assert "Uncertain" in whole and "Transcript" in whole and "mean probability" not in whole
         assert "share of speech time" in whole.lower() or "speech time" in whole
+
+
+def test_analysis_json_of_schema_1_2_with_emotion_still_loads_and_exports() -> None:
+    """Files written before sentence-level units (schema 1.2) load: no units, no windows, no
+    dimensions, no granular levels; the file's emotion without confidence; every writer runs."""
+    import dataclasses
+
+    from emotivoice.results import EmotionScores, FileEmotion, GranularEmotion, TimelinePoint
+
+    probabilities = {"anger": 0.7, "fear": 0.1, "happiness": 0.05, "neutral": 0.05}
+    probabilities |= {"sadness": 0.05, "surprise": 0.05}
+    emotion = EmotionScores(
+        probabilities, "anger", 0.7, False, False, (GranularEmotion("rage", "anger", 0.7),), (), ()
+    )
+    segment = dataclasses.replace(SEGMENT, emotion=emotion)
+    point = TimelinePoint(segment.start, segment.end, probabilities, "anger")
+    analysis = dataclasses.replace(
+        _analysis((segment,)),
+        emotion=FileEmotion("whisper-head", probabilities, "anger", (point,)),
+    )
+    old = json.loads(analysis.to_json())
+    old["schema_version"] = "1.2"
+    for seg in old["segments"]:
+        del seg["units"], seg["timeline"]
+        for key in ("arousal", "valence", "intensity"):
+            del seg["emotion"][key]
+        del seg["emotion"]["primary"][0]["level"]
+    for key in ("confidence", "uncertain", "arousal", "valence", "intensity"):
+        del old["emotion"][key]
+    for p in old["emotion"]["timeline"]:
+        del p["arousal"], p["valence"]
+    jsonschema.validate(old, analysis_json_schema())
+    loaded = Analysis.from_dict(old)
+    assert loaded.segments[0].units == () and loaded.segments[0].emotion == emotion
+    assert loaded.emotion is not None and not loaded.emotion.uncertain
+    for fmt in ("json", "csv", "srt", "vtt"):
+        assert get_writer(fmt).render(loaded)

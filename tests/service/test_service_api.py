@@ -265,6 +265,7 @@ def test_job_runs_once_writes_exports_and_signs_its_callback(
         assert "fellow Americans" in status["result"]["text"]
         assert len(status["segments"]) == len(status["result"]["segments"]) >= 1
         assert status["dominant_emotion"] in status["result"]["emotion"]["distribution"]
+        assert status["emotion_uncertain"] is status["result"]["emotion"]["uncertain"]
         exported = client.get(f"{API}/analyses/{aid}/export?format=json").json()
         assert exported["text"] == status["result"]["text"]
         csv_text = client.get(f"{API}/analyses/{aid}/export?format=csv").text

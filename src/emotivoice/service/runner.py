@@ -211,6 +211,7 @@ def callback_body(store: Store, analysis_id: str) -> tuple[str, bytes] | None:
         "language": result.get("language"),
         "text": result.get("text"),
         "dominant_emotion": emotion.get("dominant"),
+        "emotion_uncertain": emotion.get("uncertain"),
         "error": {"code": row.error_code, "message": row.error_message} if row.error_code else None,
     }
     return row.callback_url, json.dumps(body, separators=(",", ":")).encode("utf-8")

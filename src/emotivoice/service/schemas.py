@@ -294,6 +294,11 @@ class AnalysisSummary(BaseModel):
     duration: StoredNumber | None = Field(description="Seconds of audio analysed.")
     language: str | None
     dominant_emotion: str | None
+    emotion_uncertain: bool | None = Field(
+        default=None,
+        description="True when no emotion stands out in the file (the dominant one's share is "
+        "below the uncertainty threshold); null without emotion.",
+    )
     error: ErrorBody | None
 
     @classmethod
@@ -338,6 +343,7 @@ def _summary_fields(row: AnalysisRow) -> dict[str, Any]:
         "duration": result.get("duration"),
         "language": result.get("language"),
         "dominant_emotion": emotion.get("dominant"),
+        "emotion_uncertain": emotion.get("uncertain"),
         "error": ErrorBody(code=row.error_code, message=row.error_message or "")
         if row.error_code
         else None,

@@ -56,7 +56,7 @@ async function track(file) {
 async function follow(id, state) {
   for (;;) {
     const s = await get(`/analyses/${id}`);
-    if (s.status === "completed") { state.textContent = `completed · ${s.dominant_emotion || "no emotion"}`; return; }
+    if (s.status === "completed") { state.textContent = `completed · ${emotionLabel(s)}`; return; }
     if (s.status === "failed") { state.replaceChildren(el("span", { class: "error" }, s.error ? s.error.message : "failed")); return; }
     if (s.status === "cancelled") { state.textContent = "cancelled"; return; }
     state.textContent = `${s.status} ${s.progress}% · ${s.stage}`;
@@ -87,7 +87,7 @@ async function refreshHistory() {
         el("td", {}, a.status === "failed" && a.error ? `failed: ${a.error.message}` : a.status),
         el("td", {}, fmtDate(a.created_at)),
         el("td", {}, fmtTime(a.duration)),
-        el("td", {}, a.dominant_emotion || "–")) })),
+        el("td", {}, a.dominant_emotion ? emotionLabel(a) : "–")) })),
       ...live.map((u) => ({ at: u.created_at, node: el("tr", { class: "live-recording" },
         el("td", {}, u.filename),
         el("td", {}, "live session, saved ", el("button", { type: "button", class: "secondary", onclick: async (ev) => {
@@ -107,3 +107,9 @@ async function refreshHistory() {
 }
 
 refreshHistory();
+
+// "anger", or "uncertain (anger)" when no emotion stands out in the file.
+function emotionLabel(a) {
+  if (!a.dominant_emotion) return "no emotion";
+  return a.emotion_uncertain ? `uncertain (${a.dominant_emotion})` : a.dominant_emotion;
+}
