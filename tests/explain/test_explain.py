@@ -657,3 +657,14 @@ def test_a_split_stereo_segment_is_explained_from_its_own_channel(data_dir: Path
         path, analysis, ExplainOptions(methods=("counterfactual",)), segment=second.id
     )
     assert explanation.probabilities == pytest.approx(second.emotion.probabilities, abs=2e-3)
+
+
+def test_timeline_steps_follow_in_time() -> None:
+    """Overlapping windows stand for the stretch around their centres; segments that do not
+    overlap keep their own start and end (one segment is a line, not a dot)."""
+    from emotivoice.explain.plots import step_spans
+
+    windows = [{"start": 0.0, "end": 2.0}, {"start": 0.5, "end": 2.5}, {"start": 1.0, "end": 3.0}]
+    assert step_spans(windows) == [(0.0, 1.25), (1.25, 1.75), (1.75, 3.0)]
+    segments = [{"start": 0.0, "end": 4.0}, {"start": 6.0, "end": 9.0}]
+    assert step_spans(segments) == [(0.0, 4.0), (6.0, 9.0)]

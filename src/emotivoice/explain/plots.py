@@ -69,11 +69,12 @@ def plot_time_shares(shares: Mapping[str, float], path: Path) -> Path:
 def plot_timeline(
     timeline: Sequence[Mapping[str, Any]], path: Path, duration: float | None = None
 ) -> Path:
-    """Smoothed probability of each emotion over the file: flat over each segment, joined
-    across the pauses, so a file of one segment still shows a line, not a point."""
+    """Probability of each emotion over the file: flat over the stretch each point (window, or
+    segment in older files) stands for, joined across the pauses, so a file of one segment still
+    shows a line, not a point (see :func:`step_spans`)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)
-    times = [t for p in timeline for t in (p["start"], p["end"])]
+    times = [t for span in step_spans(timeline) for t in span]
     for emotion in BASE_EMOTIONS:
         values = [p["probabilities"][emotion] for p in timeline for _ in (0, 1)]
         ax.plot(times, values, color=COLOURS[emotion], label=emotion, linewidth=1.8)
@@ -81,10 +82,26 @@ def plot_timeline(
     end = duration if duration else (times[-1] if times else 1.0)
     ax.set_xlim(0, end)
     ax.set_xlabel("time in the recording (s)")
-    ax.set_ylabel("probability (smoothed)")
+    ax.set_ylabel("probability (sliding windows)")
     ax.set_title("Emotion timeline")
     ax.legend(ncol=3, fontsize=8, loc="upper right")
     return _save(fig, path)
+
+
+def step_spans(points: Sequence[Mapping[str, Any]]) -> list[tuple[float, float]]:
+    """The stretch each timeline point stands for: its own start and end, cut halfway to a
+    neighbour's centre where the two overlap (sliding windows), so the stretches follow in time
+    (the web UI's ``stepSpans`` does the same)."""
+    centres = [(p["start"] + p["end"]) / 2 for p in points]
+    spans = []
+    for i, p in enumerate(points):
+        a, b = float(p["start"]), float(p["end"])
+        if i > 0 and points[i - 1]["end"] > a:
+            a = (centres[i - 1] + centres[i]) / 2
+        if i + 1 < len(points) and points[i + 1]["start"] < b:
+            b = (centres[i] + centres[i + 1]) / 2
+        spans.append((a, b))
+    return spans
 
 
 def plot_speaker_lanes(segments: Sequence[Any], path: Path) -> Path:

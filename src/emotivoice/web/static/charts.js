@@ -46,16 +46,30 @@ export function timelineChart(points, duration, label = "Emotion timeline") {
     const t = (total * i) / ticks;
     root.append(svg("text", { x: x(t), y: height - 8, "text-anchor": "middle" }, tick(t, total)));
   }
+  const spans = stepSpans(points);
   for (const e of EMOTIONS) {
     if (!points.length) break;
-    // flat over each segment, joined across the pauses: one segment is a line, not a dot
+    // flat over each point's own stretch, joined across the pauses: one segment is a line, not
+    // a dot, and overlapping windows never draw backwards
     const d = points.map((p, i) => {
       const level = y(p.probabilities[e] || 0).toFixed(1);
-      return `${i ? "L" : "M"}${x(p.start).toFixed(1)},${level} L${x(p.end).toFixed(1)},${level}`;
+      return `${i ? "L" : "M"}${x(spans[i][0]).toFixed(1)},${level} L${x(spans[i][1]).toFixed(1)},${level}`;
     }).join(" ");
     root.append(svg("path", { d, fill: "none", stroke: COLOURS[e], "stroke-width": 2, class: "timeline-line" }));
   }
   return root;
+}
+
+// The stretch each timeline point stands for: its own start and end, cut halfway to a
+// neighbour's centre where the two overlap (sliding windows), so the stretches follow in time.
+export function stepSpans(points) {
+  const centre = (p) => (p.start + p.end) / 2;
+  return points.map((p, i) => {
+    const prev = points[i - 1], next = points[i + 1];
+    const a = prev && prev.end > p.start ? (centre(prev) + centre(p)) / 2 : p.start;
+    const b = next && next.start < p.end ? (centre(p) + centre(next)) / 2 : p.end;
+    return [a, b];
+  });
 }
 
 // Colour per speaker (colour-blind-safe Okabe–Ito order); the emotion palette stays for emotions.
