@@ -254,3 +254,91 @@ def format_summary(summary: dict[str, dict[str, Any]]) -> str:
             f"{arousal:>8}  " + ", ".join(f"{k} {v}" for k, v in s["dominant"].items())
         )
     return "\n".join(lines)
+
+
+def licence_sentences(path: Path, count: int, min_words: int = 8, max_words: int = 30) -> list[str]:
+    """Prose sentences of a plain-text licence (read-speech material unlike any benchmark text)."""
+    import re
+
+    text = " ".join(path.read_text(encoding="utf-8", errors="replace").split())
+    sentences = [s.strip() for s in re.split(r"(?<=[.;:])\s+", text)]
+    chosen = [
+        s for s in sentences if min_words <= len(s.split()) <= max_words and s[:1].isalpha()
+    ]
+    return chosen[:count]
+
+
+def calibration_clips(data: Path, tts_folder: Path, sentences: int = 12) -> list[NaturalClip]:
+    """Calm read speech for fitting a correction, disjoint from :func:`benchmark_clips`: other
+    texts (the Apache licence's prose, nEMO's neutral sentences as text) read by other voices
+    (espeak-ng ``en-us+m3``, ``en+f2`` and ``pl``, flite ``kal`` and ``awb``)."""
+    english = licence_sentences(Path("/usr/share/common-licenses/Apache-2.0"), sentences)
+    with (data / "nemo" / "data.tsv").open(encoding="utf-8") as f:
+        polish = sorted({r["raw_text"] for r in csv.DictReader(f, delimiter="\t") if r["emotion"] == "neutral"})
+    polish = polish[:: max(1, len(polish) // sentences)][:sentences]
+    voices: list[tuple[str, Callable[[str, Path], list[str]], list[str]]] = []
+    if shutil.which("espeak-ng"):
+        for variant, texts in (("en-us+m3", english), ("en+f2", english), ("pl", polish)):
+            voices.append(
+                (f"espeak-{variant}", lambda t, o, v=variant: ["espeak-ng", "-v", v, "-w", str(o), t], texts)
+            )
+    if shutil.which("flite"):
+        for variant in ("kal", "awb"):
+            voices.append(
+                (f"flite-{variant}", lambda t, o, v=variant: ["flite", "-voice", v, "-t", t, "-o", str(o)], english)
+            )
+    clips = []
+    for name, command, texts in voices:
+        named = [(f"s{i:02d}", t) for i, t in enumerate(texts)]
+        clips += synthesise(named, [(name, command)], tts_folder)
+    return clips
+
+
+@dataclass(frozen=True)
+class HeadUnits:
+    """The default emotion head's raw outputs on the speech pieces of recordings."""
+
+    logits: np.ndarray  # (pieces, 6), uncalibrated
+    states: list[np.ndarray]  # each piece's encoder states (positions, 512)
+    clips: tuple[str, ...]  # the recording of each piece
+    groups: tuple[str, ...]
+
+
+def head_units(clips: Sequence[NaturalClip], max_piece_s: float = 8.0) -> HeadUnits:
+    """Score each recording's speech pieces (VAD, at most ``max_piece_s``, about a sentence) with
+    the default head directly, without transcription: fast material for fitting and checking a
+    correction (the benchmark itself runs the product)."""
+    from emotivoice.audio import load_audio
+    from emotivoice.emotion.head import EmotionHead, own_log_mel
+    from emotivoice.segmentation import VadOptions, detect_speech
+
+    head = EmotionHead.load()
+    logits, states, names, groups = [], [], [], []
+    for clip in clips:
+        samples = load_audio(clip.path).samples
+        for span in detect_speech(samples, VadOptions(max_segment_s=max_piece_s)):
+            piece = samples[span.start_sample : span.end_sample]
+            h = head.prefix_states(own_log_mel(piece))[0]
+            logits.append(head.logits(h))
+            states.append(h.astype(np.float16))
+            names.append(clip.name)
+            groups.append(clip.group)
+    return HeadUnits(np.asarray(logits), states, tuple(names), tuple(groups))
+
+
+def run_natural_speech_benchmark(
+    data: Path,
+    tts_folder: Path,
+    per_corpus: int = 20,
+    emotion_model: str = "default",
+    dimensions: Any | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[list[UnitResult], dict[str, dict[str, Any]]]:
+    """Every benchmark recording through the product; the units and their summary."""
+    units: list[UnitResult] = []
+    clips = benchmark_clips(data, tts_folder, per_corpus)
+    for number, clip in enumerate(clips, start=1):
+        units += analyse_clip(clip, dimensions, emotion_model=emotion_model)
+        if progress is not None:
+            progress(f"{number}/{len(clips)} {clip.name}")
+    return units, summarise(units)
