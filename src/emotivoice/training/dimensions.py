@@ -1,4 +1,4 @@
-"""Training and evaluating the arousal/valence/intensity head (:mod:`emotivoice.emotion.dimensions`).
+"""Training and evaluating the arousal/valence/intensity head (`emotion.dimensions`).
 
 Data: RAVDESS actors 01–20 and nEMO, the emotion recipe's corpora. Targets (the model card
 states them with their sources):
@@ -82,7 +82,9 @@ def read_clips(root: Path) -> list[DimensionClip]:
             emotion = "surprise" if row["emotion"] == "surprised" else row["emotion"]
             path = root / "nemo" / "samples" / row["file_id"]
             if emotion in AROUSAL and path.exists():
-                clips.append(DimensionClip(path, "nemo", f"nemo-{row['speaker_id']}", emotion, None))
+                clips.append(
+                    DimensionClip(path, "nemo", f"nemo-{row['speaker_id']}", emotion, None)
+                )
     return clips
 
 
@@ -297,7 +299,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def evaluate(
-    table: FeatureTable, feature_set: str, c: float = 0.01, ravdess_folds: int = 4, nemo_folds: int = 3
+    table: FeatureTable,
+    feature_set: str,
+    c: float = 0.01,
+    ravdess_folds: int = 4,
+    nemo_folds: int = 3,
 ) -> dict[str, Any]:
     """Speaker-disjoint (both corpora in training, one corpus's speakers held out) and
     cross-corpus figures of every dimension; Platt scaling fitted on the out-of-fold scores of
@@ -346,7 +352,9 @@ def _inner_platt(
     return fit_platt(raw[keep], target[keep])
 
 
-def fit_head(table: FeatureTable, feature_set: str, c: float, metadata: dict[str, Any]) -> dict[str, Any]:
+def fit_head(
+    table: FeatureTable, feature_set: str, c: float, metadata: dict[str, Any]
+) -> dict[str, Any]:
     """The arrays of a :class:`~emotivoice.emotion.dimensions.DimensionHead` trained on every
     clip (Platt scaling from speaker-disjoint out-of-fold scores)."""
     everything = np.ones(len(table.clips), bool)
@@ -419,7 +427,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = logger.
             "frozen_prefix_evaluations": report["frozen"],
             "training_speakers": sorted(set(table.speakers.tolist())),
         }
-        np.savez(args.export, **fit_head(table, "adapted", args.c, metadata))  # type: ignore[arg-type]
+        np.savez(args.export, **fit_head(table, "adapted", args.c, metadata))
     return 0
 
 
