@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from emotivoice.emotion.dimensions import DimensionHead
+from emotivoice.errors import ModelNotFoundError
 from emotivoice.evaluation.datasets import data_dir
 from emotivoice.evaluation.natural_speech import format_summary, run_natural_speech_benchmark
 
@@ -31,12 +32,17 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write every unit and the summary here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    try:
+        dimensions: DimensionHead | None = DimensionHead.load()
+    except ModelNotFoundError as error:
+        print(f"no arousal: {error.message}", file=sys.stderr)
+        dimensions = None
     units, summary = run_natural_speech_benchmark(
         data_dir(Path(args.data) if args.data else None),
         Path(args.tts),
         args.per_corpus,
         args.emotion_model,
-        DimensionHead.load(),
+        dimensions,
         progress=lambda line: print(line, file=sys.stderr),
     )
     print(format_summary(summary))
