@@ -41,6 +41,7 @@ from emotivoice.results import (
     LanguageShare,
     ModelSettings,
     Segment,
+    TimelinePoint,
 )
 from emotivoice.segmentation import SpeechSpan, VadOptions, detect_speech
 from emotivoice.transcription import (
@@ -143,7 +144,11 @@ _EMOTION_KEYS = {
     "uncertain_below": "uncertain_below",
     "short_segment_s": "short_segment_s",
     "label_map": "label_map",
-    "timeline_sigma_s": "timeline_sigma_s",
+    "unit_min_s": "unit_min_s",
+    "unit_max_s": "unit_max_s",
+    "unit_pause_s": "unit_pause_s",
+    "window_s": "window_s",
+    "window_hop_s": "window_hop_s",
     "emotion_device": "device",
 }
 
@@ -264,7 +269,9 @@ class Analyzer:
         # free on a small CPU: decoding, features and emotion of a 4 s segment took 0.49 s instead
         # of 0.95 s one after the other on two cores).
         with ThreadPoolExecutor(1, thread_name_prefix="emotivoice-acoustics") as beside:
-            acoustics = beside.submit(self._acoustics, samples, encoded)
+            acoustics = beside.submit(
+                self._acoustics, samples, encoded, round(span.start, _SECONDS_DECIMALS)
+            )
             running_language, previous_tokens = context.running_language, context.previous_tokens
             if context.language is None:
                 language, probability = self._segment_language(encoded, running_language)
@@ -277,17 +284,24 @@ class Analyzer:
             )
             features, emotion = acoustics.result()
         segment = self._segment(index, span, transcript, features, emotion)
+        if self.emotion is not None and segment.emotion is not None:
+            # units need the words: scored once the transcript is there
+            units = self.emotion.score_units(
+                samples, encoded, transcript.words, segment.start, segment.emotion
+            )
+            segment = dataclasses.replace(segment, units=units)
         following = dataclasses.replace(
             context, running_language=language, previous_tokens=transcript.tokens
         )
         return SegmentResult(segment=segment, encoded=encoded, span=span), following
 
     def _acoustics(
-        self, samples: np.ndarray, encoded: EncodedSegment
-    ) -> tuple[AcousticFeatures | None, EmotionScores | None]:
-        """What a segment's audio says without its text: features (no rates yet) and emotion."""
+        self, samples: np.ndarray, encoded: EncodedSegment, start: float
+    ) -> tuple[AcousticFeatures | None, tuple[EmotionScores, tuple[TimelinePoint, ...]] | None]:
+        """What a segment's audio says without its text: features (no rates yet), the
+        segment's emotion and its sliding windows."""
         features = extract_features(samples, SAMPLE_RATE) if self.options.features else None
-        emotion = self.emotion.score(samples, encoded) if self.emotion else None
+        emotion = self.emotion.score_segment(samples, encoded, start) if self.emotion else None
         return features, emotion
 
     def _segment_language(
@@ -309,7 +323,7 @@ class Analyzer:
         span: SpeechSpan,
         transcript: SegmentTranscript,
         features: AcousticFeatures | None,
-        emotion: EmotionScores | None,
+        emotion: tuple[EmotionScores, tuple[TimelinePoint, ...]] | None,
     ) -> Segment:
         words = transcript.words
         if features is not None:
@@ -330,7 +344,8 @@ class Analyzer:
             no_speech_prob=round(transcript.no_speech_prob, 4),
             words=transcript.words,
             features=features,
-            emotion=emotion,
+            emotion=emotion[0] if emotion is not None else None,
+            timeline=emotion[1] if emotion is not None else (),
             low_confidence=transcript.low_confidence,
         )
 
@@ -384,10 +399,7 @@ class Analyzer:
     def _file_emotion(self, segments: Sequence[Segment]) -> FileEmotion | None:
         if self.emotion is None:
             return None
-        scored = [s for s in segments if s.emotion is not None]
-        return self.emotion.summarise(
-            [(s.start, s.end) for s in scored], [s.emotion for s in scored if s.emotion]
-        )
+        return self.emotion.summarise(segments)
 
 
 def _with_speaker(

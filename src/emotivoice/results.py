@@ -31,6 +31,7 @@ __all__ = [
     "AudioInfo",
     "ComplexEmotion",
     "EmotionScores",
+    "EmotionUnit",
     "FileEmotion",
     "GranularEmotion",
     "LanguageShare",
@@ -45,8 +46,10 @@ __all__ = [
 
 #: 1.1 added speakers (``speaker``/``channel`` on segments and words, ``speakers`` per analysis,
 #: ``model.diarization``); 1.0 files still load, with no speakers. 1.2 added ``low_confidence`` on
-#: segments; older files load with it false.
-SCHEMA_VERSION = "1.2"
+#: segments; older files load with it false. 1.3 added sentence-level ``units`` and the sliding
+#: window ``timeline`` on segments, arousal/valence/intensity on emotions, a ``level`` on granular
+#: emotions and ``confidence``/``uncertain`` on the file's emotion; older files load without them.
+SCHEMA_VERSION = "1.3"
 N_MFCC = 13  # MFCC means per segment (features.py computes them)
 
 
@@ -151,11 +154,14 @@ FEATURE_LABELS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class GranularEmotion:
-    """A fine-grained emotion with the base emotion it refines and a confidence in [0, 1]."""
+    """A fine-grained emotion: the base emotion it refines, at one intensity ``level``
+    (``low``, ``medium``, ``high``; ``None`` in files before schema 1.3), and its own score in
+    [0, 1] (the base probability × how clearly the level fits)."""
 
     name: str
     base: str
     confidence: float
+    level: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,9 +180,14 @@ class EmotionScores:
     Attributes:
         probabilities: calibrated probability per base emotion (sums to 1).
         dominant: the most probable base emotion; ``confidence`` its probability.
-        uncertain: top probability below the threshold, or a segment under ``short_segment_s``.
-        short: the segment is shorter than ``short_segment_s``.
-        primary, secondary: granular emotions from the taxonomy; complex: blends of the top two.
+        uncertain: top probability below the threshold, or a stretch under ``short_segment_s``.
+        short: the stretch is shorter than ``short_segment_s``.
+        primary, secondary: the granular emotion of the most probable and of the second most
+            probable base emotion (each when probable enough; at most one each); complex: the
+            blend of those two when both are probable.
+        arousal, valence, intensity: the dimensions in [0, 1] (calibrated probabilities of high
+            arousal, positive valence and a strong expression); ``None`` when the backend has
+            no dimension head.
     """
 
     probabilities: dict[str, float]
@@ -187,26 +198,76 @@ class EmotionScores:
     primary: tuple[GranularEmotion, ...]
     secondary: tuple[GranularEmotion, ...]
     complex: tuple[ComplexEmotion, ...]
+    arousal: float | None = None
+    valence: float | None = None
+    intensity: float | None = None
+
+
+@dataclass(frozen=True)
+class EmotionUnit:
+    """A sentence-level stretch of a segment (cut at sentence ends and pauses in the words) and
+    its emotion, scored on the unit's own audio.
+
+    Attributes:
+        start, end: times in seconds; a segment's units cover it end to end.
+        text: the words of the unit.
+        emotion: its emotion.
+    """
+
+    start: float
+    end: float
+    text: str
+    emotion: EmotionScores
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.end - self.start
 
 
 @dataclass(frozen=True)
 class TimelinePoint:
-    """Smoothed base-emotion probabilities at one segment."""
+    """Base-emotion probabilities (and arousal and valence, when the backend has them) of one
+    sliding window of speech (or, in files before schema 1.3, of one smoothed segment)."""
 
     start: float
     end: float
     probabilities: dict[str, float]
     dominant: str
+    arousal: float | None = None
+    valence: float | None = None
 
 
 @dataclass(frozen=True)
 class FileEmotion:
-    """File-level emotion: duration-weighted distribution and the smoothed timeline."""
+    """File-level emotion.
+
+    Attributes:
+        backend: the emotion model.
+        distribution: base-emotion probabilities weighted by the duration of each sentence-level
+            unit (of each segment in files before schema 1.3).
+        dominant: the most probable base emotion of the distribution; ``confidence`` its share.
+        uncertain: the distribution's top share is below the uncertainty threshold: no emotion
+            stands out.
+        timeline: sliding windows over the speech, in time order.
+        arousal, valence, intensity: duration-weighted means of the units' dimensions.
+    """
 
     backend: str
     distribution: dict[str, float]
     dominant: str
     timeline: tuple[TimelinePoint, ...]
+    confidence: float = 0.0
+    uncertain: bool = False
+    arousal: float | None = None
+    valence: float | None = None
+    intensity: float | None = None
+
+    @property
+    def summary(self) -> str:
+        """``anger 63 %``, or ``uncertain (anger 38 %)`` when no emotion stands out."""
+        text = f"{self.dominant} {self.confidence:.0%}".replace("%", " %")
+        return f"uncertain ({text})" if self.uncertain else text
 
 
 @dataclass(frozen=True)
@@ -236,7 +297,11 @@ class Segment:
         no_speech_prob: Whisper's probability that the segment holds no speech.
         words: the words with their times.
         features: acoustic and voice-quality features of the segment's audio.
-        emotion: base-emotion probabilities, granular and complex emotions, uncertainty.
+        emotion: base-emotion probabilities, dimensions, granular and complex emotions and
+            uncertainty of the whole segment.
+        units: the segment's sentence-level units, each with its own emotion (the whole segment
+            is one unit when it holds one sentence); empty without emotion.
+        timeline: the segment's sliding emotion windows (see ``EmotionOptions.window_s``).
         speaker: who speaks (``SPEAKER_1``, ...); ``None`` without diarization.
         channel: the recording's channel the segment was heard on, when channels were analysed
             apart (stereo calls); ``None`` otherwise.
@@ -260,6 +325,8 @@ class Segment:
     speaker: str | None = None
     channel: int | None = None
     low_confidence: bool = False
+    units: tuple[EmotionUnit, ...] = ()
+    timeline: tuple[TimelinePoint, ...] = ()
 
     @property
     def duration(self) -> float:
@@ -342,7 +409,7 @@ class Analysis:
         segments: the speech segments in time order; empty for silence.
         model: model and settings used.
         processing_time_s: wall time of the analysis.
-        emotion: duration-weighted emotion distribution and smoothed timeline of the file.
+        emotion: the file's emotion distribution (weighted by unit duration) and timeline.
         speakers: per-speaker talk time, turns, prosody and emotion; empty without diarization.
     """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -16,6 +17,7 @@ from emotivoice.emotion.torch_head import head_module
 from emotivoice.errors import InvalidConfigError, ModelIntegrityError, ModelNotFoundError
 from emotivoice.metrics import classification_report
 from emotivoice.pipeline import AnalyzeOptions
+from emotivoice.results import EmotionUnit, Segment
 from emotivoice.training.augment import augment, channel_eq
 from emotivoice.training.config import TrainConfig
 from emotivoice.training.corpora import read_corpus
@@ -74,8 +76,13 @@ def test_default_head_and_broken_files(tmp_path: Path) -> None:
         EmotionHead.load(broken)
 
 
+def _segment(start: float, end: float, units: tuple[EmotionUnit, ...] = ()) -> Segment:
+    emotion = units[0].emotion if units else None
+    return Segment(0, start, end, "", "en", 1.0, 0.0, 0.0, (), None, emotion, units=units)
+
+
 def test_uncertainty_short_segments_and_file_summary() -> None:
-    analyzer = EmotionAnalyzer(EmotionOptions(uncertain_below=0.5, timeline_sigma_s=1.0))
+    analyzer = EmotionAnalyzer(EmotionOptions(uncertain_below=0.5))
     confident = analyzer.scores_from_probabilities(
         np.array([0.8, 0.04, 0.04, 0.04, 0.04, 0.04]), 3.0
     )
@@ -85,13 +92,20 @@ def test_uncertainty_short_segments_and_file_summary() -> None:
     short = analyzer.scores_from_probabilities(np.array([0.8, 0.04, 0.04, 0.04, 0.04, 0.04]), 0.6)
     assert short.short and short.uncertain
     sad = analyzer.scores_from_probabilities(np.array([0.04, 0.04, 0.04, 0.04, 0.8, 0.04]), 1.0)
-    summary = analyzer.summarise([(0.0, 3.0), (10.0, 11.0)], [confident, sad])
+    # one segment of two units (3 s of anger, 1 s of sadness), and a segment without units
+    # (a file before schema 1.3) that counts as one unit
+    first = _segment(
+        0.0, 4.0, (EmotionUnit(0.0, 3.0, "", confident), EmotionUnit(3.0, 4.0, "", sad))
+    )
+    old = dataclasses.replace(_segment(10.0, 11.0), emotion=sad)
+    summary = analyzer.summarise([first, old])
     assert summary is not None
-    # duration-weighted: 3 s of anger against 1 s of sadness
-    assert summary.distribution["anger"] == pytest.approx((3 * 0.8 + 0.04) / 4, abs=1e-3)
-    assert summary.dominant == "anger"
-    assert [p.dominant for p in summary.timeline] == ["anger", "sadness"]  # far apart: kept
-    assert analyzer.summarise([], []) is None
+    assert summary.distribution["anger"] == pytest.approx((3 * 0.8 + 2 * 0.04) / 5, abs=1e-3)
+    assert summary.dominant == "anger" and summary.confidence == summary.distribution["anger"]
+    assert summary.uncertain  # anger's share 0.496 is below 0.5: nothing stands out
+    # without windows, the timeline has a point per unit
+    assert [p.dominant for p in summary.timeline] == ["anger", "sadness", "sadness"]
+    assert analyzer.summarise([]) is None
 
 
 def test_options_validation_and_flat_keywords() -> None:

@@ -62,7 +62,8 @@ def test_health_ready_and_reference_routes(client: TestClient) -> None:
     store.worker_alive("host:123")
     assert client.get(f"{API}/ready").status_code == 200
     emotions = client.get(f"{API}/emotions").json()
-    assert emotions["granular_count"] >= 20 and "happiness" in emotions["base"]
+    assert emotions["granular_count"] == 18 and "happiness" in emotions["base"]
+    assert emotions["granular"]["anger"]["high"] == "rage" and "arousal" in emotions["dimensions"]
     assert "de" in client.get(f"{API}/languages").json()["languages"]
     assert any(m["name"] == "base" for m in client.get(f"{API}/models").json()["whisper"])
     assert client.get(f"{API}/openapi.json").json()["info"]["title"] == "EmotiVoice"

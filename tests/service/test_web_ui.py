@@ -124,6 +124,11 @@ def test_upload_analyse_result_and_exports(browser: Any, server: str, jfk_path: 
     segment = page.locator("#transcript .segment").first
     emotion = segment.get_attribute("data-emotion")
     assert emotion and f"emo-{emotion}" in (segment.get_attribute("class") or "")
+    # JFK's sentence parts are units, each with its own emotion chips
+    units = page.locator("#transcript .segment .unit")
+    assert units.count() >= 2
+    assert all(u.get_attribute("data-emotion") for u in units.all())
+    assert units.first.locator(".chip").count() >= 1
     assert page.locator("#distribution svg").count() == 1
     assert page.locator("#timeline svg").count() == 1
     # one segment of 11 s: each emotion a line across the segment, not a dot at its centre
@@ -137,6 +142,7 @@ def test_upload_analyse_result_and_exports(browser: Any, server: str, jfk_path: 
     assert "HNR (dB)" in headers and "pitch mean (Hz)" in headers and "hnr db" not in headers
     summary = page.inner_text("#summary")
     assert " 1 segment · 1 speaker · " in summary and "1 segments" not in summary, summary
+    assert re.search(r"dominant emotion: (uncertain \()?\w+ \d+%", summary), summary
     # "completed in" is the job's own duration, exports and all, not the segments' analysis
     job = httpx.get(f"{server}/api/v1/analyses/{page.url.rsplit('/', 1)[-1]}").json()
     took = (

@@ -94,7 +94,7 @@ def _analyze_one(
         segments=len(analysis.segments),
         words=sum(len(s.words) for s in analysis.segments),
         speakers=len(analysis.speakers),
-        emotion=analysis.emotion.dominant if analysis.emotion else "-",
+        emotion=analysis.emotion.summary if analysis.emotion else "-",
     )
 
 
@@ -204,6 +204,13 @@ def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         "taxonomy": args.taxonomy,
         "diarization": not args.no_diarization,
     }
+    if not args.no_emotion:
+        options.update(
+            unit_min_s=args.unit_min,
+            unit_max_s=args.unit_max,
+            window_s=args.window,
+            window_hop_s=args.window / 4,
+        )
     if not args.no_diarization:
         options.update(
             speakers=args.speakers,
@@ -396,6 +403,32 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("--taxonomy", default=None, help="your own emotion taxonomy YAML file")
     p.add_argument("--no-emotion", action="store_true", help="skip emotion recognition")
+    from emotivoice.emotion.backends import EmotionOptions  # the engine's defaults
+
+    emotion = EmotionOptions()
+    p.add_argument(
+        "--unit-max",
+        type=float,
+        default=emotion.unit_max_s,
+        metavar="S",
+        help="longest sentence-level emotion unit, s (units are cut at sentence ends and "
+        f"pauses; default {emotion.unit_max_s:g})",
+    )
+    p.add_argument(
+        "--unit-min",
+        type=float,
+        default=emotion.unit_min_s,
+        metavar="S",
+        help=f"shortest unit, s (shorter ones join a neighbour; default {emotion.unit_min_s:g})",
+    )
+    p.add_argument(
+        "--window",
+        type=float,
+        default=emotion.window_s,
+        metavar="S",
+        help=f"emotion timeline window, s, stepped by a quarter of it (default "
+        f"{emotion.window_s:g})",
+    )
     _add_speaker_options(p)
     p.add_argument(
         "--explain",

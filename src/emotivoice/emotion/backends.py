@@ -27,11 +27,20 @@ from emotivoice.audio import SAMPLE_RATE
 from emotivoice.emotion.head import EmotionHead, own_log_mel
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.emotion.taxonomy import Taxonomy, load_taxonomy
+from emotivoice.emotion.units import cut_units, window_bounds
 from emotivoice.errors import InvalidConfigError, ModelNotFoundError
 from emotivoice.extras import require_extra
-from emotivoice.results import EmotionScores, FileEmotion, TimelinePoint
+from emotivoice.results import (
+    EmotionScores,
+    EmotionUnit,
+    FileEmotion,
+    Segment,
+    TimelinePoint,
+    Word,
+)
 
 if TYPE_CHECKING:
+    from emotivoice.emotion.dimensions import DimensionHead
     from emotivoice.transcription import EncodedSegment
 
 logger = logging.getLogger(__name__)
@@ -54,7 +63,11 @@ class EmotionOptions:
         short_segment_s: segments shorter than this are scored but always flagged uncertain.
         label_map: for Hugging Face backends, checkpoint label → base emotion (overrides the
             built-in prefix rules; map a label to ``""`` to drop it).
-        timeline_sigma_s: width of the Gaussian smoothing of the emotion timeline.
+        unit_min_s, unit_max_s: length limits of a sentence-level unit (see
+            :func:`~emotivoice.emotion.units.cut_units`).
+        unit_pause_s: a pause between words at least this long ends a unit.
+        window_s, window_hop_s: length and step of the sliding windows of the emotion
+            timeline (the windows pool the segment's encoder states: no extra encoder pass).
         device: ``cpu`` or ``cuda`` for Hugging Face backends.
     """
 
@@ -63,14 +76,30 @@ class EmotionOptions:
     uncertain_below: float = 0.4
     short_segment_s: float = 1.0
     label_map: Mapping[str, str] | None = None
-    timeline_sigma_s: float = 5.0
+    unit_min_s: float = 1.0
+    unit_max_s: float = 8.0
+    unit_pause_s: float = 0.5
+    window_s: float = 2.0
+    window_hop_s: float = 0.5
     device: str = "cpu"
 
     def __post_init__(self) -> None:
         if not 0 <= self.uncertain_below <= 1:
             raise InvalidConfigError("uncertain_below must be between 0 and 1")
-        if self.short_segment_s < 0 or self.timeline_sigma_s <= 0:
-            raise InvalidConfigError("short_segment_s must be ≥ 0 and timeline_sigma_s > 0")
+        if self.short_segment_s < 0:
+            raise InvalidConfigError("short_segment_s must be ≥ 0")
+        if not 0 < self.unit_min_s <= self.unit_max_s:
+            raise InvalidConfigError(
+                f"unit_min_s ({self.unit_min_s}) must be above 0 and at most unit_max_s "
+                f"({self.unit_max_s})"
+            )
+        if self.unit_pause_s <= 0:
+            raise InvalidConfigError("unit_pause_s must be above 0")
+        if not 0 < self.window_hop_s <= self.window_s <= 30:
+            raise InvalidConfigError(
+                f"window_hop_s ({self.window_hop_s}) must be above 0 and at most window_s "
+                f"({self.window_s}), itself at most 30 s"
+            )
 
 
 class EmotionBackend(Protocol):
@@ -86,17 +115,44 @@ class EmotionBackend(Protocol):
 class WhisperHeadBackend:
     """The trained head over the segment's Whisper encoder states (shared with transcription)."""
 
+    #: encoder positions per second of audio (20 ms each)
+    POSITIONS_PER_S = 50
+
     def __init__(self, path: str | None = None) -> None:
         self.head = EmotionHead.load(path)
         self.name = "whisper-head" if path is None else f"whisper-head:{self.head.name}"
+        self.dimension_head: DimensionHead | None = None
 
-    def probabilities(self, samples: np.ndarray, encoded: EncodedSegment | None) -> np.ndarray:
-        if self.head.prefix_layers:  # the head runs its own encoder layers on the segment
-            mel = encoded.own_features[None] if encoded is not None else own_log_mel(samples)
-            return self.head.probabilities(self.head.prefix_states(mel)[0])
+    def states(
+        self,
+        samples: np.ndarray,
+        encoded: EncodedSegment | None,
+        span: tuple[float, float] | None = None,
+    ) -> np.ndarray:
+        """The head's input ``(positions, features)`` for the segment, or for the stretch
+        ``span`` (seconds from the segment's start) of it: a head with its own encoder layers
+        runs them on that stretch's own log-mel frames."""
+        if self.head.prefix_layers:
+            mel = encoded.own_features if encoded is not None else own_log_mel(samples)[0]
+            if span is not None:  # two log-mel frames per encoder position
+                a = 2 * round(span[0] * self.POSITIONS_PER_S)
+                b = max(a + 2, 2 * round(span[1] * self.POSITIONS_PER_S))
+                mel = mel[:, min(a, mel.shape[1] - 2) : min(b, mel.shape[1])]
+            return self.head.prefix_states(mel[None])[0]
         if encoded is None:
             raise InvalidConfigError("The Whisper emotion head needs the segment's encoder states")
-        return self.head.probabilities(encoded.states)
+        if span is None:
+            return encoded.states
+        a = round(span[0] * self.POSITIONS_PER_S)
+        b = max(a + 1, round(span[1] * self.POSITIONS_PER_S))
+        return encoded.states[min(a, len(encoded.states) - 1) : b]
+
+    def probabilities(self, samples: np.ndarray, encoded: EncodedSegment | None) -> np.ndarray:
+        return self.head.probabilities(self.states(samples, encoded))
+
+    def dimensions(self, states: np.ndarray) -> dict[str, float] | None:
+        """Arousal, valence and intensity of the states (``None`` without a dimension head)."""
+        return self.dimension_head.predict(states) if self.dimension_head is not None else None
 
 
 _HUB_PROBE_TIMEOUT_S = 3.0
@@ -235,7 +291,8 @@ def load_backend(options: EmotionOptions) -> EmotionBackend:
 
 
 class EmotionAnalyzer:
-    """Scores segments and summarises a file, with one backend and one taxonomy."""
+    """Scores segments, their sentence-level units and sliding windows, and summarises a file,
+    with one backend and one taxonomy."""
 
     def __init__(self, options: EmotionOptions | None = None) -> None:
         self.options = options or EmotionOptions()
@@ -244,15 +301,85 @@ class EmotionAnalyzer:
 
     def score(self, samples: np.ndarray, encoded: EncodedSegment | None) -> EmotionScores:
         """The emotion of one segment's audio (and its encoder states)."""
-        p = self.backend.probabilities(samples, encoded)
-        return self.scores_from_probabilities(p, len(samples) / SAMPLE_RATE)
+        return self.score_segment(samples, encoded, 0.0)[0]
 
-    def scores_from_probabilities(self, p: np.ndarray, duration: float) -> EmotionScores:
-        """Apply the uncertainty rules and the taxonomy to probabilities (6,)."""
+    def score_segment(
+        self, samples: np.ndarray, encoded: EncodedSegment | None, start: float
+    ) -> tuple[EmotionScores, tuple[TimelinePoint, ...]]:
+        """The emotion of a whole segment starting at ``start`` (seconds) and its sliding
+        windows (pooled from the same encoder states; a backend without states gives none)."""
+        duration = len(samples) / SAMPLE_RATE
+        backend = self.backend
+        if not isinstance(backend, WhisperHeadBackend):
+            return self.scores_from_probabilities(
+                backend.probabilities(samples, encoded), duration
+            ), ()
+        states = backend.states(samples, encoded)
+        scores = self._scores_of_states(backend, states, duration)
+        per_s = backend.POSITIONS_PER_S
+        window = max(1, round(self.options.window_s * per_s))
+        hop = max(1, round(self.options.window_hop_s * per_s))
+        timeline = []
+        for a, b in window_bounds(len(states), window, hop):
+            p = backend.head.probabilities(states[a:b])
+            dimensions = backend.dimensions(states[a:b])
+            timeline.append(
+                TimelinePoint(
+                    start=round(start + a / per_s, 3),
+                    end=round(min(start + b / per_s, start + duration), 3),
+                    probabilities=_rounded(p),
+                    dominant=BASE_EMOTIONS[int(np.argmax(p))],
+                    arousal=_rounded_value(dimensions, "arousal"),
+                    valence=_rounded_value(dimensions, "valence"),
+                )
+            )
+        return scores, tuple(timeline)
+
+    def score_units(
+        self,
+        samples: np.ndarray,
+        encoded: EncodedSegment | None,
+        words: Sequence[Word],
+        start: float,
+        whole: EmotionScores,
+    ) -> tuple[EmotionUnit, ...]:
+        """The segment's sentence-level units, each scored on its own audio; a segment that is
+        one unit keeps its own scores (``whole``)."""
+        o = self.options
+        duration = len(samples) / SAMPLE_RATE
+        spans = cut_units(
+            words, start, start + duration, o.unit_min_s, o.unit_max_s, o.unit_pause_s
+        )
+        if len(spans) == 1:
+            return (EmotionUnit(spans[0].start, spans[0].end, spans[0].text, whole),)
+        units = []
+        backend = self.backend
+        for span in spans:
+            a, b = span.start - start, span.end - start
+            if isinstance(backend, WhisperHeadBackend):
+                states = backend.states(samples, encoded, (a, b))
+                scores = self._scores_of_states(backend, states, b - a)
+            else:
+                piece = samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)]
+                scores = self.scores_from_probabilities(backend.probabilities(piece, None), b - a)
+            units.append(EmotionUnit(span.start, span.end, span.text, scores))
+        return tuple(units)
+
+    def _scores_of_states(
+        self, backend: WhisperHeadBackend, states: np.ndarray, duration: float
+    ) -> EmotionScores:
+        p = backend.head.probabilities(states)
+        return self.scores_from_probabilities(p, duration, backend.dimensions(states))
+
+    def scores_from_probabilities(
+        self, p: np.ndarray, duration: float, dimensions: Mapping[str, float] | None = None
+    ) -> EmotionScores:
+        """Apply the uncertainty rules and the taxonomy to probabilities (6,) and, when the
+        backend has them, the dimensions."""
         probabilities = {e: round(float(v), 4) for e, v in zip(BASE_EMOTIONS, p, strict=True)}
         dominant = BASE_EMOTIONS[int(np.argmax(p))]
         short = duration < self.options.short_segment_s
-        primary, secondary, blends = self.taxonomy.interpret(probabilities)
+        primary, secondary, blends = self.taxonomy.interpret(probabilities, dimensions)
         return EmotionScores(
             probabilities=probabilities,
             dominant=dominant,
@@ -262,36 +389,67 @@ class EmotionAnalyzer:
             primary=primary,
             secondary=secondary,
             complex=blends,
+            arousal=_rounded_value(dimensions, "arousal"),
+            valence=_rounded_value(dimensions, "valence"),
+            intensity=_rounded_value(dimensions, "intensity"),
         )
 
-    def summarise(
-        self, spans: Sequence[tuple[float, float]], scores: Sequence[EmotionScores]
-    ) -> FileEmotion | None:
-        """Duration-weighted distribution and Gaussian-smoothed timeline of a file's segments."""
-        if not scores:
+    def summarise(self, segments: Sequence[Segment]) -> FileEmotion | None:
+        """The emotion of a file (or of one speaker's segments): the distribution and the
+        dimensions weighted by the duration of each unit, the windows as the timeline."""
+        pieces = [
+            (unit.duration, unit.emotion)
+            for segment in segments
+            for unit in (segment.units or _whole(segment))
+        ]
+        if not pieces:
             return None
-        matrix = np.array([[s.probabilities[e] for e in BASE_EMOTIONS] for s in scores])
-        durations = np.array([max(end - start, 1e-3) for start, end in spans])
+        durations = np.array([max(d, 1e-3) for d, _ in pieces])
+        matrix = np.array([[e.probabilities[b] for b in BASE_EMOTIONS] for _, e in pieces])
         distribution = durations @ matrix / durations.sum()
-        centres = np.array([(start + end) / 2 for start, end in spans])
-        sigma = self.options.timeline_sigma_s
-        kernel = np.exp(-0.5 * ((centres[:, None] - centres[None, :]) / sigma) ** 2) * durations
-        smoothed = kernel @ matrix / kernel.sum(axis=1, keepdims=True)
-        timeline = tuple(
-            TimelinePoint(
-                start=round(start, 3),
-                end=round(end, 3),
-                probabilities=_rounded(row),
-                dominant=BASE_EMOTIONS[int(np.argmax(row))],
-            )
-            for (start, end), row in zip(spans, smoothed, strict=True)
-        )
+        top = int(np.argmax(distribution))
+        dimensions = {}
+        for name in ("arousal", "valence", "intensity"):
+            values = [getattr(e, name) for _, e in pieces]
+            if all(v is not None for v in values):
+                dimensions[name] = round(float(durations @ np.array(values) / durations.sum()), 4)
         return FileEmotion(
             backend=self.backend.name,
             distribution=_rounded(distribution),
-            dominant=BASE_EMOTIONS[int(np.argmax(distribution))],
-            timeline=timeline,
+            dominant=BASE_EMOTIONS[top],
+            timeline=tuple(p for segment in segments for p in _timeline_of(segment)),
+            confidence=round(float(distribution[top]), 4),
+            uncertain=float(distribution[top]) < self.options.uncertain_below,
+            **dimensions,
         )
+
+
+def _whole(segment: Segment) -> tuple[EmotionUnit, ...]:
+    """A segment without units (a file before schema 1.3) as one unit."""
+    if segment.emotion is None:
+        return ()
+    return (EmotionUnit(segment.start, segment.end, segment.text, segment.emotion),)
+
+
+def _timeline_of(segment: Segment) -> tuple[TimelinePoint, ...]:
+    """A segment's windows; without them (a backend with no states), a point per unit."""
+    if segment.timeline:
+        return segment.timeline
+    return tuple(
+        TimelinePoint(
+            u.start,
+            u.end,
+            dict(u.emotion.probabilities),
+            u.emotion.dominant,
+            u.emotion.arousal,
+            u.emotion.valence,
+        )
+        for u in (segment.units or _whole(segment))
+    )
+
+
+def _rounded_value(values: Mapping[str, float] | None, name: str) -> float | None:
+    return None if values is None else round(float(values[name]), 4)
 
 
 def _rounded(row: Any) -> dict[str, float]:

@@ -1,11 +1,16 @@
-"""The emotion taxonomy: granular and complex emotions derived from base probabilities.
+"""The emotion taxonomy: granular and complex emotions derived from the base probabilities and
+the dimensions (arousal, valence, intensity).
 
 The mapping is data (``taxonomy.yaml`` in this package, or a user's file of the same shape),
-validated at load; :meth:`Taxonomy.interpret` applies its rules to one probability vector.
+validated at load; :meth:`Taxonomy.interpret` applies its rules to one segment's or unit's
+scores. Each base emotion has three levels (low, medium, high) read from one dimension through a
+fuzzy partition, so a base emotion gets at most one granular name, scored by how probable the
+base emotion is and how clearly its dimension sits in that level.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -16,6 +21,10 @@ from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.errors import InvalidConfigError
 from emotivoice.results import ComplexEmotion, GranularEmotion
 
+LEVELS = ("low", "medium", "high")
+DIMENSIONS = ("arousal", "valence", "intensity")
+TAXONOMY_VERSION = 2
+
 
 class TaxonomyError(InvalidConfigError):
     """A taxonomy file is malformed; the message names the offending entry."""
@@ -24,49 +33,83 @@ class TaxonomyError(InvalidConfigError):
 
 
 @dataclass(frozen=True)
+class GranularRule:
+    """The levels of one base emotion: the dimension that sets them and a name per level."""
+
+    by: str
+    names: Mapping[str, str]  # level → granular name
+
+
+@dataclass(frozen=True)
 class Taxonomy:
     """Validated rules and vocabularies (see ``taxonomy.yaml`` for their meaning)."""
 
-    primary: Mapping[str, tuple[str, ...]]
-    secondary: Mapping[str, tuple[str, ...]]
-    primary_thresholds: Mapping[str, float]
+    granular: Mapping[str, GranularRule]
+    primary_min: Mapping[str, float]
     secondary_min: float
-    secondary_max: float
-    secondary_factor: float
+    blend_min: float
+    levels: Mapping[str, float]  # level → centre of its fuzzy set on [0, 1]
     complex_rules: Mapping[frozenset[str], str]
-    complex_min: float
 
     @property
     def granular_count(self) -> int:
         """Number of distinct granular emotion names."""
-        names = {n for v in (*self.primary.values(), *self.secondary.values()) for n in v}
-        return len(names)
+        return len({n for rule in self.granular.values() for n in rule.names.values()})
+
+    def level_memberships(self, value: float) -> dict[str, float]:
+        """How much ``value`` (0–1) belongs to each level: a triangular fuzzy partition whose
+        peaks are the level centres (the memberships sum to 1)."""
+        centres = sorted(self.levels.items(), key=lambda item: item[1])
+        out = {name: 0.0 for name, _ in centres}
+        if value <= centres[0][1]:
+            out[centres[0][0]] = 1.0
+            return out
+        if value >= centres[-1][1]:
+            out[centres[-1][0]] = 1.0
+            return out
+        for (low, a), (high, b) in itertools.pairwise(centres):
+            if a <= value <= b:
+                share = (value - a) / (b - a) if b > a else 1.0
+                out[low], out[high] = 1.0 - share, share
+                break
+        return out
+
+    def granular_emotion(
+        self, base: str, probability: float, dimensions: Mapping[str, float] | None
+    ) -> GranularEmotion:
+        """The one granular emotion of ``base``: its most likely level, scored
+        P(base) × membership of that level. Without dimensions the base probability stands in
+        for the rule's dimension."""
+        rule = self.granular[base]
+        value = dimensions[rule.by] if dimensions is not None else probability
+        memberships = self.level_memberships(float(value))
+        level = max(LEVELS, key=lambda name: memberships[name])
+        return GranularEmotion(
+            rule.names[level], base, round(probability * memberships[level], 4), level
+        )
 
     def interpret(
-        self, probabilities: Mapping[str, float]
+        self,
+        probabilities: Mapping[str, float],
+        dimensions: Mapping[str, float] | None = None,
     ) -> tuple[
         tuple[GranularEmotion, ...], tuple[GranularEmotion, ...], tuple[ComplexEmotion, ...]
     ]:
-        """Primary granular, secondary granular and complex emotions for base probabilities."""
+        """Primary and secondary granular emotions (of the two most probable base emotions, each
+        when probable enough) and the blend of those two when both are probable."""
         ranked = sorted(BASE_EMOTIONS, key=lambda e: -probabilities[e])
-        dominant, runner_up = ranked[0], ranked[1]
-        p = float(probabilities[dominant])
+        first, second = ranked[0], ranked[1]
+        p1, p2 = float(probabilities[first]), float(probabilities[second])
         primary: tuple[GranularEmotion, ...] = ()
-        if p >= self.primary_thresholds[dominant]:
-            primary = tuple(
-                GranularEmotion(n, dominant, round(p, 4)) for n in self.primary[dominant]
-            )
+        if p1 >= self.primary_min[first]:
+            primary = (self.granular_emotion(first, p1, dimensions),)
         secondary: tuple[GranularEmotion, ...] = ()
-        if self.secondary_min <= p < self.secondary_max:
-            confidence = round(p * self.secondary_factor, 4)
-            secondary = tuple(
-                GranularEmotion(n, dominant, confidence) for n in self.secondary[dominant]
-            )
+        if p2 >= self.secondary_min:
+            secondary = (self.granular_emotion(second, p2, dimensions),)
         blends: tuple[ComplexEmotion, ...] = ()
-        name = self.complex_rules.get(frozenset((dominant, runner_up)))
-        mean = (p + float(probabilities[runner_up])) / 2
-        if name is not None and mean > self.complex_min:
-            blends = (ComplexEmotion(name, (dominant, runner_up), round(mean, 4)),)
+        name = self.complex_rules.get(frozenset((first, second)))
+        if name is not None and min(p1, p2) >= self.blend_min:
+            blends = (ComplexEmotion(name, (first, second), round(min(p1, p2), 4)),)
         return primary, secondary, blends
 
 
@@ -76,16 +119,34 @@ def _number(value: Any, where: str, low: float = 0.0, high: float = 1.0) -> floa
     return float(value)
 
 
-def _names(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        raise TaxonomyError(f"{where} must be a non-empty list of names, got {value!r}")
-    return tuple(value)
+def _name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise TaxonomyError(f"{where} must be a name, got {value!r}")
+    return value.strip()
+
+
+def _granular(entry: Any, where: str) -> GranularRule:
+    if not isinstance(entry, dict):
+        raise TaxonomyError(f"{where} must map 'by' and {', '.join(LEVELS)} to names")
+    by = entry.get("by", "intensity")
+    if by not in DIMENSIONS:
+        raise TaxonomyError(f"{where}.by must be one of {', '.join(DIMENSIONS)}, got {by!r}")
+    return GranularRule(
+        by, {level: _name(entry.get(level), f"{where}.{level}") for level in LEVELS}
+    )
 
 
 def parse_taxonomy(document: Any, source: str = "taxonomy") -> Taxonomy:
     """Validate a loaded YAML document and build a :class:`Taxonomy`."""
     if not isinstance(document, dict):
         raise TaxonomyError(f"{source}: the document must be a mapping")
+    version = document.get("version", 1)
+    if version != TAXONOMY_VERSION:
+        raise TaxonomyError(
+            f"{source}: taxonomy version {version!r} is not supported; version "
+            f"{TAXONOMY_VERSION} names a low, medium and high level per base emotion: start "
+            "from the packaged file (docs/emotion-model-card.md shows it)"
+        )
     for key in ("rules", "granular", "complex"):
         if key not in document:
             raise TaxonomyError(f"{source}: missing section '{key}'")
@@ -99,25 +160,23 @@ def parse_taxonomy(document: Any, source: str = "taxonomy") -> Taxonomy:
             f"{source}: granular must list exactly the base emotions {', '.join(BASE_EMOTIONS)}"
             f" (unknown: {sorted(unknown)}, missing: {sorted(missing)})"
         )
-    primary, secondary = {}, {}
-    for base in BASE_EMOTIONS:
-        entry = granular[base]
-        if not isinstance(entry, dict):
-            raise TaxonomyError(f"{source}: granular.{base} must have 'primary' and 'secondary'")
-        primary[base] = _names(entry.get("primary"), f"{source}: granular.{base}.primary")
-        secondary[base] = _names(entry.get("secondary"), f"{source}: granular.{base}.secondary")
-    default = _number(rules.get("primary_threshold", 0.3), f"{source}: rules.primary_threshold")
-    overrides = rules.get("primary_thresholds") or {}
+    rules_of = {b: _granular(granular[b], f"{source}: granular.{b}") for b in BASE_EMOTIONS}
+    default = _number(rules.get("primary_min", 0.35), f"{source}: rules.primary_min")
+    overrides = rules.get("primary_min_by_emotion") or {}
     if not isinstance(overrides, dict) or set(overrides) - set(BASE_EMOTIONS):
-        raise TaxonomyError(f"{source}: rules.primary_thresholds must map base emotions to numbers")
-    thresholds = {
-        b: _number(overrides.get(b, default), f"{source}: rules.primary_thresholds.{b}")
+        raise TaxonomyError(
+            f"{source}: rules.primary_min_by_emotion must map base emotions to numbers"
+        )
+    primary_min = {
+        b: _number(overrides.get(b, default), f"{source}: rules.primary_min_by_emotion.{b}")
         for b in BASE_EMOTIONS
     }
-    low = _number(rules.get("secondary_min", 0.3), f"{source}: rules.secondary_min")
-    high = _number(rules.get("secondary_max", 0.7), f"{source}: rules.secondary_max")
-    if low > high:
-        raise TaxonomyError(f"{source}: rules.secondary_min ({low}) exceeds secondary_max ({high})")
+    levels = rules.get("levels", {"low": 0.2, "medium": 0.5, "high": 0.8})
+    if not isinstance(levels, dict) or set(levels) != set(LEVELS):
+        raise TaxonomyError(f"{source}: rules.levels must give a centre to each of {LEVELS}")
+    centres = {k: _number(levels[k], f"{source}: rules.levels.{k}") for k in LEVELS}
+    if not centres["low"] < centres["medium"] < centres["high"]:
+        raise TaxonomyError(f"{source}: rules.levels must rise from low to medium to high")
     complex_rules: dict[frozenset[str], str] = {}
     if not isinstance(document["complex"], list):
         raise TaxonomyError(f"{source}: 'complex' must be a list of {{pair, name}} entries")
@@ -132,16 +191,12 @@ def parse_taxonomy(document: Any, source: str = "taxonomy") -> Taxonomy:
             raise TaxonomyError(f"{where}.pair must be two distinct base emotions, got {pair!r}")
         complex_rules[frozenset(pair)] = entry["name"]
     return Taxonomy(
-        primary=primary,
-        secondary=secondary,
-        primary_thresholds=thresholds,
-        secondary_min=low,
-        secondary_max=high,
-        secondary_factor=_number(
-            rules.get("secondary_factor", 0.7), f"{source}: rules.secondary_factor"
-        ),
+        granular=rules_of,
+        primary_min=primary_min,
+        secondary_min=_number(rules.get("secondary_min", 0.25), f"{source}: rules.secondary_min"),
+        blend_min=_number(rules.get("blend_min", 0.3), f"{source}: rules.blend_min"),
+        levels=centres,
         complex_rules=complex_rules,
-        complex_min=_number(rules.get("complex_min", 0.3), f"{source}: rules.complex_min"),
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from emotivoice.extras import import_extra
-from emotivoice.results import FEATURE_LABELS, Analysis, Segment
+from emotivoice.results import FEATURE_LABELS, Analysis, EmotionScores, EmotionUnit, Segment
 
 __all__ = ["FIGURE_CAPTION_PREFIX", "write_pdf"]
 
@@ -52,8 +52,19 @@ _FIGURE_CAPTIONS = {
 _GLOSSARY = (
     (
         "Dominant emotion",
-        "the emotion with the highest probability in a segment; for the "
+        "the emotion with the highest probability in a segment or unit; for the "
         "recording, the one with the highest probability averaged over its speech.",
+    ),
+    (
+        "Unit",
+        "a sentence, or a stretch between pauses, of a segment (1 to 8 s by default): "
+        "emotion is scored on each unit's own audio, so a segment can hold several.",
+    ),
+    (
+        "Arousal, valence, intensity",
+        "how activated (calm to excited), how positive and how strongly expressed the speech "
+        "sounds, each from 0 to 100 %; arousal carries over best to voices and languages the "
+        "model has not heard.",
     ),
     (
         "Confidence",
@@ -62,7 +73,7 @@ _GLOSSARY = (
     ),
     (
         "Uncertain",
-        "the segment's top probability is low (below {uncertain:.0%}) or the segment "
+        "the top probability is low (below {uncertain:.0%}) or the stretch "
         "is shorter than {short:g} s: read its label as a hint, not a finding.",
     ),
     ("Pitch (F0)", "how high the voice is, in hertz; its range in semitones (12 = an octave)."),
@@ -115,27 +126,44 @@ def _emotion_cell(segment: Segment) -> str:
     e = segment.emotion
     if e is None:
         return "-"
-    text = f"{e.dominant} {e.confidence:.0%}"
-    if e.uncertain:
-        text += " (uncertain)"
-    extra = [g.name for g in e.primary[:2]] + [c.name for c in e.complex]
-    return text + (f"<br/><font size=7>{escape(', '.join(extra))}</font>" if extra else "")
+    if len(segment.units) > 1:  # one line per unit
+        return "<br/>".join(
+            f"<font size=7>{_clock(u.start)}</font> {_emotion_text(u.emotion)}"
+            for u in segment.units
+        )
+    extra = [g.name for g in e.primary] + [c.name for c in e.complex]
+    return _emotion_text(e) + (
+        f"<br/><font size=7>{escape(', '.join(extra))}</font>" if extra else ""
+    )
 
 
-def _emotion_short(segment: Segment) -> str:
-    e = segment.emotion
-    if e is None:
-        return "-"
+def _emotion_text(e: EmotionScores) -> str:
+    return f"{e.dominant} {e.confidence:.0%}" + (" (uncertain)" if e.uncertain else "")
+
+
+def _emotion_short(e: EmotionScores) -> str:
     return f"{e.dominant} {e.confidence:.0%}" + (", uncertain" if e.uncertain else "")
 
 
+def _units(analysis: Analysis) -> list[EmotionUnit]:
+    """The scored units of the analysis (a segment without units, from a file before schema
+    1.3, counts as one)."""
+    return [
+        unit
+        for s in analysis.segments
+        if s.emotion is not None
+        for unit in (s.units or (EmotionUnit(s.start, s.end, s.text, s.emotion),))
+    ]
+
+
 def time_shares(analysis: Analysis) -> dict[str, float]:
-    """Share of speech time in which each emotion was a segment's dominant one."""
-    total = sum(s.duration for s in analysis.segments if s.emotion is not None)
+    """Share of speech time in which each emotion was a unit's dominant one."""
+    units = _units(analysis)
+    total = sum(u.duration for u in units)
     shares: dict[str, float] = {}
-    for s in analysis.segments:
-        if s.emotion is not None and total > 0:
-            shares[s.emotion.dominant] = shares.get(s.emotion.dominant, 0.0) + s.duration / total
+    for u in units:
+        if total > 0:
+            shares[u.emotion.dominant] = shares.get(u.emotion.dominant, 0.0) + u.duration / total
     return shares
 
 
@@ -299,28 +327,46 @@ def _summary_sentences(analysis: Analysis) -> str:
     )
     if analysis.emotion is None:
         return text + " Emotions were not analysed."
-    dominant = analysis.emotion.dominant
+    emotion = analysis.emotion
+    dominant = emotion.dominant
     share = time_shares(analysis).get(dominant, 0.0)
-    probability = analysis.emotion.distribution[dominant]
-    uncertain = sum(1 for s in analysis.segments if s.emotion is not None and s.emotion.uncertain)
-    text += (
-        f" The model heard mostly <b>{dominant}</b>: it was the dominant emotion in "
-        f"{share:.0%} of the speech time, with an average probability of {probability:.0%}."
-    )
+    probability = emotion.distribution[dominant]
+    units = _units(analysis)
+    uncertain = sum(1 for u in units if u.emotion.uncertain)
+    if emotion.uncertain:
+        text += (
+            f" <b>No emotion stands out</b> (overall <i>uncertain</i>): the most probable is "
+            f"{dominant}, with an average probability of only {probability:.0%}; it was the "
+            f"dominant emotion in {share:.0%} of the speech time."
+        )
+    else:
+        text += (
+            f" The model heard mostly <b>{dominant}</b>: it was the dominant emotion in "
+            f"{share:.0%} of the speech time, with an average probability of {probability:.0%}."
+        )
+    if emotion.arousal is not None:
+        text += f" Arousal averaged {emotion.arousal:.0%}, valence {emotion.valence:.0%}."
     if uncertain:
         text += (
-            f" {uncertain} of {len(analysis.segments)} segments are marked <i>uncertain</i> "
-            "(the model's top probability was low or the segment very short): treat their "
-            "labels as hints."
+            f" {uncertain} of {_plural(len(units), 'sentence-level unit')} are marked "
+            "<i>uncertain</i> (the model's top probability was low or the unit very short): "
+            "treat their labels as hints."
         )
     return text
 
 
-def _key_moments(analysis: Analysis, count: int = 3) -> list[Segment]:
-    """The segments the model was surest about (certain ones first), in time order."""
-    scored = [s for s in analysis.segments if s.emotion is not None and s.text.strip()]
-    scored.sort(key=lambda s: (s.emotion.uncertain, -s.emotion.confidence))  # type: ignore[union-attr]
-    return sorted(scored[:count], key=lambda s: s.start)
+def _key_moments(analysis: Analysis, count: int = 3) -> list[tuple[Segment, EmotionUnit]]:
+    """The units the model was surest about (certain ones first), with their segments, in time
+    order."""
+    scored = [
+        (s, u)
+        for s in analysis.segments
+        if s.emotion is not None
+        for u in (s.units or (EmotionUnit(s.start, s.end, s.text, s.emotion),))
+        if u.text.strip()
+    ]
+    scored.sort(key=lambda su: (su[1].emotion.uncertain, -su[1].emotion.confidence))
+    return sorted(scored[:count], key=lambda su: su[1].start)
 
 
 def _quote(text: str, limit: int = 90) -> str:
@@ -347,6 +393,8 @@ def _cover(analysis: Analysis, layout: _Layout) -> list[Any]:
             f"{top}: {time_shares(analysis).get(top, 0.0):.0%} of speech time, average "
             f"probability {emotion.distribution[top]:.0%}"
         )
+        if emotion.uncertain:
+            dominant = f"uncertain: no emotion stands out (most probable {dominant})"
     facts = [
         ["File", src.name],
         ["Recording", f"{src.format} / {src.codec}, {src.sample_rate} Hz, {src.channels} ch"],
@@ -366,12 +414,12 @@ def _cover(analysis: Analysis, layout: _Layout) -> list[Any]:
     moments = _key_moments(analysis)
     if moments:
         story += [Spacer(1, 6), Paragraph("Key moments", styles["Heading3"])]
-        for s in moments:
+        for s, u in moments:
             who = f"{escape(s.speaker)}, " if s.speaker else ""
             story.append(
                 Paragraph(
-                    f"• <b>{_clock(s.start)}–{_clock(s.end)}</b> ({who}{_emotion_short(s)}): "
-                    f"“{escape(_quote(s.text))}”",
+                    f"• <b>{_clock(u.start)}–{_clock(u.end)}</b> ({who}"
+                    f"{_emotion_short(u.emotion)}): “{escape(_quote(u.text))}”",
                     styles["BodyText"],
                 )
             )

@@ -101,6 +101,15 @@ def _csv_row(analysis: Analysis, segment: Segment | None) -> dict[str, object]:
     else:
         row.update(dict.fromkeys(AcousticFeatures.column_names(), ""))
     row.update(_emotion_columns(segment.emotion if segment else None))
+    row["unit_emotions"] = (
+        " | ".join(
+            f"{u.start:.2f}-{u.end:.2f} {u.emotion.dominant} {u.emotion.confidence:.2f}"
+            + (" uncertain" if u.emotion.uncertain else "")
+            for u in segment.units
+        )
+        if segment is not None
+        else ""
+    )
     return row
 
 
@@ -114,6 +123,9 @@ def _emotion_columns(emotion: EmotionScores | None) -> dict[str, object]:
     }
     for base in BASE_EMOTIONS:
         columns[f"p_{base}"] = emotion.probabilities[base] if emotion else ""
+    for name in ("arousal", "valence", "intensity"):
+        value = getattr(emotion, name) if emotion else None
+        columns[name] = "" if value is None else value
     columns["emotions_primary"] = " ".join(e.name for e in emotion.primary) if emotion else ""
     columns["emotions_secondary"] = " ".join(e.name for e in emotion.secondary) if emotion else ""
     columns["emotions_complex"] = " ".join(e.name for e in emotion.complex) if emotion else ""

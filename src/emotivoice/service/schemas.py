@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar, ove
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, WithJsonSchema, model_validator
 
+from emotivoice.emotion.backends import EmotionOptions
 from emotivoice.models.registry import ModelInfo
+from emotivoice.segmentation import VadOptions
 
 if TYPE_CHECKING:
     from emotivoice.explain.options import ExplainOptions
@@ -67,6 +69,10 @@ def iso(value: datetime | None) -> str | None:
 # --- requests ------------------------------------------------------------------------------
 
 
+_VAD_DEFAULTS = VadOptions()
+_EMOTION_DEFAULTS = EmotionOptions()
+
+
 class AnalysisOptionsIn(BaseModel):
     """What an analysis can be asked for; every field is optional."""
 
@@ -77,10 +83,29 @@ class AnalysisOptionsIn(BaseModel):
     )
     model: str = Field(default="base", max_length=64, description="Whisper model name.")
     beam_size: int = Field(default=5, ge=1, le=10)
-    max_segment_s: float = Field(default=30.0, gt=1.0, le=30.0)
+    max_segment_s: float = Field(
+        default=_VAD_DEFAULTS.max_segment_s,
+        gt=1.0,
+        le=30.0,
+        description="Longest transcription segment (s); the CLI's default too.",
+    )
     features: bool = Field(default=True, description="Acoustic and voice-quality features.")
     emotion: bool = Field(default=True, description="Emotion recognition per segment.")
     emotion_model: str = Field(default="default", max_length=200)
+    unit_max_s: float = Field(
+        default=_EMOTION_DEFAULTS.unit_max_s,
+        ge=1.0,
+        le=30.0,
+        description="Longest sentence-level emotion unit (s); units are cut at sentence ends "
+        "and pauses.",
+    )
+    window_s: float = Field(
+        default=_EMOTION_DEFAULTS.window_s,
+        ge=0.5,
+        le=30.0,
+        description="Length of the emotion timeline's sliding windows (s), stepped by a quarter "
+        "of it.",
+    )
     explain: bool = Field(
         default=False, description="Explain the emotion of the longest segments (slow)."
     )
@@ -140,6 +165,16 @@ class AnalysisOptionsIn(BaseModel):
             "features": self.features,
             "emotion": self.emotion,
             "emotion_model": self.emotion_model,
+            **(
+                {
+                    "unit_max_s": self.unit_max_s,
+                    "unit_min_s": min(_EMOTION_DEFAULTS.unit_min_s, self.unit_max_s),
+                    "window_s": self.window_s,
+                    "window_hop_s": self.window_s / 4,
+                }
+                if self.emotion
+                else {}
+            ),
             "diarization": self.diarization,
             **(
                 {
@@ -348,15 +383,30 @@ class ComplexEmotion(BaseModel):
     name: str
 
 
+class GranularLevels(BaseModel):
+    by: Literal["arousal", "valence", "intensity"] = Field(
+        description="The dimension whose value picks the level."
+    )
+    low: str
+    medium: str
+    high: str
+
+
 class EmotionTaxonomy(BaseModel):
     base: list[str]
-    primary: dict[str, list[str]]
-    secondary: dict[str, list[str]]
-    primary_thresholds: dict[str, float]
-    secondary_range: list[float] = Field(description="[min, max) of a secondary emotion.")
-    secondary_factor: float
+    dimensions: list[str]
+    granular: dict[str, GranularLevels] = Field(
+        description="Per base emotion, the granular emotion at each intensity level."
+    )
+    levels: dict[str, float] = Field(
+        description="Centre of each level on the 0–1 scale of its dimension (a fuzzy partition)."
+    )
+    primary_min: dict[str, float] = Field(
+        description="Probability the top base emotion needs to be refined."
+    )
+    secondary_min: float = Field(description="Probability the second base emotion needs.")
+    blend_min: float = Field(description="Probability both emotions of a blend need.")
     complex: list[ComplexEmotion]
-    complex_min: float
     granular_count: int
 
 

@@ -6,7 +6,13 @@ from fastapi import APIRouter
 
 from emotivoice.service.deps import SettingsDep
 from emotivoice.service.routes import ERROR_RESPONSES
-from emotivoice.service.schemas import ComplexEmotion, EmotionTaxonomy, Languages, Models
+from emotivoice.service.schemas import (
+    ComplexEmotion,
+    EmotionTaxonomy,
+    GranularLevels,
+    Languages,
+    Models,
+)
 
 __all__ = ["router"]
 
@@ -15,20 +21,23 @@ router = APIRouter(responses=ERROR_RESPONSES, tags=["reference"])
 
 @router.get("/emotions")
 def emotions() -> EmotionTaxonomy:
-    """The emotion taxonomy: base emotions, granular lists, thresholds, complex rules."""
+    """The emotion taxonomy: base emotions, dimensions, granular levels, thresholds, blends."""
     from emotivoice.emotion.labels import BASE_EMOTIONS
-    from emotivoice.emotion.taxonomy import load_taxonomy
+    from emotivoice.emotion.taxonomy import DIMENSIONS, load_taxonomy
 
     t = load_taxonomy()
     return EmotionTaxonomy(
         base=list(BASE_EMOTIONS),
-        primary={k: list(v) for k, v in t.primary.items()},
-        secondary={k: list(v) for k, v in t.secondary.items()},
-        primary_thresholds=dict(t.primary_thresholds),
-        secondary_range=[t.secondary_min, t.secondary_max],
-        secondary_factor=t.secondary_factor,
+        dimensions=list(DIMENSIONS),
+        granular={
+            base: GranularLevels(by=rule.by, **rule.names)  # type: ignore[arg-type]
+            for base, rule in t.granular.items()
+        },
+        levels=dict(t.levels),
+        primary_min=dict(t.primary_min),
+        secondary_min=t.secondary_min,
+        blend_min=t.blend_min,
         complex=[ComplexEmotion(pair=sorted(p), name=n) for p, n in t.complex_rules.items()],
-        complex_min=t.complex_min,
         granular_count=t.granular_count,
     )
 

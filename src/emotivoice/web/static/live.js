@@ -47,11 +47,13 @@ function onEvent(event) {
         `last ${latencies.at(-1).toFixed(2)} s · median ${sorted[Math.floor(sorted.length / 2)].toFixed(2)} s`;
     }
     finals.append(el("div", { class: `segment${e ? ` emo-${e.dominant}` : ""}`, "data-emotion": e ? e.dominant : "" },
-      el("div", { class: "meta" }, `${fmtTime(event.start)} – ${fmtTime(event.end)}${e ? ` · ${e.dominant} ${Math.round(e.confidence * 100)}%` : ""}`),
+      el("div", { class: "meta" }, `${fmtTime(event.start)} – ${fmtTime(event.end)}${e ? ` · ${e.uncertain ? "uncertain, " : ""}${e.dominant} ${Math.round(e.confidence * 100)}%` : ""}`),
       el("div", { class: "final-text" }, event.text)));
     if (e) {
       drawMeter(e.probabilities);
-      timeline.push({ start: event.start, end: event.end, probabilities: e.probabilities });
+      // the segment's sliding windows (a point per segment from an older server)
+      const windows = event.timeline && event.timeline.length ? event.timeline : [{ start: event.start, end: event.end, probabilities: e.probabilities }];
+      timeline.push(...windows);
       document.getElementById("live-timeline").replaceChildren(timelineChart(timeline, event.end), legend());
     }
   } else if (kind === "error") {

@@ -80,7 +80,7 @@ function render(s, upload, token) {
   player.hidden = false;
   const languages = r.languages.map((l) => `${l.language} (${Math.round(l.share * 100)}%)`).join(", ") || "none";
   document.getElementById("summary").textContent =
-    `${fmtTime(r.duration)} · ${plural(r.segments.length, "segment")} · ${plural((r.speakers || []).length, "speaker")} · language: ${languages} · dominant emotion: ${r.emotion ? r.emotion.dominant : "–"}`;
+    `${fmtTime(r.duration)} · ${plural(r.segments.length, "segment")} · ${plural((r.speakers || []).length, "speaker")} · language: ${languages} · dominant emotion: ${r.emotion ? fileEmotionText(r.emotion) : "–"}`;
   for (const fmt of ["json", "csv", "srt", "vtt", "pdf"]) {
     const a = document.getElementById(`export-${fmt}`);
     a.href = withToken(`${API}/analyses/${id}/export?format=${fmt}`, token);
@@ -98,6 +98,29 @@ function render(s, upload, token) {
   renderTranscript(r.segments);
   renderFeatures(r.segments);
   renderExplanations(s, token);
+}
+
+// "anger 63%", "uncertain (neutral 38%)" when no emotion stands out, with the arousal.
+function fileEmotionText(e) {
+  const share = `${e.dominant} ${Math.round((e.confidence ?? e.distribution[e.dominant]) * 100)}%`;
+  const arousal = typeof e.arousal === "number" ? `, arousal ${levelWord(e.arousal)}` : "";
+  return `${e.uncertain ? `uncertain (${share})` : share}${arousal}`;
+}
+
+function levelWord(v) { return v < 0.4 ? "low" : v > 0.6 ? "high" : "medium"; }
+
+// The chips of one emotion (a segment's or a unit's): dominant, dimensions, granular, blends.
+function emotionChips(e) {
+  const pct = (v) => `${Math.round(v * 100)}%`;
+  const dims = ["arousal", "valence", "intensity"].filter((k) => typeof e[k] === "number");
+  return [
+    el("span", { class: `chip${e.uncertain ? " uncertain" : ""}`, title: e.uncertain ? "no emotion stands out (low top probability or a short stretch)" : "dominant emotion" },
+      `${e.uncertain ? "uncertain · " : ""}${e.dominant} ${pct(e.confidence)}`),
+    ...dims.map((k) => el("span", { class: "chip dim", title: `${k}: ${pct(e[k])}` }, `${k} ${levelWord(e[k])}`)),
+    ...e.primary.map((g) => el("span", { class: "chip", title: `${g.level || ""} ${g.base}`.trim() }, `${g.name} ${pct(g.confidence)}`)),
+    ...e.secondary.map((g) => el("span", { class: "chip", title: `also: ${g.level || ""} ${g.base}`.trim() }, `${g.name} ${pct(g.confidence)}`)),
+    ...e.complex.map((c) => el("span", { class: "chip", title: `blend of ${c.components.join(" + ")}` }, `${c.name} ${pct(c.confidence)}`)),
+  ];
 }
 
 // "1 segment", "2 segments", "no speakers".
@@ -150,24 +173,30 @@ function renderTranscript(segments) {
   wordNodes = [];
   segmentNodes = segments.map((seg) => {
     const e = seg.emotion;
-    const words = seg.words.length ? seg.words.map((w) => {
+    const wordSpans = (list) => list.map((w) => {
       const span = el("span", { class: "word" }, w.text);
       wordNodes.push({ start: w.start, end: w.end, node: span });
       return span;
-    }) : [seg.text || "(no speech)"];
-    const chips = e ? [
-      el("span", { class: "chip" }, `${e.dominant} ${Math.round(e.confidence * 100)}%${e.uncertain ? " (uncertain)" : ""}`),
-      ...e.primary.map((g) => el("span", { class: "chip", title: "primary" }, `${g.name} ${Math.round(g.confidence * 100)}%`)),
-      ...e.secondary.map((g) => el("span", { class: "chip", title: "secondary" }, `${g.name} ${Math.round(g.confidence * 100)}%`)),
-      ...e.complex.map((c) => el("span", { class: "chip", title: `blend of ${c.components.join(" + ")}` }, `${c.name} ${Math.round(c.confidence * 100)}%`)),
-    ] : [];
+    });
+    const units = seg.units || [];
+    let body;
+    if (units.length > 1) {  // one line per sentence-level unit, each with its own emotion
+      body = units.map((u, i) => {
+        const last = i === units.length - 1;
+        const inUnit = seg.words.filter((w) => { const mid = (w.start + w.end) / 2; return mid >= u.start && (mid < u.end || last); });
+        return el("div", { class: `unit emo-${u.emotion.dominant}`, "data-emotion": u.emotion.dominant },
+          el("div", {}, inUnit.length ? wordSpans(inUnit) : u.text), el("div", {}, emotionChips(u.emotion)));
+      });
+    } else {
+      body = [el("div", {}, seg.words.length ? wordSpans(seg.words) : seg.text || "(no speech)"), el("div", {}, e ? emotionChips(e) : [])];
+    }
     const node = el("div", {
       class: `segment${e ? ` emo-${e.dominant}` : ""}`, tabindex: 0, role: "button",
       "data-emotion": e ? e.dominant : "", "aria-label": `Play from ${fmtTime(seg.start)}`,
       onclick: () => seek(seg.start), onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); seek(seg.start); } },
     }, el("div", { class: "meta" },
       seg.speaker ? el("span", { class: "speaker-badge", "data-speaker": seg.speaker, style: `background:${speakerColour(speakerIndex[seg.speaker] ?? 0)}` }, speakerName(seg.speaker)) : "",
-      `${fmtTime(seg.start)} – ${fmtTime(seg.end)} · ${seg.language}`), el("div", {}, words), el("div", {}, chips));
+      `${fmtTime(seg.start)} – ${fmtTime(seg.end)} · ${seg.language}${units.length > 1 && e ? ` · whole segment: ${e.uncertain ? "uncertain, " : ""}${e.dominant} ${Math.round(e.confidence * 100)}%` : ""}`), ...body);
     node.dataset.start = seg.start; node.dataset.end = seg.end;
     return node;
   });
