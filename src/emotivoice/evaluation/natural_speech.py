@@ -187,8 +187,10 @@ def analyse_clip(
             emotion = unit.emotion
             if emotion is None:
                 continue
-            dims = getattr(emotion, "dimensions", None)
-            if dims is None and samples is not None and dimensions is not None:
+            dims = None
+            if getattr(emotion, "arousal", None) is not None:  # the analysis scored them
+                dims = {d: getattr(emotion, d) for d in ("arousal", "valence", "intensity")}
+            elif samples is not None and dimensions is not None:
                 piece = samples[int(unit.start * SAMPLE_RATE) : int(unit.end * SAMPLE_RATE)]
                 dims = unit_dimensions(piece, dimensions)
             results.append(
