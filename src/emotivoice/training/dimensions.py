@@ -161,13 +161,14 @@ def load_table(clips: Sequence[DimensionClip], files: Sequence[Path]) -> Feature
     features: dict[str, list[np.ndarray]] = {k: [] for k in FEATURE_SETS}
     logits, kept = [], []
     for file in files:
-        with np.load(file) as arrays:
-            for i, path in enumerate(arrays["path"]):
-                if str(path) in by_path:
-                    kept.append(by_path[str(path)])
-                    logits.append(arrays["logits"][i])
-                    for key in FEATURE_SETS:
-                        features[key].append(arrays[key][i])
+        with np.load(file) as stored:  # each access to a key reads the whole array
+            arrays = {key: stored[key] for key in ("path", "logits", *FEATURE_SETS)}
+        for i, path in enumerate(arrays["path"]):
+            if str(path) in by_path:
+                kept.append(by_path[str(path)])
+                logits.append(arrays["logits"][i])
+                for key in FEATURE_SETS:
+                    features[key].append(arrays[key][i])
     return FeatureTable(
         {k: np.asarray(v, np.float32) for k, v in features.items()},
         np.asarray(logits),
@@ -220,7 +221,7 @@ def fit_logistic(
     y2 = np.concatenate([np.ones(len(z)), np.zeros(len(z))])
     w2 = np.concatenate([weights * target, weights * (1 - target)])
     use = w2 > 0
-    model = LogisticRegression(C=c, max_iter=2000)
+    model = LogisticRegression(C=c, solver="newton-cholesky", max_iter=100)
     model.fit(z2[use], y2[use], sample_weight=w2[use])
     return LogisticModel(mean, scale, model.coef_[0], float(model.intercept_[0]))
 
