@@ -157,15 +157,16 @@ class FeatureTable:
 
 def load_table(clips: Sequence[DimensionClip], files: Sequence[Path]) -> FeatureTable:
     """Join cached feature files back onto their clips (clips that failed to decode drop out)."""
-    by_path = {str(c.path): c for c in clips}
+    by_path = {str(c.path.resolve()): c for c in clips}
     features: dict[str, list[np.ndarray]] = {k: [] for k in FEATURE_SETS}
     logits, kept = [], []
     for file in files:
         with np.load(file) as stored:  # each access to a key reads the whole array
             arrays = {key: stored[key] for key in ("path", "logits", *FEATURE_SETS)}
-        for i, path in enumerate(arrays["path"]):
-            if str(path) in by_path:
-                kept.append(by_path[str(path)])
+        for i, stored_path in enumerate(arrays["path"]):
+            path = str(Path(str(stored_path)).resolve())  # the data folder may be named otherwise
+            if path in by_path:
+                kept.append(by_path[path])
                 logits.append(arrays["logits"][i])
                 for key in FEATURE_SETS:
                     features[key].append(arrays[key][i])
@@ -325,8 +326,11 @@ def evaluate(
         for dimension in DIMENSIONS:
             target = table.targets(dimension)
             trains = [train & ~np.isnan(target) for train, _ in folds]
-            if not all(train.any() for train in trains):
-                continue  # e.g. intensity trained on nEMO alone: no labels
+            tested = np.zeros(len(target), bool)
+            for _, test in folds:
+                tested |= test
+            if not all(train.any() for train in trains) or np.isnan(target[tested]).all():
+                continue  # intensity: no labels on nEMO, to train on or to test
             test_all = np.zeros(len(target), bool)
             probability = np.full(len(target), np.nan)
             for train, test in zip(trains, [t for _, t in folds], strict=True):
