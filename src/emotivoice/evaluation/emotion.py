@@ -59,8 +59,9 @@ class EmotionBenchmark:
     cross_validation: dict[str, Any] | None
     # clips by speakers the model was trained on (None: the model does not record its speakers)
     seen_clips: int | None = None
-    # the model's own held-out evaluations from its training (UA, accuracy, macro-F1 by name)
-    stored_evaluations: dict[str, dict[str, float]] = field(default_factory=dict)
+    # the model's own held-out evaluations from its training (UA, accuracy, macro-F1 and
+    # per-class recall by name: cross-corpus recall shows a class that does not transfer)
+    stored_evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,7 +85,7 @@ def training_record(backend: EmotionBackend) -> tuple[frozenset[str] | None, dic
     metadata = backend.head.metadata
     speakers = metadata.get("training_speakers")
     evaluations = {
-        name: {k: report[k] for k in ("ua", "accuracy", "macro_f1")}
+        name: {k: report[k] for k in ("ua", "accuracy", "macro_f1", "recall") if k in report}
         for name, report in metadata.get("evaluations", {}).items()
     }
     return (None if speakers is None else frozenset(speakers)), evaluations
@@ -163,7 +164,7 @@ def format_benchmark(result: EmotionBenchmark) -> str:
         f"{result.backend} on {result.dataset} ({result.layout}), {result.clips} clips, "
         f"{result.ms_per_clip:.1f} ms per clip (encoder + head)",
         f"accuracy {r['accuracy']:.3f}   UA {r['ua']:.3f}   macro-F1 {r['macro_f1']:.3f}",
-        "recall  " + "  ".join(f"{k} {v:.2f}" for k, v in r["recall"].items()),
+        recall_line(r["recall"]),
         "confusion (rows: truth, columns: predicted; " + ", ".join(BASE_EMOTIONS) + ")",
         *("  " + " ".join(f"{n:5d}" for n in row) for row in r["confusion"]),
     ]
@@ -179,14 +180,28 @@ def format_benchmark(result: EmotionBenchmark) -> str:
             f"recipe, {c['folds']} speaker-disjoint folds on this corpus: "
             f"accuracy {c['accuracy']:.3f}   UA {c['ua']:.3f}   macro-F1 {c['macro_f1']:.3f}"
         )
+        lines.append("  " + recall_line(c["recall"]))
     if result.stored_evaluations:
         lines.append("the model's own held-out evaluations (stored when it was trained):")
-        lines += [
-            f"  {name}: accuracy {e['accuracy']:.3f}   UA {e['ua']:.3f}   "
-            f"macro-F1 {e['macro_f1']:.3f}"
-            for name, e in result.stored_evaluations.items()
-        ]
+        for name, e in result.stored_evaluations.items():
+            lines.append(
+                f"  {name}: accuracy {e['accuracy']:.3f}   UA {e['ua']:.3f}   "
+                f"macro-F1 {e['macro_f1']:.3f}"
+            )
+            if e.get("recall"):
+                lines.append("    " + recall_line(e["recall"]))
     return "\n".join(lines)
+
+
+# a class recalled less often than this is called out (issue 24's floor across corpora)
+LOW_RECALL = 0.25
+
+
+def recall_line(recall: dict[str, float]) -> str:
+    """Per-class recall, the classes under :data:`LOW_RECALL` marked with ``!``."""
+    return "recall  " + "  ".join(
+        f"{k} {v:.2f}{'!' if v < LOW_RECALL else ''}" for k, v in recall.items()
+    )
 
 
 def write_confusion(result: EmotionBenchmark, folder: Path) -> list[Path]:
