@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from emotivoice.audio import SAMPLE_RATE
+from emotivoice.emotion.dimensions import DIMENSIONS, DimensionHead
 from emotivoice.emotion.head import EmotionHead, own_log_mel
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.emotion.taxonomy import Taxonomy, load_taxonomy
@@ -40,7 +41,6 @@ from emotivoice.results import (
 )
 
 if TYPE_CHECKING:
-    from emotivoice.emotion.dimensions import DimensionHead
     from emotivoice.transcription import EncodedSegment
 
 logger = logging.getLogger(__name__)
@@ -121,7 +121,8 @@ class WhisperHeadBackend:
     def __init__(self, path: str | None = None) -> None:
         self.head = EmotionHead.load(path)
         self.name = "whisper-head" if path is None else f"whisper-head:{self.head.name}"
-        self.dimension_head: DimensionHead | None = None
+        # the packaged dimension head was trained on the default head's states: only it has one
+        self.dimension_head: DimensionHead | None = DimensionHead.load() if path is None else None
 
     def states(
         self,
@@ -409,7 +410,7 @@ class EmotionAnalyzer:
         distribution = durations @ matrix / durations.sum()
         top = int(np.argmax(distribution))
         dimensions = {}
-        for name in ("arousal", "valence", "intensity"):
+        for name in DIMENSIONS:
             values = [getattr(e, name) for _, e in pieces]
             if all(v is not None for v in values):
                 dimensions[name] = round(float(durations @ np.array(values) / durations.sum()), 4)

@@ -17,12 +17,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from emotivoice.emotion.dimensions import DIMENSIONS
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.errors import InvalidConfigError
 from emotivoice.results import ComplexEmotion, GranularEmotion
 
 LEVELS = ("low", "medium", "high")
-DIMENSIONS = ("arousal", "valence", "intensity")
 TAXONOMY_VERSION = 2
 
 

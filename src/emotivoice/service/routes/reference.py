@@ -22,8 +22,9 @@ router = APIRouter(responses=ERROR_RESPONSES, tags=["reference"])
 @router.get("/emotions")
 def emotions() -> EmotionTaxonomy:
     """The emotion taxonomy: base emotions, dimensions, granular levels, thresholds, blends."""
+    from emotivoice.emotion.dimensions import DIMENSIONS
     from emotivoice.emotion.labels import BASE_EMOTIONS
-    from emotivoice.emotion.taxonomy import DIMENSIONS, load_taxonomy
+    from emotivoice.emotion.taxonomy import load_taxonomy
 
     t = load_taxonomy()
     return EmotionTaxonomy(
