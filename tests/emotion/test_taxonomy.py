@@ -52,10 +52,18 @@ def test_packaged_taxonomy_names_three_levels_per_emotion(taxonomy) -> None:  # 
 def test_intensity_picks_one_level_and_scales_its_score(  # type: ignore[no-untyped-def]
     taxonomy, intensity: float, name: str, membership: float
 ) -> None:
-    primary, _, _ = taxonomy.interpret(_probs(anger=0.6), _dims(intensity=intensity))
+    primary, _, _ = taxonomy.interpret(_probs(anger=1.0), _dims(intensity=intensity))
     assert [g.name for g in primary] == [name]  # one level of anger, never two
-    assert primary[0].confidence == pytest.approx(0.6 * membership, abs=1e-4)
+    assert primary[0].confidence == pytest.approx(membership, abs=1e-4)
     assert primary[0].level in {"low", "medium", "high"}
+
+
+def test_strong_expression_of_a_doubtful_emotion_is_not_its_highest_level(taxonomy) -> None:  # type: ignore[no-untyped-def]
+    # JFK-like: strongly expressed, anger only 0.6 probable → anger's intensity 0.57: frustration
+    primary, _, _ = taxonomy.interpret(_probs(anger=0.6), _dims(intensity=0.95))
+    assert primary[0].name == "frustration"
+    primary, _, _ = taxonomy.interpret(_probs(anger=0.95), _dims(intensity=0.95))
+    assert primary[0].name == "rage"
 
 
 def test_same_probability_different_evidence_gives_different_emotions(taxonomy) -> None:  # type: ignore[no-untyped-def]

@@ -78,10 +78,20 @@ class Taxonomy:
         self, base: str, probability: float, dimensions: Mapping[str, float] | None
     ) -> GranularEmotion:
         """The one granular emotion of ``base``: its most likely level, scored
-        P(base) × membership of that level. Without dimensions the base probability stands in
-        for the rule's dimension."""
+        P(base) × membership of that level.
+
+        The level is read from the rule's dimension; intensity (how strongly the speech is
+        expressed, whatever the emotion) counts as this emotion's intensity in proportion to
+        P(base), so a strongly expressed but doubtful anger is not *rage*. Without dimensions
+        the base probability stands in for the dimension.
+        """
         rule = self.granular[base]
-        value = dimensions[rule.by] if dimensions is not None else probability
+        if dimensions is None:
+            value = probability
+        elif rule.by == "intensity":
+            value = dimensions["intensity"] * probability
+        else:
+            value = dimensions[rule.by]
         memberships = self.level_memberships(float(value))
         level = max(LEVELS, key=lambda name: memberships[name])
         return GranularEmotion(
