@@ -1,0 +1,100 @@
+"""ONNX export of a trained student, int8 quantisation, and the metadata that marks a file as
+an EmotiVoice wake-word model.
+
+The exported graph takes ``(batch, WINDOW_FRAMES, N_MELS)`` log-mel frames named ``mel`` and
+returns ``(batch,)`` probabilities named ``score``. Its ``metadata_props`` hold
+``emotivoice.wakeword``: a JSON record of the phrase, the threshold and the front end's
+constants, which the detector checks before it trusts the file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from emotivoice.audio import SAMPLE_RATE
+from emotivoice.extras import import_extra
+from emotivoice.wakeword.features import FRAME_HOP, FRAME_LENGTH, HOP_FRAMES, N_MELS, WINDOW_FRAMES
+from emotivoice.wakeword.files import atomic_file
+
+__all__ = ["FORMAT_VERSION", "METADATA_KEY", "export_onnx", "front_end", "quantize_onnx"]
+
+logger = logging.getLogger(__name__)
+
+METADATA_KEY = "emotivoice.wakeword"
+FORMAT_VERSION = 1
+_OPSET = 17
+
+
+def front_end() -> dict[str, int]:
+    """The feature constants a model was trained with (checked when it is loaded)."""
+    return {
+        "sample_rate": SAMPLE_RATE,
+        "frame_length": FRAME_LENGTH,
+        "frame_hop": FRAME_HOP,
+        "n_mels": N_MELS,
+        "window_frames": WINDOW_FRAMES,
+        "hop_frames": HOP_FRAMES,
+    }
+
+
+def _metadata(phrase: str, threshold: float, extra: dict[str, Any]) -> str:
+    record = {"format": FORMAT_VERSION, "phrase": phrase, "threshold": round(float(threshold), 4)}
+    return json.dumps(record | {"front_end": front_end()} | extra)
+
+
+def export_onnx(
+    model: Any, path: Path, phrase: str, threshold: float, extra: dict[str, Any] | None = None
+) -> Path:
+    """Write the torch ``model`` (logits) as an ONNX file of probabilities with our metadata."""
+    torch = import_extra("torch", "torch", "Exporting a wake-word model")
+    onnx = import_extra("onnx", "wakeword", "Exporting a wake-word model to ONNX")
+
+    class Probabilities(torch.nn.Module):  # type: ignore[name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = model
+
+        def forward(self, mel: Any) -> Any:
+            return torch.sigmoid(self.net(mel))
+
+    wrapped = Probabilities().eval()
+    example = torch.zeros(1, WINDOW_FRAMES, N_MELS)
+    with atomic_file(path) as partial:
+        torch.onnx.export(
+            wrapped,
+            (example,),
+            str(partial),
+            input_names=["mel"],
+            output_names=["score"],
+            dynamic_axes={"mel": {0: "batch"}, "score": {0: "batch"}},
+            opset_version=_OPSET,
+            dynamo=False,
+        )
+        proto = onnx.load(str(partial))
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, _metadata(phrase, threshold, extra or {})
+        proto.producer_name = "emotivoice"
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(partial))
+    return path
+
+
+def quantize_onnx(source: Path, target: Path) -> Path:
+    """An int8 copy of ``source`` (dynamic quantisation of the weights) with the same metadata."""
+    onnx = import_extra("onnx", "wakeword", "Quantising a wake-word model")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with atomic_file(target) as partial:
+        quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8)
+        proto = onnx.load(str(partial))
+        original = {p.key: p.value for p in onnx.load(str(source)).metadata_props}
+        present = {p.key for p in proto.metadata_props}
+        for key, value in original.items():
+            if key not in present:
+                entry = proto.metadata_props.add()
+                entry.key, entry.value = key, value
+        onnx.save(proto, str(partial))
+    return target
