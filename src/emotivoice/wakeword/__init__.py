@@ -18,24 +18,8 @@ EER, latency, DET). Detection needs only numpy and onnxruntime.
 
 from __future__ import annotations
 
-from emotivoice.wakeword.data import DataCard, GenerateOptions, generate_dataset, load_dataset
-from emotivoice.wakeword.detector import (
-    Detection,
-    WakeWordDetector,
-    WakeWordModel,
-    available_models,
-    load_model,
-    score_samples,
-)
-from emotivoice.wakeword.evaluate import (
-    EvaluationOptions,
-    EvaluationReport,
-    OperatingPoint,
-    evaluate_model,
-    write_report,
-)
-from emotivoice.wakeword.phrase import WakePhrase, confusable_phrases
-from emotivoice.wakeword.train import TrainOptions, TrainResult, train_model
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "DataCard",
@@ -51,11 +35,76 @@ __all__ = [
     "WakeWordModel",
     "available_models",
     "confusable_phrases",
+    "detections",
     "evaluate_model",
+    "export_run",
     "generate_dataset",
+    "listen_file",
+    "listen_microphone",
+    "listen_pcm",
     "load_dataset",
     "load_model",
     "score_samples",
     "train_model",
     "write_report",
 ]
+
+# Loaded on first use: importing the package (as the CLI's parser does) loads no SciPy,
+# onnxruntime or PyTorch.
+_LAZY = {
+    "DataCard": "data",
+    "GenerateOptions": "data",
+    "generate_dataset": "data",
+    "load_dataset": "data",
+    "Detection": "detector",
+    "WakeWordDetector": "detector",
+    "WakeWordModel": "detector",
+    "available_models": "detector",
+    "load_model": "detector",
+    "score_samples": "detector",
+    "detections": "detector",
+    "EvaluationOptions": "evaluate",
+    "EvaluationReport": "evaluate",
+    "OperatingPoint": "evaluate",
+    "evaluate_model": "evaluate",
+    "write_report": "evaluate",
+    "export_run": "export",
+    "listen_file": "listen",
+    "listen_microphone": "listen",
+    "listen_pcm": "listen",
+    "WakePhrase": "phrase",
+    "confusable_phrases": "phrase",
+    "TrainOptions": "train",
+    "TrainResult": "train",
+    "train_model": "train",
+}
+
+if TYPE_CHECKING:
+    from emotivoice.wakeword.data import DataCard, GenerateOptions, generate_dataset, load_dataset
+    from emotivoice.wakeword.detector import (
+        Detection,
+        WakeWordDetector,
+        WakeWordModel,
+        available_models,
+        detections,
+        load_model,
+        score_samples,
+    )
+    from emotivoice.wakeword.evaluate import (
+        EvaluationOptions,
+        EvaluationReport,
+        OperatingPoint,
+        evaluate_model,
+        write_report,
+    )
+    from emotivoice.wakeword.export import export_run
+    from emotivoice.wakeword.listen import listen_file, listen_microphone, listen_pcm
+    from emotivoice.wakeword.phrase import WakePhrase, confusable_phrases
+    from emotivoice.wakeword.train import TrainOptions, TrainResult, train_model
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'emotivoice.wakeword' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"emotivoice.wakeword.{module}"), name)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import av
 import numpy as np
 from av.audio.stream import AudioStream
-from scipy.signal import butter, fftconvolve, sosfilt
 
 from emotivoice.audio import SAMPLE_RATE, load_audio
 from emotivoice.errors import AudioError
@@ -76,6 +75,8 @@ def _babble(length: int, speech: Sequence[np.ndarray], rng: np.random.Generator)
 
 
 def _band_limit(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    from scipy.signal import butter, sosfilt  # seconds to import: only when training
+
     if rng.random() < 0.5:  # telephone band
         sos = butter(
             4,
@@ -134,6 +135,8 @@ def augment_window(
         speech: real recordings of the training split, the babble's material.
         options: the probabilities and ranges.
     """
+    from scipy.signal import fftconvolve
+
     options = options or AugmentOptions()
     x = samples.astype(np.float32)
     if rng.random() < options.room:

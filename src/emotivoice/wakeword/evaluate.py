@@ -276,6 +276,19 @@ def _eer(positive: np.ndarray, negative: np.ndarray) -> float:
     return best[1]
 
 
+def _test_speech(dataset: WakeDataset, max_hours: float | None) -> list[np.ndarray]:
+    """The test split's real recordings, decoded one by one until ``max_hours`` are reached."""
+    budget = np.inf if max_hours is None else max_hours * 3600 * SAMPLE_RATE
+    out: list[np.ndarray] = []
+    for item in (r for r in dataset.real if r.split == "test"):
+        if budget <= 0:
+            break
+        loaded = load_real([item])
+        out += loaded
+        budget -= sum(len(clip) for clip in loaded)
+    return out
+
+
 def evaluate_model(
     model: str | Path | WakeWordModel,
     data: Path | WakeDataset,
@@ -296,15 +309,7 @@ def evaluate_model(
     dataset = data if isinstance(data, WakeDataset) else load_dataset(data, ("test",))
     rng = np.random.default_rng(options.seed)
     report("reading test audio", 0.0)
-    real = load_real([r for r in dataset.real if r.split == "test"])
-    if options.max_negative_hours is not None:
-        budget, kept = options.max_negative_hours * 3600 * SAMPLE_RATE, []
-        for clip in real:
-            if budget <= 0:
-                break
-            kept.append(clip)
-            budget -= len(clip)
-        real = kept
+    real = _test_speech(dataset, options.max_negative_hours)
     positives = dataset.select("test", "positive")
     confusables = dataset.select("test", "confusable") + dataset.select("test", "sentence")
     negative = _concatenate(real, rng)

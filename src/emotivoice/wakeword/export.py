@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,14 @@ from emotivoice.extras import import_extra
 from emotivoice.wakeword.features import FRAME_HOP, FRAME_LENGTH, HOP_FRAMES, N_MELS, WINDOW_FRAMES
 from emotivoice.wakeword.files import atomic_file
 
-__all__ = ["FORMAT_VERSION", "METADATA_KEY", "export_onnx", "front_end", "quantize_onnx"]
+__all__ = [
+    "FORMAT_VERSION",
+    "METADATA_KEY",
+    "export_onnx",
+    "export_run",
+    "front_end",
+    "quantize_onnx",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -98,3 +106,35 @@ def quantize_onnx(source: Path, target: Path) -> Path:
                 entry.key, entry.value = key, value
         onnx.save(proto, str(partial))
     return target
+
+
+def export_run(run: Path, output: Path, int8: bool = False) -> Path:
+    """Export the trained model of a run folder (``model.pt`` + ``config.json``) to ``output``,
+    int8-quantised with ``int8``.
+
+    Raises:
+        ModelNotFoundError: ``run`` is not a training run folder.
+    """
+    from emotivoice.errors import ModelNotFoundError
+    from emotivoice.wakeword.model import ModelShape, build_model
+
+    torch = import_extra("torch", "torch", "Exporting a wake-word model")
+    config_path, weights = run / "config.json", run / "model.pt"
+    if not (config_path.is_file() and weights.is_file()):
+        raise ModelNotFoundError(
+            f"{run} is not a wake-word training run (it needs config.json and model.pt)."
+        )
+    config = json.loads(config_path.read_text())
+    shape = config["options"]["shape"]
+    model = build_model(
+        ModelShape(**{k: tuple(v) if isinstance(v, list) else v for k, v in shape.items()})
+    )
+    model.load_state_dict(torch.load(weights, map_location="cpu"))
+    model.eval()
+    if not int8:
+        return export_onnx(model, output, config["phrase"], config["threshold"])
+    with tempfile.TemporaryDirectory(prefix="emotivoice-export-") as folder:
+        float_path = export_onnx(
+            model, Path(folder) / "model.onnx", config["phrase"], config["threshold"]
+        )
+        return quantize_onnx(float_path, output)
