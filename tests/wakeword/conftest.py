@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 TINY = {
-    "positives": 80,
+    "positives": 60,
     "confusables": 50,
     "sentences": 10,
     "val_positives": 16,
@@ -29,7 +29,11 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Pa
 @pytest.fixture(scope="session")
 def tiny_run(tiny_dataset: Path) -> Path:
     from emotivoice.wakeword import TrainOptions, train_model
+    from emotivoice.wakeword.augment import AugmentOptions
 
     run = tiny_dataset.parent / "run"
-    train_model(tiny_dataset, run, TrainOptions(epochs=2, real_windows=1.0, threads=2))
+    options = TrainOptions(
+        epochs=2, real_windows=0.5, threads=2, augment=AugmentOptions(codec=0.05)
+    )
+    train_model(tiny_dataset, run, options)
     return run

@@ -26,7 +26,7 @@ def test_generate_writes_a_voice_disjoint_data_set_and_its_card(tiny_dataset: Pa
         "data_card.md",
     } <= names
     card = json.loads((tiny_dataset / "data_card.json").read_text())
-    assert card["clips"]["train"]["positive"] == 80 and card["clips"]["test"]["positive"] == 16
+    assert card["clips"]["train"]["positive"] == 60 and card["clips"]["test"]["positive"] == 16
     train, test = set(card["speakers"]["train"]), set(card["speakers"]["test"])
     assert train and test and not train & test
     assert card["real_speech_hours"]["test"] > 1.0  # hours of negatives to count false accepts
@@ -91,7 +91,11 @@ def test_streaming_evaluation_reports_honest_figures(
         )
     assert 0.0 <= report.eer <= 1.0
     frr = [p.false_reject_rate for p in report.det]
-    assert frr == sorted(frr)  # a higher threshold never finds more
+    # not monotonic in general: with a refractory period, an early false detection at a low
+    # threshold can hide a positive; but the strictest threshold misses the most
+    assert frr[-1] >= frr[0] and frr[-1] == max(frr)
+    fa = [p.false_accepts for p in report.det]
+    assert fa == sorted(fa, reverse=True)
     assert "fewer than" in report.notes[0]
     written = {p.name for p in write_report(report, tmp_path)}
     assert written == {"evaluation.json", "det.json", "det.png"}
