@@ -21,7 +21,6 @@ import numpy as np
 
 from emotivoice.audio import SAMPLE_RATE
 from emotivoice.errors import InvalidConfigError, ModelNotFoundError, WakeWordModelError
-from emotivoice.wakeword.export import FORMAT_VERSION, METADATA_KEY, front_end
 from emotivoice.wakeword.features import (
     FRAME_HOP,
     FRAME_LENGTH,
@@ -31,6 +30,7 @@ from emotivoice.wakeword.features import (
     log_mel,
     silence_frame,
 )
+from emotivoice.wakeword.metadata import FORMAT_VERSION, METADATA_KEY, front_end
 
 __all__ = [
     "DEFAULT_REFRACTORY_S",

@@ -16,37 +16,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from emotivoice.audio import SAMPLE_RATE
 from emotivoice.extras import import_extra
-from emotivoice.wakeword.features import FRAME_HOP, FRAME_LENGTH, HOP_FRAMES, N_MELS, WINDOW_FRAMES
+from emotivoice.wakeword.features import N_MELS, WINDOW_FRAMES
 from emotivoice.wakeword.files import atomic_file
+from emotivoice.wakeword.metadata import FORMAT_VERSION, METADATA_KEY, front_end
 
-__all__ = [
-    "FORMAT_VERSION",
-    "METADATA_KEY",
-    "export_onnx",
-    "export_run",
-    "front_end",
-    "quantize_onnx",
-]
+__all__ = ["export_onnx", "export_run", "quantize_onnx"]
 
 logger = logging.getLogger(__name__)
 
-METADATA_KEY = "emotivoice.wakeword"
-FORMAT_VERSION = 1
 _OPSET = 17
-
-
-def front_end() -> dict[str, int]:
-    """The feature constants a model was trained with (checked when it is loaded)."""
-    return {
-        "sample_rate": SAMPLE_RATE,
-        "frame_length": FRAME_LENGTH,
-        "frame_hop": FRAME_HOP,
-        "n_mels": N_MELS,
-        "window_frames": WINDOW_FRAMES,
-        "hop_frames": HOP_FRAMES,
-    }
 
 
 def _metadata(phrase: str, threshold: float, extra: dict[str, Any]) -> str:
