@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from emotivoice.cli.common import EXIT_OK
 
@@ -23,7 +24,7 @@ TRAIN_FLAGS = ("epochs", "batch_size", "learning_rate", "seed", "device", "threa
 REFRACTORY_S = 2.0  # the detector's REFRACTORY_S (not imported: the parser stays light)
 
 
-def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, object]:
+def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 

@@ -108,10 +108,9 @@ def export_run(run: Path, output: Path, int8: bool = False) -> Path:
             f"{run} is not a wake-word training run (it needs config.json and model.pt)."
         )
     config = json.loads(config_path.read_text())
-    shape = config["options"]["shape"]
-    model = build_model(
-        ModelShape(**{k: tuple(v) if isinstance(v, list) else v for k, v in shape.items()})
-    )
+    saved: dict[str, Any] = config["options"]["shape"]
+    shape: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
+    model = build_model(ModelShape(**shape))
     model.load_state_dict(torch.load(weights, map_location="cpu"))
     model.eval()
     if not int8:
