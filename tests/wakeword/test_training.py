@@ -40,7 +40,7 @@ def test_generate_writes_a_voice_disjoint_data_set_and_its_card(tiny_dataset: Pa
 def test_training_writes_a_complete_run_folder(tiny_run: Path) -> None:
     names = {p.name for p in tiny_run.iterdir()}
     expected = {"config.json", "data_card.json", "metrics.jsonl", "model.pt", "model.onnx"}
-    assert expected | {"model.int8.onnx", "threshold.json"} <= names
+    assert expected | {"model.int8.onnx", "calibration.npy", "threshold.json"} <= names
     epochs = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in epochs] == [1, 2]
     assert all(np.isfinite(e["train_loss"]) and "val_frr" in e for e in epochs)

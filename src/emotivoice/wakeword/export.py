@@ -16,6 +16,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from emotivoice.extras import import_extra
 from emotivoice.wakeword.features import N_MELS, WINDOW_FRAMES
 from emotivoice.wakeword.files import atomic_file
@@ -73,13 +75,49 @@ def export_onnx(
     return path
 
 
-def quantize_onnx(source: Path, target: Path) -> Path:
-    """An int8 copy of ``source`` (dynamic quantisation of the weights) with the same metadata."""
-    onnx = import_extra("onnx", "wakeword", "Quantising a wake-word model")
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def quantize_onnx(source: Path, target: Path, calibration: np.ndarray | None = None) -> Path:
+    """An int8 copy of ``source`` with the same metadata.
 
-    with atomic_file(target) as partial:
-        quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8)
+    With ``calibration`` (log-mel windows ``(n, WINDOW_FRAMES, N_MELS)`` like those it will
+    see), weights and activations are quantised statically (QDQ): about three times faster than
+    the float model on one core. Without, only the weights are (dynamic quantisation), which
+    onnxruntime runs slower than float for these convolutions; a warning says so.
+    """
+    onnx = import_extra("onnx", "wakeword", "Quantising a wake-word model")
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Windows(CalibrationDataReader):
+        def __init__(self, windows: np.ndarray) -> None:
+            self.items = iter([{"mel": w[None].astype(np.float32)} for w in windows])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.items, None)
+
+    with atomic_file(target) as partial, tempfile.TemporaryDirectory() as folder:
+        if calibration is None:
+            warnings.warn(
+                "No calibration windows: int8 weights only (slower than float on CPU)",
+                stacklevel=2,
+            )
+            quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8)
+        else:
+            prepared = Path(folder) / "prepared.onnx"
+            quant_pre_process(str(source), str(prepared))
+            quantize_static(
+                str(prepared),
+                str(partial),
+                Windows(calibration),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+            )
         proto = onnx.load(str(partial))
         original = {p.key: p.value for p in onnx.load(str(source)).metadata_props}
         present = {p.key for p in proto.metadata_props}
@@ -115,8 +153,10 @@ def export_run(run: Path, output: Path, int8: bool = False) -> Path:
     model.eval()
     if not int8:
         return export_onnx(model, output, config["phrase"], config["threshold"])
+    calibration_path = run / "calibration.npy"
+    calibration = np.load(calibration_path) if calibration_path.is_file() else None
     with tempfile.TemporaryDirectory(prefix="emotivoice-export-") as folder:
         float_path = export_onnx(
             model, Path(folder) / "model.onnx", config["phrase"], config["threshold"]
         )
-        return quantize_onnx(float_path, output)
+        return quantize_onnx(float_path, output, calibration)

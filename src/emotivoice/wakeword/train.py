@@ -3,7 +3,8 @@ fitted on their log-mel frames with hard labels, the best epoch kept, ONNX files
 
 A run folder holds ``config.json``, ``data_card.json``, ``metrics.jsonl`` (one line per epoch;
 TensorBoard event files too when ``tensorboard`` is installed), ``model.pt``, ``model.onnx``,
-``model.int8.onnx`` and ``threshold.json``. It is written to a temporary sibling and renamed
+``model.int8.onnx``, ``calibration.npy`` (the windows its quantisation was calibrated on) and
+``threshold.json``. It is written to a temporary sibling and renamed
 into place when training succeeds.
 """
 
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, float, dict[str, float]], None]
 _MIN_THRESHOLD, _MAX_THRESHOLD = 0.3, 0.95
+_CALIBRATION = 200  # training windows kept for the static int8 quantisation
 
 
 @dataclass(frozen=True)
@@ -335,7 +337,9 @@ def train_model(
             threshold,
             {"parameters": parameters, "best_epoch": best[1]},
         )
-        quantize_onnx(folder / "model.onnx", folder / "model.int8.onnx")
+        calibration = x[np.random.default_rng(options.seed).permutation(len(x))[:_CALIBRATION]]
+        np.save(folder / "calibration.npy", calibration)
+        quantize_onnx(folder / "model.onnx", folder / "model.int8.onnx", calibration)
     seconds = time.perf_counter() - started
     return TrainResult(
         run=run,
