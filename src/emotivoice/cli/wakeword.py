@@ -150,11 +150,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     t = modes.add_parser("train", help="train a model on a data set (needs emotivoice[torch])")
     t.add_argument("data", help="a data set folder made by generate")
     t.add_argument("-o", "--output", required=True, help="the run folder to create")
-    t.add_argument("--epochs", type=int, default=None, help="default 12")
+    t.add_argument("--epochs", type=int, default=None, help="default 8")
     t.add_argument("--batch-size", type=int, default=None, help="default 128")
     t.add_argument("--learning-rate", type=float, default=None, help="default 3e-3")
     t.add_argument("--device", default=None, choices=["cpu", "cuda"])
-    t.add_argument("--threads", type=int, default=None, help="PyTorch CPU threads")
+    t.add_argument("--threads", type=int, default=None, help="PyTorch CPU threads (default 1)")
     t.add_argument("--seed", type=int, default=None)
     t.set_defaults(func=cmd_train)
 

@@ -38,6 +38,7 @@ __all__ = [
     "detections",
     "evaluate_model",
     "export_run",
+    "fa_text",
     "generate_dataset",
     "listen_file",
     "listen_microphone",
@@ -67,6 +68,7 @@ _LAZY = {
     "EvaluationReport": "evaluate",
     "OperatingPoint": "evaluate",
     "evaluate_model": "evaluate",
+    "fa_text": "evaluate",
     "write_report": "evaluate",
     "export_run": "export",
     "listen_file": "listen",
@@ -95,6 +97,7 @@ if TYPE_CHECKING:
         EvaluationReport,
         OperatingPoint,
         evaluate_model,
+        fa_text,
         write_report,
     )
     from emotivoice.wakeword.export import export_run

@@ -37,6 +37,7 @@ __all__ = [
     "OperatingPoint",
     "evaluate_model",
     "fa_text",
+    "stream_threshold",
     "write_report",
 ]
 
@@ -61,6 +62,7 @@ class EvaluationOptions:
         background_snr_db: range of the phrase's level over the background speech or noise.
         room: probability that a positive is said in a simulated room.
         max_negative_hours: cut the negative stream at this length (``None``: all of it).
+        split: the data set's split the streams are made of (``val`` to choose a threshold).
         seed: the streams' randomness.
     """
 
@@ -69,6 +71,7 @@ class EvaluationOptions:
     background_snr_db: tuple[float, float] = (5.0, 20.0)
     room: float = 0.5
     max_negative_hours: float | None = None
+    split: str = "test"
     seed: int = 1234
 
 
@@ -276,11 +279,11 @@ def _eer(positive: np.ndarray, negative: np.ndarray) -> float:
     return best[1]
 
 
-def _test_speech(dataset: WakeDataset, max_hours: float | None) -> list[np.ndarray]:
-    """The test split's real recordings, decoded one by one until ``max_hours`` are reached."""
+def _test_speech(dataset: WakeDataset, max_hours: float | None, split: str) -> list[np.ndarray]:
+    """The split's real recordings, decoded one by one until ``max_hours`` are reached."""
     budget = np.inf if max_hours is None else max_hours * 3600 * SAMPLE_RATE
     out: list[np.ndarray] = []
-    for item in (r for r in dataset.real if r.split == "test"):
+    for item in (r for r in dataset.real if r.split == split):
         if budget <= 0:
             break
         loaded = load_real([item])
@@ -306,12 +309,13 @@ def evaluate_model(
     options = options or EvaluationOptions()
     report = progress or (lambda stage, fraction: None)
     loaded = model if isinstance(model, WakeWordModel) else load_model(model)
-    dataset = data if isinstance(data, WakeDataset) else load_dataset(data, ("test",))
+    split = options.split
+    dataset = data if isinstance(data, WakeDataset) else load_dataset(data, (split,))
     rng = np.random.default_rng(options.seed)
     report("reading test audio", 0.0)
-    real = _test_speech(dataset, options.max_negative_hours)
-    positives = dataset.select("test", "positive")
-    confusables = dataset.select("test", "confusable") + dataset.select("test", "sentence")
+    real = _test_speech(dataset, options.max_negative_hours, options.split)
+    positives = dataset.select(split, "positive")
+    confusables = dataset.select(split, "confusable") + dataset.select(split, "sentence")
     negative = _concatenate(real, rng)
     hours = sum(len(c) for c in real) / SAMPLE_RATE / 3600
     confusable = _concatenate(confusables, rng)
@@ -361,6 +365,16 @@ def evaluate_model(
         seconds_scored=seconds,
         notes=notes,
     )
+
+
+def stream_threshold(
+    model: str | Path | WakeWordModel, data: WakeDataset, target_fa_per_hour: float = 0.5
+) -> float:
+    """The lowest threshold keeping false accepts per hour at or under the target on the
+    validation split's real-speech stream (speakers and voices apart from the test's)."""
+    report = evaluate_model(model, data, EvaluationOptions(split="val"))
+    allowed = [p for p in report.det if p.fa_per_hour <= target_fa_per_hour]
+    return min(p.threshold for p in allowed) if allowed else report.det[-1].threshold
 
 
 def write_report(report: EvaluationReport, folder: Path) -> list[Path]:
