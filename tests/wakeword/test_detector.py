@@ -72,7 +72,7 @@ def test_the_front_end_frames_at_absolute_positions() -> None:
     x = np.random.default_rng(1).normal(0, 0.1, WINDOW_SAMPLES).astype(np.float32)
     whole = log_mel(x)
     assert whole.shape == (150, 40)
-    np.testing.assert_allclose(log_mel(x[160:])[:-1], whole[1:], atol=1e-5)
+    np.testing.assert_allclose(log_mel(x[160:]), whole[1:], atol=1e-5)
 
 
 def test_silence_gives_low_scores() -> None:

@@ -338,7 +338,7 @@ def evaluate_model(
     pos_max = _span_max(pos[0], pos[1], positive.spans, _FOUND_AFTER_END_S)
     neg_max = _span_max(neg[0], neg[1], negative.spans, 0.0)
     neg_max = np.concatenate([neg_max, _span_max(conf[0], conf[1], confusable.spans, 0.0)])
-    ms = np.array(latencies) * 1000 if latencies else np.array([np.nan])
+    ms = np.array(latencies) * 1000
     notes = (
         f"false accepts counted over {hours:.2f} h of real speech from speakers never trained on;"
         f" 0 false accepts means fewer than {1 / max(hours, 1e-9):.2g} per hour",
@@ -360,7 +360,10 @@ def evaluate_model(
         at_target=at_target,
         at_model_threshold=own,
         eer=_eer(pos_max, neg_max),
-        latency_ms={"median": float(np.nanmedian(ms)), "p90": float(np.nanpercentile(ms, 90))},
+        latency_ms={  # NaN when nothing was detected
+            "median": float(np.median(ms)) if ms.size else float("nan"),
+            "p90": float(np.percentile(ms, 90)) if ms.size else float("nan"),
+        },
         det=tuple(det),
         seconds_scored=seconds,
         notes=notes,
