@@ -97,6 +97,7 @@ def test_streaming_evaluation_reports_honest_figures(
     fa = [p.false_accepts for p in report.det]
     assert fa == sorted(fa, reverse=True)
     assert "fewer than" in report.notes[0]
+    json.dumps(report.to_dict(), allow_nan=False)  # strict JSON, also without detections
     written = {p.name for p in write_report(report, tmp_path)}
     assert written == {"evaluation.json", "det.json", "det.png"}
     assert (tmp_path / "det.png").read_bytes().startswith(b"\x89PNG")

@@ -129,8 +129,8 @@ class EvaluationReport:
     notes: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """The report as JSON-ready data."""
-        return asdict(self)
+        """The report as JSON-ready data (a figure that could not be measured is ``None``)."""
+        return dict(_finite(asdict(self)))
 
     def summary(self) -> str:
         """A few lines for a terminal."""
@@ -155,6 +155,17 @@ class EvaluationReport:
             f"{self.latency_ms['median']:.0f} ms, p90 {self.latency_ms['p90']:.0f} ms"
         )
         return "\n".join(lines)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN floats as ``None``: strict JSON has no NaN."""
+    if isinstance(value, float):
+        return None if np.isnan(value) else value
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def fa_text(false_accepts: int, hours: float) -> str:
