@@ -4,6 +4,7 @@ models), each subcommand one call into :mod:`emotivoice.wakeword`."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -106,7 +107,7 @@ def cmd_listen(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
     def show(detection: Detection) -> None:
         if args.json:
-            print(json.dumps({"type": "wake", **detection.__dict__}), flush=True)
+            print(json.dumps({"type": "wake", **dataclasses.asdict(detection)}), flush=True)
         else:
             print(f"{detection.time_s:8.2f} s  {detection.phrase!r}  score {detection.score:.3f}")
             sys.stdout.flush()
