@@ -15,7 +15,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,demo]'
 	touch $@
 
+# Debian's espeak-ng and flite speak the wake-word studio's training data (checked each time:
+# apt packages are not in the venv).
 install: $(BIN)/.installed
+	bash scripts/ensure_tts.sh
 
 build/sample.wav: scripts/make_sample.py | $(BIN)/.installed
 	$(BIN)/python scripts/make_sample.py $@

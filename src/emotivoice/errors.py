@@ -16,17 +16,20 @@ __all__ = [
     "EmotiVoiceError",
     "EmptyAudioError",
     "InvalidConfigError",
+    "InvalidPhraseError",
     "InvalidResultError",
     "InvalidTargetError",
     "MicrophoneUnavailableError",
     "MissingExtraError",
     "ModelIntegrityError",
     "ModelNotFoundError",
+    "NoTrainingDataError",
     "StreamError",
     "StreamFrameTooLargeError",
     "StreamProtocolError",
     "StreamTooLongError",
     "UnsupportedFormatError",
+    "WakeWordModelError",
 ]
 
 
@@ -148,3 +151,23 @@ class InvalidTargetError(EmotiVoiceError):
     """An adversarial target transcript is empty, too long or not something Whisper can emit."""
 
     code = "INVALID_TARGET"
+
+
+class InvalidPhraseError(InvalidConfigError):
+    """A wake phrase the studio cannot train: no letters, letters the voices cannot say, too
+    long."""
+
+    code = "INVALID_PHRASE"
+
+
+class NoTrainingDataError(InvalidConfigError):
+    """A wake-word training set lacks what training needs (no positives, no negatives)."""
+
+    code = "NO_TRAINING_DATA"
+
+
+class WakeWordModelError(ModelNotFoundError):
+    """A file given as a wake-word model is not one: not ONNX, corrupt, or not made by
+    EmotiVoice's studio."""
+
+    code = "INVALID_WAKEWORD_MODEL"

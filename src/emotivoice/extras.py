@@ -41,6 +41,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "robustness": ("torch", "pesq", "pystoi"),
     "pyannote": ("pyannote.audio",),
     "evaluation": ("pyannote.metrics",),
+    "wakeword": ("torch", "onnx"),
 }
 
 

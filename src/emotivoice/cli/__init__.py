@@ -3,7 +3,7 @@
 One module per command group: :mod:`~emotivoice.cli.analyze` (analyze, export, models,
 languages, schema), :mod:`~emotivoice.cli.emotion` (train-emotion, benchmark-emotion),
 :mod:`~emotivoice.cli.service` (serve, worker, keys), :mod:`~emotivoice.cli.stream`,
-:mod:`~emotivoice.cli.attack` and :mod:`~emotivoice.cli.bench`.
+:mod:`~emotivoice.cli.attack`, :mod:`~emotivoice.cli.bench` and :mod:`~emotivoice.cli.wakeword`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,21 @@ import sys
 from collections.abc import Sequence
 
 from emotivoice._version import __version__
-from emotivoice.cli import analyze, attack, bench, emotion, service, stream
+from emotivoice.cli import analyze, attack, bench, emotion, service, stream, wakeword
 from emotivoice.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from emotivoice.errors import EmotiVoiceError
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
-_GROUPS = (analyze, bench, emotion, service, stream, attack)  # in the order --help lists them
+_GROUPS = (
+    analyze,
+    bench,
+    emotion,
+    service,
+    stream,
+    attack,
+    wakeword,
+)  # in the order --help lists them
 
 
 def build_parser() -> argparse.ArgumentParser:

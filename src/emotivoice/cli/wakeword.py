@@ -1,0 +1,189 @@
+"""``emotivoice wakeword``: the wake-word studio (generate, train, evaluate, export, listen,
+models), each subcommand one call into :mod:`emotivoice.wakeword`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from emotivoice.cli.common import EXIT_OK
+
+# flags whose default is the options' own (None here: the library's default applies)
+GENERATE_FLAGS = (
+    "positives",
+    "confusables",
+    "sentences",
+    "val_positives",
+    "test_positives",
+    "seed",
+)
+TRAIN_FLAGS = ("epochs", "batch_size", "learning_rate", "seed", "device", "threads")
+REFRACTORY_S = 2.0  # the detector's REFRACTORY_S (not imported: the parser stays light)
+
+
+def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def _stage(stage: str, fraction: float, *_: object) -> None:
+    print(f"{stage}: {fraction:.0%}", file=sys.stderr, flush=True)
+
+
+def cmd_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Generate the training data of a phrase."""
+    from emotivoice.wakeword import GenerateOptions, generate_dataset
+
+    given = _given(args, GENERATE_FLAGS)
+    if args.engines:
+        given["engines"] = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    options = GenerateOptions(**given)
+    root = None
+    if not args.no_real_speech:
+        from emotivoice.evaluation.datasets import data_dir
+
+        root = data_dir(Path(args.data) if args.data else None)
+    card = generate_dataset(args.phrase, Path(args.output), root, options, _stage)
+    print(card.to_markdown())
+    print(f"data set written to {args.output}")
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Train a model on a generated data set; the run folder holds the ONNX files."""
+    from emotivoice.wakeword import TrainOptions, train_model
+
+    options = TrainOptions(**_given(args, TRAIN_FLAGS))
+
+    def show(stage: str, fraction: float, metrics: dict[str, float]) -> None:
+        figures = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "epoch")
+        print(f"{stage}: {fraction:.0%} {figures}".rstrip(), file=sys.stderr, flush=True)
+
+    result = train_model(Path(args.data), Path(args.output), options, show)
+    print(
+        f"trained {result.parameters} parameters in {result.seconds:.0f} s "
+        f"(best epoch {result.best_epoch}, threshold {result.threshold:.3f})"
+    )
+    print(f"model: {result.onnx}\nint8 model: {result.onnx_int8}")
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Streaming evaluation of a model on a data set's test split."""
+    from emotivoice.wakeword import EvaluationOptions, evaluate_model, write_report
+
+    options = EvaluationOptions(
+        refractory_s=args.refractory, max_negative_hours=args.max_negative_hours
+    )
+    report = evaluate_model(args.model, Path(args.data), options, _stage)
+    print(report.summary())
+    for path in write_report(report, Path(args.output)):
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Export a training run's model to ONNX (int8 with --int8)."""
+    from emotivoice.wakeword.export import export_run
+
+    path = export_run(Path(args.run), Path(args.output), int8=args.int8)
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_listen(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Print a line (or a JSON object) per detection in a file, stdin or the microphone."""
+    from emotivoice.wakeword import Detection, load_model
+    from emotivoice.wakeword.listen import listen_file, listen_microphone, listen_pcm
+
+    sources = [bool(args.file), args.stdin, args.mic]
+    if sum(sources) != 1:
+        parser.error("give exactly one of --file FILE, --stdin and --mic")
+    model = load_model(args.model)
+    detector = model.detector(args.threshold, args.refractory)
+
+    def show(detection: Detection) -> None:
+        if args.json:
+            print(json.dumps({"type": "wake", **dataclasses.asdict(detection)}), flush=True)
+        else:
+            print(f"{detection.time_s:8.2f} s  {detection.phrase!r}  score {detection.score:.3f}")
+            sys.stdout.flush()
+
+    if args.file:
+        listen_file(Path(args.file), detector, show, realtime=args.realtime)
+    elif args.stdin:
+        listen_pcm(sys.stdin.buffer, detector, show)
+    else:
+        listen_microphone(detector, show, seconds=args.seconds)
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """List the shipped wake-word models."""
+    from emotivoice.wakeword import available_models, load_model
+
+    for name in available_models():
+        model = load_model(name)
+        print(f"{name}\t{model.phrase!r}\tthreshold {model.threshold:.3f}")
+    return EXIT_OK
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    w = sub.add_parser("wakeword", help="the wake-word studio: train and run a wake word")
+    modes = w.add_subparsers(dest="wakeword_command", required=True)
+    g = modes.add_parser("generate", help="make a phrase's training data (TTS + real speech)")
+    g.add_argument("phrase", help='the wake phrase, e.g. "hey jarvis"')
+    g.add_argument("-o", "--output", required=True, help="the data set folder to create")
+    g.add_argument("--data", default=None, help="shared real-speech folder (default: shared)")
+    g.add_argument("--no-real-speech", action="store_true", help="TTS negatives only")
+    g.add_argument("--positives", type=int, default=None)
+    g.add_argument("--confusables", type=int, default=None)
+    g.add_argument("--sentences", type=int, default=None)
+    g.add_argument("--val-positives", type=int, default=None)
+    g.add_argument("--test-positives", type=int, default=None)
+    g.add_argument("--engines", default=None, help="TTS engines (default espeak-ng,flite,piper)")
+    g.add_argument("--seed", type=int, default=None)
+    g.set_defaults(func=cmd_generate)
+
+    t = modes.add_parser("train", help="train a model on a data set (needs emotivoice[torch])")
+    t.add_argument("data", help="a data set folder made by generate")
+    t.add_argument("-o", "--output", required=True, help="the run folder to create")
+    t.add_argument("--epochs", type=int, default=None, help="default 8")
+    t.add_argument("--batch-size", type=int, default=None, help="default 128")
+    t.add_argument("--learning-rate", type=float, default=None, help="default 3e-3")
+    t.add_argument("--device", default=None, choices=["cpu", "cuda"])
+    t.add_argument("--threads", type=int, default=None, help="PyTorch CPU threads (default 1)")
+    t.add_argument("--seed", type=int, default=None)
+    t.set_defaults(func=cmd_train)
+
+    e = modes.add_parser("evaluate", help="streaming false rejects, false accepts/h, EER, DET")
+    e.add_argument("model", help="hey_jarvis or an ONNX file made by train/export")
+    e.add_argument("data", help="a data set folder made by generate (its test split is used)")
+    e.add_argument("-o", "--output", default="wakeword-evaluation", help="folder for JSON/PNG")
+    e.add_argument("--max-negative-hours", type=float, default=None, help="cut the negatives")
+    e.add_argument("--refractory", type=float, default=REFRACTORY_S, help="seconds")
+    e.set_defaults(func=cmd_evaluate)
+
+    x = modes.add_parser("export", help="export a training run's model to ONNX")
+    x.add_argument("run", help="a run folder made by train")
+    x.add_argument("-o", "--output", required=True, help="the ONNX file to write")
+    x.add_argument("--int8", action="store_true", help="quantise the weights to int8")
+    x.set_defaults(func=cmd_export)
+
+    li = modes.add_parser("listen", help="detect the wake word in a file, stdin or the mic")
+    li.add_argument("--model", default="hey_jarvis", help="hey_jarvis or an ONNX file")
+    li.add_argument("--file", default=None, help="an audio file of any supported format")
+    li.add_argument("--stdin", action="store_true", help="raw s16le 16 kHz mono on stdin")
+    li.add_argument("--mic", action="store_true", help="the microphone (needs sounddevice)")
+    li.add_argument("--seconds", type=float, default=None, help="stop the mic after this")
+    li.add_argument("--realtime", action="store_true", help="pace a file at recording speed")
+    li.add_argument("--threshold", type=float, default=None, help="default: the model's")
+    li.add_argument("--refractory", type=float, default=REFRACTORY_S, help="seconds")
+    li.add_argument("--json", action="store_true", help="one JSON wake event per line")
+    li.set_defaults(func=cmd_listen)
+
+    m = modes.add_parser("models", help="list the shipped wake-word models")
+    m.set_defaults(func=cmd_models)
