@@ -333,6 +333,14 @@ class Segment:
         """Length in seconds."""
         return self.end - self.start
 
+    @property
+    def emotion_units(self) -> tuple[EmotionUnit, ...]:
+        """The units whose emotion was scored: :attr:`units`, or the whole segment as one unit
+        (a file before schema 1.3); empty without emotion."""
+        if self.units or self.emotion is None:
+            return self.units
+        return (EmotionUnit(self.start, self.end, self.text, self.emotion),)
+
     def with_speaker(self, speaker: str | None, channel: int | None = None) -> Segment:
         """This segment, and each of its words, labelled as said by ``speaker``."""
         words = tuple(dataclasses.replace(w, speaker=speaker) for w in self.words)

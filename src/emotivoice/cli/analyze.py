@@ -209,7 +209,6 @@ def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             unit_min_s=args.unit_min,
             unit_max_s=args.unit_max,
             window_s=args.window,
-            window_hop_s=args.window / 4,
         )
     if not args.no_diarization:
         options.update(

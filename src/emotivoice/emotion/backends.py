@@ -67,7 +67,8 @@ class EmotionOptions:
             :func:`~emotivoice.emotion.units.cut_units`).
         unit_pause_s: a pause between words at least this long ends a unit.
         window_s, window_hop_s: length and step of the sliding windows of the emotion
-            timeline (the windows pool the segment's encoder states: no extra encoder pass).
+            timeline (the windows pool the segment's encoder states: no extra encoder pass);
+            the step is a quarter of the length unless given (see :attr:`hop_s`).
         device: ``cpu`` or ``cuda`` for Hugging Face backends.
     """
 
@@ -80,7 +81,7 @@ class EmotionOptions:
     unit_max_s: float = 8.0
     unit_pause_s: float = 0.5
     window_s: float = 2.0
-    window_hop_s: float = 0.5
+    window_hop_s: float | None = None
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -95,11 +96,16 @@ class EmotionOptions:
             )
         if self.unit_pause_s <= 0:
             raise InvalidConfigError("unit_pause_s must be above 0")
-        if not 0 < self.window_hop_s <= self.window_s <= 30:
+        if not 0 < self.hop_s <= self.window_s <= 30:
             raise InvalidConfigError(
-                f"window_hop_s ({self.window_hop_s}) must be above 0 and at most window_s "
+                f"window_hop_s ({self.hop_s}) must be above 0 and at most window_s "
                 f"({self.window_s}), itself at most 30 s"
             )
+
+    @property
+    def hop_s(self) -> float:
+        """The step of the timeline's windows: ``window_hop_s``, or a quarter of ``window_s``."""
+        return self.window_hop_s if self.window_hop_s is not None else self.window_s / 4
 
 
 class EmotionBackend(Protocol):
@@ -302,24 +308,34 @@ class EmotionAnalyzer:
 
     def score(self, samples: np.ndarray, encoded: EncodedSegment | None) -> EmotionScores:
         """The emotion of one segment's audio (and its encoder states)."""
-        return self.score_segment(samples, encoded, 0.0)[0]
+        return self._score(samples, encoded)[0]
+
+    def _score(
+        self, samples: np.ndarray, encoded: EncodedSegment | None
+    ) -> tuple[EmotionScores, np.ndarray | None]:
+        """The segment's emotion and the head's states it came from (``None`` for a backend
+        without states)."""
+        duration = len(samples) / SAMPLE_RATE
+        backend = self.backend
+        if not isinstance(backend, WhisperHeadBackend):
+            p = backend.probabilities(samples, encoded)
+            return self.scores_from_probabilities(p, duration), None
+        states = backend.states(samples, encoded)
+        return self._scores_of_states(backend, states, duration), states
 
     def score_segment(
         self, samples: np.ndarray, encoded: EncodedSegment | None, start: float
     ) -> tuple[EmotionScores, tuple[TimelinePoint, ...]]:
         """The emotion of a whole segment starting at ``start`` (seconds) and its sliding
         windows (pooled from the same encoder states; a backend without states gives none)."""
-        duration = len(samples) / SAMPLE_RATE
+        scores, states = self._score(samples, encoded)
         backend = self.backend
-        if not isinstance(backend, WhisperHeadBackend):
-            return self.scores_from_probabilities(
-                backend.probabilities(samples, encoded), duration
-            ), ()
-        states = backend.states(samples, encoded)
-        scores = self._scores_of_states(backend, states, duration)
+        if states is None or not isinstance(backend, WhisperHeadBackend):
+            return scores, ()
+        duration = len(samples) / SAMPLE_RATE
         per_s = backend.POSITIONS_PER_S
         window = max(1, round(self.options.window_s * per_s))
-        hop = max(1, round(self.options.window_hop_s * per_s))
+        hop = max(1, round(self.options.hop_s * per_s))
         timeline = []
         for a, b in window_bounds(len(states), window, hop):
             p = backend.head.probabilities(states[a:b])
@@ -399,9 +415,7 @@ class EmotionAnalyzer:
         """The emotion of a file (or of one speaker's segments): the distribution and the
         dimensions weighted by the duration of each unit, the windows as the timeline."""
         pieces = [
-            (unit.duration, unit.emotion)
-            for segment in segments
-            for unit in (segment.units or _whole(segment))
+            (unit.duration, unit.emotion) for segment in segments for unit in segment.emotion_units
         ]
         if not pieces:
             return None
@@ -425,13 +439,6 @@ class EmotionAnalyzer:
         )
 
 
-def _whole(segment: Segment) -> tuple[EmotionUnit, ...]:
-    """A segment without units (a file before schema 1.3) as one unit."""
-    if segment.emotion is None:
-        return ()
-    return (EmotionUnit(segment.start, segment.end, segment.text, segment.emotion),)
-
-
 def _timeline_of(segment: Segment) -> tuple[TimelinePoint, ...]:
     """A segment's windows; without them (a backend with no states), a point per unit."""
     if segment.timeline:
@@ -445,7 +452,7 @@ def _timeline_of(segment: Segment) -> tuple[TimelinePoint, ...]:
             u.emotion.arousal,
             u.emotion.valence,
         )
-        for u in (segment.units or _whole(segment))
+        for u in segment.emotion_units
     )
 
 

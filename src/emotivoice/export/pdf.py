@@ -148,12 +148,7 @@ def _emotion_short(e: EmotionScores) -> str:
 def _units(analysis: Analysis) -> list[EmotionUnit]:
     """The scored units of the analysis (a segment without units, from a file before schema
     1.3, counts as one)."""
-    return [
-        unit
-        for s in analysis.segments
-        if s.emotion is not None
-        for unit in (s.units or (EmotionUnit(s.start, s.end, s.text, s.emotion),))
-    ]
+    return [unit for s in analysis.segments for unit in s.emotion_units]
 
 
 def time_shares(analysis: Analysis) -> dict[str, float]:
@@ -358,13 +353,7 @@ def _summary_sentences(analysis: Analysis) -> str:
 def _key_moments(analysis: Analysis, count: int = 3) -> list[tuple[Segment, EmotionUnit]]:
     """The units the model was surest about (certain ones first), with their segments, in time
     order."""
-    scored = [
-        (s, u)
-        for s in analysis.segments
-        if s.emotion is not None
-        for u in (s.units or (EmotionUnit(s.start, s.end, s.text, s.emotion),))
-        if u.text.strip()
-    ]
+    scored = [(s, u) for s in analysis.segments for u in s.emotion_units if u.text.strip()]
     scored.sort(key=lambda su: (su[1].emotion.uncertain, -su[1].emotion.confidence))
     return sorted(scored[:count], key=lambda su: su[1].start)
 

@@ -114,6 +114,7 @@ def _csv_row(analysis: Analysis, segment: Segment | None) -> dict[str, object]:
 
 
 def _emotion_columns(emotion: EmotionScores | None) -> dict[str, object]:
+    from emotivoice.emotion.dimensions import DIMENSIONS
     from emotivoice.emotion.labels import BASE_EMOTIONS
 
     columns: dict[str, object] = {
@@ -123,7 +124,7 @@ def _emotion_columns(emotion: EmotionScores | None) -> dict[str, object]:
     }
     for base in BASE_EMOTIONS:
         columns[f"p_{base}"] = emotion.probabilities[base] if emotion else ""
-    for name in ("arousal", "valence", "intensity"):
+    for name in DIMENSIONS:
         value = getattr(emotion, name) if emotion else None
         columns[name] = "" if value is None else value
     columns["emotions_primary"] = " ".join(e.name for e in emotion.primary) if emotion else ""

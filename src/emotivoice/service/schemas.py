@@ -168,9 +168,7 @@ class AnalysisOptionsIn(BaseModel):
             **(
                 {
                     "unit_max_s": self.unit_max_s,
-                    "unit_min_s": min(_EMOTION_DEFAULTS.unit_min_s, self.unit_max_s),
                     "window_s": self.window_s,
-                    "window_hop_s": self.window_s / 4,
                 }
                 if self.emotion
                 else {}
