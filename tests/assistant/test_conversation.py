@@ -136,3 +136,24 @@ def test_options_are_checked() -> None:
         AssistantOptions(during_reply="shout")
     with pytest.raises(InvalidConfigError, match="max_reply_tokens"):
         AssistantOptions(max_reply_tokens=0)
+
+
+@pytest.mark.slow
+def test_with_a_wake_word_only_what_follows_it_is_answered(  # type: ignore[no-untyped-def]
+    analyzer, local_model, espeak, clips
+) -> None:
+    """Speech before the wake word is not answered; the question after it is."""
+    from emotivoice.assistant.listener import WakeWordStage
+    from emotivoice.wakeword.tts import Voice, synthesize
+
+    wake = WakeWordStage()
+    hey_jarvis = synthesize("hey jarvis", Voice("flite", "slt", "flite-slt"))  # not espeak-ng
+    ignored, question = (load_audio(clips[n]).samples for n in ("neutral", "angry"))
+    pause = np.zeros(SAMPLE_RATE // 2, np.float32)
+    audio = np.concatenate([ignored, pause, hey_jarvis, pause, question])
+    options = AssistantOptions(max_reply_tokens=12)
+    assistant = Assistant(StreamListener(analyzer), local_model, espeak, options=options, wake=wake)
+    turns = asyncio.run(assistant.converse(audio_chunks(audio)))
+    assert len(turns) == 1
+    assert turns[0].style == "calm"  # the angry question, not the neutral speech before
+    assert turns[0].trace.wake_s is not None and turns[0].trace.wake_s > 0

@@ -88,6 +88,37 @@ class AssistantOptions:
 
 
 @dataclass
+class _Clock:
+    """Where the listener's stream time lies in the input, and when it was spoken.
+
+    The listener hears only part of the input (not what the wake stage gets, nor what is
+    ignored during a reply); each chunk is taken to arrive when its last sample was spoken.
+    """
+
+    heard: int = 0  # samples of input so far
+    fed: int = 0  # of them, samples fed to the listener
+    marks: deque[tuple[int, int, float]] = field(default_factory=deque)  # (fed, heard, when)
+
+    def tick(self, samples: int, to_listener: bool) -> None:
+        now = time.perf_counter()
+        self.heard += samples
+        if to_listener:
+            self.fed += samples
+            self.marks.append((self.fed, self.heard, now))
+            while self.marks[0][2] < now - _CLOCK_S:
+                self.marks.popleft()
+
+    def locate(self, stream_time: float) -> tuple[int, float]:
+        """The input sample of the listener's ``stream_time`` and the perf_counter() moment
+        it was spoken."""
+        sample = round(stream_time * SAMPLE_RATE)
+        for fed, heard, at in self.marks:
+            if fed >= sample:
+                return heard - (fed - sample), at - (fed - sample) / SAMPLE_RATE
+        return self.heard, time.perf_counter()
+
+
+@dataclass
 class _Reply:
     """A reply in the making (mutable: the tasks of one turn fill it in)."""
 
@@ -96,7 +127,7 @@ class _Reply:
     speech_end: float  # perf_counter() of the end of the user's speech
     style: ReplyStyle
     reason: str
-    wake: float | None = None
+    wake_s: float | None = None
     text: str = ""
     tokens: int = 0
     sentences: list[str] = field(default_factory=list)
@@ -142,8 +173,7 @@ class Assistant:
             model.context_tokens, self.options.max_reply_tokens, model.count_tokens
         )
         self.turns: list[Turn] = []
-        self._clock: deque[tuple[int, float]] = deque()  # (samples fed, perf_counter)
-        self._fed = 0
+        self._clock = _Clock()
 
     async def reply(self, utterance: Utterance) -> Turn:
         """Answer one utterance (no audio in: the text path of the API); the end of speech is
@@ -162,7 +192,7 @@ class Assistant:
         Returns every turn of the conversation (also passed to ``on_turn`` as each ends).
         """
         current: tuple[asyncio.Task[None], _Reply] | None = None
-        asleep, woke = self.wake is not None, None
+        asleep, woke = self.wake is not None, None  # woke: the input sample of the wake word
         mode = self.options.during_reply
 
         async def collect() -> None:
@@ -180,11 +210,13 @@ class Assistant:
             nonlocal current, asleep
             for h in heard:
                 if h.kind == "speech_start" and current is not None and mode == "barge_in":
-                    await self._barge_in(*current, onset=self._wall(h.time))
+                    await self._barge_in(*current, onset=self._clock.locate(h.time)[1])
                     await collect()
                 elif h.kind == "utterance" and h.utterance is not None:
                     await collect()
-                    state = self._new_reply(h.utterance, self._wall(h.time), woke)
+                    end, spoken = self._clock.locate(h.time)
+                    wake_s = None if woke is None else (end - woke) / SAMPLE_RATE
+                    state = self._new_reply(h.utterance, spoken, wake_s)
                     state.mark("final_transcript")
                     current = (asyncio.create_task(self._respond(state)), state)
                     asleep = self.wake is not None
@@ -192,35 +224,24 @@ class Assistant:
                         await collect()
 
         async for chunk in audio:
-            now = time.perf_counter()
             if current is not None and current[0].done():
                 await collect()
             if current is not None and mode == "ignore":
+                self._clock.tick(chunk.size, to_listener=False)
                 continue  # the microphone hears the assistant's own voice
             if asleep and self.wake is not None:
+                self._clock.tick(chunk.size, to_listener=False)
                 if self.wake.feed(chunk) is not None:
-                    asleep, woke = False, now
+                    asleep, woke = False, self._clock.heard
                 continue
-            self._fed += chunk.size
-            self._clock.append((self._fed, now))
-            while self._clock and self._clock[0][1] < now - _CLOCK_S:
-                self._clock.popleft()
+            self._clock.tick(chunk.size, to_listener=True)
             await handle(await self.listener.feed(chunk))
         await handle(await self.listener.finish())
         await collect()
         return self.turns
 
-    def _wall(self, stream_time: float) -> float:
-        """The perf_counter() moment the sample at ``stream_time`` was spoken: its chunk arrived
-        when the chunk's last sample was spoken."""
-        sample = round(stream_time * SAMPLE_RATE)
-        for fed, at in self._clock:
-            if fed >= sample:
-                return at - (fed - sample) / SAMPLE_RATE
-        return time.perf_counter()
-
     def _new_reply(
-        self, utterance: Utterance, speech_end: float, wake: float | None = None
+        self, utterance: Utterance, speech_end: float, wake_s: float | None = None
     ) -> _Reply:
         style, reason = choose_style(utterance)
         return _Reply(
@@ -229,7 +250,7 @@ class Assistant:
             speech_end=speech_end,
             style=style,
             reason=reason,
-            wake=wake,
+            wake_s=wake_s,
         )
 
     async def _respond(self, state: _Reply) -> None:
@@ -312,7 +333,7 @@ class Assistant:
     def _finish(self, state: _Reply) -> Turn:
         onset = state.marks.get("barge_in_onset")
         trace = LatencyTrace(
-            wake_s=None if state.wake is None else state.speech_end - state.wake,
+            wake_s=state.wake_s,
             final_transcript_s=state.since_speech_end("final_transcript"),
             first_token_s=state.since_speech_end("first_token"),
             first_sentence_s=state.since_speech_end("first_sentence"),

@@ -61,10 +61,12 @@ async def pcm_stream_chunks(
         yield chunk
 
 
-async def microphone_chunks(
+def microphone_chunks(
     device: int | str | None = None, chunk_s: float = CHUNK_S
 ) -> AsyncIterator[np.ndarray]:
     """The microphone at 16 kHz mono (``sounddevice``, the ``mic`` extra), until cancelled.
+
+    The device is checked here, before the first chunk is asked for.
 
     Raises:
         MicrophoneUnavailableError: no sounddevice/PortAudio, no input device, or a device that
@@ -77,19 +79,23 @@ async def microphone_chunks(
         raise MicrophoneUnavailableError(
             f"Cannot record 16 kHz mono from the microphone {device or '(default)'}: {error}"
         ) from error
-    loop = asyncio.get_running_loop()
-    captured: asyncio.Queue[np.ndarray] = asyncio.Queue()
 
-    def callback(data: np.ndarray, frames: int, when: object, status: object) -> None:
-        loop.call_soon_threadsafe(captured.put_nowait, data[:, 0].copy())
+    async def chunks() -> AsyncIterator[np.ndarray]:
+        loop = asyncio.get_running_loop()
+        captured: asyncio.Queue[np.ndarray] = asyncio.Queue()
 
-    with sd.InputStream(
-        samplerate=SAMPLE_RATE,
-        channels=1,
-        dtype="float32",
-        blocksize=int(chunk_s * SAMPLE_RATE),
-        device=device,
-        callback=callback,
-    ):
-        while True:
-            yield await captured.get()
+        def callback(data: np.ndarray, frames: int, when: object, status: object) -> None:
+            loop.call_soon_threadsafe(captured.put_nowait, data[:, 0].copy())
+
+        with sd.InputStream(
+            samplerate=SAMPLE_RATE,
+            channels=1,
+            dtype="float32",
+            blocksize=int(chunk_s * SAMPLE_RATE),
+            device=device,
+            callback=callback,
+        ):
+            while True:
+                yield await captured.get()
+
+    return chunks()

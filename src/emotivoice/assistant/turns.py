@@ -133,8 +133,8 @@ class LatencyTrace:
     there (cut, or failed).
 
     Attributes:
-        wake_s: the wake word was heard this long *before* the end of speech (``None``
-            without a wake stage).
+        wake_s: seconds of input audio from the wake word's detection to the end of speech
+            (``None`` without a wake stage).
         final_transcript_s: the final segment (text, emotion, prosody) was ready; it includes
             the pause that ends an utterance (``StreamOptions.endpoint_silence_ms``).
         first_token_s: the language model's first token.
