@@ -66,7 +66,7 @@ def test_a_scripted_two_turn_conversation(  # type: ignore[no-untyped-def]
         voice = json.loads(prompt[0]["content"].split("voice: ", 1)[1])
         assert turn.user.emotion is not None
         assert voice["emotion"] == turn.user.emotion.dominant
-        assert voice["emotion_valence"] == turn.user.emotion.valence
+        assert voice["valence"] == round(turn.user.emotion.valence or 0, 1)
     # the second prompt remembers the first turn
     assert model.prompts[1][1:3] == [
         {"role": "user", "content": turns[0].user.text},
@@ -108,7 +108,7 @@ def test_barge_in_stops_the_reply_and_marks_it_cut(  # type: ignore[no-untyped-d
     assert first.cut
     assert first.trace.barge_in_stop_s is not None and first.trace.barge_in_cancel_s is not None
     assert 0 < first.trace.barge_in_stop_s <= first.trace.barge_in_cancel_s
-    assert first.trace.tokens < 60  # cancelled before the budget was spent
+    assert sink.stopped_at is not None  # (the model may have finished: the voice had not)
     assert assistant.memory.history[0].cut
     assert CUT_MARKER in assistant.memory.prompt("s", "u")[2]["content"]
     assert len(turns) == 2 and "door" in turns[1].user.text.lower()

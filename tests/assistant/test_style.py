@@ -33,9 +33,9 @@ def test_emotion_reaches_the_prompt_and_changes_the_style(analyzer, clips) -> No
         voice = json.loads(prompt.split("voice: ", 1)[1])
         assert utterance.emotion is not None and utterance.prosody is not None
         assert voice["emotion"] == utterance.emotion.dominant
-        assert voice["emotion_confidence"] == utterance.emotion.confidence
-        assert voice["emotion_arousal"] == utterance.emotion.arousal
-        assert voice["pitch_mean_hz"] == utterance.prosody.pitch_mean_hz
+        assert voice["confidence"] == round(utterance.emotion.confidence, 1)
+        assert voice["arousal"] == round(utterance.emotion.arousal or 0, 1)
+        assert voice["pitch_hz"] == round(utterance.prosody.pitch_mean_hz or 0)
         assert style.instruction in prompt
     # the angry and the neutral reading of the same sentence are told apart in the fields
     assert angry.emotion and neutral.emotion

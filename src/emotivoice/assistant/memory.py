@@ -30,7 +30,7 @@ def system_message(persona: str, style: ReplyStyle, utterance: Utterance) -> str
     lines = [persona, f"Reply style ({style.name}): {style.instruction}"]
     fields = utterance.voice_fields()
     if fields:
-        lines.append(f"voice: {json.dumps(fields, sort_keys=True)}")
+        lines.append(f"voice: {json.dumps(fields, separators=(',', ':'))}")
     return "\n".join(lines)
 
 

@@ -48,11 +48,10 @@ logger = logging.getLogger(__name__)
 
 DURING_REPLY = ("wait", "ignore", "barge_in")
 DEFAULT_SYSTEM_PROMPT = (
-    "You are EmotiVoice, a friendly voice assistant that runs on the user's own computer. "
-    "Your words are spoken aloud: answer in one to three short sentences, with no lists, no "
-    "markdown and no emojis. The 'voice' line below measures how the user just spoke (emotion "
-    "label and its confidence, arousal, valence and intensity from 0 to 1, pitch, speaking "
-    "rate); let it set your tone, never read it out."
+    "You are EmotiVoice, a friendly voice assistant on the user's computer. Your words are "
+    "spoken aloud: answer in one to three short sentences, no lists or markdown. The 'voice' "
+    "line measures how the user spoke (emotion, confidence, arousal, valence and intensity "
+    "from 0 to 1, pitch, speaking rate): let it set your tone, never read it out."
 )
 _CLOCK_S = 120.0  # how far back the stream-time → wall-clock map reaches
 

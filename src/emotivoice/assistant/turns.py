@@ -114,16 +114,28 @@ class Utterance:
         )
 
     def voice_fields(self) -> dict[str, Any]:
-        """How the user spoke, as the structured fields the language model is given: the
-        emotion's label, confidence and dimensions and the prosody summary (``None`` values
-        left out)."""
+        """How the user spoke, as the structured fields the language model is given: emotion
+        label, confidence and dimensions (one decimal), pitch and speaking rate. Short keys and
+        few digits, since every prompt token delays the reply's first token (each digit is a
+        token to SmolLM2); ``None`` values are left out, ``uncertain`` appears only when true.
+        """
         fields: dict[str, Any] = {}
-        if self.emotion is not None:
-            fields |= {f"emotion_{k}": v for k, v in asdict(self.emotion).items()}
-            fields["emotion"] = fields.pop("emotion_dominant")
-        if self.prosody is not None:
-            fields |= asdict(self.prosody)
+        e, p = self.emotion, self.prosody
+        if e is not None:
+            fields |= {"emotion": e.dominant, "confidence": _short(e.confidence)}
+            fields |= {"arousal": _short(e.arousal), "valence": _short(e.valence)}
+            fields |= {"intensity": _short(e.intensity), "uncertain": e.uncertain or None}
+        if p is not None:
+            fields |= {"pitch_hz": _whole(p.pitch_mean_hz), "rate_wps": _short(p.speaking_rate_wps)}
         return {k: v for k, v in fields.items() if v is not None}
+
+
+def _short(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _whole(value: float | None) -> int | None:
+    return None if value is None else round(value)
 
 
 @dataclass(frozen=True)
