@@ -33,9 +33,20 @@ def test_a_cut_reply_is_marked() -> None:
     assert prompt[2] == {"role": "assistant", "content": f"Once upon a time {CUT_MARKER}"}
 
 
+def test_the_history_budget_caps_the_prompt() -> None:
+    memory = ConversationMemory(1000, 10, count_tokens=words, history_tokens=30)
+    for i in range(10):
+        memory.add(f"question {i}", f"answer {i} is short")
+    prompt = memory.prompt("system", "next")
+    history = sum(words(m["content"]) + 4 for m in prompt[1:-1])
+    assert 0 < history <= 30 and prompt[-2]["content"] == "answer 9 is short"
+
+
 @pytest.mark.slow
 def test_the_local_model_counts_its_own_tokens(local_model) -> None:  # type: ignore[no-untyped-def]
-    memory = ConversationMemory(local_model.context_tokens, 80, local_model.count_tokens)
+    memory = ConversationMemory(
+        local_model.context_tokens, 80, local_model.count_tokens, history_tokens=10_000
+    )
     for _ in range(200):
         memory.add("What is the weather like today? " * 3, "It is sunny and warm. " * 3)
     prompt = memory.prompt("system", "and tomorrow?")

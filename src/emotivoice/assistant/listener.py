@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from emotivoice.assistant.turns import Utterance
+from emotivoice.audio import SAMPLE_RATE
 from emotivoice.streaming.analyzer import StreamingAnalyzer, StreamOptions
 from emotivoice.streaming.events import SegmentEvent, StreamEvent, VadEvent
 from emotivoice.wakeword.detector import Detection, WakeWordDetector, load_model
@@ -69,9 +70,11 @@ class StreamListener:
 
     def __init__(self, analyzer: Analyzer, options: StreamOptions | None = None) -> None:
         options = options or StreamOptions(partials=False, keep_recording=False)
-        if options.encoding != "pcm_s16le" or options.sample_rate != 16000:
-            options = dataclasses.replace(options, encoding="pcm_s16le", sample_rate=16000)
-        self._stream = StreamingAnalyzer(analyzer, dataclasses.replace(options, channels=1))
+        # the assistant's sources give 16 kHz mono samples; they are sent as 16-bit PCM
+        options = dataclasses.replace(
+            options, encoding="pcm_s16le", sample_rate=SAMPLE_RATE, channels=1
+        )
+        self._stream = StreamingAnalyzer(analyzer, options)
 
     async def feed(self, samples: np.ndarray) -> list[Heard]:
         pcm = np.clip(np.round(samples * _PCM_MAX), -_PCM_MAX - 1, _PCM_MAX).astype("<i2")

@@ -1,8 +1,12 @@
 """Conversation memory bounded by the model's context window.
 
 Every turn is kept in :attr:`ConversationMemory.history`; the prompt of a new turn takes the
-system message, then as many of the most recent turns as fit, then the new user message. When
-the window is full the **oldest turns are dropped** from the prompt (whole turns, never half of
+system message, then as many of the most recent turns as fit, then the new user message. The
+turns may fill the context window less the reply's room, and at most ``history_tokens``: the
+local runtime reads the whole prompt again each turn (no cache of the previous turn's keys and
+values), so every remembered token delays the first token of the reply (measured: 30 turns of
+history made the voice-to-voice time grow from 2 s to 20 s on the shared 2-core CPU). When
+the budget is full the **oldest turns are dropped** from the prompt (whole turns, never half of
 one), not summarised: a 135M model summarises poorly, and a summary costs a second generation
 before every reply. A reply the user interrupted is kept with the words generated before the
 cut and the marker ``[interrupted by the user]``, so the model knows it was not heard out.
@@ -18,9 +22,16 @@ from emotivoice.assistant.llm import Message
 from emotivoice.assistant.style import ReplyStyle
 from emotivoice.assistant.turns import Utterance
 
-__all__ = ["CUT_MARKER", "ConversationMemory", "Exchange", "system_message"]
+__all__ = [
+    "CUT_MARKER",
+    "DEFAULT_HISTORY_TOKENS",
+    "ConversationMemory",
+    "Exchange",
+    "system_message",
+]
 
 CUT_MARKER = "[interrupted by the user]"
+DEFAULT_HISTORY_TOKENS = 384  # about the last four short exchanges
 _MESSAGE_OVERHEAD_TOKENS = 4  # role and separators a chat template adds around each message
 
 
@@ -54,11 +65,17 @@ class ConversationMemory:
         context_tokens: the model's window (prompt and reply).
         reply_tokens: tokens kept free for the reply.
         count_tokens: the model's token counter.
+        history_tokens: the most the remembered turns may take of a prompt.
     """
 
     def __init__(
-        self, context_tokens: int, reply_tokens: int, count_tokens: Callable[[str], int]
+        self,
+        context_tokens: int,
+        reply_tokens: int,
+        count_tokens: Callable[[str], int],
+        history_tokens: int = DEFAULT_HISTORY_TOKENS,
     ) -> None:
+        self.history_tokens = history_tokens
         self.context_tokens = context_tokens
         self.reply_tokens = reply_tokens
         self.count_tokens = count_tokens
@@ -72,7 +89,8 @@ class ConversationMemory:
         """System message, the most recent turns that fit, the new user message."""
         head: list[Message] = [{"role": "system", "content": system}]
         tail: list[Message] = [{"role": "user", "content": user}]
-        budget = self.context_tokens - self.reply_tokens - self._cost(head + tail)
+        room = self.context_tokens - self.reply_tokens - self._cost(head + tail)
+        budget = min(room, self.history_tokens)
         kept: list[Message] = []
         self.dropped = len(self.history)
         for exchange in reversed(self.history):

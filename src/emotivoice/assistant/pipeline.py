@@ -29,7 +29,11 @@ import numpy as np
 
 from emotivoice.assistant.listener import Heard, Listener, WakeStage
 from emotivoice.assistant.llm import LanguageModel
-from emotivoice.assistant.memory import ConversationMemory, system_message
+from emotivoice.assistant.memory import (
+    DEFAULT_HISTORY_TOKENS,
+    ConversationMemory,
+    system_message,
+)
 from emotivoice.assistant.sentences import SentenceCutter
 from emotivoice.assistant.speech import AudioSink, BufferSink, Speaker
 from emotivoice.assistant.style import ReplyStyle, choose_style
@@ -62,6 +66,8 @@ class AssistantOptions:
 
     Attributes:
         max_reply_tokens: longest reply the model may generate (tokens).
+        history_tokens: the most the remembered turns may take of a prompt (the oldest are
+            dropped first; every prompt token delays the reply's first token).
         during_reply: ``wait``, ``ignore`` or ``barge_in`` (see the module doc).
         system_prompt: the persona; the reply style's instruction is appended to it.
         first_token_timeout_s: a model that has not begun its answer by then is given up on:
@@ -70,6 +76,7 @@ class AssistantOptions:
     """
 
     max_reply_tokens: int = 80
+    history_tokens: int = DEFAULT_HISTORY_TOKENS
     during_reply: str = "wait"
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     first_token_timeout_s: float = 20.0
@@ -82,6 +89,8 @@ class AssistantOptions:
             )
         if self.max_reply_tokens < 1:
             raise InvalidConfigError("max_reply_tokens must be at least 1.")
+        if self.history_tokens < 0:
+            raise InvalidConfigError("history_tokens must be 0 or more.")
         if self.first_token_timeout_s <= 0:
             raise InvalidConfigError("first_token_timeout_s must be a positive number.")
 
@@ -169,7 +178,10 @@ class Assistant:
         self.sink: AudioSink = sink if sink is not None else BufferSink()
         self.options = options or AssistantOptions()
         self.memory = ConversationMemory(
-            model.context_tokens, self.options.max_reply_tokens, model.count_tokens
+            model.context_tokens,
+            self.options.max_reply_tokens,
+            model.count_tokens,
+            self.options.history_tokens,
         )
         self.turns: list[Turn] = []
         self._clock = _Clock()

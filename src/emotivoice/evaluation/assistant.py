@@ -143,7 +143,9 @@ async def _latency(
     options: AssistantOptions,
 ) -> list[list[Turn]]:
     """Each question as its own live stream, one conversation memory; the turns of each."""
-    memory = ConversationMemory(model.context_tokens, options.max_reply_tokens, model.count_tokens)
+    memory = ConversationMemory(
+        model.context_tokens, options.max_reply_tokens, model.count_tokens, options.history_tokens
+    )
     lead = np.zeros(SAMPLE_RATE // 2, np.float32)
     out: list[list[Turn]] = []
     for samples in questions:
