@@ -24,6 +24,7 @@ __all__ = [
     "ModelIntegrityError",
     "ModelNotFoundError",
     "NoTrainingDataError",
+    "PeerEnvironmentError",
     "StreamError",
     "StreamFrameTooLargeError",
     "StreamProtocolError",
@@ -171,3 +172,10 @@ class WakeWordModelError(ModelNotFoundError):
     EmotiVoice's studio."""
 
     code = "INVALID_WAKEWORD_MODEL"
+
+
+class PeerEnvironmentError(EmotiVoiceError):
+    """The isolated environment in which the wake-word peers (openWakeWord, microWakeWord) run
+    could not be built, or a peer failed in it."""
+
+    code = "PEER_ENVIRONMENT"
