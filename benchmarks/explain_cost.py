@@ -13,8 +13,13 @@ costs (model load, the librosa/SciPy imports of the first counterfactual transfo
 ``analyze --explain`` has already paid in its acoustic-feature stage) are printed on their own
 line and not counted per segment.
 
+The current scorer runs its encoder layers in bfloat16 where the CPU computes it natively
+(``precision="auto"``); ``float32`` runs the same head in float32 beside it, and both print
+their predicted probability and the faithfulness of their Shapley and LIME orders (deletion
+curves against random orders), so a change of number format shows what it costs in accuracy.
+
 Usage: ``python benchmarks/explain_cost.py [--threads 2] [--repeats 3] [--no-reference]
-[--reference-head FILE] [--no-gradients]``.
+[--no-float32] [--reference-head FILE] [--no-gradients]``.
 """
 
 from __future__ import annotations
@@ -71,16 +76,29 @@ def summary(values: list[float]) -> str:
     return f"{min(values):6.2f} {statistics.median(values):6.2f}"
 
 
+def _predicted(explanation: SegmentExplanation) -> str:
+    return f"{explanation.predicted} ({explanation.probabilities[explanation.predicted]:.4f})"
+
+
+def _faithfulness(explanation: SegmentExplanation, method: str) -> str:
+    attribution = explanation.attribution
+    curves = {c.method: c for c in attribution.deletion} if attribution else {}
+    return f"{curves[method].faithfulness:.4f}" if method in curves else "-"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--no-float32", action="store_true", help="no float32 run beside")
     parser.add_argument("--reference-head", type=Path, help="a head .npz (default: the former)")
     parser.add_argument("--no-gradients", action="store_true")
     args = parser.parse_args()
     name, segment = ten_second_segment()
     configs = {"current": emotion_scorer(cpu_threads=args.threads)}
+    if not args.no_float32:
+        configs["float32"] = emotion_scorer(cpu_threads=args.threads, precision="float32")
     if not args.no_reference:
         head = args.reference_head or former_head()
         options = EmotionOptions(model=str(head))
@@ -107,17 +125,17 @@ def main() -> None:
     current = results["current"]
     evaluations = {m: int(c["evaluations"]) for m, c in current.cost.items()}
     evaluations["total"] = sum(evaluations[m] for m in QUERY_METHODS)
-    header = f"{'method':<24} {'evaluations':>11}   current best median"
-    if "reference" in configs:
-        header += "   reference best median"
-    predicted = ", ".join(f"{c} {e.predicted}" for c, e in results.items())
-    print(f"predicted: {predicted}; {args.repeats} runs each, seconds")
-    print(header)
+    print(f"{args.repeats} runs each, seconds (best median)")
+    print(f"{'':<24} {'evaluations':>11}" + "".join(f" {c:>18}" for c in configs))
     for method in (*QUERY_METHODS, "total"):
-        row = f"{method:<24} {evaluations[method]:>11}   {summary(seconds['current'][method]):>19}"
-        if "reference" in configs:
-            row += f"   {summary(seconds['reference'][method]):>21}"
-        print(row)
+        cells = "".join(f" {summary(seconds[c][method]):>18}" for c in configs)
+        print(f"{method:<24} {evaluations[method]:>11}{cells}")
+    for label, cell in (
+        ("predicted (probability)", _predicted),
+        ("faithfulness shapley", lambda e: _faithfulness(e, "shapley")),
+        ("faithfulness lime", lambda e: _faithfulness(e, "lime")),
+    ):
+        print(f"{label:<36}" + "".join(f" {cell(results[c]):>18}" for c in configs))
     print("targets: total ≤ 100 evaluations and ≤ 30 s")
     methods = ["attention"] + ([] if args.no_gradients else ["gradients"])
     separate = explain_segment(segment, configs["current"], ExplainOptions(methods=tuple(methods)))

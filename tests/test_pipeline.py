@@ -173,6 +173,9 @@ def test_final_layer_head_needs_its_whisper_model(jfk_path: Path, tmp_path: Path
     np.savez(head, **arrays)
     options = {"beam_size": 1, "features": False, "emotion_model": str(head)}
     assert emotivoice.analyze(jfk_path, **options).segments[0].emotion is not None
+    # it reads the states of the window it was trained on: Whisper's 30 s, whatever was asked
+    analyzer = Analyzer(AnalyzeOptions.from_kwargs(**options))
+    assert analyzer.transcriber.options.encoder_window == "full"
     with pytest.raises(InvalidConfigError, match="Whisper base"):  # a clear error, not a crash
         emotivoice.analyze(jfk_path, model="tiny.en", **options)
 

@@ -1,17 +1,23 @@
-"""Transcription's bounded worst case: token caps, the fallback budget, low-confidence marks."""
+"""Transcription: fitted encoder windows, and the bounded worst case (token caps, the
+fallback budget, low-confidence marks)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from emotivoice.errors import InvalidConfigError
 from emotivoice.evaluation.hard_audio import HardClip, hard_audio_set
 from emotivoice.transcription import (
     DECODE_TOKENS_PER_S,
     DECODE_TOKENS_SLACK,
     Transcriber,
+    TranscriptionOptions,
     _BudgetSpent,
     _LimitedPasses,
+    fitted_window,
 )
 
 # nEMO speech under four LibriSpeech talkers at 0 dB: Whisper base invents Russian text in a
@@ -68,3 +74,40 @@ def test_clean_speech_is_not_low_confidence(
     result = transcriber.transcribe(encoded, "en", 1.0, 0.0)
     assert "ask not what your country can do for you" in result.text.lower()
     assert not result.low_confidence
+
+
+def test_fitted_window_holds_the_segment_and_two_seconds_of_silence() -> None:
+    assert fitted_window(16000) == 500  # never under 5 s
+    assert fitted_window(int(4.9 * 16000)) == 700  # 4.9 s + 2 s, in whole seconds
+    assert fitted_window(16000 * 12) == 1400
+    assert fitted_window(16000 * 29) == 3000  # never over Whisper's 30 s
+    assert fitted_window(int(4.9 * 16000), margin_frames=100) == 600
+    with pytest.raises(InvalidConfigError, match="encoder_window must be one of"):
+        TranscriptionOptions(encoder_window="short")
+
+
+@pytest.mark.slow
+def test_fitted_window_encodes_less_and_reads_the_same(
+    transcriber: Transcriber, jfk_samples: np.ndarray
+) -> None:
+    fitted = transcriber.encode(jfk_samples)  # the default: an 11 s clip in a 13 s window
+    full = transcriber.encode(jfk_samples, window_frames=3000)
+    assert fitted.encoder_output.shape[1] == 650 and full.encoder_output.shape[1] == 1500
+    assert fitted.n_frames == full.n_frames and fitted.states.shape == full.states.shape
+    texts = [transcriber.transcribe(e, "en", 1.0, 0.0).text.lower() for e in (fitted, full)]
+    assert all("ask not what your country can do for you" in t for t in texts)
+
+
+@pytest.mark.slow
+def test_fitted_window_ends_where_the_speech_does(data_dir: Path, transcriber: Transcriber) -> None:
+    """A 4.9 s sentence (one channel of the stereo call) in a window with only 1 s of silence
+    after it made Whisper start the sentence again; the 2 s margin ends it once."""
+    from emotivoice.audio import load_audio
+
+    audio = load_audio(data_dir / "speech" / "stereo_diarization.wav", keep_channels=True)
+    assert audio.channels is not None
+    left = audio.channels[0][int(0.088 * 16000) : 5 * 16000]
+    encoded = transcriber.encode(left)
+    text = transcriber.transcribe(encoded, "en", 1.0, 0.0).text.lower()
+    assert text.count("confused complaint") == 1, text
+    assert "curtain on the left" in text

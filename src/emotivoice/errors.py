@@ -27,6 +27,7 @@ __all__ = [
     "ModelIntegrityError",
     "ModelNotFoundError",
     "NoTrainingDataError",
+    "PeerEnvironmentError",
     "SpeechSynthesisError",
     "StreamError",
     "StreamFrameTooLargeError",
@@ -200,3 +201,10 @@ class SpeechSynthesisError(EmotiVoiceError):
     """The assistant cannot speak: no TTS engine is installed, or the one chosen failed."""
 
     code = "TTS_ERROR"
+
+
+class PeerEnvironmentError(EmotiVoiceError):
+    """The isolated environment in which the wake-word peers (openWakeWord, microWakeWord) run
+    could not be built, or a peer failed in it."""
+
+    code = "PEER_ENVIRONMENT"

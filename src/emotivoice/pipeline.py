@@ -197,9 +197,18 @@ class Analyzer:
 
     def __init__(self, options: AnalyzeOptions | None = None) -> None:
         self.options = options or AnalyzeOptions()
-        self.transcriber = Transcriber(self.options.transcription)
         emotion = self.options.emotion
         self.emotion = EmotionAnalyzer(emotion) if emotion is not None else None
+        transcription = self.options.transcription
+        if (
+            self.emotion is not None
+            and getattr(self.emotion.backend, "reads_encoder_states", False)
+            and transcription.encoder_window != "full"
+        ):
+            logger.info("The emotion head reads Whisper's final states: full encoder windows")
+            transcription = dataclasses.replace(transcription, encoder_window="full")
+            self.options = dataclasses.replace(self.options, transcription=transcription)
+        self.transcriber = Transcriber(transcription)
 
     def load(self, source: AudioSource, sample_rate: int | None = None) -> Audio:
         """Decode ``source`` with this analyzer's duration limit (keeping the channels apart

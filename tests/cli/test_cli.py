@@ -251,9 +251,13 @@ def test_bad_subtitle_option_is_a_usage_error(
     assert "--max-line-width must be at least 1" in capsys.readouterr().err
 
 
-def _run(args: list[str], cwd: Path, tty: bool) -> tuple[int, str, str]:
+def _run(
+    args: list[str], cwd: Path, tty: bool, log_every: float | None = None
+) -> tuple[int, str, str]:
     """Run ``emotivoice ARGS`` in a child process, its stderr a terminal (a pseudo-terminal)
-    or a file; returns the exit code, stdout and stderr."""
+    or a file; returns the exit code, stdout and stderr. ``log_every`` sets the child's
+    :data:`~emotivoice.cli.progress.LOG_EVERY_S` and shows feedback from the start, so that
+    what the plain lines say does not depend on how fast the machine is."""
     import fcntl
     import os
     import pty
@@ -262,6 +266,13 @@ def _run(args: list[str], cwd: Path, tty: bool) -> tuple[int, str, str]:
     import threading
 
     command = [sys.executable, "-m", "emotivoice", *args]
+    if log_every is not None:
+        command[1:3] = [
+            "-c",
+            "import sys; import emotivoice.cli.progress as p; from emotivoice.cli import main; "
+            f"p.SHOW_AFTER_S = 0.0; p.LOG_EVERY_S = {log_every}; sys.argv[0] = 'emotivoice'; "
+            "sys.exit(main())",
+        ]
     if not tty:
         result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
         return result.returncode, result.stdout, result.stderr
@@ -292,15 +303,17 @@ def _run(args: list[str], cwd: Path, tty: bool) -> tuple[int, str, str]:
 @pytest.mark.slow
 def test_progress_bar_on_a_terminal_plain_lines_in_a_log(jfk_path: Path, tmp_path: Path) -> None:
     """A single short file shows progress (the run takes more than 2 s): a bar updated in
-    place on a terminal, and plain lines, without carriage returns, when stderr is a file."""
+    place on a terminal, and plain lines, without carriage returns, when stderr is a file
+    (feedback from the start here, and plain lines every 0.25 s, so that each stage is seen
+    however fast the machine: JFK takes about 2 s)."""
     args = ["analyze", str(jfk_path), "-o", str(tmp_path), "--format", "json", "--no-features"]
-    code, out, err = _run(args, tmp_path, tty=False)
+    code, out, err = _run(args, tmp_path, tty=False, log_every=0.25)
     assert code == EXIT_OK and "jfk.flac" in out
     assert "\r" not in err and "\x1b" not in err
     lines = err.splitlines()
     assert len(lines) >= 2 and all(line.startswith("emotivoice: jfk.flac: ") for line in lines)
     assert "segment found" in err and lines[-1].startswith("emotivoice: jfk.flac: done [")
-    code, out, err = _run(args, tmp_path, tty=True)
+    code, out, err = _run(args, tmp_path, tty=True, log_every=0.25)
     assert code == EXIT_OK and "jfk.flac" in out
     assert "\r" in err and re.search(r"jfk\.flac: +\d+%\|", err), err
     assert "emotivoice: jfk.flac:" not in err  # no log lines on a terminal

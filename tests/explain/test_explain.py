@@ -557,7 +557,7 @@ def test_batch_scorer_equals_the_pipeline_encoder_path(jfk_samples: np.ndarray) 
 
     clip = jfk_samples[: 4 * SR]
     waves = [clip, gain(clip, -6.0), tempo(clip, 1.15), np.tile(jfk_samples, 3)[: 31 * SR]]
-    scorer = emotion_scorer(cpu_threads=2)
+    scorer = emotion_scorer(cpu_threads=2, precision="float32")
     assert isinstance(scorer, WhisperHeadScorer) and scorer.replicas == 2
     transcriber = Transcriber(TranscriptionOptions(cpu_threads=2))
     features, n_frames = scorer.log_mel(waves)
@@ -575,11 +575,31 @@ def test_batch_scorer_runs_without_pytorch(
 ) -> None:
     # with PyTorch the prefix runs as its twin (faster batches); without it, the numpy runtime
     waves = [jfk_samples[: 3 * SR], gain(jfk_samples[: 3 * SR], -6.0)]
-    with_torch = emotion_scorer()(waves)
+    with_torch = emotion_scorer(precision="float32")(waves)
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
     without = emotion_scorer()
     np.testing.assert_allclose(without(waves), with_torch, atol=1e-5)
     assert without._torch_prefix is False  # type: ignore[attr-defined]
+
+
+def test_bfloat16_scorer_agrees_with_float32(angry_clip: Path) -> None:
+    """bfloat16 weights and activations (the default where the CPU computes them natively)
+    move probabilities by thousandths, never the top emotion."""
+    samples = crop_to_speech(load_audio(angry_clip).samples)
+    rng = np.random.default_rng(0)
+    waves = [samples, gain(samples, -6.0)]
+    for _ in range(4):  # coalitions as the Shapley scorer makes them: windows silenced
+        wave = samples.copy()
+        start = int(rng.integers(0, wave.size - SR // 2))
+        wave[start : start + SR // 2] = 0.0
+        waves.append(wave)
+    exact = emotion_scorer(precision="float32")(waves)
+    fast = emotion_scorer(precision="bfloat16")(waves)
+    assert not np.array_equal(exact, fast)  # it did run in another number format
+    np.testing.assert_allclose(fast, exact, atol=0.02)
+    assert (fast.argmax(1) == exact.argmax(1)).all()
+    with pytest.raises(InvalidConfigError, match="precision must be one of"):
+        emotion_scorer(precision="half")
 
 
 def test_torch_scorer_agrees_with_the_pipeline_scorer(angry_clip: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emotivoice.errors import NoTrainingDataError
+from emotivoice.errors import InvalidConfigError, NoTrainingDataError
 
 pytestmark = pytest.mark.slow
 
@@ -120,3 +120,22 @@ def test_a_data_set_without_positives_is_refused_and_no_run_is_left(
     with pytest.raises(NoTrainingDataError, match="no train positives"):
         train_model(empty, tmp_path / "run", TrainOptions(epochs=1))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_scores_every_model_on_the_same_streams(tiny_run: Path, tiny_dataset: Path) -> None:
+    from emotivoice.wakeword import EvaluationOptions, compare_models, evaluate_model
+    from emotivoice.wakeword.peers import format_comparison
+
+    options = EvaluationOptions(max_negative_hours=0.03)
+    trained = str(tiny_run / "model.onnx")
+    reports = compare_models(["hey_jarvis", trained], tiny_dataset, options)
+    assert [r.model.endswith(".onnx") for r in reports] == [True, True]
+    assert len({(r.positives, r.confusables, r.negative_hours) for r in reports}) == 1
+    # the same figures as evaluating the model alone: the same streams, the same code
+    alone = evaluate_model(trained, tiny_dataset, options)
+    assert reports[1].at_target == alone.at_target and reports[1].eer == alone.eer
+    assert 0 < reports[0].cpu_share < 0.2  # a share of one core per stream
+    table = format_comparison(reports)
+    assert "FR @0.5 FA/h" in table and table.count("\n") == 3  # heading, columns, 2 rows
+    with pytest.raises(InvalidConfigError, match="Unknown peer model 'openwakeword:nope'"):
+        compare_models(["openwakeword:nope"], tiny_dataset, options)

@@ -196,6 +196,7 @@ def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         "language": args.language,
         "device": args.device,
         "beam_size": 1 if args.fast else (args.beam_size or 5),
+        "encoder_window": args.encoder_window,
         "max_segment_s": args.max_segment,
         "max_duration": args.max_duration,
         "features": not args.no_features,
@@ -376,6 +377,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("--beam-size", type=int, default=None, help="beam width (default 5)")
     p.add_argument("--fast", action="store_true", help="greedy decoding (beam size 1)")
+    p.add_argument(
+        "--encoder-window",
+        default="fit",
+        choices=["fit", "full"],
+        help="Whisper's encoder window per segment: fit (just longer than the segment, about "
+        "twice as fast) or full (always 30 s, as Whisper was trained) (default: fit)",
+    )
     p.add_argument(
         "--device",
         default="auto",

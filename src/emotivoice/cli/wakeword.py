@@ -1,5 +1,5 @@
-"""``emotivoice wakeword``: the wake-word studio (generate, train, evaluate, export, listen,
-models), each subcommand one call into :mod:`emotivoice.wakeword`."""
+"""``emotivoice wakeword``: the wake-word studio (generate, train, evaluate, compare, export,
+listen, models), each subcommand one call into :mod:`emotivoice.wakeword`."""
 
 from __future__ import annotations
 
@@ -85,6 +85,30 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Several models, ours and the peers', on one test set."""
+    from emotivoice.wakeword import EvaluationOptions
+    from emotivoice.wakeword.peers import compare_models, format_comparison
+
+    options = EvaluationOptions(
+        refractory_s=args.refractory, max_negative_hours=args.max_negative_hours
+    )
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        parser.error("--models names no model")
+
+    def say(message: str) -> None:
+        print(f"{message} ...", file=sys.stderr, flush=True)
+
+    peers = Path(args.peers_env) if args.peers_env else None
+    reports = compare_models(models, Path(args.data), options, peers, say)
+    print(format_comparison(reports))
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_dict() for r in reports], indent=2))
+        print(f"wrote {args.json}")
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Export a training run's model to ONNX (int8 with --int8)."""
     from emotivoice.wakeword.export import export_run
@@ -166,6 +190,24 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     e.add_argument("--max-negative-hours", type=float, default=None, help="cut the negatives")
     e.add_argument("--refractory", type=float, default=REFRACTORY_S, help="seconds")
     e.set_defaults(func=cmd_evaluate)
+
+    c = modes.add_parser("compare", help="ours and the peers' models on one test set")
+    c.add_argument("data", help="a data set folder made by generate (its test split is used)")
+    c.add_argument(
+        "--models",
+        default="hey_jarvis,openwakeword:hey_jarvis,microwakeword:hey_jarvis",
+        help="comma-separated: our model names or ONNX files, and peers (openwakeword:NAME, "
+        "microwakeword:NAME) (default: hey_jarvis and both peers' hey_jarvis)",
+    )
+    c.add_argument("--max-negative-hours", type=float, default=None, help="cut the negatives")
+    c.add_argument("--refractory", type=float, default=REFRACTORY_S, help="seconds")
+    c.add_argument(
+        "--peers-env",
+        default=None,
+        help="the peers' virtual environment, built on first use (default: in the model cache)",
+    )
+    c.add_argument("--json", default=None, help="also write every model's figures here")
+    c.set_defaults(func=cmd_compare)
 
     x = modes.add_parser("export", help="export a training run's model to ONNX")
     x.add_argument("run", help="a run folder made by train")

@@ -127,6 +127,9 @@ class WhisperHeadBackend:
     def __init__(self, path: str | None = None) -> None:
         self.head = EmotionHead.load(path)
         self.name = "whisper-head" if path is None else f"whisper-head:{self.head.name}"
+        #: the head reads the transcription encoder's final states (it has no encoder layers of
+        #: its own), so they must come from the window it was trained on: Whisper's 30 s
+        self.reads_encoder_states = not self.head.prefix_layers
         # the packaged dimension head was trained on the default head's states: only it has one
         self.dimension_head: DimensionHead | None = DimensionHead.load() if path is None else None
 

@@ -5,7 +5,7 @@ agreement); the models belong to a shared, loaded :class:`~emotivoice.pipeline.A
 only read. Final segments are made by :meth:`Analyzer.analyze_span` - the same code, model
 settings and padding as batch analysis. With ``final_window="full"`` a streamed segment carries
 the same text, words, emotions and features a batch analysis of that span would; the default
-``fit`` window is about twice as fast on a CPU and close to it. Final segments are speculative:
+``fit`` drops the previous text as prompt and is close to it. Final segments are speculative:
 their models run once the pause's trailing pad has been heard, before the pause is long enough
 to end the utterance, and the result is kept only if it does.
 
@@ -43,7 +43,7 @@ from emotivoice.streaming.events import (
     StreamEvent,
     VadEvent,
 )
-from emotivoice.transcription import Transcriber
+from emotivoice.transcription import Transcriber, fitted_window
 
 if TYPE_CHECKING:
     from emotivoice.pipeline import Analyzer
@@ -51,13 +51,9 @@ if TYPE_CHECKING:
 __all__ = ["StreamOptions", "StreamingAnalyzer", "local_agreement"]
 
 _FINAL_WINDOWS = ("full", "fit")
-_MEL_FRAMES_PER_S = 100
-_PARTIAL_WINDOW_MARGIN_FRAMES = 100  # 1 s of silence after the audio keeps Whisper's ending sane
-# Whisper mistranscribes short speech in a window much shorter than its 30 s (measured, no
-# prompt: JFK's 1.4 s "ask not" is "is not" in 3-4 s windows, right and decoded in half the time
-# from 5 s on)
-_MIN_WINDOW_FRAMES = 500
-_FULL_WINDOW_FRAMES = 3000
+# Partial text is greedy and short-lived: 1 s of silence after the audio is enough margin there
+# (final segments get the fitted window's 2 s: with 1 s Whisper sometimes repeated the segment)
+_PARTIAL_WINDOW_MARGIN_FRAMES = 100
 _MIN_PARTIAL_S = 0.5  # less audio than this gives Whisper too little to say anything useful
 # Fast speech is about 4 words (6 tokens) a second; a cap stops hallucinated repetition early.
 _PARTIAL_TOKENS_PER_S = 8
@@ -82,9 +78,11 @@ class StreamOptions:
         max_duration_s: longest stream accepted; the recording is kept up to this length.
         keep_recording: keep the whole stream (16-bit) for :meth:`StreamingAnalyzer.recording_wav`.
         final_window: ``fit`` (default): final segments' encoder window is just longer than
-            the segment (at least 5 s) and the previous segment's text is not used as prompt -
-            about twice as fast on a CPU, text and emotions within a little of batch analysis;
-            ``full``: Whisper's full 30 s window and prompt, exactly as batch analysis.
+            the segment (:func:`~emotivoice.transcription.fitted_window`) and the previous
+            segment's text is not used as prompt (in a short window it pulls the decoder off
+            short speech), text and emotions within a little of batch analysis; ``full``:
+            exactly as batch analysis (its encoder window, which is fitted too unless the
+            Analyzer's ``encoder_window`` is ``full``, and the previous text as prompt).
         speculative: start a final segment's models as soon as the pause's trailing pad is
             heard, while the pause is still too short to end the utterance; the result is sent
             the moment the pause does end it and discarded if speech resumes. It is the same
@@ -381,7 +379,7 @@ class StreamingAnalyzer:
         if self.options.final_window == "fit":
             # In a short window the previous text as prompt pulls the decoder off short speech
             # (JFK's "ask not" becomes "is not"; without the prompt it is right, and faster).
-            window = _fitted_window(samples.size)
+            window = fitted_window(samples.size)
             context = dataclasses.replace(context, previous_tokens=())
         result, context = self.analyzer.analyze_span(samples, span, self._segments, context, window)
         elapsed = time.perf_counter() - started
@@ -425,7 +423,8 @@ class StreamingAnalyzer:
     def _hypothesis(self, samples: np.ndarray) -> list[str]:
         """Greedy text of ``samples`` from an encoder window just longer than the audio."""
         transcriber = self._partial_transcriber
-        encoded = transcriber.encode(samples, window_frames=_fitted_window(samples.size))
+        window = fitted_window(samples.size, _PARTIAL_WINDOW_MARGIN_FRAMES)
+        encoded = transcriber.encode(samples, window_frames=window)
         language = self._context.language or self._context.running_language
         probability = 1.0
         if language is None:
@@ -435,10 +434,3 @@ class StreamingAnalyzer:
             encoded, language, probability, 0.0, max_new_tokens=max_tokens, fallback=False
         )
         return transcript.text.split()
-
-
-def _fitted_window(n_samples: int) -> int:
-    """Encoder window (mel frames) for ``n_samples``: whole seconds, with a margin of silence."""
-    n_frames = n_samples * _MEL_FRAMES_PER_S // SAMPLE_RATE + _PARTIAL_WINDOW_MARGIN_FRAMES
-    seconds = -(-n_frames // _MEL_FRAMES_PER_S)
-    return min(_FULL_WINDOW_FRAMES, max(_MIN_WINDOW_FRAMES, seconds * _MEL_FRAMES_PER_S))

@@ -13,7 +13,9 @@ Typical use::
 Making a model: :func:`generate_dataset` (TTS positives and confusables, real-speech
 negatives), :func:`train_model` (needs the ``torch`` extra; ``onnx`` from the ``wakeword``
 extra for the export), :func:`evaluate_model` (streaming false rejects, false accepts per hour,
-EER, latency, DET). Detection needs only numpy and onnxruntime.
+EER, latency, DET), :func:`compare_models` (ours and openWakeWord's and microWakeWord's models
+on one test set, the peers in their own environment). Detection needs only numpy and
+onnxruntime.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "WakeWordDetector",
     "WakeWordModel",
     "available_models",
+    "compare_models",
     "confusable_phrases",
     "detections",
     "evaluate_model",
@@ -71,6 +74,7 @@ _LAZY = {
     "fa_text": "evaluate",
     "write_report": "evaluate",
     "export_run": "export",
+    "compare_models": "peers",
     "listen_file": "listen",
     "listen_microphone": "listen",
     "listen_pcm": "listen",
@@ -102,6 +106,7 @@ if TYPE_CHECKING:
     )
     from emotivoice.wakeword.export import export_run
     from emotivoice.wakeword.listen import listen_file, listen_microphone, listen_pcm
+    from emotivoice.wakeword.peers import compare_models
     from emotivoice.wakeword.phrase import WakePhrase, confusable_phrases
     from emotivoice.wakeword.train import TrainOptions, TrainResult, train_model
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -35,7 +36,11 @@ __all__ = [
     "EvaluationOptions",
     "EvaluationReport",
     "OperatingPoint",
+    "StreamScorer",
+    "TestStreams",
+    "build_test_streams",
     "evaluate_model",
+    "evaluate_streams",
     "fa_text",
     "stream_threshold",
     "write_report",
@@ -113,6 +118,8 @@ class EvaluationReport:
         det: the DET curve, one point per threshold.
         seconds_scored: audio seconds the detector ran over (all streams).
         notes: how to read the figures.
+        cpu_share: the detector's process CPU time over the audio it scored: the share of one
+            core one stream takes (model loading excluded).
     """
 
     phrase: str
@@ -127,6 +134,7 @@ class EvaluationReport:
     det: tuple[OperatingPoint, ...]
     seconds_scored: float
     notes: tuple[str, ...]
+    cpu_share: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (a figure that could not be measured is ``None``)."""
@@ -229,16 +237,44 @@ def _positive_stream(
     return _Stream(out / peak * 0.7, tuple(spans))
 
 
-def _stream_scores(model: WakeWordModel, stream: _Stream) -> tuple[np.ndarray, np.ndarray]:
-    """The detector's hop scores over the whole stream, fed in chunks as a live stream is."""
-    detector = model.detector(threshold=0.5)
+class StreamScorer(Protocol):
+    """What the evaluation runs: an EmotiVoice :class:`WakeWordModel`, or a peer's model run
+    in its own environment (:class:`~emotivoice.wakeword.peers.PeerModel`)."""
+
+    @property
+    def phrase(self) -> str: ...
+
+    @property
+    def threshold(self) -> float: ...
+
+    @property
+    def path(self) -> Path | str: ...
+
+    def score_streams(
+        self, streams: Sequence[np.ndarray]
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
+        """Each stream's ``(hop end times, scores)`` at 80 ms hops, as a live stream is scored,
+        and the CPU seconds the scoring took."""
+        ...
+
+
+def _model_stream_scores(
+    model: WakeWordModel, streams: Sequence[np.ndarray]
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
+    """:meth:`StreamScorer.score_streams` for an EmotiVoice model: each stream fed to a fresh
+    detector in 30 s chunks, as a live stream is."""
     step = int(_CHUNK_S * SAMPLE_RATE)
-    times, scores = [], []
-    for start in range(0, len(stream.samples), step):
-        t, s = detector.scores(stream.samples[start : start + step])
-        times.append(t)
-        scores.append(s)
-    return np.concatenate(times), np.concatenate(scores)
+    out = []
+    started = time.process_time()
+    for samples in streams:
+        detector = model.detector(threshold=0.5)
+        times, scores = [], []
+        for start in range(0, len(samples), step):
+            t, s = detector.scores(samples[start : start + step])
+            times.append(t)
+            scores.append(s)
+        out.append((np.concatenate(times), np.concatenate(scores)))
+    return out, time.process_time() - started
 
 
 def _span_max(
@@ -303,6 +339,37 @@ def _test_speech(dataset: WakeDataset, max_hours: float | None, split: str) -> l
     return out
 
 
+@dataclass(frozen=True)
+class TestStreams:
+    """The three test streams of a data set's split, made once, scored by any model."""
+
+    positive: _Stream
+    negative: _Stream
+    confusable: _Stream
+    negative_hours: float
+    options: EvaluationOptions
+
+
+def build_test_streams(
+    data: Path | WakeDataset, options: EvaluationOptions | None = None
+) -> TestStreams:
+    """The positive, negative and confusable streams of ``data``'s split (``options.split``):
+    the same streams for the same data and seed, whichever model is scored on them."""
+    options = options or EvaluationOptions()
+    split = options.split
+    dataset = data if isinstance(data, WakeDataset) else load_dataset(data, (split,))
+    rng = np.random.default_rng(options.seed)
+    real = _test_speech(dataset, options.max_negative_hours, split)
+    positives = dataset.select(split, "positive")
+    confusables = dataset.select(split, "confusable") + dataset.select(split, "sentence")
+    negative = _concatenate(real, rng)
+    hours = sum(len(c) for c in real) / SAMPLE_RATE / 3600
+    confusable = _concatenate(confusables, rng)
+    background = real[::3] or real
+    positive = _positive_stream(positives, background, options, rng)
+    return TestStreams(positive, negative, confusable, hours, options)
+
+
 def evaluate_model(
     model: str | Path | WakeWordModel,
     data: Path | WakeDataset,
@@ -317,27 +384,33 @@ def evaluate_model(
         options: how the streams are made.
         progress: called with (stage, fraction done).
     """
-    options = options or EvaluationOptions()
     report = progress or (lambda stage, fraction: None)
     loaded = model if isinstance(model, WakeWordModel) else load_model(model)
-    split = options.split
-    dataset = data if isinstance(data, WakeDataset) else load_dataset(data, (split,))
-    rng = np.random.default_rng(options.seed)
     report("reading test audio", 0.0)
-    real = _test_speech(dataset, options.max_negative_hours, options.split)
-    positives = dataset.select(split, "positive")
-    confusables = dataset.select(split, "confusable") + dataset.select(split, "sentence")
-    negative = _concatenate(real, rng)
-    hours = sum(len(c) for c in real) / SAMPLE_RATE / 3600
-    confusable = _concatenate(confusables, rng)
-    background = real[::3] or real
-    positive = _positive_stream(positives, background, options, rng)
-    report("scoring the positive stream", 0.1)
-    pos = (*_stream_scores(loaded, positive), positive)
-    report("scoring the negative stream", 0.3)
-    neg = _stream_scores(loaded, negative)
-    conf = (*_stream_scores(loaded, confusable), confusable)
-    report("operating points", 0.9)
+    streams = build_test_streams(data, options)
+    report("scoring the streams", 0.1)
+    return evaluate_streams(loaded, streams)
+
+
+def evaluate_streams(
+    scorer: WakeWordModel | StreamScorer, streams: TestStreams
+) -> EvaluationReport:
+    """The figures of one model on test streams made by :func:`build_test_streams`."""
+    options, positive, negative, confusable = (
+        streams.options,
+        streams.positive,
+        streams.negative,
+        streams.confusable,
+    )
+    hours = streams.negative_hours
+    samples = [positive.samples, negative.samples, confusable.samples]
+    if isinstance(scorer, WakeWordModel):
+        scored, cpu_s = _model_stream_scores(scorer, samples)
+    else:
+        scored, cpu_s = scorer.score_streams(samples)
+    pos = (*scored[0], positive)
+    neg = scored[1]
+    conf = (*scored[2], confusable)
     det = []
     for t in _THRESHOLDS:
         det.append(_point(float(t), pos, neg, conf, hours, options.refractory_s)[0])
@@ -345,7 +418,7 @@ def evaluate_model(
     for target in TARGET_FA_PER_HOUR:
         allowed = [p for p in det if p.fa_per_hour <= target]
         at_target[str(target)] = min(allowed, key=lambda p: p.threshold) if allowed else det[-1]
-    own, latencies = _point(loaded.threshold, pos, neg, conf, hours, options.refractory_s)
+    own, latencies = _point(scorer.threshold, pos, neg, conf, hours, options.refractory_s)
     pos_max = _span_max(pos[0], pos[1], positive.spans, _FOUND_AFTER_END_S)
     neg_max = _span_max(neg[0], neg[1], negative.spans, 0.0)
     neg_max = np.concatenate([neg_max, _span_max(conf[0], conf[1], confusable.spans, 0.0)])
@@ -359,12 +432,10 @@ def evaluate_model(
         f"refractory period {options.refractory_s:g} s; a positive counts when detected up to "
         f"{_FOUND_AFTER_END_S:g} s after its end",
     )
-    seconds = (
-        len(positive.samples) + len(negative.samples) + len(confusable.samples)
-    ) / SAMPLE_RATE
+    seconds = sum(len(s) for s in samples) / SAMPLE_RATE
     return EvaluationReport(
-        phrase=loaded.phrase,
-        model=str(loaded.path),
+        phrase=scorer.phrase,
+        model=str(scorer.path),
         negative_hours=round(hours, 4),
         positives=len(positive.spans),
         confusables=len(confusable.spans),
@@ -378,6 +449,7 @@ def evaluate_model(
         det=tuple(det),
         seconds_scored=seconds,
         notes=notes,
+        cpu_share=cpu_s / seconds if seconds else float("nan"),
     )
 
 
