@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from emotivoice.assistant.listener import StreamListener
+from emotivoice.assistant.listener import Heard, StreamListener
 from emotivoice.assistant.llm import LanguageModel, Message, OpenAIChatModel
 from emotivoice.assistant.memory import CUT_MARKER
 from emotivoice.assistant.pipeline import Assistant, AssistantOptions
@@ -19,6 +19,17 @@ from emotivoice.assistant.speech import BufferSink
 from emotivoice.assistant.turns import Utterance
 from emotivoice.audio import SAMPLE_RATE, load_audio
 from emotivoice.errors import InvalidConfigError
+
+
+class NoEars:
+    """A listener that hears nothing: for the text path (``Assistant.reply``)."""
+
+    async def feed(self, samples: np.ndarray) -> list[Heard]:
+        return []
+
+    async def finish(self) -> list[Heard]:
+        return []
+
 
 STAGES = ("final_transcript_s", "first_token_s", "first_sentence_s", "first_audio_s")
 
@@ -116,13 +127,6 @@ def test_barge_in_stops_the_reply_and_marks_it_cut(  # type: ignore[no-untyped-d
 
 @pytest.mark.slow
 def test_the_text_path_of_the_api(local_model, espeak) -> None:  # type: ignore[no-untyped-def]
-    class NoEars:
-        async def feed(self, samples: np.ndarray) -> list:  # type: ignore[type-arg]
-            return []
-
-        async def finish(self) -> list:  # type: ignore[type-arg]
-            return []
-
     assistant = Assistant(
         NoEars(), local_model, espeak, options=AssistantOptions(max_reply_tokens=16)
     )
@@ -157,3 +161,27 @@ def test_with_a_wake_word_only_what_follows_it_is_answered(  # type: ignore[no-u
     assert len(turns) == 1
     assert turns[0].style == "calm"  # the angry question, not the neutral speech before
     assert turns[0].trace.wake_s is not None and turns[0].trace.wake_s > 0
+
+
+def test_a_slow_model_times_out_into_an_apology(espeak) -> None:  # type: ignore[no-untyped-def]
+    """A real socket that accepts and never answers; the assistant's own first-token limit."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    silent = OpenAIChatModel(f"http://127.0.0.1:{listener.getsockname()[1]}/v1", timeout_s=60)
+
+    options = AssistantOptions(first_token_timeout_s=0.5)
+    assistant = Assistant(NoEars(), silent, espeak, options=options)
+    try:
+        turn = asyncio.run(assistant.reply(Utterance("Are you there?")))
+    finally:
+        for conn in accepted:
+            conn.close()
+        listener.close()
+    assert turn.error is not None and turn.error["code"] == "LLM_TIMEOUT"
+    assert "0.5 s" in turn.error["message"]
+    assert turn.sentences == (options.apology,) and turn.audio.size > 0
+    assert turn.trace.first_token_s is None and turn.trace.first_audio_s is not None

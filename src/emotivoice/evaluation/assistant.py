@@ -12,11 +12,16 @@ real (live analysis, the default local model, the reply voice).
 - **Barge-in**: a question, then, half a second after the reply has begun to play, the user
   says "wait, stop"; playback stop and generation cancel are timed from the first sample of
   that speech (known exactly: it is synthesised), p50/p95/max over the interruptions.
+- **Cancelling a generation in flight**: the model writes a long answer and its task is
+  cancelled after 5 to 14 pieces; the time until the model's thread has stopped (a short reply
+  is usually complete before the user interrupts its playback, so the end-to-end figure above
+  rarely catches the model still writing).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import time
@@ -90,6 +95,7 @@ STAGES = (
 )
 _ONSET_LEVEL = 0.01  # the first sample this loud is where synthesised speech begins
 _INTERRUPT_AFTER_S = 0.5  # the user speaks this long after the reply began to play
+_LONG_REPLY_TOKENS = 400  # a reply still being written when it is cancelled
 _REPLY_WAIT_S = 30.0  # a reply that has not begun by then is not interrupted (counted missed)
 
 
@@ -110,6 +116,7 @@ class AssistantBenchReport:
     barge_in_stop: tuple[float, float, float]  # p50, p95, max
     barge_in_cancel: tuple[float, float, float]
     interruptions_missed: int
+    generation_cancel: tuple[float, float, float]  # p50, p95, max over in-flight cancels
 
     @property
     def wer_difference_points(self) -> float:
@@ -208,6 +215,29 @@ async def _barge_in(
     return stops, cancels, missed
 
 
+async def _cancel_in_flight(model: LanguageModel, trials: int) -> list[float]:
+    """Seconds from cancelling a reply task to the model having stopped, mid-generation."""
+    story = [{"role": "user", "content": "Tell me a long story about a dragon and a castle."}]
+    out: list[float] = []
+    for trial in range(trials):
+        pieces = 0
+
+        async def consume() -> None:
+            nonlocal pieces
+            async for _ in model.stream(story, max_tokens=_LONG_REPLY_TOKENS):
+                pieces += 1
+
+        task = asyncio.create_task(consume())
+        while pieces < 5 + trial % 10 and not task.done():
+            await asyncio.sleep(0.005)
+        started = time.perf_counter()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        out.append(time.perf_counter() - started)
+    return out
+
+
 def run_assistant_benchmark(
     model: LanguageModel,
     speaker: Speaker,
@@ -235,6 +265,7 @@ def run_assistant_benchmark(
     ]
     questions = [spoken[i % len(spoken)] for i in range(interruptions)]
     stops, cancels, missed = asyncio.run(_barge_in(analyzer, model, speaker, questions, options))
+    in_flight = asyncio.run(_cancel_in_flight(model, interruptions))
     voice_to_voice = [t.trace.voice_to_voice_s for t in turns]
     return AssistantBenchReport(
         model=model.name,
@@ -250,6 +281,7 @@ def run_assistant_benchmark(
         barge_in_stop=_quantiles(stops),
         barge_in_cancel=_quantiles(cancels),
         interruptions_missed=missed,
+        generation_cancel=_quantiles(in_flight),
     )
 
 
@@ -273,5 +305,10 @@ def format_assistant_report(report: AssistantBenchReport) -> str:
         f"{report.interruptions} interruptions: playback stopped p50 {stop[0]:.3f} s, p95 "
         f"{stop[1]:.3f} s, max {stop[2]:.3f} s; generation cancelled p50 {cancel[0]:.3f} s, "
         f"p95 {cancel[1]:.3f} s after the user began to speak"
+    )
+    flight = report.generation_cancel
+    lines.append(
+        f"cancelling a generation in flight: stopped p50 {flight[0] * 1000:.0f} ms, p95 "
+        f"{flight[1] * 1000:.0f} ms, max {flight[2] * 1000:.0f} ms"
     )
     return "\n".join(lines)
