@@ -111,7 +111,7 @@ def test_barge_in_stops_the_reply_and_marks_it_cut(  # type: ignore[no-untyped-d
     gap = np.zeros(2 * SAMPLE_RATE, np.float32)
     audio = np.concatenate([question, gap, interruption])
     sink = BufferSink(realtime=True)
-    options = AssistantOptions(max_reply_tokens=60, during_reply="barge_in")
+    options = AssistantOptions(max_reply_tokens=30, during_reply="barge_in")
     assistant = Assistant(StreamListener(analyzer), local_model, espeak, sink, options)
     turns = asyncio.run(assistant.converse(audio_chunks(audio, realtime=True)))
 

@@ -34,5 +34,5 @@ def test_one_question_and_one_interruption() -> None:
     assert report.interruptions_missed == 0
     stop, cancel = report.barge_in_stop, report.barge_in_cancel
     assert not math.isnan(stop[0]) and 0 < stop[0] <= cancel[0] < 2.0
-    assert 0 < report.generation_cancel[0] < 1.0  # the model stops within a token or so
+    assert 0 <= report.generation_cancel[0] < 1.0  # llama.cpp aborts at once (ms, rounded)
     assert "voice_to_voice_s" in format_assistant_report(report)
