@@ -5,7 +5,8 @@ neutrally)."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def free_port() -> Callable[[], int]:
     """A function giving a loopback port nothing listens on."""
     return _free_port
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """The ``/v1`` URL of a real loopback socket that accepts connections and never answers
+    (a language model server that hangs)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    thread = threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    finally:
+        for connection in accepted:
+            connection.close()
+        listener.close()

@@ -163,24 +163,12 @@ def test_with_a_wake_word_only_what_follows_it_is_answered(  # type: ignore[no-u
     assert turns[0].trace.wake_s is not None and turns[0].trace.wake_s > 0
 
 
-def test_a_slow_model_times_out_into_an_apology(espeak) -> None:  # type: ignore[no-untyped-def]
-    """A real socket that accepts and never answers; the assistant's own first-token limit."""
-    import socket
-    import threading
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
-    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
-    silent = OpenAIChatModel(f"http://127.0.0.1:{listener.getsockname()[1]}/v1", timeout_s=60)
-
+def test_a_slow_model_times_out_into_an_apology(espeak, silent_server) -> None:  # type: ignore[no-untyped-def]
+    """A server that never answers; the assistant's own first-token limit."""
+    silent = OpenAIChatModel(silent_server, timeout_s=60)
     options = AssistantOptions(first_token_timeout_s=0.5)
     assistant = Assistant(NoEars(), silent, espeak, options=options)
-    try:
-        turn = asyncio.run(assistant.reply(Utterance("Are you there?")))
-    finally:
-        for conn in accepted:
-            conn.close()
-        listener.close()
+    turn = asyncio.run(assistant.reply(Utterance("Are you there?")))
     assert turn.error is not None and turn.error["code"] == "LLM_TIMEOUT"
     assert "0.5 s" in turn.error["message"]
     assert turn.sentences == (options.apology,) and turn.audio.size > 0

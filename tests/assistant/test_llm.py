@@ -4,10 +4,8 @@ against a real local server (cyllama's bundled server on the same small model)."
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,12 +82,10 @@ def test_bad_model_files(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def llm_server() -> Iterator[str]:
+def llm_server(free_port) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """cyllama's OpenAI-compatible server on SmolLM2, on a free loopback port."""
     pytest.importorskip("cyllama")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     command = [sys.executable, "-m", "cyllama.llama.server", "-m", str(local_model_path())]
     command += ["--host", "127.0.0.1", "--port", str(port), "--ctx-size", "2048"]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -132,20 +128,10 @@ def test_a_server_that_is_down(free_port) -> None:  # type: ignore[no-untyped-de
     assert info.value.code == "LLM_ERROR"
 
 
-def test_a_server_that_never_answers() -> None:
-    """A real socket that accepts the connection and says nothing."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
-    thread = threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True)
-    thread.start()
-    model = OpenAIChatModel(f"http://127.0.0.1:{listener.getsockname()[1]}/v1", timeout_s=0.5)
-    try:
-        with pytest.raises(LanguageModelTimeoutError, match=r"did not answer within 0\.5 s"):
-            asyncio.run(collect(model.stream(QUESTION, max_tokens=8)))
-    finally:
-        for conn in accepted:
-            conn.close()
-        listener.close()
+def test_a_server_that_never_answers(silent_server: str) -> None:
+    model = OpenAIChatModel(silent_server, timeout_s=0.5)
+    with pytest.raises(LanguageModelTimeoutError, match=r"did not answer within 0\.5 s"):
+        asyncio.run(collect(model.stream(QUESTION, max_tokens=8)))
 
 
 def test_server_sent_events() -> None:

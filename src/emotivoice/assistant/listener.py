@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from emotivoice.assistant.turns import Utterance
-from emotivoice.audio import SAMPLE_RATE
+from emotivoice.audio import SAMPLE_RATE, to_pcm16
 from emotivoice.streaming.analyzer import StreamingAnalyzer, StreamOptions
 from emotivoice.streaming.events import SegmentEvent, StreamEvent, VadEvent
 from emotivoice.wakeword.detector import Detection, WakeWordDetector, load_model
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from emotivoice.pipeline import Analyzer
 
 __all__ = ["Heard", "Listener", "StreamListener", "WakeStage", "WakeWordStage"]
-
-_PCM_MAX = 32767
 
 
 @dataclass(frozen=True)
@@ -77,8 +75,7 @@ class StreamListener:
         self._stream = StreamingAnalyzer(analyzer, options)
 
     async def feed(self, samples: np.ndarray) -> list[Heard]:
-        pcm = np.clip(np.round(samples * _PCM_MAX), -_PCM_MAX - 1, _PCM_MAX).astype("<i2")
-        events = await asyncio.to_thread(self._stream.feed, pcm.tobytes())
+        events = await asyncio.to_thread(self._stream.feed, to_pcm16(samples).tobytes())
         return _heard(events)
 
     async def finish(self) -> list[Heard]:

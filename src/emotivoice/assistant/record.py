@@ -10,17 +10,16 @@ from pathlib import Path
 import numpy as np
 
 from emotivoice.assistant.turns import Turn
-from emotivoice.audio import SAMPLE_RATE
+from emotivoice.audio import SAMPLE_RATE, to_pcm16
 
 __all__ = ["TurnLog", "write_wav"]
 
-_PCM_MAX = 32767
 JSONL = "turns.jsonl"
 
 
 def write_wav(path: Path, samples: np.ndarray) -> Path:
     """16 kHz mono 16-bit WAV of float samples."""
-    pcm = np.clip(np.round(samples * _PCM_MAX), -_PCM_MAX - 1, _PCM_MAX).astype("<i2")
+    pcm = to_pcm16(samples)
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
