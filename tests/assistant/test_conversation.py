@@ -74,7 +74,7 @@ def test_a_scripted_two_turn_conversation(  # type: ignore[no-untyped-def]
     # the user's emotion chose the style and reached the model as structured fields
     assert [t.style for t in turns] == ["calm", "warm"]
     for turn, prompt in zip(turns, model.prompts, strict=True):
-        voice = json.loads(prompt[0]["content"].split("voice: ", 1)[1])
+        voice = json.loads(prompt[-2]["content"].split("voice: ", 1)[1])
         assert turn.user.emotion is not None
         assert voice["emotion"] == turn.user.emotion.dominant
         assert voice["valence"] == round(turn.user.emotion.valence or 0, 1)
@@ -83,7 +83,13 @@ def test_a_scripted_two_turn_conversation(  # type: ignore[no-untyped-def]
         {"role": "user", "content": turns[0].user.text},
         {"role": "assistant", "content": turns[0].reply},
     ]
-    assert [m["role"] for m in model.prompts[1]] == ["system", "user", "assistant", "user"]
+    assert [m["role"] for m in model.prompts[1]] == [
+        "system",
+        "user",
+        "assistant",
+        "system",
+        "user",
+    ]
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from emotivoice.assistant.memory import CUT_MARKER, ConversationMemory
@@ -53,3 +55,21 @@ def test_the_local_model_counts_its_own_tokens(local_model) -> None:  # type: ig
     assert 0 < memory.dropped < 200
     used = sum(local_model.count_tokens(m["content"]) + 4 for m in prompt)
     assert used <= local_model.context_tokens - 80
+
+
+def test_the_beginning_of_the_prompt_stays_the_same_for_a_while() -> None:
+    """Turns are dropped down to half the budget at once: the first kept turn changes seldom
+    (the local model does not read an unchanged beginning again)."""
+    memory = ConversationMemory(1000, 10, count_tokens=words, history_tokens=60)
+    firsts = []
+    for i in range(20):
+        prompt = memory.prompt("system", f"question {i}", context="style")
+        assert prompt[-2:] == [
+            {"role": "system", "content": "style"},
+            {"role": "user", "content": f"question {i}"},
+        ]
+        if len(prompt) > 3:
+            firsts.append(prompt[1]["content"])
+        memory.add(f"question {i} word word", f"answer {i} word word")
+    changes = sum(a != b for a, b in itertools.pairwise(firsts))
+    assert memory.dropped > 0 and changes <= len(firsts) // 2

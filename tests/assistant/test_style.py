@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from emotivoice.assistant.memory import system_message
+from emotivoice.assistant.memory import turn_context
 from emotivoice.assistant.style import STYLE_RULES, STYLES, choose_style
 from emotivoice.assistant.turns import Prosody, UserEmotion, Utterance
 
@@ -29,7 +29,7 @@ def test_emotion_reaches_the_prompt_and_changes_the_style(analyzer, clips) -> No
     assert styles["sad"][0].name == "warm"
     assert styles["neutral"][0].name == "brisk"
     for utterance, (style, _) in [(angry, styles["angry"]), (neutral, styles["neutral"])]:
-        prompt = system_message("persona", style, utterance)
+        prompt = turn_context(style, utterance)
         voice = json.loads(prompt.split("voice: ", 1)[1])
         assert utterance.emotion is not None and utterance.prosody is not None
         assert voice["emotion"] == utterance.emotion.dominant

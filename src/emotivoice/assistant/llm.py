@@ -120,7 +120,10 @@ def _check_gguf(path: Path) -> Path:
 class LocalModel:
     """A GGUF chat model run in this process with llama.cpp (``cyllama``).
 
-    Loaded once and shared by the turns of a conversation; one generation at a time.
+    Loaded once and shared by the turns of a conversation; one generation at a time. The keys
+    and values of the last prompt and reply stay in the context: a new prompt that begins the
+    same way (the persona and the remembered turns) is read only from where it differs, so the
+    first token does not wait for the whole conversation to be read again.
 
     Args:
         path: a GGUF file; default: the shipped SmolLM2-135M-Instruct.
@@ -153,6 +156,8 @@ class LocalModel:
         except (ValueError, RuntimeError, OSError) as error:
             raise LanguageModelFileError(f"llama.cpp cannot load {self.path}: {error}") from error
         self._lock = threading.Lock()  # llama.cpp's context runs one generation at a time
+        self._context: Any = None  # made on first use, kept with its cache
+        self._cached: list[int] = []  # the tokens whose keys and values are in the context
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` by the model's own tokenizer."""
@@ -165,17 +170,16 @@ class LocalModel:
         stop = threading.Event()
         config = self._config.__class__(**{**self._config.to_dict(), "max_tokens": max_tokens})
 
+        def emit(piece: object) -> None:
+            loop.call_soon_threadsafe(pieces.put_nowait, piece)
+
         def generate() -> None:
             with self._lock:
                 try:
-                    for piece in self._llm.chat(messages, config=config, stream=True):
-                        if stop.is_set():
-                            break
-                        loop.call_soon_threadsafe(pieces.put_nowait, piece)
+                    self._generate(messages, config, stop, emit)
                 except Exception as error:  # llama.cpp's own errors: reported as the model's
-                    failure = LanguageModelError(f"The local language model failed: {error}")
-                    loop.call_soon_threadsafe(pieces.put_nowait, failure)
-                loop.call_soon_threadsafe(pieces.put_nowait, _END)
+                    emit(LanguageModelError(f"The local language model failed: {error}"))
+                emit(_END)
 
         worker = loop.run_in_executor(None, generate)
         try:
@@ -185,8 +189,59 @@ class LocalModel:
                 yield piece
         finally:
             stop.set()
-            self._llm.cancel()
+            if self._context is not None:
+                self._context.cancel = True  # aborts a decode in progress (llama.cpp callback)
             await asyncio.shield(worker)
+
+    def _generate(
+        self, messages: list[Message], config: Any, stop: threading.Event, emit: Any
+    ) -> None:
+        """Read the prompt from where it differs from the cached tokens, then sample."""
+        from cyllama.llama.llama_cpp import llama_batch_get_one
+
+        llm, vocab = self._llm, self._llm.vocab
+        tokens = vocab.tokenize(llm._apply_template(messages), add_special=True, parse_special=True)
+        if len(tokens) + config.max_tokens > self.context_tokens:
+            raise LanguageModelError(
+                f"The prompt ({len(tokens)} tokens) and the reply ({config.max_tokens}) do not "
+                f"fit the context window of {self.context_tokens} tokens."
+            )
+        context = self._ensure_context(config)
+        context.cancel = False
+        keep = 0  # a common prefix is not read again; at least one token is (for its logits)
+        for cached, token in zip(self._cached, tokens[:-1], strict=False):
+            if cached != token:
+                break
+            keep += 1
+        context.memory_seq_rm(0, keep, -1)
+        self._cached = self._cached[:keep]
+        sampler = llm._ensure_sampler(config)
+        try:
+            for start in range(keep, len(tokens), config.n_batch):
+                batch = tokens[start : start + config.n_batch]
+                context.decode(llama_batch_get_one(batch, start))
+                self._cached += batch
+            for _ in range(config.max_tokens):
+                token = sampler.sample(context, -1)
+                if stop.is_set() or vocab.is_eog(token):
+                    return
+                emit(vocab.token_to_piece(token, special=True))
+                context.decode(llama_batch_get_one([token], len(self._cached)))
+                self._cached.append(token)
+        except InterruptedError:  # cancelled mid-decode: the cache holds what was decoded
+            return
+
+    def _ensure_context(self, config: Any) -> Any:
+        if self._context is None:
+            from cyllama.llama.llama_cpp import LlamaContext, LlamaContextParams
+
+            params = LlamaContextParams()
+            params.n_ctx = self.context_tokens
+            params.n_batch = config.n_batch
+            params.no_perf = True
+            self._context = LlamaContext(self._llm.model, params)
+            self._context.install_cancel_callback()
+        return self._context
 
 
 class OpenAIChatModel:

@@ -1,16 +1,18 @@
 """Conversation memory bounded by the model's context window.
 
 Every turn is kept in :attr:`ConversationMemory.history`; the prompt of a new turn takes the
-system message, then as many of the most recent turns as fit, then the new user message. The
-turns may fill the context window less the reply's room, and at most ``history_tokens``: the
-local runtime reads the whole prompt again each turn (no cache of the previous turn's keys and
-values), so every remembered token delays the first token of the reply (measured on the shared
-2-core CPU: with the whole window, 30 turns made the voice-to-voice time grow from 2 s to 20 s;
-capped at 384 tokens, p50 5.0 s against 2.2-2.7 s for the first turns). When
-the budget is full the **oldest turns are dropped** from the prompt (whole turns, never half of
-one), not summarised: a 135M model summarises poorly, and a summary costs a second generation
-before every reply. A reply the user interrupted is kept with the words generated before the
-cut and the marker ``[interrupted by the user]``, so the model knows it was not heard out.
+persona, then as many of the most recent turns as fit, then the turn's context (reply style and
+voice fields) and the new user message. The turns may fill the context window less the
+reply's room, and at most ``history_tokens``: every prompt token the model has to read delays
+the first token of the reply (measured on the shared 2-core CPU, before the local model kept
+its cache: with the whole window as history, 30 turns made the voice-to-voice time grow from
+2 s to 20 s). The local model keeps the previous prompt's keys and values and reads only where
+a new prompt differs, so the beginning is kept stable: when the turns outgrow the budget, the
+**oldest turns are dropped** (whole turns, never half of one) down to half the budget at once,
+and the prompts after that begin the same way. Turns are dropped, not summarised: a 135M model
+summarises poorly, and a summary costs a second generation before a reply. A reply the user
+interrupted is kept with the words generated before the cut and the marker
+``[interrupted by the user]``, so the model knows it was not heard out.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ __all__ = [
     "DEFAULT_HISTORY_TOKENS",
     "ConversationMemory",
     "Exchange",
-    "system_message",
+    "turn_context",
 ]
 
 CUT_MARKER = "[interrupted by the user]"
@@ -36,10 +38,13 @@ DEFAULT_HISTORY_TOKENS = 192  # about the last two short exchanges
 _MESSAGE_OVERHEAD_TOKENS = 4  # role and separators a chat template adds around each message
 
 
-def system_message(persona: str, style: ReplyStyle, utterance: Utterance) -> str:
-    """The system message of a turn: the persona, the reply style's instruction and how the
-    user spoke, as one line of structured fields (JSON) measured by the engine."""
-    lines = [persona, f"Reply style ({style.name}): {style.instruction}"]
+def turn_context(style: ReplyStyle, utterance: Utterance) -> str:
+    """What the model is told about this turn, as a system message just before the question:
+    the reply style's instruction and how the user spoke, one line of structured fields (JSON)
+    measured by the engine. (After the history, not in the persona at the top: the prompt's
+    beginning stays the same from turn to turn, and the local model reads only what changed.)
+    """
+    lines = [f"Reply style ({style.name}): {style.instruction}"]
     fields = utterance.voice_fields()
     if fields:
         lines.append(f"voice: {json.dumps(fields, separators=(',', ':'))}")
@@ -81,27 +86,33 @@ class ConversationMemory:
         self.reply_tokens = reply_tokens
         self.count_tokens = count_tokens
         self.history: list[Exchange] = []
-        self.dropped = 0  # turns left out of the last prompt
+        self.dropped = 0  # the oldest turns, left out of the prompts
 
     def _cost(self, messages: list[Message]) -> int:
         return sum(self.count_tokens(m["content"]) + _MESSAGE_OVERHEAD_TOKENS for m in messages)
 
-    def prompt(self, system: str, user: str) -> list[Message]:
-        """System message, the most recent turns that fit, the new user message."""
+    def prompt(self, system: str, user: str, context: str | None = None) -> list[Message]:
+        """The persona (``system``), the remembered turns that fit, the turn's ``context`` (a
+        system message) and the new user message.
+
+        When the turns outgrow the budget, the oldest are dropped until they fill at most half
+        of it (the newest is kept if it fits alone): the turns kept then stay the same for the
+        next few prompts, whose beginning the local model does not read again.
+        """
         head: list[Message] = [{"role": "system", "content": system}]
-        tail: list[Message] = [{"role": "user", "content": user}]
+        tail: list[Message] = [{"role": "system", "content": context}] if context else []
+        tail.append({"role": "user", "content": user})
         room = self.context_tokens - self.reply_tokens - self._cost(head + tail)
         budget = min(room, self.history_tokens)
-        kept: list[Message] = []
-        self.dropped = len(self.history)
-        for exchange in reversed(self.history):
-            messages = exchange.messages()
-            cost = self._cost(messages)
-            if cost > budget:
-                break
-            kept = messages + kept
-            budget -= cost
-            self.dropped -= 1
+        costs = [self._cost(e.messages()) for e in self.history]
+        if sum(costs[self.dropped :]) > budget:
+            newest = len(costs) - 1
+            while self.dropped <= newest and (
+                sum(costs[self.dropped :]) > budget
+                or (self.dropped < newest and sum(costs[self.dropped :]) > budget // 2)
+            ):
+                self.dropped += 1
+        kept = [m for e in self.history[self.dropped :] for m in e.messages()]
         return head + kept + tail
 
     def add(self, user: str, reply: str, cut: bool = False) -> None:

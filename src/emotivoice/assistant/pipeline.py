@@ -32,7 +32,7 @@ from emotivoice.assistant.llm import LanguageModel
 from emotivoice.assistant.memory import (
     DEFAULT_HISTORY_TOKENS,
     ConversationMemory,
-    system_message,
+    turn_context,
 )
 from emotivoice.assistant.sentences import SentenceCutter
 from emotivoice.assistant.speech import AudioSink, BufferSink, Speaker
@@ -53,9 +53,10 @@ logger = logging.getLogger(__name__)
 DURING_REPLY = ("wait", "ignore", "barge_in")
 DEFAULT_SYSTEM_PROMPT = (
     "You are EmotiVoice, a friendly voice assistant on the user's computer. Your words are "
-    "spoken aloud: answer in one to three short sentences, no lists or markdown. The 'voice' "
-    "line measures how the user spoke (emotion, confidence, arousal, valence and intensity "
-    "from 0 to 1, pitch, speaking rate): let it set your tone, never read it out."
+    "spoken aloud: answer in one to three short sentences, no lists or markdown. A 'voice' "
+    "line before each question measures how the user spoke (emotion, confidence, arousal, "
+    "valence and intensity from 0 to 1, pitch, speaking rate): let it set your tone, never "
+    "read it out."
 )
 _CLOCK_S = 120.0  # how far back the stream-time → wall-clock map reaches
 
@@ -69,7 +70,7 @@ class AssistantOptions:
         history_tokens: the most the remembered turns may take of a prompt (the oldest are
             dropped first; every prompt token delays the reply's first token).
         during_reply: ``wait``, ``ignore`` or ``barge_in`` (see the module doc).
-        system_prompt: the persona; the reply style's instruction is appended to it.
+        system_prompt: the persona (the turn's style and voice fields follow the history).
         first_token_timeout_s: a model that has not begun its answer by then is given up on:
             the turn gets a spoken and written apology and the conversation goes on.
         apology: what is said when the model fails.
@@ -266,8 +267,8 @@ class Assistant:
 
     async def _respond(self, state: _Reply) -> None:
         """Generate, cut, speak: the model and the voice run side by side."""
-        system = system_message(self.options.system_prompt, state.style, state.utterance)
-        messages = self.memory.prompt(system, state.utterance.text)
+        context = turn_context(state.style, state.utterance)
+        messages = self.memory.prompt(self.options.system_prompt, state.utterance.text, context)
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
 
         async def think() -> None:
