@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import io
 import json
 import logging
 import time
@@ -439,33 +438,9 @@ _OPUS_BITRATE = 32000  # speech at 16 kHz: transparent enough for re-analysis, 1
 
 def encode_opus(samples: np.ndarray) -> bytes:
     """16 kHz mono 16-bit ``samples`` as an Ogg/Opus file."""
-    import av
+    from emotivoice.audio import encode_audio
 
-    out = io.BytesIO()
-    with av.open(out, mode="w", format="ogg") as container:
-        opus = container.add_stream("libopus", rate=SAMPLE_RATE, layout="mono")
-        opus.bit_rate = _OPUS_BITRATE
-        resampler = av.AudioResampler(
-            format=opus.codec_context.format.name,
-            layout="mono",
-            rate=SAMPLE_RATE,
-            frame_size=opus.codec_context.frame_size or None,
-        )
-        step = SAMPLE_RATE * 60  # a minute at a time: memory stays small for long streams
-        for start in range(0, len(samples), step):
-            frame = av.AudioFrame.from_ndarray(
-                samples[start : start + step].reshape(1, -1), format="s16", layout="mono"
-            )
-            frame.sample_rate = SAMPLE_RATE
-            for resampled in resampler.resample(frame):
-                for packet in opus.encode(resampled):
-                    container.mux(packet)
-        for resampled in resampler.resample(None):
-            for packet in opus.encode(resampled):
-                container.mux(packet)
-        for packet in opus.encode(None):
-            container.mux(packet)
-    return out.getvalue()
+    return encode_audio(samples, "ogg", "libopus", bit_rate=_OPUS_BITRATE)
 
 
 def _message_type(text: str) -> str | None:
