@@ -135,6 +135,8 @@ class StartMessage(BaseModel):
     final_window: Literal["full", "fit"] = "fit"
     speculative: bool = True
     speakers: bool = False
+    wake_word: str | None = None
+    wake_threshold: float | None = Field(default=None, gt=0, lt=1)
 
 
 def _bytes_per_second(start: StartMessage) -> float:
@@ -239,6 +241,8 @@ class _Session:
             final_window=start.final_window,
             speculative=start.speculative,
             speakers=start.speakers,
+            wake_word=start.wake_word,
+            wake_threshold=start.wake_threshold,
         )
         self.stream = await run_in_threadpool(StreamingAnalyzer, analyzer, options)
         self.bytes_per_s = _bytes_per_second(start)
@@ -463,12 +467,20 @@ def _parse_start(text: str) -> StartMessage:
             f"Unknown encoding {data['encoding']!r}; supported encodings = {sorted(ENCODINGS)}"
         )
     try:
-        return StartMessage.model_validate(data)
+        start = StartMessage.model_validate(data)
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
         )
         raise StreamProtocolError(f"Invalid start message: {problems}.") from e
+    if start.wake_word is not None:
+        from emotivoice.wakeword.detector import available_models
+
+        if start.wake_word not in available_models():  # a name, never a path on the server
+            raise StreamProtocolError(
+                f"Unknown wake_word {start.wake_word!r}; wake words = {available_models()}."
+            )
+    return start
 
 
 def _close_code(error: EmotiVoiceError) -> int:
