@@ -33,7 +33,9 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +48,12 @@ from emotivoice.results import Analysis
 from emotivoice.segmentation import SpeechSpan
 from emotivoice.transcription import LANGUAGE_CONFIDENCE, EncodedSegment
 
-__all__ = ["BatchAnalyzer", "FileResult"]
+__all__ = ["STAGES", "BatchAnalyzer", "FileResult"]
+
+#: the stages :attr:`BatchAnalyzer.seconds` times: decoding, VAD and diarization of a file;
+#: the encoder; language detection; the decoder and word alignment; the emotion prefix and
+#: head (segments and units); waiting for the feature pool; assembling a file's analysis
+STAGES = ("plan", "encode", "language", "decode", "emotion", "features", "assemble")
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +118,8 @@ class BatchAnalyzer:
             raise InvalidConfigError("feature_workers must not be negative")
         self.analyzer = analyzer
         self.batch_size = batch_size
+        #: wall seconds spent in each stage so far (where the time goes; the benchmarks read it)
+        self.seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         self.feature_workers = feature_workers or min(8, max(1, cpus))
 
@@ -135,7 +144,8 @@ class BatchAnalyzer:
         open_files: list[_File | FileResult] = []  # in input order; a failed file is done
         for source in sources:
             try:
-                planned = self._plan(source, pool)
+                with self._timed("plan"):
+                    planned = self._plan(source, pool)
             except EmotiVoiceError as error:
                 open_files.append(FileResult(source, error=error))
                 yield from self._finished(open_files)
@@ -151,6 +161,14 @@ class BatchAnalyzer:
             self._analyze_batch(queue[: self.batch_size])
             del queue[: self.batch_size]
         yield from self._finished(open_files)
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - started
 
     def _plan(
         self, source: AudioSource | Audio, pool: ProcessPoolExecutor | None
@@ -186,7 +204,8 @@ class BatchAnalyzer:
                 continue
             segments = tuple(r.segment for r in done.results if r is not None)
             elapsed = time.perf_counter() - done.started
-            analysis = self.analyzer.assemble(done.audio, segments, elapsed)
+            with self._timed("assemble"):
+                analysis = self.analyzer.assemble(done.audio, segments, elapsed)
             spans = {r.segment.id: r.span for r in done.results if r is not None}
             yield FileResult(done.source, analysis, audio=done.audio, spans=spans)
 
@@ -213,44 +232,42 @@ class BatchAnalyzer:
     def _analyze_batch(self, jobs: list[_Job]) -> None:
         analyzer = self.analyzer
         transcriber, emotion = analyzer.transcriber, analyzer.emotion
-        encoded = transcriber.encode_batch([job.samples for job in jobs])
+        with self._timed("encode"):
+            encoded = transcriber.encode_batch([job.samples for job in jobs])
         spans = [job.file.turns[job.index].span for job in jobs]
         starts = [round(span.start, 3) for span in spans]
-        scored = (
-            emotion.score_segments(
-                [
-                    (job.samples, e, start)
-                    for job, e, start in zip(jobs, encoded, starts, strict=True)
-                ]
+        scored: list[Any] = [None] * len(jobs)
+        if emotion is not None:
+            with self._timed("emotion"):
+                scored = emotion.score_segments(
+                    [(j.samples, e, t) for j, e, t in zip(jobs, encoded, starts, strict=True)]
+                )
+        with self._timed("language"):
+            languages = self._languages(jobs, encoded)
+        with self._timed("decode"):
+            transcripts = transcriber.transcribe_batch(
+                encoded,
+                [language for language, _ in languages],
+                [probability for _, probability in languages],
+                [span.start for span in spans],
             )
-            if emotion is not None
-            else [None] * len(jobs)
-        )
-        languages = self._languages(jobs, encoded)
-        transcripts = transcriber.transcribe_batch(
-            encoded,
-            [language for language, _ in languages],
-            [probability for _, probability in languages],
-            [span.start for span in spans],
-        )
+        with self._timed("features"):
+            features = [job.features.result() if job.features else None for job in jobs]
         segments = [
-            analyzer.make_segment(
-                job.index,
-                span,
-                transcript,
-                job.features.result() if job.features is not None else None,
-                score,
+            analyzer.make_segment(job.index, span, transcript, feature, score)
+            for job, span, transcript, feature, score in zip(
+                jobs, spans, transcripts, features, scored, strict=True
             )
-            for job, span, transcript, score in zip(jobs, spans, transcripts, scored, strict=True)
         ]
         if emotion is not None:
-            units = emotion.score_units_of(
-                [
-                    (job.samples, e, s.words, s.start, s.emotion)
-                    for job, e, s in zip(jobs, encoded, segments, strict=True)
-                    if s.emotion is not None
-                ]
-            )
+            with self._timed("emotion"):
+                units = emotion.score_units_of(
+                    [
+                        (job.samples, e, s.words, s.start, s.emotion)
+                        for job, e, s in zip(jobs, encoded, segments, strict=True)
+                        if s.emotion is not None
+                    ]
+                )
             with_units = iter(units)
             segments = [
                 dataclasses.replace(s, units=next(with_units)) if s.emotion is not None else s
