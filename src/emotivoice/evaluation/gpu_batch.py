@@ -78,7 +78,7 @@ def gpu_utilisation() -> Iterator[list[float]]:
                 tool,
                 "--query-gpu=utilization.gpu",
                 "--format=csv,noheader,nounits",
-                f"-lms={_SAMPLE_MS}",
+                f"--loop-ms={_SAMPLE_MS}",
             ],
             stdout=log,
             stderr=subprocess.DEVNULL,
