@@ -65,7 +65,13 @@ def main() -> int:
     runs = []
     if not args.skip_analysis:
         recordings = load(args.audio)
-        runs += run_gpu_benchmark(recordings, args.batch_size, args.device, args.beam_size)
+        runs += run_gpu_benchmark(
+            recordings,
+            args.batch_size,
+            args.device,
+            args.beam_size,
+            on_run=lambda run: print(format_runs([run], args.device, args.batch_size), flush=True),
+        )
     if args.explain is not None:
         samples = load(args.explain)[0].samples
         try:

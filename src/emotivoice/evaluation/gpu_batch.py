@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,9 +107,11 @@ def run_gpu_benchmark(
     device: str = "cuda",
     beam_size: int = 5,
     model: str = "base",
+    on_run: Callable[[GpuRun], None] | None = None,
 ) -> list[GpuRun]:
     """The three analysis runs (faster-whisper batched, transcription, full analysis) over
-    ``recordings``, after one warm-up of each on the first recording's first minute."""
+    ``recordings``, after one warm-up of each on the first recording's first minute;
+    ``on_run`` is called with each run's figures as soon as it ends."""
     from faster_whisper import BatchedInferencePipeline
 
     from emotivoice.batch import BatchAnalyzer
@@ -145,14 +147,18 @@ def run_gpu_benchmark(
             words += sum(len(s.words) for s in result.analysis.segments)
         return {k: round(v, 3) for k, v in batch.seconds.items()}, words
 
-    faster_whisper(warm)
-    batch_path(bare, warm)
-    batch_path(full, warm)
-    return [
-        _timed_run("faster-whisper batched", audio_s, lambda: faster_whisper(recordings)),
-        _timed_run("transcription", audio_s, lambda: batch_path(bare, recordings)),
-        _timed_run("full analysis", audio_s, lambda: batch_path(full, recordings)),
+    contenders = [
+        ("faster-whisper batched", faster_whisper),
+        ("transcription", lambda items: batch_path(bare, items)),
+        ("full analysis", lambda items: batch_path(full, items)),
     ]
+    runs = []
+    for name, work in contenders:
+        work(warm)
+        runs.append(_timed_run(name, audio_s, lambda work=work: work(recordings)))
+        if on_run is not None:
+            on_run(runs[-1])
+    return runs
 
 
 def explain_seconds(
