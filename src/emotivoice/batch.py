@@ -31,8 +31,9 @@ import logging
 import multiprocessing
 import os
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,9 +51,12 @@ from emotivoice.transcription import LANGUAGE_CONFIDENCE, EncodedSegment
 
 __all__ = ["STAGES", "BatchAnalyzer", "FileResult"]
 
-#: the stages :attr:`BatchAnalyzer.seconds` times: decoding, VAD and diarization of a file;
+#: the stages :attr:`BatchAnalyzer.seconds` times: waiting for a file's decoding, VAD and
+#: diarization (planned in a thread ahead of the batches);
 #: the encoder; language detection; the decoder and word alignment; the emotion prefix and
 #: head (segments and units); waiting for the feature pool; assembling a file's analysis
+#: files decoded and planned ahead of the batches (each holds its decoded audio)
+PLAN_AHEAD = 2
 STAGES = ("plan", "encode", "language", "decode", "emotion", "features", "assemble")
 
 logger = logging.getLogger(__name__)
@@ -142,24 +146,42 @@ class BatchAnalyzer:
     ) -> Iterator[FileResult]:
         queue: list[_Job] = []
         open_files: list[_File | FileResult] = []  # in input order; a failed file is done
-        for source in sources:
-            try:
-                with self._timed("plan"):
-                    planned = self._plan(source, pool)
-            except EmotiVoiceError as error:
-                open_files.append(FileResult(source, error=error))
-                yield from self._finished(open_files)
-                continue
-            open_files.append(planned[0])
-            queue.extend(planned[1])
-            while len(queue) >= self.batch_size:
-                self._analyze_batch(queue[: self.batch_size])
-                del queue[: self.batch_size]
-                yield from self._finished(open_files)
-            yield from self._finished(open_files)
+        # files are decoded, VAD'ed and diarized (CPU) in a thread ahead of the batches
+        # (the models' calls release the GIL), at most PLAN_AHEAD files ahead
+        with ThreadPoolExecutor(1, thread_name_prefix="emotivoice-plan") as planner:
+            ahead: deque[tuple[AudioSource | Audio, Future[tuple[_File, list[_Job]]]]] = deque()
+            for source in sources:
+                ahead.append((source, planner.submit(self._plan, source, pool)))
+                if len(ahead) > PLAN_AHEAD:
+                    yield from self._take(ahead.popleft(), queue, open_files)
+            while ahead:
+                yield from self._take(ahead.popleft(), queue, open_files)
         while queue:
             self._analyze_batch(queue[: self.batch_size])
             del queue[: self.batch_size]
+        yield from self._finished(open_files)
+
+    def _take(
+        self,
+        planned: tuple[AudioSource | Audio, Future[tuple[_File, list[_Job]]]],
+        queue: list[_Job],
+        open_files: list[_File | FileResult],
+    ) -> Iterator[FileResult]:
+        """Queue a planned file's segments and analyse every full batch."""
+        source, future = planned
+        try:
+            with self._timed("plan"):  # the wait for the planner, not its whole work
+                file, jobs = future.result()
+        except EmotiVoiceError as error:
+            open_files.append(FileResult(source, error=error))
+            yield from self._finished(open_files)
+            return
+        open_files.append(file)
+        queue.extend(jobs)
+        while len(queue) >= self.batch_size:
+            self._analyze_batch(queue[: self.batch_size])
+            del queue[: self.batch_size]
+            yield from self._finished(open_files)
         yield from self._finished(open_files)
 
     @contextmanager

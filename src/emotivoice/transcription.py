@@ -250,8 +250,9 @@ class Transcriber:
 
         One batched decoder call per language, as faster-whisper's ``BatchedInferencePipeline``
         decodes: one pass at temperature 0 (no fallback), no previous text as prompt (the
-        segments of a batch are decoded at the same time), the beam of the options, the token
-        cap of :meth:`transcribe` (per segment); word times from one batched alignment. A pass
+        segments of a batch are decoded at the same time), no timestamp tokens, the beam of the
+        options, the token cap of :meth:`transcribe` (per segment); word times from one
+        batched alignment. A pass
         that fails Whisper's checks or reaches its cap is ``low_confidence``.
         """
         from faster_whisper.audio import pad_or_trim
@@ -294,7 +295,10 @@ class Transcriber:
             self.model.hf_tokenizer, self.is_multilingual, task="transcribe", language=language
         )
         options = self._decoding_options(tokenizer, ())
-        prompt = self.model.get_prompt(tokenizer, [], without_timestamps=False)
+        # no timestamp tokens (faster-whisper's batched default): a segment is at most one
+        # window and its words get their times from the alignment (see docs/benchmarks.md for
+        # what timestamp tokens cost a batch on a GPU)
+        prompt = self.model.get_prompt(tokenizer, [], without_timestamps=True)
         room = self.model.max_length - len(prompt)
         caps = [
             min(
