@@ -9,16 +9,18 @@ many files in order, ``batch_size`` at a time, and runs each stage once per batc
 - language detection of the batch, one call (a segment unsure of its language keeps the
   language of the speech before it in its file, as in the unbatched path);
 - the decoder over the batch, one call per language (as faster-whisper's
-  ``BatchedInferencePipeline`` decodes: temperature 0, no previous text as prompt), word times
-  from one batched alignment;
+  ``BatchedInferencePipeline`` decodes: temperature 0, no previous text as prompt, no timestamp
+  tokens), word times from one batched alignment;
 - the emotion head's encoder prefix over the segments, then over their units, in padded
   batches (:class:`~emotivoice.emotion.batched.PrefixRunner`: the PyTorch twin on the
   emotion device when PyTorch is installed, numpy otherwise);
 - the acoustic features (pYIN) in a process pool, submitted as soon as a file's segments are
   known, so the models never wait for them.
 
-Files are planned (decoded, VAD, diarization) one by one as the batches need segments, and each
-file's :class:`~emotivoice.results.Analysis` is yielded as soon as its last segment is done.
+Files are planned (decoded, VAD, diarization) in a thread a few files ahead of the batches, and
+each file's :class:`~emotivoice.results.Analysis` is yielded as soon as its last segment is
+done, in input order. Scripts that use it need Python's ``if __name__ == "__main__":`` guard:
+the feature processes are spawned, and a spawned process imports the main module.
 What differs from the unbatched path is what batched decoding changes: no temperature fallback
 and no previous-text prompt (the tests bound the transcripts' difference by WER and the emotion
 probabilities by a tolerance).
@@ -51,12 +53,12 @@ from emotivoice.transcription import LANGUAGE_CONFIDENCE, EncodedSegment
 
 __all__ = ["STAGES", "BatchAnalyzer", "FileResult"]
 
-#: the stages :attr:`BatchAnalyzer.seconds` times: waiting for a file's decoding, VAD and
-#: diarization (planned in a thread ahead of the batches);
-#: the encoder; language detection; the decoder and word alignment; the emotion prefix and
-#: head (segments and units); waiting for the feature pool; assembling a file's analysis
 #: files decoded and planned ahead of the batches (each holds its decoded audio)
 PLAN_AHEAD = 2
+#: the stages :attr:`BatchAnalyzer.seconds` times: waiting for a file's decoding, VAD and
+#: diarization (planned in a thread ahead of the batches); the encoder (with the log-mel of
+#: each segment); language detection; the decoder and word alignment; the emotion prefix and
+#: head (segments and units); waiting for the feature pool; assembling a file's analysis
 STAGES = ("plan", "encode", "language", "decode", "emotion", "features", "assemble")
 
 logger = logging.getLogger(__name__)
@@ -128,8 +130,10 @@ class BatchAnalyzer:
         self.feature_workers = feature_workers or min(8, max(1, cpus))
 
     def analyze_many(self, sources: Iterable[AudioSource | Audio]) -> Iterator[FileResult]:
-        """Analyse ``sources`` (paths, bytes, arrays at 16 kHz, decoded :class:`Audio`) in
-        order; a file that cannot be decoded is yielded with its error and the rest go on."""
+        """Analyse ``sources`` (paths, bytes, file objects, or decoded :class:`Audio`: an
+        array goes through ``analyzer.load(array, sample_rate=...)`` first), yielding one
+        :class:`FileResult` each, in input order; a file that cannot be decoded is yielded
+        with its error and the rest go on."""
         pool = None
         if self.analyzer.options.features:
             # spawn: the parent holds model threads that a forked child must not inherit
