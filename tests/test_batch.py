@@ -4,6 +4,7 @@ bounds, on real speech; the emotion head's padded batches; the GPU refused clear
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,15 @@ def test_batched_analysis_matches_the_segment_by_segment_one(
         assert word_error_rate([one.text], [many.text]) <= MAX_TRANSCRIPT_WER
         assert many.language == one.language == "en"
         for a, b in zip(one.segments, many.segments, strict=True):
-            assert a.features == b.features  # the same function, in a process pool
+            # the same function, in a process pool; the rates come from the words, whose times
+            # may differ as the transcripts may
+            assert a.features is not None and b.features is not None
+            from_words = {"speaking_rate_wps", "syllable_rate_sps"}
+            acoustic = [
+                {k: v for k, v in asdict(f).items() if k not in from_words}
+                for f in (a.features, b.features)
+            ]
+            assert acoustic[0] == acoustic[1]
             assert a.emotion is not None and b.emotion is not None
             np.testing.assert_allclose(
                 list(b.emotion.probabilities.values()),
