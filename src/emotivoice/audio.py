@@ -41,11 +41,13 @@ __all__ = [
     "load_audio",
     "probe_audio",
     "sniff_format",
+    "to_pcm16",
 ]
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000  # Whisper, Silero VAD and the emotion head all work at 16 kHz
+PCM16_MAX = 32767  # the largest 16-bit sample
 DEFAULT_MAX_DURATION_S = 4 * 3600.0
 # A container that declares a duration but decodes to less than this share of it was cut short.
 _TRUNCATION_RATIO = 0.9
@@ -553,3 +555,8 @@ def load_audio(
         raise EmptyAudioError(f"{name}: the file contains no audio samples.")
     logger.debug("Decoded %s: %s", name, audio.info)
     return audio
+
+
+def to_pcm16(samples: np.ndarray) -> np.ndarray:
+    """Float samples (full scale ±1) as 16-bit little-endian PCM, rounded and clipped."""
+    return np.clip(np.round(samples * PCM16_MAX), -PCM16_MAX - 1, PCM16_MAX).astype("<i2")

@@ -19,12 +19,16 @@ __all__ = [
     "InvalidPhraseError",
     "InvalidResultError",
     "InvalidTargetError",
+    "LanguageModelError",
+    "LanguageModelFileError",
+    "LanguageModelTimeoutError",
     "MicrophoneUnavailableError",
     "MissingExtraError",
     "ModelIntegrityError",
     "ModelNotFoundError",
     "NoTrainingDataError",
     "PeerEnvironmentError",
+    "SpeechSynthesisError",
     "StreamError",
     "StreamFrameTooLargeError",
     "StreamProtocolError",
@@ -172,6 +176,31 @@ class WakeWordModelError(ModelNotFoundError):
     EmotiVoice's studio."""
 
     code = "INVALID_WAKEWORD_MODEL"
+
+
+class LanguageModelFileError(ModelNotFoundError):
+    """A file given as the assistant's language model is not one: not GGUF, or unreadable."""
+
+    code = "INVALID_LLM_MODEL"
+
+
+class LanguageModelError(EmotiVoiceError):
+    """The assistant's language model failed: a server that is down, refuses the request or
+    answers something that is not a chat completion."""
+
+    code = "LLM_ERROR"
+
+
+class LanguageModelTimeoutError(LanguageModelError):
+    """The assistant's language model did not answer within its time limit."""
+
+    code = "LLM_TIMEOUT"
+
+
+class SpeechSynthesisError(EmotiVoiceError):
+    """The assistant cannot speak: no TTS engine is installed, or the one chosen failed."""
+
+    code = "TTS_ERROR"
 
 
 class PeerEnvironmentError(EmotiVoiceError):

@@ -42,6 +42,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "pyannote": ("pyannote.audio",),
     "evaluation": ("pyannote.metrics",),
     "wakeword": ("torch", "onnx"),
+    "assistant": ("cyllama", "httpx"),
 }
 
 

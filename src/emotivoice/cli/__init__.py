@@ -3,7 +3,8 @@
 One module per command group: :mod:`~emotivoice.cli.analyze` (analyze, export, models,
 languages, schema), :mod:`~emotivoice.cli.emotion` (train-emotion, benchmark-emotion),
 :mod:`~emotivoice.cli.service` (serve, worker, keys), :mod:`~emotivoice.cli.stream`,
-:mod:`~emotivoice.cli.attack`, :mod:`~emotivoice.cli.bench` and :mod:`~emotivoice.cli.wakeword`.
+:mod:`~emotivoice.cli.attack`, :mod:`~emotivoice.cli.bench`, :mod:`~emotivoice.cli.wakeword` and
+:mod:`~emotivoice.cli.assistant`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ import sys
 from collections.abc import Sequence
 
 from emotivoice._version import __version__
-from emotivoice.cli import analyze, attack, bench, emotion, service, stream, wakeword
+from emotivoice.cli import (
+    analyze,
+    assistant,
+    attack,
+    bench,
+    emotion,
+    service,
+    stream,
+    wakeword,
+)
 from emotivoice.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from emotivoice.errors import EmotiVoiceError
 
@@ -28,6 +38,7 @@ _GROUPS = (
     stream,
     attack,
     wakeword,
+    assistant,
 )  # in the order --help lists them
 
 

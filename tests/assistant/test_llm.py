@@ -1,0 +1,144 @@
+"""The language models: the local GGUF model in process, and the OpenAI-compatible client
+against a real local server (cyllama's bundled server on the same small model)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from emotivoice.assistant.llm import (
+    LocalModel,
+    OpenAIChatModel,
+    local_model_path,
+    parse_sse_line,
+)
+from emotivoice.errors import (
+    LanguageModelError,
+    LanguageModelFileError,
+    LanguageModelTimeoutError,
+    ModelNotFoundError,
+)
+
+QUESTION = [
+    {"role": "system", "content": "You are a helpful assistant. Answer in one sentence."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+
+
+async def collect(stream, limit: int | None = None) -> list[str]:  # type: ignore[no-untyped-def]
+    pieces: list[str] = []
+    async for piece in stream:
+        pieces.append(piece)
+        if limit is not None and len(pieces) >= limit:
+            break
+    return pieces
+
+
+@pytest.mark.slow
+def test_the_local_model_streams_an_answer(local_model: LocalModel) -> None:
+    pieces = asyncio.run(collect(local_model.stream(QUESTION, max_tokens=24)))
+    assert 3 <= len(pieces) <= 24
+    assert "paris" in "".join(pieces).lower()
+
+
+@pytest.mark.slow
+def test_closing_the_stream_stops_the_generation(local_model: LocalModel) -> None:
+    async def cut_short() -> tuple[list[str], float]:
+        stream = local_model.stream(QUESTION, max_tokens=200)
+        pieces = await collect(stream, limit=3)
+        started = time.perf_counter()
+        await stream.aclose()  # type: ignore[attr-defined]
+        return pieces, time.perf_counter() - started
+
+    pieces, closing_s = asyncio.run(cut_short())
+    assert len(pieces) == 3
+    assert closing_s < 1.0  # the thread stopped at the next token, not after 200
+    # the model is free again: a new generation runs
+    assert asyncio.run(collect(local_model.stream(QUESTION, max_tokens=8)))
+
+
+def test_bad_model_files(tmp_path: Path) -> None:
+    pytest.importorskip("cyllama")
+    with pytest.raises(ModelNotFoundError, match="No language model file"):
+        LocalModel(tmp_path / "missing.gguf")
+    not_gguf = tmp_path / "model.gguf"
+    not_gguf.write_bytes(b"PK\x03\x04 this is a zip file")
+    with pytest.raises(LanguageModelFileError, match="not a GGUF model") as info:
+        LocalModel(not_gguf)
+    assert info.value.code == "INVALID_LLM_MODEL"
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(local_model_path().read_bytes()[:4096])
+    with pytest.raises(LanguageModelFileError, match="cannot load"):
+        LocalModel(truncated)
+    with pytest.raises(ModelNotFoundError, match="available models"):
+        local_model_path("gpt-5")
+
+
+@pytest.fixture(scope="module")
+def llm_server(free_port) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """cyllama's OpenAI-compatible server on SmolLM2, on a free loopback port."""
+    pytest.importorskip("cyllama")
+    port = free_port()
+    command = [sys.executable, "-m", "cyllama.llama.server", "-m", str(local_model_path())]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--ctx-size", "2048"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("cyllama's server did not start within 60 s")
+        yield f"{url}/v1"
+    finally:
+        server.terminate()  # its HTTP thread may ignore SIGTERM
+        try:
+            server.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.mark.slow
+def test_the_client_against_a_real_server(llm_server: str) -> None:
+    """One request: cyllama 0.2.18's server answers only the first request of its process
+    (it does not clear its KV cache between requests; later answers are empty)."""
+    model = OpenAIChatModel(llm_server, model="smollm2", timeout_s=60)
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    pieces = asyncio.run(collect(model.stream(question, max_tokens=24)))
+    assert len(pieces) == 1  # it answers one JSON completion, not a stream: read as one piece
+    assert "paris" in pieces[0].lower()
+
+
+def test_a_server_that_is_down(free_port) -> None:  # type: ignore[no-untyped-def]
+    model = OpenAIChatModel(f"http://127.0.0.1:{free_port()}/v1", timeout_s=5)
+    with pytest.raises(LanguageModelError, match="Cannot reach") as info:
+        asyncio.run(collect(model.stream(QUESTION, max_tokens=8)))
+    assert info.value.code == "LLM_ERROR"
+
+
+def test_a_server_that_never_answers(silent_server: str) -> None:
+    model = OpenAIChatModel(silent_server, timeout_s=0.5)
+    with pytest.raises(LanguageModelTimeoutError, match=r"did not answer within 0\.5 s"):
+        asyncio.run(collect(model.stream(QUESTION, max_tokens=8)))
+
+
+def test_server_sent_events() -> None:
+    chunk = '{"choices": [{"delta": {"content": "Paris"}, "index": 0}]}'
+    assert parse_sse_line(f"data: {chunk}") == "Paris"
+    assert parse_sse_line('data: {"choices": [{"delta": {"role": "assistant"}}]}') == ""
+    assert parse_sse_line(": keep-alive") == ""
+    assert parse_sse_line("data: [DONE]") not in ("", "Paris")
+    with pytest.raises(LanguageModelError, match="malformed"):
+        parse_sse_line("data: {not json")

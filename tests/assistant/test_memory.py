@@ -1,0 +1,55 @@
+"""The conversation memory keeps the newest turns that fit the context window."""
+
+from __future__ import annotations
+
+import pytest
+
+from emotivoice.assistant.memory import CUT_MARKER, ConversationMemory
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def test_oldest_turns_are_dropped_whole() -> None:
+    memory = ConversationMemory(context_tokens=60, reply_tokens=10, count_tokens=words)
+    for i in range(10):
+        memory.add(f"question {i} " + "word " * 5, f"answer {i} " + "word " * 5)
+    prompt = memory.prompt("system", "the new question")
+    assert prompt[0] == {"role": "system", "content": "system"}
+    assert prompt[-1] == {"role": "user", "content": "the new question"}
+    kept = prompt[1:-1]
+    assert kept and len(kept) % 2 == 0  # whole turns
+    assert kept[-1]["content"].startswith("answer 9")  # the newest turns are kept
+    assert memory.dropped == 10 - len(kept) // 2 > 0
+    cost = sum(words(m["content"]) + 4 for m in prompt)
+    assert cost <= 60 - 10
+
+
+def test_a_cut_reply_is_marked() -> None:
+    memory = ConversationMemory(context_tokens=1000, reply_tokens=10, count_tokens=words)
+    memory.add("tell me a story", "Once upon a time", cut=True)
+    prompt = memory.prompt("system", "sorry, go on")
+    assert prompt[2] == {"role": "assistant", "content": f"Once upon a time {CUT_MARKER}"}
+
+
+def test_the_history_budget_caps_the_prompt() -> None:
+    memory = ConversationMemory(1000, 10, count_tokens=words, history_tokens=30)
+    for i in range(10):
+        memory.add(f"question {i}", f"answer {i} is short")
+    prompt = memory.prompt("system", "next")
+    history = sum(words(m["content"]) + 4 for m in prompt[1:-1])
+    assert 0 < history <= 30 and prompt[-2]["content"] == "answer 9 is short"
+
+
+@pytest.mark.slow
+def test_the_local_model_counts_its_own_tokens(local_model) -> None:  # type: ignore[no-untyped-def]
+    memory = ConversationMemory(
+        local_model.context_tokens, 80, local_model.count_tokens, history_tokens=10_000
+    )
+    for _ in range(200):
+        memory.add("What is the weather like today? " * 3, "It is sunny and warm. " * 3)
+    prompt = memory.prompt("system", "and tomorrow?")
+    assert 0 < memory.dropped < 200
+    used = sum(local_model.count_tokens(m["content"]) + 4 for m in prompt)
+    assert used <= local_model.context_tokens - 80

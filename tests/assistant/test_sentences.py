@@ -1,0 +1,48 @@
+"""Sentences cut from streamed text as they complete."""
+
+from __future__ import annotations
+
+import pytest
+
+from emotivoice.assistant.sentences import SentenceCutter, split_sentences
+
+TEXT = (
+    "Dr. Smith paid 3.5 dollars at example.com today! Was it worth it? "
+    "I think so, e.g. for the view… Yes.\nA new line starts here"
+)
+EXPECTED = [
+    "Dr. Smith paid 3.5 dollars at example.com today!",
+    "Was it worth it?",
+    "I think so, e.g. for the view…",
+    "Yes.",
+    "A new line starts here",
+]
+
+
+def test_whole_text() -> None:
+    assert split_sentences(TEXT) == EXPECTED
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7])
+def test_sentences_do_not_depend_on_how_the_text_streams(size: int) -> None:
+    cutter = SentenceCutter()
+    out: list[str] = []
+    for i in range(0, len(TEXT), size):
+        out += cutter.push(TEXT[i : i + size])
+    rest = cutter.flush()
+    assert [*out, rest] == EXPECTED
+
+
+def test_a_sentence_is_given_out_as_soon_as_it_is_complete() -> None:
+    cutter = SentenceCutter()
+    assert cutter.push("Hello there.") == []  # the end needs the space after it
+    assert cutter.push(" How") == ["Hello there."]
+    assert cutter.flush() == "How"
+    assert cutter.flush() is None
+
+
+def test_a_long_sentence_is_cut_at_a_comma() -> None:
+    cutter = SentenceCutter(max_chars=40)
+    out = cutter.push("This sentence goes on and on, and it does not stop, because")
+    assert out == ["This sentence goes on and on, and it does not stop,"]
+    assert cutter.flush() == "because"
