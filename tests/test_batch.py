@@ -142,3 +142,13 @@ def test_a_batch_of_two_languages_decodes_each_in_its_own(data_dir: Path) -> Non
             segment.start - 0.5 <= w.start <= w.end <= segment.end + 0.5 for w in segment.words
         )
     assert batch.seconds["decode"] > 0 and batch.seconds["encode"] > 0
+
+
+def test_a_row_of_a_batch_is_not_decoded_alone(analyzer: Analyzer, data_dir: Path) -> None:
+    samples = load_audio(data_dir / "speech" / "jfk.flac").samples
+    transcriber = analyzer.transcriber
+    pair = transcriber.encode_batch([samples[: 3 * SAMPLE_RATE], samples[3 * SAMPLE_RATE :]])
+    with pytest.raises(InvalidConfigError, match="transcribe_batch"):
+        transcriber.transcribe(pair[1], "en", 1.0, 0.0)
+    [one, two] = transcriber.transcribe_batch(pair, ["en", "en"], [1.0, 1.0], [0.0, 3.0])
+    assert "fellow" in (one.text + two.text).lower() and two.words[0].start >= 3.0
