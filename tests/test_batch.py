@@ -131,3 +131,33 @@ def test_the_gpu_is_refused_clearly_where_there_is_none(monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(InvalidConfigError, match=r"emotivoice\[torch\]"):
         check_torch_device("cuda")
+
+
+def test_a_batch_of_two_languages_decodes_each_in_its_own(data_dir: Path) -> None:
+    # English then German in one batch: one decoder call per language (the mixed batch's
+    # rows encoded again by language), each segment's words inside it
+    options = AnalyzeOptions.from_kwargs(
+        beam_size=1, diarization=False, features=False, emotion=False
+    )
+    batch = BatchAnalyzer(Analyzer(options), batch_size=16)
+    [result] = batch.analyze_many([data_dir / "speech" / "multilingual.mp3"])
+    analysis = result.analysis
+    assert analysis is not None and len(analysis.segments) <= 16  # one batch
+    shares = {share.language: share.share for share in analysis.languages}
+    assert set(shares) == {"en", "de"} and min(shares.values()) > 0.3
+    for segment in analysis.segments:
+        assert segment.text and segment.words
+        assert all(
+            segment.start - 0.5 <= w.start <= w.end <= segment.end + 0.5 for w in segment.words
+        )
+    assert batch.seconds["decode"] > 0 and batch.seconds["encode"] > 0
+
+
+def test_a_row_of_a_batch_is_not_decoded_alone(analyzer: Analyzer, data_dir: Path) -> None:
+    samples = load_audio(data_dir / "speech" / "jfk.flac").samples
+    transcriber = analyzer.transcriber
+    pair = transcriber.encode_batch([samples[: 3 * SAMPLE_RATE], samples[3 * SAMPLE_RATE :]])
+    with pytest.raises(InvalidConfigError, match="transcribe_batch"):
+        transcriber.transcribe(pair[1], "en", 1.0, 0.0)
+    [one, two] = transcriber.transcribe_batch(pair, ["en", "en"], [1.0, 1.0], [0.0, 3.0])
+    assert "fellow" in (one.text + two.text).lower() and two.words[0].start >= 3.0

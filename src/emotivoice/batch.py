@@ -19,8 +19,9 @@ many files in order, ``batch_size`` at a time, and runs each stage once per batc
 
 Files are planned (decoded, VAD, diarization) in a thread a few files ahead of the batches, and
 each file's :class:`~emotivoice.results.Analysis` is yielded as soon as its last segment is
-done, in input order. Scripts that use it need Python's ``if __name__ == "__main__":`` guard:
-the feature processes are spawned, and a spawned process imports the main module.
+done, in input order. With features on, a script that uses it needs Python's
+``if __name__ == "__main__":`` guard: the feature processes are spawned, and a spawned process
+imports the main module.
 What differs from the unbatched path is what batched decoding changes: no temperature fallback
 and no previous-text prompt (the tests bound the transcripts' difference by WER and the emotion
 probabilities by a tolerance).

@@ -437,6 +437,11 @@ class Transcriber:
         """
         from faster_whisper.tokenizer import Tokenizer
 
+        if encoded.encoder_output.shape[0] != 1:
+            raise InvalidConfigError(
+                "transcribe() decodes a segment encoded on its own (encode); segments encoded "
+                "together (encode_batch) are decoded together: transcribe_batch()"
+            )
         tokenizer = Tokenizer(
             self.model.hf_tokenizer, self.is_multilingual, task="transcribe", language=language
         )
