@@ -11,27 +11,16 @@ import csv
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
 
-from emotivoice.audio import SAMPLE_RATE
+from emotivoice.audio import SAMPLE_RATE, encode_audio
 from emotivoice.evaluation.datasets import data_dir
 from emotivoice.training.corpora import read_corpus
 from emotivoice.training.states import prepare_clips
 
 
 def _write_opus(samples: np.ndarray, path: Path, bitrate: int = 16000) -> None:
-    with av.open(str(path), mode="w", format="ogg") as out:
-        stream = out.add_stream("libopus", rate=48000, layout="mono")
-        stream.bit_rate = bitrate
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000, frame_size=960)
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        for piece in resampler.resample(frame) + resampler.resample(None):
-            for packet in stream.encode(piece):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    encode_audio(samples, "ogg", "libopus", rate=48000, bit_rate=bitrate, target=path)
 
 
 def pack_encoder(target: Path) -> None:

@@ -6,11 +6,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
-from emotivoice.audio import SAMPLE_RATE, load_audio
+from emotivoice.audio import SAMPLE_RATE, encode_audio, load_audio
 from emotivoice.evaluation.datasets import data_dir as locate_data_dir
 
 # container, codec, extension of each format the front end must read
@@ -45,24 +44,10 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 def encode(samples: np.ndarray, rate: int, path: Path, container: str, codec: str) -> Path:
     """Encode mono float samples to ``path`` with PyAV (what a user's recorder would produce)."""
-    target_rate = ENCODE_RATE.get(codec, rate)
-    with av.open(str(path), mode="w", format=container) as out:
-        stream = out.add_stream(codec, rate=target_rate, layout="stereo")
-        resampler = av.AudioResampler(
-            format=stream.codec_context.format.name,
-            layout="stereo",
-            rate=target_rate,
-            frame_size=stream.codec_context.frame_size or None,
-        )
-        frame = av.AudioFrame.from_ndarray(
-            samples.reshape(1, -1).astype(np.float32), format="flt", layout="mono"
-        )
-        frame.sample_rate = rate
-        for resampled in resampler.resample(frame) + resampler.resample(None):
-            for packet in stream.encode(resampled):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    target_rate = ENCODE_RATE.get(codec)
+    encode_audio(
+        samples, container, codec, sample_rate=rate, rate=target_rate, layout="stereo", target=path
+    )
     return path
 
 

@@ -632,10 +632,9 @@ def _needs_server(page: str) -> bool:
 
 def make_samples(folder: Path) -> None:
     """The clips the examples name, cut from the shared data's JFK recording."""
-    import av
     import numpy as np
 
-    from emotivoice.audio import load_audio
+    from emotivoice.audio import encode_audio, load_audio
 
     data = Path(os.environ.get("EMOTIVOICE_DATA_DIR", REPO.parent / "shared" / "data"))
     samples = load_audio(data / "speech" / "jfk.flac").samples
@@ -644,21 +643,7 @@ def make_samples(folder: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         clip = samples[: int(seconds * 16000)].astype(np.float32)
         rate = 16000 if codec != "aac" else 44100
-        with av.open(str(path), mode="w", format=container) as out:
-            stream = out.add_stream(codec, rate=rate, layout="mono")
-            resampler = av.AudioResampler(
-                format=stream.codec_context.format.name,
-                layout="mono",
-                rate=rate,
-                frame_size=stream.codec_context.frame_size or None,
-            )
-            frame = av.AudioFrame.from_ndarray(clip.reshape(1, -1), format="flt", layout="mono")
-            frame.sample_rate = 16000
-            for resampled in resampler.resample(frame) + resampler.resample(None):
-                for packet in stream.encode(resampled):
-                    out.mux(packet)
-            for packet in stream.encode(None):
-                out.mux(packet)
+        encode_audio(clip, container, codec, rate=rate, target=path)
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,7 @@ __all__ = [
     "Audio",
     "AudioInfo",
     "AudioSource",
+    "encode_audio",
     "find_audio_files",
     "load_audio",
     "probe_audio",
@@ -58,6 +59,8 @@ _FORMAT_NAMES = {
 }
 
 AudioSource = str | Path | bytes | bytearray | np.ndarray | IO[bytes]
+_OPUS_RATES = (8000, 12000, 16000, 24000, 48000)  # the only rates libopus encodes
+_ENCODE_STEP_S = 60  # encode a minute at a time: memory stays small for long recordings
 
 # File name extensions a folder of recordings is searched for (decoding judges the content).
 AUDIO_EXTENSIONS = frozenset(
@@ -152,6 +155,62 @@ def _open_input(source: AudioSource, name: str) -> str | IO[bytes]:
     if isinstance(source, np.ndarray):
         raise InvalidConfigError("numpy input is not a container; pass it with sample_rate.")
     return source
+
+
+def encode_audio(
+    samples: np.ndarray,
+    container: str,
+    codec: str,
+    *,
+    sample_rate: int = SAMPLE_RATE,
+    rate: int | None = None,
+    bit_rate: int | None = None,
+    layout: str = "mono",
+    target: str | Path | None = None,
+) -> bytes:
+    """Encode mono ``samples`` (float32 in [-1, 1], or int16) with FFmpeg through PyAV.
+
+    Args:
+        container: FFmpeg format (``ogg``, ``mp3``, ``wav``, ``mp4``, ...).
+        codec: FFmpeg encoder (``libopus``, ``libmp3lame``, ``flac``, ``aac``, ...).
+        sample_rate: the samples' rate.
+        rate: the encoded rate (default: ``sample_rate``; Opus moves to 48 kHz when it cannot
+            encode that rate).
+        bit_rate: the encoder's bit rate in bits per second (default: the encoder's).
+        layout: the encoded channel layout (``mono``, or ``stereo`` with the channel copied).
+        target: write the file there and return ``b""``; by default the bytes are returned.
+    """
+    rate = rate or sample_rate
+    if codec == "libopus" and rate not in _OPUS_RATES:
+        rate = 48000
+    buffer = io.BytesIO()
+    fmt = "s16" if samples.dtype == np.int16 else "flt"
+    data = samples if fmt == "s16" else np.asarray(samples, np.float32)
+    with av.open(str(target) if target is not None else buffer, "w", format=container) as out:
+        stream: Any = out.add_stream(codec, rate=rate, layout=layout)
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
+        resampler = av.AudioResampler(
+            format=stream.codec_context.format.name,
+            layout=layout,
+            rate=rate,
+            frame_size=stream.codec_context.frame_size or None,
+        )
+        step = sample_rate * _ENCODE_STEP_S
+        pieces = [data[i : i + step] for i in range(0, len(data), step)]
+        for piece in [*pieces, None]:
+            if piece is None:
+                resampled = resampler.resample(None)
+            else:
+                frame = av.AudioFrame.from_ndarray(piece.reshape(1, -1), format=fmt, layout="mono")
+                frame.sample_rate = sample_rate
+                resampled = resampler.resample(frame)
+            for chunk in resampled:
+                for packet in stream.encode(chunk):
+                    out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buffer.getvalue()
 
 
 def _resampler() -> av.AudioResampler:

@@ -250,7 +250,7 @@ class Analyzer:
             samples = source[span.start_sample : span.end_sample]
             result, context = self.analyze_span(samples, span, index, context)
             if diarization is not None:
-                result = _with_speaker(result, turn, diarization)
+                result = with_speaker(result, turn, diarization)
             if progress is not None:
                 progress(span.end, audio.duration, f"segment {index + 1}/{len(planned)}")
             yield result
@@ -292,7 +292,7 @@ class Analyzer:
                 encoded, language, probability, span.start, previous_tokens
             )
             features, emotion = acoustics.result()
-        segment = self._segment(index, span, transcript, features, emotion)
+        segment = self.make_segment(index, span, transcript, features, emotion)
         if self.emotion is not None and segment.emotion is not None:
             # units need the words: scored once the transcript is there
             units = self.emotion.score_units(
@@ -326,7 +326,7 @@ class Analyzer:
             return running_language, carried
         return language, probability
 
-    def _segment(
+    def make_segment(
         self,
         index: int,
         span: SpeechSpan,
@@ -334,6 +334,8 @@ class Analyzer:
         features: AcousticFeatures | None,
         emotion: tuple[EmotionScores, tuple[TimelinePoint, ...]] | None,
     ) -> Segment:
+        """The :class:`Segment` of a span from its stage results (features without rates yet:
+        the words give them here; the emotion and its windows; units are added later)."""
         words = transcript.words
         if features is not None:
             features = with_speaking_rate(
@@ -411,7 +413,7 @@ class Analyzer:
         return self.emotion.summarise(segments)
 
 
-def _with_speaker(
+def with_speaker(
     result: SegmentResult, turn: SpeakerTurn, diarization: Diarization
 ) -> SegmentResult:
     """``result`` with the turn's speaker and channel on the segment and each word (a word's

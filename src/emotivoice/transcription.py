@@ -140,13 +140,16 @@ class EncodedSegment:
 
     Attributes:
         features: log-mel features ``(n_mels, n_frames + 1)`` of the segment, unpadded.
-        encoder_output: CTranslate2 encoder output for the padded 30 s window.
+        encoder_output: CTranslate2 encoder output for the padded 30 s window (of a whole
+            batch of segments when they were encoded together: see ``index``).
         n_frames: number of mel frames that hold the segment's audio.
+        index: this segment's row in ``encoder_output`` (0 unless encoded in a batch).
     """
 
     features: np.ndarray
     encoder_output: ctranslate2.StorageView
     n_frames: int
+    index: int = 0
 
     @staticmethod
     def own_frames(features: np.ndarray, n_frames: int) -> np.ndarray:
@@ -169,7 +172,7 @@ class EncodedSegment:
         """
         n_positions = max(1, self.n_frames // _ENCODER_FRAMES_PER_MEL_FRAME)
         full = np.asarray(self.encoder_output)
-        return np.array(full[0, :n_positions], dtype=np.float32)
+        return np.array(full[self.index, :n_positions], dtype=np.float32)
 
 
 def fitted_window(n_samples: int, margin_frames: int = FIT_MARGIN_FRAMES) -> int:
@@ -240,8 +243,177 @@ class Transcriber:
         """Language probabilities for a segment, most likely first, from its encoder output."""
         if not self.is_multilingual:
             return [("en", 1.0)]
-        results = self.model.model.detect_language(encoded.encoder_output)[0]
+        results = self.model.model.detect_language(encoded.encoder_output)[encoded.index]
         return [(token[2:-2], float(prob)) for token, prob in results]
+
+    def encode_batch(self, segments: Sequence[np.ndarray]) -> list[EncodedSegment]:
+        """Encode several segments (each at most 30 s) in one encoder call, one padded 30 s
+        window each: the batch path's :meth:`encode`. The segments share one encoder output
+        (each holds its row, ``index``); :meth:`detect_languages` and :meth:`transcribe_batch`
+        read it whole."""
+        from faster_whisper.audio import pad_or_trim
+
+        features = [self.model.feature_extractor(s) for s in segments]
+        if not features:
+            return []
+        windows = np.stack([pad_or_trim(f, _WINDOW_FRAMES) for f in features])
+        output = self.model.encode(np.ascontiguousarray(windows))
+        return [
+            EncodedSegment(features=f, encoder_output=output, n_frames=f.shape[-1] - 1, index=i)
+            for i, f in enumerate(features)
+        ]
+
+    def detect_languages(self, encoded: Sequence[EncodedSegment]) -> list[list[tuple[str, float]]]:
+        """:meth:`detect_language` of segments encoded together, in one call."""
+        if not encoded:
+            return []
+        if not self.is_multilingual:
+            return [[("en", 1.0)] for _ in encoded]
+        results = self.model.model.detect_language(encoded[0].encoder_output)
+        return [[(t[2:-2], float(p)) for t, p in results[e.index]] for e in encoded]
+
+    def transcribe_batch(
+        self,
+        encoded: Sequence[EncodedSegment],
+        languages: Sequence[str],
+        language_probabilities: Sequence[float],
+        offsets: Sequence[float],
+    ) -> list[SegmentTranscript]:
+        """Decode segments encoded together (:meth:`encode_batch`), each in its language.
+
+        One batched decoder call per language, as faster-whisper's ``BatchedInferencePipeline``
+        decodes: one pass at temperature 0 (no fallback), no previous text as prompt (the
+        segments of a batch are decoded at the same time), no timestamp tokens, the beam of the
+        options, the token cap of :meth:`transcribe` (per segment); word times from one
+        batched alignment. A pass
+        that fails Whisper's checks or reaches its cap is ``low_confidence``.
+        """
+        from faster_whisper.audio import pad_or_trim
+
+        out: list[SegmentTranscript | None] = [None] * len(encoded)
+        by_language: dict[str, list[int]] = {}
+        for i, language in enumerate(languages):
+            by_language.setdefault(language, []).append(i)
+        for language, rows in by_language.items():
+            group = [encoded[i] for i in rows]
+            if len(by_language) == 1 and [e.index for e in group] == list(range(len(group))):
+                storage = group[0].encoder_output
+            else:  # a mixed batch: each language's rows encoded again, on their own
+                windows = np.stack([pad_or_trim(e.features, _WINDOW_FRAMES) for e in group])
+                storage = self.model.encode(np.ascontiguousarray(windows))
+            decoded = self._decode_group(
+                group,
+                storage,
+                language,
+                [language_probabilities[i] for i in rows],
+                [offsets[i] for i in rows],
+            )
+            for i, transcript in zip(rows, decoded, strict=True):
+                out[i] = transcript
+        return [t for t in out if t is not None]
+
+    def _decode_group(
+        self,
+        group: Sequence[EncodedSegment],
+        storage: ctranslate2.StorageView,
+        language: str,
+        probabilities: Sequence[float],
+        offsets: Sequence[float],
+    ) -> list[SegmentTranscript]:
+        """One batched decoder call (and one alignment) for segments of one language."""
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_compression_ratio
+
+        tokenizer = Tokenizer(
+            self.model.hf_tokenizer, self.is_multilingual, task="transcribe", language=language
+        )
+        options = self._decoding_options(tokenizer, ())
+        # no timestamp tokens (faster-whisper's batched default): a segment is at most one
+        # window and its words get their times from the alignment (see docs/benchmarks.md for
+        # what timestamp tokens cost a batch on a GPU)
+        prompt = self.model.get_prompt(tokenizer, [], without_timestamps=True)
+        room = self.model.max_length - len(prompt)
+        caps = [
+            min(
+                int(e.n_frames / _MEL_FRAMES_PER_S * DECODE_TOKENS_PER_S) + DECODE_TOKENS_SLACK,
+                room,
+            )
+            for e in group
+        ]
+        results = self.model.model.generate(
+            storage,
+            [list(prompt) for _ in group],
+            beam_size=self.options.beam_size,
+            patience=options.patience,
+            length_penalty=options.length_penalty,
+            max_length=len(prompt) + max(caps),
+            suppress_blank=options.suppress_blank,
+            suppress_tokens=options.suppress_tokens,
+            return_scores=True,
+            return_no_speech_prob=True,
+            sampling_temperature=_TEMPERATURES[0],
+            repetition_penalty=options.repetition_penalty,
+            no_repeat_ngram_size=options.no_repeat_ngram_size,
+        )
+        pieces: list[list[dict[str, Any]]] = []
+        for e, result, cap in zip(group, results, caps, strict=True):
+            tokens = list(result.sequences_ids[0])[:cap]
+            split, _, _ = self.model._split_segments_by_timestamps(
+                tokenizer=tokenizer,
+                tokens=tokens,
+                time_offset=0.0,
+                segment_size=e.n_frames,
+                segment_duration=e.n_frames / _MEL_FRAMES_PER_S,
+                seek=0,
+            )
+            pieces.append([dict(piece, seek=0) for piece in split])
+        if self.options.word_timestamps:
+            self.model.add_word_timestamps(
+                pieces,
+                tokenizer,
+                storage,
+                [e.n_frames for e in group],
+                options.prepend_punctuations,
+                options.append_punctuations,
+                0.0,
+            )
+        transcripts = []
+        for item, result, cap, offset, probability in zip(
+            pieces, results, caps, offsets, probabilities, strict=True
+        ):
+            kept = tuple(t for piece in item for t in piece["tokens"])
+            text = "".join(tokenizer.decode(piece["tokens"]) for piece in item).strip()
+            n = len(result.sequences_ids[0])
+            avg_logprob = float(result.scores[0]) * n / (n + 1)  # faster-whisper's, penalty 1
+            no_speech = float(result.no_speech_prob)
+            silent = no_speech > NO_SPEECH_THRESHOLD and avg_logprob < LOG_PROB_THRESHOLD
+            failed = not silent and (
+                get_compression_ratio(text) > COMPRESSION_RATIO_THRESHOLD
+                or avg_logprob < LOG_PROB_THRESHOLD
+            )
+            words = tuple(
+                Word(
+                    start=round(float(offset + w["start"]), 3),
+                    end=round(float(offset + w["end"]), 3),
+                    text=w["word"],
+                    probability=round(float(w["probability"]), 4),
+                )
+                for piece in item
+                for w in piece.get("words", ())
+            )
+            transcripts.append(
+                SegmentTranscript(
+                    text=text,
+                    language=language,
+                    language_probability=probability,
+                    avg_logprob=avg_logprob,
+                    no_speech_prob=no_speech,
+                    words=words,
+                    tokens=kept,
+                    low_confidence=failed or n >= cap,
+                )
+            )
+        return transcripts
 
     def transcribe(
         self,
@@ -265,6 +437,11 @@ class Transcriber:
         """
         from faster_whisper.tokenizer import Tokenizer
 
+        if encoded.encoder_output.shape[0] != 1:
+            raise InvalidConfigError(
+                "transcribe() decodes a segment encoded on its own (encode); segments encoded "
+                "together (encode_batch) are decoded together: transcribe_batch()"
+            )
         tokenizer = Tokenizer(
             self.model.hf_tokenizer, self.is_multilingual, task="transcribe", language=language
         )

@@ -19,6 +19,7 @@ from emotivoice.explain.options import ExplainOptions
 from emotivoice.export import SubtitleOptions, write_export, write_outputs
 from emotivoice.pipeline import Analyzer, ProgressCallback, SegmentResult
 from emotivoice.results import Analysis
+from emotivoice.segmentation import SpeechSpan
 
 __all__ = [
     "STAGE_EXPLAINING",
@@ -26,6 +27,7 @@ __all__ = [
     "WrittenAnalysis",
     "analyze_and_write",
     "explain_folder",
+    "write_analysis",
 ]
 
 STAGE_EXPLAINING = "explaining emotions"
@@ -101,6 +103,49 @@ def analyze_and_write(
         progress(audio.duration, audio.duration, "every segment analysed")
     segments = tuple(r.segment for r in results)
     analysis = analyzer.assemble(audio, segments, time.perf_counter() - started)
+    return write_analysis(
+        analyzer,
+        audio,
+        analysis,
+        {r.segment.id: r.span for r in results},
+        out,
+        stem,
+        formats,
+        explain=explain,
+        explain_dir=explain_dir,
+        explain_max_segments=explain_max_segments,
+        file_names=file_names,
+        explain_progress=explain_progress,
+        on_stage=on_stage,
+        subtitles=subtitles,
+    )
+
+
+def write_analysis(
+    analyzer: Analyzer,
+    audio: Audio,
+    analysis: Analysis,
+    spans: Mapping[int, SpeechSpan],
+    out: Path,
+    stem: str,
+    formats: Sequence[str],
+    *,
+    explain: ExplainOptions | None = None,
+    explain_dir: Path | None = None,
+    explain_max_segments: int | None = None,
+    file_names: Mapping[str, str] | None = None,
+    explain_progress: ProgressCallback | None = None,
+    on_stage: StageCallback | None = None,
+    subtitles: SubtitleOptions | None = None,
+) -> WrittenAnalysis:
+    """Explain (if asked) and write a finished analysis: the second half of
+    :func:`analyze_and_write`, also what the batch path runs for each of its files.
+
+    ``spans``: the pipeline's exact sample span of each segment id (explanations cut there);
+    the other arguments are :func:`analyze_and_write`'s.
+    """
+    formats = list(dict.fromkeys(formats))
+    segments = analysis.segments
     names = dict(file_names or {})
     later = [f for f in formats if f == "pdf"]  # the PDF report shows the explanation figures
     written = _write(analysis, out, stem, [f for f in formats if f not in later], names, subtitles)
@@ -112,7 +157,6 @@ def analyze_and_write(
         if on_stage is not None:
             on_stage(STAGE_EXPLAINING)
         chosen = sorted(segments, key=lambda s: -s.duration)[:explain_max_segments]
-        spans = {r.segment.id: r.span for r in results}
         ids = sorted(s.id for s in chosen)
         explanations = explain_segments(
             audio, analysis, explain, segment=ids, spans=spans, progress=explain_progress

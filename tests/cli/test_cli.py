@@ -350,3 +350,30 @@ def test_mixed_language_file_shares_and_subtitle_cues(data_dir: Path, tmp_path: 
 def _seconds(timestamp: str) -> float:
     hours, minutes, seconds = timestamp.replace(",", ".").split(":")
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def test_batch_size_analyses_many_files_and_skips_a_bad_one(
+    jfk_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.flac").write_bytes(jfk_path.read_bytes())
+    (folder / "b.mp3").write_text("not audio at all\n" * 40)
+    (folder / "c.flac").write_bytes(jfk_path.read_bytes())
+    out = tmp_path / "out"
+    args = ["analyze", str(folder), "-o", str(out), "--fast", "--no-diarization", "--format"]
+    code = main([*args, "json,srt", "--batch-size", "4", "--no-features"])
+    assert code == EXIT_FAILED
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.srt", "c.json", "c.srt"]
+    for name in ("a.json", "c.json"):
+        assert "fellow Americans" in json.loads((out / name).read_text())["text"]
+    printed = capsys.readouterr()
+    assert "b.mp3: " in printed.err and "[INVALID_AUDIO]" in printed.err
+    assert "1 of 3 files failed" in printed.err and "Traceback" not in printed.err
+    assert "a.flac" in printed.out and "FAILED" in printed.out
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", str(jfk_path), "-o", str(out), "--batch-size", "0"])
+    assert exc.value.code == EXIT_USAGE
+    assert "--batch-size must be at least 1" in capsys.readouterr().err
+    assert main(["analyze", str(jfk_path), "-o", str(out), "--device", "cuda"]) == EXIT_USAGE
+    assert "no CUDA GPU" in capsys.readouterr().err

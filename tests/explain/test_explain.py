@@ -18,6 +18,7 @@ from emotivoice.explain import (
     counterfactuals,
     emotion_scorer,
     exact_shapley,
+    explain,
 )
 from emotivoice.explain.attribution import window_bounds
 from emotivoice.explain.counterfactual import gain, pitch_shift, spectral_tilt, tempo
@@ -558,7 +559,7 @@ def test_batch_scorer_equals_the_pipeline_encoder_path(jfk_samples: np.ndarray) 
     clip = jfk_samples[: 4 * SR]
     waves = [clip, gain(clip, -6.0), tempo(clip, 1.15), np.tile(jfk_samples, 3)[: 31 * SR]]
     scorer = emotion_scorer(cpu_threads=2, precision="float32")
-    assert isinstance(scorer, WhisperHeadScorer) and scorer.replicas == 2
+    assert isinstance(scorer, WhisperHeadScorer) and scorer.device == "cpu"  # no GPU here
     transcriber = Transcriber(TranscriptionOptions(cpu_threads=2))
     features, n_frames = scorer.log_mel(waves)
     for wave, padded, frames in zip(waves, features, n_frames, strict=True):
@@ -579,7 +580,31 @@ def test_batch_scorer_runs_without_pytorch(
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
     without = emotion_scorer()
     np.testing.assert_allclose(without(waves), with_torch, atol=1e-5)
-    assert without._torch_prefix is False  # type: ignore[attr-defined]
+    assert without._runner is not None and not without._runner.uses_torch  # type: ignore[attr-defined]
+
+
+def test_explanations_on_cuda_fail_clearly_without_a_gpu(jfk_samples: np.ndarray) -> None:
+    # this machine has no GPU: asking for one is refused at once, the CPU is the fallback of
+    # device="auto", and the scorer runs there
+    import torch
+
+    assert not torch.cuda.is_available()
+    with pytest.raises(InvalidConfigError, match="no CUDA GPU"):
+        ExplainOptions(device="cuda")
+    with pytest.raises(InvalidConfigError, match="no CUDA GPU"):
+        explain(jfk_samples, sample_rate=SR, device="cuda")
+    with pytest.raises(InvalidConfigError, match="Unknown device"):
+        ExplainOptions(device="tpu")
+    scorer = emotion_scorer(device="auto")
+    assert getattr(scorer, "device", None) == "cpu"
+
+
+def test_cuda_explanations_name_the_torch_extra_when_pytorch_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(InvalidConfigError, match=r"emotivoice\[torch\]"):
+        ExplainOptions(device="cuda")
 
 
 def test_bfloat16_scorer_agrees_with_float32(angry_clip: Path) -> None:

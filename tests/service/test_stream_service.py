@@ -127,6 +127,7 @@ def test_malformed_sessions_get_error_and_close_code_and_server_stays_healthy(
         ((start(sample_rate="fast"),), "PROTOCOL_ERROR", 1007),
         ((json.dumps({"type": "hello"}),), "PROTOCOL_ERROR", 1007),
         ((start(encoding="mp3"),), "UNSUPPORTED_FORMAT", 1003),
+        ((start(wake_word="/etc/passwd"),), "PROTOCOL_ERROR", 1007),  # names only, no paths
         ((frames[0], start()), "PROTOCOL_ERROR", 1008),
         ((start(), frames[0], b"\0" * (64 * 1024 + 2)), "FRAME_TOO_LARGE", 1009),
         ((start(encoding="ogg-opus"), *[b"not an ogg stream " * 2000] * 2), "INVALID_AUDIO", 1007),
@@ -224,3 +225,21 @@ def test_a_stream_longer_than_the_upload_limit_is_saved_compressed(
     row = Store(settings).get_upload("anonymous", session.upload_id)
     assert row.format == "ogg" and row.codec == "opus" and row.filename.endswith(".opus")
     assert abs(row.duration - 11.0) < 0.2 and row.size_bytes < settings.max_upload_bytes
+
+
+@pytest.mark.slow
+def test_a_stream_started_with_a_wake_word_sends_wake_events(server: str, data_dir: Path) -> None:
+    import numpy as np
+
+    from emotivoice.wakeword.tts import Voice, synthesize
+
+    said = synthesize("hey jarvis", Voice("espeak-ng", "en-029+Andy", "Andy"))
+    pause = np.zeros(16000, np.float32)
+    speech = load_audio(data_dir / SHORT_CLIP).samples
+    frames = pcm_frames(np.concatenate([pause, said, pause, speech, pause]), 100)
+    session = asyncio.run(
+        StreamClient(server).stream_frames(frames, wake_word="hey_jarvis", partials=False)
+    )
+    (wake,) = session.of_type("wake")
+    assert wake["phrase"] == "hey jarvis" and 1.0 < wake["time"] < 3.0 and wake["score"] > 0.9
+    assert "young man" in session.text.lower()  # the analysis goes on as usual

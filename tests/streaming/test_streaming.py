@@ -212,3 +212,35 @@ def test_live_speaker_labels(analyzer: Analyzer) -> None:
     assert all(w.speaker == s.speaker for s in finals[0] for w in s.words)
     off = run(StreamingAnalyzer(analyzer, StreamOptions(partials=False)), data, 3200)
     assert all(e.segment.speaker is None for e in off if isinstance(e, SegmentEvent))
+
+
+def _wake_then_speech(jfk_samples: np.ndarray) -> tuple[np.ndarray, float]:
+    """An espeak-ng voice saying "hey jarvis" (the shipped model scores it 0.996), then JFK;
+    returns the audio and where the phrase ends (s)."""
+    from emotivoice.wakeword.tts import Voice, synthesize
+
+    said = synthesize("hey jarvis", Voice("espeak-ng", "en-029+Andy", "Andy"))
+    pause = np.zeros(SAMPLE_RATE, np.float32)
+    audio = np.concatenate([pause, said, pause, jfk_samples[: 4 * SAMPLE_RATE], pause])
+    return audio, (len(pause) + len(said)) / SAMPLE_RATE
+
+
+@pytest.mark.slow
+def test_a_stream_with_a_wake_word_reports_it_where_it_was_said(
+    analyzer: Analyzer, jfk_samples: np.ndarray
+) -> None:
+    from emotivoice.streaming.events import WakeEvent
+
+    audio, phrase_end = _wake_then_speech(jfk_samples)
+    options = StreamOptions(partials=False, wake_word="hey_jarvis")
+    events = run(StreamingAnalyzer(analyzer, options), pcm(audio), frame_bytes=3200)
+    wakes = [e for e in events if isinstance(e, WakeEvent)]
+    assert len(wakes) == 1, wakes  # once: the detector's refractory period holds
+    assert phrase_end - 0.5 <= wakes[0].time <= phrase_end + 0.5
+    assert wakes[0].phrase == "hey jarvis" and wakes[0].score >= 0.9
+    assert wakes[0].to_dict()["type"] == "wake"
+    segments = [e for e in events if isinstance(e, SegmentEvent)]
+    assert any("fellow americans" in s.segment.text.lower() for s in segments)
+    # without a wake word: no detector, no event
+    plain = run(StreamingAnalyzer(analyzer, StreamOptions(partials=False)), pcm(audio), 3200)
+    assert not [e for e in plain if isinstance(e, WakeEvent)]

@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from emotivoice.audio import SAMPLE_RATE
+from emotivoice.emotion.batched import PrefixRunner, check_torch_device
 from emotivoice.emotion.dimensions import DIMENSIONS, DimensionHead
 from emotivoice.emotion.head import EmotionHead, own_log_mel
 from emotivoice.emotion.labels import BASE_EMOTIONS
 from emotivoice.emotion.taxonomy import Taxonomy, load_taxonomy
-from emotivoice.emotion.units import cut_units, window_bounds
+from emotivoice.emotion.units import UnitSpan, cut_units, window_bounds
 from emotivoice.errors import InvalidConfigError, ModelNotFoundError
 from emotivoice.extras import require_extra
 from emotivoice.results import (
@@ -69,7 +70,9 @@ class EmotionOptions:
         window_s, window_hop_s: length and step of the sliding windows of the emotion
             timeline (the windows pool the segment's encoder states: no extra encoder pass);
             the step is a quarter of the length unless given (see :attr:`hop_s`).
-        device: ``cpu`` or ``cuda`` for Hugging Face backends.
+        device: ``cpu`` or ``cuda``: where Hugging Face backends run, and the default head's
+            encoder prefix when segments are scored in batches (``score_segments``: the batch
+            path; ``cuda`` needs PyTorch and a GPU).
     """
 
     model: str = "default"
@@ -143,12 +146,7 @@ class WhisperHeadBackend:
         ``span`` (seconds from the segment's start) of it: a head with its own encoder layers
         runs them on that stretch's own log-mel frames."""
         if self.head.prefix_layers:
-            mel = encoded.own_features if encoded is not None else own_log_mel(samples)[0]
-            if span is not None:  # two log-mel frames per encoder position
-                a = 2 * round(span[0] * self.POSITIONS_PER_S)
-                b = max(a + 2, 2 * round(span[1] * self.POSITIONS_PER_S))
-                mel = mel[:, min(a, mel.shape[1] - 2) : min(b, mel.shape[1])]
-            return self.head.prefix_states(mel[None])[0]
+            return self.head.prefix_states(self.mel(samples, encoded, span)[None])[0]
         if encoded is None:
             raise InvalidConfigError("The Whisper emotion head needs the segment's encoder states")
         if span is None:
@@ -156,6 +154,21 @@ class WhisperHeadBackend:
         a = round(span[0] * self.POSITIONS_PER_S)
         b = max(a + 1, round(span[1] * self.POSITIONS_PER_S))
         return encoded.states[min(a, len(encoded.states) - 1) : b]
+
+    def mel(
+        self,
+        samples: np.ndarray,
+        encoded: EncodedSegment | None,
+        span: tuple[float, float] | None = None,
+    ) -> np.ndarray:
+        """The log-mel frames ``(n_mels, frames)`` a prefix head reads for the segment, or for
+        the stretch ``span`` of it (whole encoder positions)."""
+        mel = encoded.own_features if encoded is not None else own_log_mel(samples)[0]
+        if span is not None:  # two log-mel frames per encoder position
+            a = 2 * round(span[0] * self.POSITIONS_PER_S)
+            b = max(a + 2, 2 * round(span[1] * self.POSITIONS_PER_S))
+            mel = mel[:, min(a, mel.shape[1] - 2) : min(b, mel.shape[1])]
+        return mel
 
     def probabilities(self, samples: np.ndarray, encoded: EncodedSegment | None) -> np.ndarray:
         return self.head.probabilities(self.states(samples, encoded))
@@ -308,6 +321,26 @@ class EmotionAnalyzer:
         self.options = options or EmotionOptions()
         self.taxonomy: Taxonomy = load_taxonomy(self.options.taxonomy)
         self.backend = load_backend(self.options)
+        self._runner: PrefixRunner | None = None
+        if self._prefix_head() is not None and self.options.device != "cpu":
+            check_torch_device(self.options.device)  # fail now, not at the first batch
+
+    def _prefix_head(self) -> WhisperHeadBackend | None:
+        """The backend when it is a head on its own encoder prefix (what batches run)."""
+        backend = self.backend
+        if isinstance(backend, WhisperHeadBackend) and backend.head.prefix_layers:
+            return backend
+        return None
+
+    @property
+    def runner(self) -> PrefixRunner:
+        """The batched prefix of a prefix head on ``options.device`` (built on first use)."""
+        backend = self._prefix_head()
+        if backend is None:
+            raise InvalidConfigError(f"The emotion backend {self.backend.name} has no prefix")
+        if self._runner is None:
+            self._runner = PrefixRunner(backend.head, self.options.device)
+        return self._runner
 
     def score(self, samples: np.ndarray, encoded: EncodedSegment | None) -> EmotionScores:
         """The emotion of one segment's audio (and its encoder states)."""
@@ -335,7 +368,29 @@ class EmotionAnalyzer:
         backend = self.backend
         if states is None or not isinstance(backend, WhisperHeadBackend):
             return scores, ()
-        duration = len(samples) / SAMPLE_RATE
+        return scores, self._timeline(backend, states, len(samples) / SAMPLE_RATE, start)
+
+    def score_segments(
+        self, segments: Sequence[tuple[np.ndarray, EncodedSegment | None, float]]
+    ) -> list[tuple[EmotionScores, tuple[TimelinePoint, ...]]]:
+        """:meth:`score_segment` of many ``(samples, encoded, start)`` at once: a prefix head's
+        encoder layers run in padded batches (:class:`PrefixRunner`, on ``options.device``);
+        other backends score one segment after the other."""
+        backend = self._prefix_head()
+        if backend is None:
+            return [self.score_segment(*segment) for segment in segments]
+        states = self.runner.states([backend.mel(s, e) for s, e, _ in segments])
+        out = []
+        for (samples, _, start), rows in zip(segments, states, strict=True):
+            duration = len(samples) / SAMPLE_RATE
+            scores = self._scores_of_states(backend, rows, duration)
+            out.append((scores, self._timeline(backend, rows, duration, start)))
+        return out
+
+    def _timeline(
+        self, backend: WhisperHeadBackend, states: np.ndarray, duration: float, start: float
+    ) -> tuple[TimelinePoint, ...]:
+        """The sliding windows of a segment starting at ``start`` (s), pooled from its states."""
         per_s = backend.POSITIONS_PER_S
         window = max(1, round(self.options.window_s * per_s))
         hop = max(1, round(self.options.hop_s * per_s))
@@ -353,7 +408,7 @@ class EmotionAnalyzer:
                     valence=_rounded_value(dimensions, "valence"),
                 )
             )
-        return scores, tuple(timeline)
+        return tuple(timeline)
 
     def score_units(
         self,
@@ -365,11 +420,7 @@ class EmotionAnalyzer:
     ) -> tuple[EmotionUnit, ...]:
         """The segment's sentence-level units, each scored on its own audio; a segment that is
         one unit keeps its own scores (``whole``)."""
-        o = self.options
-        duration = len(samples) / SAMPLE_RATE
-        spans = cut_units(
-            words, start, start + duration, o.unit_min_s, o.unit_max_s, o.unit_pause_s
-        )
+        spans = self._unit_spans(samples, words, start)
         if len(spans) == 1:
             return (EmotionUnit(spans[0].start, spans[0].end, spans[0].text, whole),)
         units = []
@@ -384,6 +435,50 @@ class EmotionAnalyzer:
                 scores = self.scores_from_probabilities(backend.probabilities(piece, None), b - a)
             units.append(EmotionUnit(span.start, span.end, span.text, scores))
         return tuple(units)
+
+    def score_units_of(
+        self,
+        segments: Sequence[
+            tuple[np.ndarray, EncodedSegment | None, Sequence[Word], float, EmotionScores]
+        ],
+    ) -> list[tuple[EmotionUnit, ...]]:
+        """:meth:`score_units` of many ``(samples, encoded, words, start, whole)`` at once: the
+        units of every segment through one batched prefix (see :meth:`score_segments`)."""
+        backend = self._prefix_head()
+        if backend is None:
+            return [self.score_units(*segment) for segment in segments]
+        cut = [self._unit_spans(s, w, start) for s, _, w, start, _ in segments]
+        mels = [
+            backend.mel(samples, encoded, (span.start - start, span.end - start))
+            for (samples, encoded, _, start, _), spans in zip(segments, cut, strict=True)
+            if len(spans) > 1
+            for span in spans
+        ]
+        states = iter(self.runner.states(mels))
+        out: list[tuple[EmotionUnit, ...]] = []
+        for (_, _, _, _, whole), spans in zip(segments, cut, strict=True):
+            if len(spans) == 1:
+                out.append((EmotionUnit(spans[0].start, spans[0].end, spans[0].text, whole),))
+                continue
+            out.append(
+                tuple(
+                    EmotionUnit(
+                        span.start,
+                        span.end,
+                        span.text,
+                        self._scores_of_states(backend, next(states), span.end - span.start),
+                    )
+                    for span in spans
+                )
+            )
+        return out
+
+    def _unit_spans(
+        self, samples: np.ndarray, words: Sequence[Word], start: float
+    ) -> list[UnitSpan]:
+        o = self.options
+        duration = len(samples) / SAMPLE_RATE
+        return cut_units(words, start, start + duration, o.unit_min_s, o.unit_max_s, o.unit_pause_s)
 
     def _scores_of_states(
         self, backend: WhisperHeadBackend, states: np.ndarray, duration: float

@@ -184,12 +184,12 @@ def own_log_mel(samples: np.ndarray) -> np.ndarray:
     computes it (faster-whisper's feature extractor), cut to whole encoder positions."""
     from emotivoice.transcription import EncodedSegment
 
-    features = _feature_extractor()(np.asarray(samples, dtype=np.float32))
+    features = whisper_feature_extractor()(np.asarray(samples, dtype=np.float32))
     return EncodedSegment.own_frames(features, features.shape[-1] - 1)[None]
 
 
 @cache
-def _feature_extractor() -> Any:
+def whisper_feature_extractor() -> Any:
     from faster_whisper.feature_extractor import FeatureExtractor
 
     return FeatureExtractor()

@@ -15,17 +15,19 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from emotivoice.client.rest import ServiceClient
 from emotivoice.evaluation.processes import service_env, spawn, start_server, stop
 
-__all__ = ["LoadResult", "format_load_report", "run_load"]
+__all__ = ["LoadResult", "format_load_report", "run_load", "shared_counters"]
 
 _REDIS_URL = "redis://127.0.0.1:6379/8"  # a database of its own: flushed before each run
 _POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1/postgres"
 _POLL_S = 0.2
+_STATS_LAG_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class LoadResult:
     jobs: int
     seconds: float
     status_latencies_s: tuple[float, ...]
+    #: what the shared parts did during the timed run (see :func:`shared_counters`)
+    counters: dict[str, float] = field(default_factory=dict)
 
     @property
     def per_minute(self) -> float:
@@ -51,8 +55,33 @@ class LoadResult:
         return statistics.quantiles(self.status_latencies_s, n=20)[18] * 1000
 
 
+def shared_counters(server_pid: int, database: str | None) -> dict[str, float]:
+    """What the shared parts of a deployment have done so far: CPU seconds of the API
+    process (and its children), Redis commands (the whole server's, all databases) and
+    PostgreSQL transactions of ``database`` (``None``: the embedded queue, API CPU only)."""
+    import psutil
+
+    api = psutil.Process(server_pid)
+    times = [p.cpu_times() for p in [api, *api.children(recursive=True)]]
+    out = {"api_cpu_s": sum(t.user + t.system for t in times)}
+    if database is not None:
+        import psycopg
+        import redis
+
+        stats: dict[str, Any] = redis.Redis.from_url(_REDIS_URL).info("stats")  # type: ignore[assignment]
+        out["redis_commands"] = float(stats["total_commands_processed"])
+        with psycopg.connect(_POSTGRES_ADMIN, autocommit=True) as c:
+            time.sleep(_STATS_LAG_S)  # PostgreSQL publishes its statistics every 0.5 s
+            row = c.execute(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s",
+                (database,),
+            ).fetchone()
+        out["postgres_transactions"] = float(row[0]) if row else 0.0
+    return out
+
+
 @contextmanager
-def _scale_out_storage(env: dict[str, str]) -> Iterator[None]:
+def _scale_out_storage(env: dict[str, str]) -> Iterator[str]:
     """A fresh PostgreSQL database and Redis queue for one run, dropped afterwards."""
     import psycopg
     import redis
@@ -66,7 +95,7 @@ def _scale_out_storage(env: dict[str, str]) -> Iterator[None]:
         EMOTIVOICE_DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1/{name}",
     )
     try:
-        yield
+        yield name
     finally:
         with psycopg.connect(_POSTGRES_ADMIN, autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -96,16 +125,22 @@ def _client(url: str, clips: Sequence[Path], k: int, clients: int, rounds: int) 
 
 
 def run_load(
-    mode: str, workers: int, clips: Sequence[Path], clients: int, rounds: int
+    mode: str,
+    workers: int,
+    clips: Sequence[Path],
+    clients: int,
+    rounds: int,
+    settings: dict[str, str] | None = None,
 ) -> LoadResult:
     """Analyse ``clips`` ``rounds`` times over ``clients`` concurrent clients.
 
     ``mode``: ``embedded`` (SQLite queue and database) or ``redis`` (Redis + PostgreSQL on
-    127.0.0.1, which must be running: ``bash scripts/ensure_services.sh``).
+    127.0.0.1, which must be running: ``bash scripts/ensure_services.sh``). ``settings``: more
+    environment for the server and workers (``{"EMOTIVOICE_WORKER_NICE": "0"}``).
     """
     home = Path(tempfile.mkdtemp(prefix="emotivoice-load-"))
-    env = service_env(home, rate_limit_per_minute=0)
-    with _scale_out_storage(env) if mode == "redis" else nullcontext():
+    env = service_env(home, rate_limit_per_minute=0) | dict(settings or {})
+    with _scale_out_storage(env) if mode == "redis" else nullcontext() as database:
         server, url = start_server(env, home / "service.log", workers=0)
         procs = [spawn(["worker"], env, home / f"worker{i}.log") for i in range(workers)]
         try:
@@ -118,6 +153,7 @@ def run_load(
             def work(k: int) -> None:
                 shares[k] = _client(url, clips, k, clients, rounds)
 
+            before = shared_counters(server.pid, database)
             started = time.perf_counter()
             threads = [threading.Thread(target=work, args=(k,)) for k in range(clients)]
             for t in threads:
@@ -125,11 +161,13 @@ def run_load(
             for t in threads:
                 t.join()
             elapsed = time.perf_counter() - started
+            after = shared_counters(server.pid, database)
         finally:
             for p in [*procs, server]:
                 stop(p)
     latencies = tuple(x for share in shares for x in share)
-    return LoadResult(mode, workers, len(clips) * rounds, elapsed, latencies)
+    counters = {k: after[k] - before[k] for k in after}
+    return LoadResult(mode, workers, len(clips) * rounds, elapsed, latencies, counters)
 
 
 def format_load_report(results: Sequence[LoadResult], clients: int) -> str:

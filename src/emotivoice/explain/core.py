@@ -374,6 +374,7 @@ def explain(
     spans: Mapping[int, SpeechSpan] | None = None,
     sample_rate: int | None = None,
     progress: Callable[[float, float, str], None] | None = None,
+    device: str | None = None,
     **legacy: Any,
 ) -> tuple[SegmentExplanation, ...]:
     """Explain the predicted emotion of analysed segments of a recording.
@@ -391,6 +392,8 @@ def explain(
         progress: ``progress(done, total, message)`` as model evaluations are made (``total``:
             the budget of every segment). Without it, a progress bar on a terminal (none in a
             log, where each segment is logged at INFO level).
+        device: ``cpu``, ``cuda`` or ``auto``: where the batched scorer runs (overrides
+            ``options.device``; ``cuda`` needs PyTorch and a GPU).
         legacy: ``methods``, ``attribution``, ``emotion_model``, ``ig_steps``, ``budget`` as
             keywords: deprecated, use ``options``.
 
@@ -401,6 +404,8 @@ def explain(
     from emotivoice.explain.scoring import emotion_scorer
 
     options = _options(options, legacy)
+    if device is not None:
+        options = dataclasses.replace(options, device=device)  # checked as it is made
     split = analysis is not None and any(s.channel is not None for s in analysis.segments)
     audio = (
         source
@@ -418,7 +423,7 @@ def explain(
     missing = [i for i in ids if i not in by_id]
     if missing:
         raise InvalidConfigError(f"No segment {missing} in this analysis ({len(by_id)} segments)")
-    scorer = emotion_scorer(EmotionOptions(model=options.emotion_model))
+    scorer = emotion_scorer(EmotionOptions(model=options.emotion_model), device=options.device)
     out = []
     with _ExplainProgress(len(ids), options.budget, progress) as report:
         for n, i in enumerate(ids):

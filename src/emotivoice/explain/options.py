@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from emotivoice.emotion.batched import check_torch_device
 from emotivoice.errors import InvalidConfigError
 from emotivoice.explain.attribution import DEFAULT_BUDGET, AttributionOptions, minimum_evaluations
 from emotivoice.explain.counterfactual import TRANSFORMS
@@ -38,6 +39,9 @@ class ExplainOptions:
             curves and counterfactuals together (the defaults use 72 of 100).
         emotion_model: the emotion backend to explain, as in ``analyze``.
         ig_steps: Integrated Gradients steps.
+        device: where the batched scorer runs: ``cpu``, ``cuda`` or ``auto`` (a GPU when
+            PyTorch sees one). The default head's encoder prefix runs there as its PyTorch twin;
+            ``cuda`` needs PyTorch and a GPU.
 
     Raises:
         InvalidConfigError: unknown methods, a method the backend cannot be explained with, or a
@@ -49,6 +53,7 @@ class ExplainOptions:
     budget: int = DEFAULT_BUDGET
     emotion_model: str = "default"
     ig_steps: int = 16
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(self.methods))
@@ -63,6 +68,8 @@ class ExplainOptions:
             )
         if self.ig_steps < 1:
             raise InvalidConfigError("ig_steps must be at least 1")
+        if self.device != "auto":
+            check_torch_device(self.device)
         plan_budget(self.methods, self.attribution, self.budget)
 
     @property

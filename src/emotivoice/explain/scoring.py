@@ -30,31 +30,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emotivoice.emotion.backends import EmotionOptions, WhisperHeadBackend, load_backend
-from emotivoice.errors import InvalidConfigError
+from emotivoice.emotion.batched import PrefixRunner, check_torch_device
+from emotivoice.emotion.head import whisper_feature_extractor
 from emotivoice.explain.attribution import BatchScorer
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
-__all__ = ["PRECISIONS", "WhisperHeadScorer", "emotion_scorer"]
-
-#: number formats of the PyTorch encoder prefix: ``auto`` is bfloat16 on a CPU that computes it
-#: natively (AVX512-BF16 or AMX) and float32 elsewhere
-PRECISIONS = ("auto", "float32", "bfloat16")
+__all__ = ["WhisperHeadScorer", "emotion_scorer"]
 
 N_MEL_FRAMES = 3000  # log-mel frames of one 30 s Whisper window, what the encoder always reads
 _STFT_PADDING = 160  # samples faster-whisper's FeatureExtractor appends before its STFT
 _LOG_MEL_RANGE = 8.0  # log10 units kept below each wave's maximum (Whisper's dynamic range)
 _PREFIX_BATCH = 16  # waves per batched encoder-prefix pass (memory stays under ~100 MB)
-
-
-def _native_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), as PyTorch sees it;
-    elsewhere bfloat16 is emulated and slower than float32."""
-    import torch
-
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
 def _usable_cpus() -> int:
@@ -73,15 +61,14 @@ class WhisperHeadScorer:
         cpu_threads: CPU threads for the encoder (0: every core this process may use).
         replicas: encoder replicas working in parallel on CPU (0: one per thread; 1 with
             ``cpu_threads=2`` is the former single two-thread encoder). Ignored on CUDA.
-        device: ``auto``, ``cpu`` or ``cuda``.
-        precision: one of :data:`PRECISIONS`, for the PyTorch twin of a prefix head's encoder
-            layers. bfloat16 weights and activations cost 0.57x the CPU time of float32 on a
-            CPU with native bfloat16 (16 waves of 10 s), with probabilities within 0.005 and
-            the same top emotion (``tests/explain``; faithfulness in
-            ``benchmarks/explain_cost.py``).
-
-    Raises:
-        InvalidConfigError: an unknown precision.
+        device: ``auto``, ``cpu`` or ``cuda``: for a head with its own encoder prefix (the
+            default) where the prefix's PyTorch twin runs (``auto``: a GPU when PyTorch sees
+            one; ``cuda`` needs PyTorch and a GPU, else :class:`InvalidConfigError`); for a head
+            on the final encoder states, where CTranslate2 runs the encoder.
+        precision: the prefix twin's number format (see
+            :class:`~emotivoice.emotion.batched.PrefixRunner`): ``auto`` (default) is bfloat16
+            on a CPU that computes it natively, about twice as fast as float32 for the same
+            faithfulness (``benchmarks/explain_cost.py``); ``float32`` gives exact values.
     """
 
     def __init__(
@@ -95,34 +82,36 @@ class WhisperHeadScorer:
     ) -> None:
         from emotivoice.models.whisper import default_compute_type, load_model, resolve_device
 
-        if precision not in PRECISIONS:
-            raise InvalidConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
-        self.precision = precision
-
-        resolved = resolve_device(device)
         threads = cpu_threads or _usable_cpus()
+        self.backend = backend
+        self.threads = threads  # BLAS threads of a prefix head's batched passes (nothing else runs)
+        self._runner: PrefixRunner | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        if backend.head.prefix_layers:
+            # only the prefix runs (PyTorch's device); Whisper gives its feature extractor
+            self.device = _torch_device(device)
+            self.replicas = 1
+            self._runner = PrefixRunner(backend.head, self.device, threads, precision)
+            self.model: WhisperModel | None = None
+            self.extractor: Any = whisper_feature_extractor()  # the pipeline's (Whisper's 80 mels)
+            return
+        resolved = resolve_device(device)
         self.replicas = max(1, replicas or threads) if resolved == "cpu" else 1
         intra_threads = max(1, threads // self.replicas) if resolved == "cpu" else cpu_threads
-        self.backend = backend
         self.device = resolved
-        self.threads = threads  # BLAS threads of a prefix head's batched passes (nothing else runs)
-        self._torch_prefix: Any = None  # built on first use: see _prefix_states
-        self._dtype: Any = None  # its number format
-        self.model: WhisperModel = load_model(
+        self.model = load_model(
             whisper_model, resolved, default_compute_type(resolved), intra_threads, self.replicas
         )
-        self._pool = (
-            ThreadPoolExecutor(self.replicas, thread_name_prefix="emotivoice-encoder")
-            if self.replicas > 1
-            else None
-        )
+        self.extractor = self.model.feature_extractor
+        if self.replicas > 1:
+            self._pool = ThreadPoolExecutor(self.replicas, thread_name_prefix="emotivoice-encoder")
 
     def log_mel(self, waves: Sequence[np.ndarray]) -> tuple[np.ndarray, list[int]]:
         """Padded log-mel features ``(batch, n_mels, 3000)`` and each wave's audio frames.
 
         Equal to faster-whisper's ``FeatureExtractor`` then ``pad_or_trim`` on every wave.
         """
-        extractor = self.model.feature_extractor
+        extractor = self.extractor
         n_mels = extractor.mel_filters.shape[0]
         features = np.zeros((len(waves), n_mels, N_MEL_FRAMES), dtype=np.float32)
         n_frames = [0] * len(waves)
@@ -153,10 +142,14 @@ class WhisperHeadScorer:
         if self.backend.head.prefix_layers:
             return self._prefix_scores(features, n_frames)
 
+        model = self.model
+        if model is None:  # unreachable: a scorer without a prefix loads Whisper
+            raise RuntimeError("the scorer has no Whisper encoder")
+
         def score(i: int) -> np.ndarray:
             encoded = EncodedSegment(
                 features=features[i, :, : n_frames[i] + 1],
-                encoder_output=self.model.encode(features[i]),
+                encoder_output=model.encode(features[i]),
                 n_frames=n_frames[i],
             )
             return self.backend.probabilities(waves[i], encoded)
@@ -184,43 +177,25 @@ class WhisperHeadScorer:
         return np.stack(rows) if rows else np.zeros((0, 0))
 
     def _prefix_states(self, mel: np.ndarray) -> np.ndarray:
-        """The head's input for a batch of equal-length log-mel windows.
+        """The head's input for a batch of equal-length log-mel windows: the prefix's PyTorch
+        twin when PyTorch is installed (the ``explain`` extra; fused attention and GELU make a
+        batch 2-4x faster on a CPU than the numpy runtime, measured on 16 waves of 10 s), on
+        the scorer's device; the numpy prefix the pipeline uses otherwise."""
+        if self._runner is None:  # unreachable: only prefix heads come here
+            raise RuntimeError("the scorer's head has no encoder prefix")
+        return np.stack(self._runner.states(list(mel)))
 
-        With PyTorch installed (the ``explain`` extra) the prefix runs as its PyTorch twin, with
-        the very same weights: fused attention and GELU make a batch 2-4x faster on a CPU than
-        the numpy runtime (measured on 16 waves of 10 s), and ``device="cuda"`` runs it on the
-        accelerator. Without PyTorch the numpy prefix the pipeline uses runs.
-        """
-        head = self.backend.head
-        if self._torch_prefix is None:
-            try:
-                import torch
-            except ImportError:
-                self._torch_prefix = False
-            else:
-                from emotivoice.models.torch_prefix import TorchEncoderPrefix
 
-                module = TorchEncoderPrefix.from_prefix(
-                    head.encoder_prefix(), max(head.prefix_layers)
-                )
-                bfloat16 = self.precision == "bfloat16" or (
-                    self.precision == "auto" and self.device == "cpu" and _native_bfloat16()
-                )
-                self._dtype = torch.bfloat16 if bfloat16 else torch.float32
-                self._torch_prefix = module.to(self.device, self._dtype)
-        if self._torch_prefix is False:
-            return head.prefix_states(mel, threads=self.threads)
+def _torch_device(device: str) -> str:
+    """Where a prefix head's PyTorch twin runs: ``auto`` is ``cuda`` when PyTorch sees a GPU."""
+    if device != "auto":
+        check_torch_device(device)
+        return device
+    try:
         import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            with torch.inference_mode():
-                outputs = self._torch_prefix(torch.from_numpy(mel).to(self.device, self._dtype))
-                states = torch.cat([outputs[n] for n in head.prefix_layers], dim=-1)
-                return np.asarray(states.float().cpu().numpy(), dtype=np.float32)
-        finally:
-            torch.set_num_threads(threads)
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def emotion_scorer(
@@ -228,17 +203,19 @@ def emotion_scorer(
     whisper_model: str = "base",
     cpu_threads: int = 0,
     replicas: int = 0,
+    device: str = "auto",
     precision: str = "auto",
 ) -> BatchScorer:
     """A batch scorer running the pipeline's encoder and the emotion backend on each waveform.
 
     ``cpu_threads``, ``replicas`` and ``precision`` set the default model's encoder threading
-    and number format (see :class:`WhisperHeadScorer`); Hugging Face backends score one
-    waveform at a time.
+    and number format (see :class:`WhisperHeadScorer`); ``device`` (``cpu``, ``cuda``,
+    ``auto``) is where the Whisper-head models run; Hugging Face backends score one waveform at
+    a time on ``options.device``.
     """
     backend = load_backend(options or EmotionOptions())
     if isinstance(backend, WhisperHeadBackend):
-        return WhisperHeadScorer(backend, whisper_model, cpu_threads, replicas, precision=precision)
+        return WhisperHeadScorer(backend, whisper_model, cpu_threads, replicas, device, precision)
 
     def score(waves: Sequence[np.ndarray]) -> np.ndarray:
         return np.stack([backend.probabilities(np.asarray(w, np.float32), None) for w in waves])

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
         default=True, description="`serve` starts a worker process itself."
     )
     worker_concurrency: int = Field(default=1, ge=1, description="Jobs per worker at once.")
+    worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Niceness a worker process adds to its own (0: none): analyses yield the "
+        "CPU to the API processes on the same machine, so status requests stay fast under load.",
+    )
     max_upload_mb: float = Field(default=100.0, gt=0, description="Largest accepted upload.")
     max_duration_s: float = Field(default=4 * 3600.0, gt=0, description="Longest recording.")
     task_time_limit_s: float = Field(default=600.0, gt=0, description="Per-job time limit.")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import io
 import json
 import logging
 import time
@@ -136,6 +135,8 @@ class StartMessage(BaseModel):
     final_window: Literal["full", "fit"] = "fit"
     speculative: bool = True
     speakers: bool = False
+    wake_word: str | None = None
+    wake_threshold: float | None = Field(default=None, gt=0, lt=1)
 
 
 def _bytes_per_second(start: StartMessage) -> float:
@@ -240,6 +241,8 @@ class _Session:
             final_window=start.final_window,
             speculative=start.speculative,
             speakers=start.speakers,
+            wake_word=start.wake_word,
+            wake_threshold=start.wake_threshold,
         )
         self.stream = await run_in_threadpool(StreamingAnalyzer, analyzer, options)
         self.bytes_per_s = _bytes_per_second(start)
@@ -439,33 +442,9 @@ _OPUS_BITRATE = 32000  # speech at 16 kHz: transparent enough for re-analysis, 1
 
 def encode_opus(samples: np.ndarray) -> bytes:
     """16 kHz mono 16-bit ``samples`` as an Ogg/Opus file."""
-    import av
+    from emotivoice.audio import encode_audio
 
-    out = io.BytesIO()
-    with av.open(out, mode="w", format="ogg") as container:
-        opus = container.add_stream("libopus", rate=SAMPLE_RATE, layout="mono")
-        opus.bit_rate = _OPUS_BITRATE
-        resampler = av.AudioResampler(
-            format=opus.codec_context.format.name,
-            layout="mono",
-            rate=SAMPLE_RATE,
-            frame_size=opus.codec_context.frame_size or None,
-        )
-        step = SAMPLE_RATE * 60  # a minute at a time: memory stays small for long streams
-        for start in range(0, len(samples), step):
-            frame = av.AudioFrame.from_ndarray(
-                samples[start : start + step].reshape(1, -1), format="s16", layout="mono"
-            )
-            frame.sample_rate = SAMPLE_RATE
-            for resampled in resampler.resample(frame):
-                for packet in opus.encode(resampled):
-                    container.mux(packet)
-        for resampled in resampler.resample(None):
-            for packet in opus.encode(resampled):
-                container.mux(packet)
-        for packet in opus.encode(None):
-            container.mux(packet)
-    return out.getvalue()
+    return encode_audio(samples, "ogg", "libopus", bit_rate=_OPUS_BITRATE)
 
 
 def _message_type(text: str) -> str | None:
@@ -488,12 +467,20 @@ def _parse_start(text: str) -> StartMessage:
             f"Unknown encoding {data['encoding']!r}; supported encodings = {sorted(ENCODINGS)}"
         )
     try:
-        return StartMessage.model_validate(data)
+        start = StartMessage.model_validate(data)
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
         )
         raise StreamProtocolError(f"Invalid start message: {problems}.") from e
+    if start.wake_word is not None:
+        from emotivoice.wakeword.detector import available_models
+
+        if start.wake_word not in available_models():  # a name, never a path on the server
+            raise StreamProtocolError(
+                f"Unknown wake_word {start.wake_word!r}; wake words = {available_models()}."
+            )
+    return start
 
 
 def _close_code(error: EmotiVoiceError) -> int:

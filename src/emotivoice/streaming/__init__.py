@@ -21,6 +21,7 @@ __all__ = [
     "StreamOptions",
     "StreamingAnalyzer",
     "VadEvent",
+    "WakeEvent",
 ]
 
 # Loaded on first use: importing the package loads no model code.
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
         StatsEvent,
         StreamEvent,
         VadEvent,
+        WakeEvent,
     )
 
 

@@ -42,11 +42,13 @@ from emotivoice.streaming.events import (
     StatsEvent,
     StreamEvent,
     VadEvent,
+    WakeEvent,
 )
 from emotivoice.transcription import Transcriber, fitted_window
 
 if TYPE_CHECKING:
     from emotivoice.pipeline import Analyzer
+    from emotivoice.wakeword.detector import WakeWordDetector
 
 __all__ = ["StreamOptions", "StreamingAnalyzer", "local_agreement"]
 
@@ -91,6 +93,11 @@ class StreamOptions:
             it joins the nearest voice heard so far or starts a new one
             (:class:`~emotivoice.diarization.online.OnlineSpeakers`; off when the Analyzer's
             diarization is off). Labels never change once sent.
+        wake_word: a wake-word model (a shipped name such as ``hey_jarvis``, or an ONNX file
+            made by the wake-word studio): ``wake`` events as its phrase is heard, from the
+            same audio (:class:`~emotivoice.wakeword.WakeWordDetector`, a fraction of a
+            percent of one core).
+        wake_threshold: the wake word's detection threshold (default: the model's own).
     """
 
     encoding: str = "pcm_s16le"
@@ -105,6 +112,8 @@ class StreamOptions:
     final_window: str = "fit"
     speculative: bool = True
     speakers: bool = False
+    wake_word: str | None = None
+    wake_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if self.final_window not in _FINAL_WINDOWS:
@@ -204,6 +213,11 @@ class StreamingAnalyzer:
         self._speakers = (
             OnlineSpeakers(diarization) if opts.speakers and diarization is not None else None
         )
+        self._wake: WakeWordDetector | None = None
+        if opts.wake_word is not None:
+            from emotivoice.wakeword.detector import load_model
+
+            self._wake = load_model(opts.wake_word).detector(opts.wake_threshold)
 
     @property
     def duration(self) -> float:
@@ -296,6 +310,11 @@ class StreamingAnalyzer:
             self._recording.append(clipped.astype(np.int16))
         self._buffer = np.concatenate([self._buffer, samples])
         events: list[StreamEvent] = []
+        if self._wake is not None:
+            events += [
+                WakeEvent(time=round(d.time_s, _ROUND), score=round(d.score, 4), phrase=d.phrase)
+                for d in self._wake.feed(samples)
+            ]
         for turn in self._endpointer.push(samples):
             events += self._turn_events(turn)
         self._trim()

@@ -18,6 +18,7 @@ __all__ = [
     "StatsEvent",
     "StreamEvent",
     "VadEvent",
+    "WakeEvent",
 ]
 
 
@@ -145,4 +146,22 @@ class SavedEvent(_Event):
     filename: str = ""
 
 
-StreamEvent = VadEvent | PartialEvent | SegmentEvent | StatsEvent | ErrorEvent | SavedEvent
+@dataclass(frozen=True)
+class WakeEvent(_Event):
+    """The wake phrase was heard (a stream started with a ``wake_word``).
+
+    Attributes:
+        time: the stream time (s) of the 80 ms hop that completed the phrase.
+        score: the wake-word model's probability.
+        phrase: the phrase.
+    """
+
+    type: ClassVar[str] = "wake"
+    time: float
+    score: float
+    phrase: str
+
+
+StreamEvent = (
+    VadEvent | PartialEvent | SegmentEvent | StatsEvent | ErrorEvent | SavedEvent | WakeEvent
+)

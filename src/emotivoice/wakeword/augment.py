@@ -8,15 +8,12 @@ recorder would.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import av
 import numpy as np
-from av.audio.stream import AudioStream
 
-from emotivoice.audio import SAMPLE_RATE, load_audio
+from emotivoice.audio import SAMPLE_RATE, encode_audio, load_audio
 from emotivoice.errors import AudioError
 from emotivoice.robustness.rooms import RoomOptions, simulate_rirs
 
@@ -92,28 +89,10 @@ def _band_limit(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def codec_round_trip(samples: np.ndarray, container: str, codec: str, bit_rate: int) -> np.ndarray:
     """``samples`` encoded with ``codec`` at ``bit_rate`` and decoded back (same length)."""
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=container) as out:
-        rate = 48000 if codec == "libopus" else SAMPLE_RATE
-        stream: AudioStream = out.add_stream(codec, rate=rate, layout="mono")  # type: ignore[assignment]
-        stream.bit_rate = bit_rate
-        resampler = av.AudioResampler(
-            format=stream.codec_context.format.name,
-            layout="mono",
-            rate=stream.codec_context.sample_rate,
-            frame_size=stream.codec_context.frame_size or None,
-        )
-        frame = av.AudioFrame.from_ndarray(
-            samples.reshape(1, -1).astype(np.float32), format="flt", layout="mono"
-        )
-        frame.sample_rate = SAMPLE_RATE
-        for resampled in resampler.resample(frame) + resampler.resample(None):
-            for packet in stream.encode(resampled):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    rate = 48000 if codec == "libopus" else SAMPLE_RATE
+    encoded = encode_audio(samples, container, codec, rate=rate, bit_rate=bit_rate)
     try:
-        decoded = load_audio(buffer.getvalue()).samples
+        decoded = load_audio(encoded).samples
     except AudioError:
         return samples
     out_samples = np.zeros_like(samples)

@@ -1,0 +1,309 @@
+"""The batch path: many recordings, their segments analysed in batches (``--batch-size``).
+
+:meth:`Analyzer.analyze <emotivoice.pipeline.Analyzer.analyze>` makes one segment after the
+other: each is encoded, decoded with the previous segment's text as its prompt, and scored,
+which keeps a CPU busy but leaves a GPU waiting. :class:`BatchAnalyzer` takes the segments of
+many files in order, ``batch_size`` at a time, and runs each stage once per batch:
+
+- Whisper's encoder over the batch's padded 30 s windows, one call;
+- language detection of the batch, one call (a segment unsure of its language keeps the
+  language of the speech before it in its file, as in the unbatched path);
+- the decoder over the batch, one call per language (as faster-whisper's
+  ``BatchedInferencePipeline`` decodes: temperature 0, no previous text as prompt, no timestamp
+  tokens), word times from one batched alignment;
+- the emotion head's encoder prefix over the segments, then over their units, in padded
+  batches (:class:`~emotivoice.emotion.batched.PrefixRunner`: the PyTorch twin on the
+  emotion device when PyTorch is installed, numpy otherwise);
+- the acoustic features (pYIN) in a process pool, submitted as soon as a file's segments are
+  known, so the models never wait for them.
+
+Files are planned (decoded, VAD, diarization) in a thread a few files ahead of the batches, and
+each file's :class:`~emotivoice.results.Analysis` is yielded as soon as its last segment is
+done, in input order. With features on, a script that uses it needs Python's
+``if __name__ == "__main__":`` guard: the feature processes are spawned, and a spawned process
+imports the main module.
+What differs from the unbatched path is what batched decoding changes: no temperature fallback
+and no previous-text prompt (the tests bound the transcripts' difference by WER and the emotion
+probabilities by a tolerance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from emotivoice.audio import SAMPLE_RATE, Audio, AudioSource
+from emotivoice.diarization import Diarization, SpeakerTurn
+from emotivoice.errors import EmotiVoiceError, InvalidConfigError
+from emotivoice.features import AcousticFeatures, extract_features
+from emotivoice.pipeline import Analyzer, SegmentResult, with_speaker
+from emotivoice.results import Analysis
+from emotivoice.segmentation import SpeechSpan
+from emotivoice.transcription import LANGUAGE_CONFIDENCE, EncodedSegment
+
+__all__ = ["STAGES", "BatchAnalyzer", "FileResult"]
+
+#: files decoded and planned ahead of the batches (each holds its decoded audio)
+PLAN_AHEAD = 2
+#: the stages :attr:`BatchAnalyzer.seconds` times: waiting for a file's decoding, VAD and
+#: diarization (planned in a thread ahead of the batches); the encoder (with the log-mel of
+#: each segment); language detection; the decoder and word alignment; the emotion prefix and
+#: head (segments and units); waiting for the feature pool; assembling a file's analysis
+STAGES = ("plan", "encode", "language", "decode", "emotion", "features", "assemble")
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """One input of :meth:`BatchAnalyzer.analyze_many`: its analysis, or why it failed.
+
+    Attributes:
+        source: the input as given.
+        analysis: the analysis (``None``: the input failed).
+        error: why it failed.
+        audio: the decoded recording (what explanations and reports cut segments from).
+        spans: the exact sample span of each segment id.
+    """
+
+    source: AudioSource | Audio
+    analysis: Analysis | None = None
+    error: EmotiVoiceError | None = None
+    audio: Audio | None = field(default=None, repr=False)
+    spans: Mapping[int, SpeechSpan] = field(default_factory=dict, repr=False)
+
+
+@dataclass(eq=False)
+class _File:
+    """A planned recording whose segments are on their way through the batches."""
+
+    source: AudioSource | Audio
+    audio: Audio
+    turns: list[SpeakerTurn]
+    diarization: Diarization | None
+    started: float
+    results: list[SegmentResult | None] = field(default_factory=list)
+    running_language: str | None = None
+    pending: int = 0
+
+
+@dataclass(eq=False)
+class _Job:
+    """One segment of a file, waiting for its batch."""
+
+    file: _File
+    index: int
+    samples: np.ndarray
+    features: Future[AcousticFeatures] | None
+
+
+class BatchAnalyzer:
+    """Analyses many recordings with each model stage run over batches of segments.
+
+    Args:
+        analyzer: the loaded models and options (its transcription device is the batch's).
+        batch_size: segments per batch (at least 1; 1 still takes the batched code path).
+        feature_workers: processes computing acoustic features (0: one per CPU this process may
+            use, at most 8; unused when features are off).
+    """
+
+    def __init__(self, analyzer: Analyzer, batch_size: int = 8, feature_workers: int = 0) -> None:
+        if batch_size < 1:
+            raise InvalidConfigError(f"batch_size must be at least 1, got {batch_size}")
+        if feature_workers < 0:
+            raise InvalidConfigError("feature_workers must not be negative")
+        self.analyzer = analyzer
+        self.batch_size = batch_size
+        #: wall seconds spent in each stage so far (where the time goes; the benchmarks read it)
+        self.seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        self.feature_workers = feature_workers or min(8, max(1, cpus))
+
+    def analyze_many(self, sources: Iterable[AudioSource | Audio]) -> Iterator[FileResult]:
+        """Analyse ``sources`` (paths, bytes, file objects, or decoded :class:`Audio`: an
+        array goes through ``analyzer.load(array, sample_rate=...)`` first), yielding one
+        :class:`FileResult` each, in input order; a file that cannot be decoded is yielded
+        with its error and the rest go on."""
+        pool = None
+        if self.analyzer.options.features:
+            # spawn: the parent holds model threads that a forked child must not inherit
+            context = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(self.feature_workers, mp_context=context)
+        try:
+            yield from self._run(sources, pool)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+
+    def _run(
+        self, sources: Iterable[AudioSource | Audio], pool: ProcessPoolExecutor | None
+    ) -> Iterator[FileResult]:
+        queue: list[_Job] = []
+        open_files: list[_File | FileResult] = []  # in input order; a failed file is done
+        # files are decoded, VAD'ed and diarized (CPU) in a thread ahead of the batches
+        # (the models' calls release the GIL), at most PLAN_AHEAD files ahead
+        with ThreadPoolExecutor(1, thread_name_prefix="emotivoice-plan") as planner:
+            ahead: deque[tuple[AudioSource | Audio, Future[tuple[_File, list[_Job]]]]] = deque()
+            for source in sources:
+                ahead.append((source, planner.submit(self._plan, source, pool)))
+                if len(ahead) > PLAN_AHEAD:
+                    yield from self._take(ahead.popleft(), queue, open_files)
+            while ahead:
+                yield from self._take(ahead.popleft(), queue, open_files)
+        while queue:
+            self._analyze_batch(queue[: self.batch_size])
+            del queue[: self.batch_size]
+        yield from self._finished(open_files)
+
+    def _take(
+        self,
+        planned: tuple[AudioSource | Audio, Future[tuple[_File, list[_Job]]]],
+        queue: list[_Job],
+        open_files: list[_File | FileResult],
+    ) -> Iterator[FileResult]:
+        """Queue a planned file's segments and analyse every full batch."""
+        source, future = planned
+        try:
+            with self._timed("plan"):  # the wait for the planner, not its whole work
+                file, jobs = future.result()
+        except EmotiVoiceError as error:
+            open_files.append(FileResult(source, error=error))
+            yield from self._finished(open_files)
+            return
+        open_files.append(file)
+        queue.extend(jobs)
+        while len(queue) >= self.batch_size:
+            self._analyze_batch(queue[: self.batch_size])
+            del queue[: self.batch_size]
+            yield from self._finished(open_files)
+        yield from self._finished(open_files)
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - started
+
+    def _plan(
+        self, source: AudioSource | Audio, pool: ProcessPoolExecutor | None
+    ) -> tuple[_File, list[_Job]]:
+        started = time.perf_counter()
+        audio = source if isinstance(source, Audio) else self.analyzer.load(source)
+        turns, diarization = self.analyzer.plan(audio)
+        planned = _File(
+            source,
+            audio,
+            turns,
+            diarization,
+            started,
+            results=[None] * len(turns),
+            running_language=self.analyzer.options.transcription.language,
+            pending=len(turns),
+        )
+        jobs = []
+        for index, turn in enumerate(turns):
+            span = turn.span
+            heard = audio.samples if turn.channel is None else audio.channels[turn.channel]  # type: ignore[index]
+            samples = heard[span.start_sample : span.end_sample]
+            features = pool.submit(extract_features, samples, SAMPLE_RATE) if pool else None
+            jobs.append(_Job(planned, index, samples, features))
+        return planned, jobs
+
+    def _finished(self, open_files: list[_File | FileResult]) -> Iterator[FileResult]:
+        """Yield the leading files whose segments are all done (input order is kept)."""
+        while open_files and (isinstance(open_files[0], FileResult) or open_files[0].pending == 0):
+            done = open_files.pop(0)
+            if isinstance(done, FileResult):
+                yield done
+                continue
+            segments = tuple(r.segment for r in done.results if r is not None)
+            elapsed = time.perf_counter() - done.started
+            with self._timed("assemble"):
+                analysis = self.analyzer.assemble(done.audio, segments, elapsed)
+            spans = {r.segment.id: r.span for r in done.results if r is not None}
+            yield FileResult(done.source, analysis, audio=done.audio, spans=spans)
+
+    def _languages(
+        self, jobs: list[_Job], encoded: list[EncodedSegment]
+    ) -> list[tuple[str, float]]:
+        """Each segment's language, carried over from its file's preceding speech when unsure
+        (the unbatched path's rule, in segment order)."""
+        forced = self.analyzer.options.transcription.language
+        if forced is not None:
+            return [(forced, 1.0)] * len(jobs)
+        out = []
+        for job, ranked in zip(
+            jobs, self.analyzer.transcriber.detect_languages(encoded), strict=True
+        ):
+            language, probability = ranked[0]
+            running = job.file.running_language
+            if probability < LANGUAGE_CONFIDENCE and running is not None:
+                language, probability = running, dict(ranked).get(running, 0.0)
+            job.file.running_language = language
+            out.append((language, probability))
+        return out
+
+    def _analyze_batch(self, jobs: list[_Job]) -> None:
+        analyzer = self.analyzer
+        transcriber, emotion = analyzer.transcriber, analyzer.emotion
+        with self._timed("encode"):
+            encoded = transcriber.encode_batch([job.samples for job in jobs])
+        spans = [job.file.turns[job.index].span for job in jobs]
+        starts = [round(span.start, 3) for span in spans]
+        scored: list[Any] = [None] * len(jobs)
+        if emotion is not None:
+            with self._timed("emotion"):
+                scored = emotion.score_segments(
+                    [(j.samples, e, t) for j, e, t in zip(jobs, encoded, starts, strict=True)]
+                )
+        with self._timed("language"):
+            languages = self._languages(jobs, encoded)
+        with self._timed("decode"):
+            transcripts = transcriber.transcribe_batch(
+                encoded,
+                [language for language, _ in languages],
+                [probability for _, probability in languages],
+                [span.start for span in spans],
+            )
+        with self._timed("features"):
+            features = [job.features.result() if job.features else None for job in jobs]
+        segments = [
+            analyzer.make_segment(job.index, span, transcript, feature, score)
+            for job, span, transcript, feature, score in zip(
+                jobs, spans, transcripts, features, scored, strict=True
+            )
+        ]
+        if emotion is not None:
+            with self._timed("emotion"):
+                units = emotion.score_units_of(
+                    [
+                        (job.samples, e, s.words, s.start, s.emotion)
+                        for job, e, s in zip(jobs, encoded, segments, strict=True)
+                        if s.emotion is not None
+                    ]
+                )
+            with_units = iter(units)
+            segments = [
+                dataclasses.replace(s, units=next(with_units)) if s.emotion is not None else s
+                for s in segments
+            ]
+        for job, segment, e, span in zip(jobs, segments, encoded, spans, strict=True):
+            result = SegmentResult(segment=segment, encoded=e, span=span)
+            turn, diarization = job.file.turns[job.index], job.file.diarization
+            if diarization is not None:
+                result = with_speaker(result, turn, diarization)
+            job.file.results[job.index] = result
+            job.file.pending -= 1
