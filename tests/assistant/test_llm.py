@@ -4,6 +4,7 @@ against a real local server (cyllama's bundled server on the same small model)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import time
@@ -80,6 +81,25 @@ def test_a_cached_beginning_gives_the_same_answer_as_a_fresh_model() -> None:
     assert reused > 20  # the system message and the first question stayed in the context
     fresh = asyncio.run(collect(LocalModel(temperature=0.0).stream(second, max_tokens=16)))
     assert answer == fresh and "paris" in "".join(answer).lower()
+
+
+@pytest.mark.slow
+def test_closing_a_waiting_stream_does_not_stop_the_running_one() -> None:
+    pytest.importorskip("cyllama")
+    greedy = LocalModel(temperature=0.0)
+
+    async def two_streams() -> list[str]:
+        running = asyncio.create_task(collect(greedy.stream(QUESTION, max_tokens=16)))
+        waiting = asyncio.create_task(collect(greedy.stream(QUESTION, max_tokens=16)))
+        await asyncio.sleep(0.05)  # the first generates, the second waits for the model
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        return await running
+
+    pieces = asyncio.run(two_streams())
+    alone = asyncio.run(collect(LocalModel(temperature=0.0).stream(QUESTION, max_tokens=16)))
+    assert pieces == alone
 
 
 def test_bad_model_files(tmp_path: Path) -> None:

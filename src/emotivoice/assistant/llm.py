@@ -156,6 +156,8 @@ class LocalModel:
         except (ValueError, RuntimeError, OSError) as error:
             raise LanguageModelFileError(f"llama.cpp cannot load {self.path}: {error}") from error
         self._lock = threading.Lock()  # llama.cpp's context runs one generation at a time
+        self._owner_lock = threading.Lock()
+        self._owner: threading.Event | None = None  # the stop event of the running generation
         self._context: Any = None  # made on first use, kept with its cache
         self._cached: list[int] = []  # the tokens whose keys and values are in the context
 
@@ -175,10 +177,16 @@ class LocalModel:
 
         def generate() -> None:
             with self._lock:
+                with self._owner_lock:
+                    self._owner = stop
                 try:
-                    self._generate(messages, config, stop, emit)
+                    if not stop.is_set():  # closed while it waited for another generation
+                        self._generate(messages, config, stop, emit)
                 except Exception as error:  # llama.cpp's own errors: reported as the model's
                     emit(LanguageModelError(f"The local language model failed: {error}"))
+                finally:
+                    with self._owner_lock:
+                        self._owner = None
                 emit(_END)
 
         worker = loop.run_in_executor(None, generate)
@@ -189,8 +197,9 @@ class LocalModel:
                 yield piece
         finally:
             stop.set()
-            if self._context is not None:
-                self._context.cancel = True  # aborts a decode in progress (llama.cpp callback)
+            with self._owner_lock:  # abort this generation's decode, never another stream's
+                if self._owner is stop and self._context is not None:
+                    self._context.cancel = True  # llama.cpp's abort callback reads it
             await asyncio.shield(worker)
 
     def _generate(
