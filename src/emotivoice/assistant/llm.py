@@ -222,6 +222,7 @@ class LocalModel:
             if cached != token:
                 break
             keep += 1
+        logger.debug("Prompt of %d tokens: %d kept from the cache", len(tokens), keep)
         context.memory_seq_rm(0, keep, -1)
         self._cached = self._cached[:keep]
         sampler = llm._ensure_sampler(config)

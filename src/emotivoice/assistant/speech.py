@@ -83,11 +83,13 @@ def default_speaker(engine: str = "auto") -> VoiceSpeaker:
     engines = ("piper", "espeak-ng") if engine == "auto" else (engine,)
     voices = available_voices()
     for name in engines:
-        if name == "espeak-ng" and any(v.engine == "espeak-ng" for v in voices):
-            return VoiceSpeaker(Voice("espeak-ng", ESPEAK_VOICE, "espeak-m3"))
         found = [v for v in voices if v.engine == name]
         if found:
-            return VoiceSpeaker(found[0])
+            voice = (
+                Voice("espeak-ng", ESPEAK_VOICE, "espeak-m3") if name == "espeak-ng" else found[0]
+            )
+            logger.info("The assistant speaks with %s", voice.id)
+            return VoiceSpeaker(voice)
     raise SpeechSynthesisError(
         f"No TTS engine among {engines} is installed: install espeak-ng "
         "(bash scripts/ensure_tts.sh) or Piper (pip install 'emotivoice[demo]')."
