@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emotivoice.audio import SAMPLE_RATE
+from emotivoice.audio import SAMPLE_RATE, to_pcm16
 from emotivoice.diarization.online import OnlineSpeakers
 from emotivoice.errors import InvalidConfigError, StreamTooLongError
 from emotivoice.pipeline import SegmentContext, SegmentResult
@@ -60,7 +60,6 @@ _MIN_PARTIAL_S = 0.5  # less audio than this gives Whisper too little to say any
 # Fast speech is about 4 words (6 tokens) a second; a cap stops hallucinated repetition early.
 _PARTIAL_TOKENS_PER_S = 8
 _PARTIAL_TOKENS_SLACK = 8
-_PCM_MAX = 32767
 _ROUND = 3
 
 
@@ -306,8 +305,7 @@ class StreamingAnalyzer:
             )
         self._received += samples.size
         if self.options.keep_recording:
-            clipped = np.clip(np.round(samples * _PCM_MAX), -_PCM_MAX - 1, _PCM_MAX)
-            self._recording.append(clipped.astype(np.int16))
+            self._recording.append(to_pcm16(samples).astype(np.int16))
         self._buffer = np.concatenate([self._buffer, samples])
         events: list[StreamEvent] = []
         if self._wake is not None:

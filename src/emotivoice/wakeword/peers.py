@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotivoice.audio import SAMPLE_RATE
+from emotivoice.audio import SAMPLE_RATE, to_pcm16
 from emotivoice.errors import InvalidConfigError, PeerEnvironmentError
 from emotivoice.wakeword.data import WakeDataset
 from emotivoice.wakeword.detector import WakeWordModel, load_model
@@ -67,7 +67,6 @@ PEER_REQUIREMENTS = (
 # tflite-runtime, the wyoming protocol) are not needed to run them
 _MODELS_WITHOUT_DEPENDENCIES = ("wyoming-openwakeword==1.8.2",)
 _RUNNER = Path(__file__).with_name("peer_runner.py")
-_PCM_MAX = 32767
 
 
 def peers_folder() -> Path:
@@ -140,10 +139,7 @@ class PeerModel:
         peer, model = PEER_MODELS[self.name][:2]
         with tempfile.TemporaryDirectory(prefix="emotivoice-peer-") as folder:
             source, target = Path(folder) / "in.npz", Path(folder) / "out.npz"
-            pcm = {
-                f"s{i}": np.clip(np.round(s * _PCM_MAX), -_PCM_MAX - 1, _PCM_MAX).astype(np.int16)
-                for i, s in enumerate(streams)
-            }
+            pcm = {f"s{i}": to_pcm16(s).astype(np.int16) for i, s in enumerate(streams)}
             np.savez(source, **pcm)  # type: ignore[arg-type]
             _run([self.python, _RUNNER, peer, model, source, target], f"run {self.name}")
             with np.load(target) as out:
