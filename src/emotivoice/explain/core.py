@@ -423,7 +423,11 @@ def explain(
     missing = [i for i in ids if i not in by_id]
     if missing:
         raise InvalidConfigError(f"No segment {missing} in this analysis ({len(by_id)} segments)")
-    scorer = emotion_scorer(EmotionOptions(model=options.emotion_model), device=options.device)
+    scorer = emotion_scorer(
+        EmotionOptions(model=options.emotion_model),
+        device=options.device,
+        precision=options.precision,
+    )
     out = []
     with _ExplainProgress(len(ids), options.budget, progress) as report:
         for n, i in enumerate(ids):
