@@ -140,8 +140,9 @@ class EncodedSegment:
 
     Attributes:
         features: log-mel features ``(n_mels, n_frames + 1)`` of the segment, unpadded.
-        encoder_output: CTranslate2 encoder output for the padded 30 s window (of a whole
-            batch of segments when they were encoded together: see ``index``).
+        encoder_output: CTranslate2 encoder output for the padded window (fitted to the
+            segment, or Whisper's 30 s; of a whole batch of segments when they were encoded
+            together: see ``index``).
         n_frames: number of mel frames that hold the segment's audio.
         index: this segment's row in ``encoder_output`` (0 unless encoded in a batch).
     """
