@@ -69,10 +69,15 @@ def _frames(samples: np.ndarray) -> list[bytes]:
 
 
 async def _talk(
-    url: str, start: str, question: np.ndarray, turns: int = 1, extra: tuple[str, ...] = ()
+    url: str,
+    start: str,
+    question: np.ndarray,
+    turns: int = 1,
+    extra: tuple[str, ...] = (),
+    push_to_talk: bool = True,
 ) -> tuple[list[Any], int]:
-    """Push-to-talk a question ``turns`` times; returns every event (binary frames as bytes)
-    and the close code."""
+    """Push-to-talk a question ``turns`` times (or just send it, hands-free); returns every
+    event (binary frames as bytes) and the close code."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
@@ -90,10 +95,12 @@ async def _talk(
         for text in extra:
             await ws.send(text)
         for n in range(turns):
-            await ws.send(json.dumps({"type": "talk_start"}))
+            if push_to_talk:
+                await ws.send(json.dumps({"type": "talk_start"}))
             for frame in _frames(question):
                 await ws.send(frame)
-            await ws.send(json.dumps({"type": "talk_stop"}))
+            if push_to_talk:
+                await ws.send(json.dumps({"type": "talk_stop"}))
             # the microphone goes on (silence while the button is up) until the turn ends
             while sum(isinstance(e, dict) and e["type"] == "turn" for e in events) <= n:
                 assert not reader.done(), events
@@ -105,7 +112,7 @@ async def _talk(
 
 
 def _talk_sync(*args: Any, **kwargs: Any) -> tuple[list[Any], int]:
-    return asyncio.run(asyncio.wait_for(_talk(*args, **kwargs), 240))
+    return asyncio.run(asyncio.wait_for(_talk(*args, **kwargs), 120))
 
 
 def _types(events: list[Any]) -> list[str]:
@@ -152,6 +159,25 @@ def test_a_spoken_question_gets_a_streamed_spoken_reply_with_its_trace(
     # the stages happen in this order; voice-to-voice is playback start
     assert figures[:5] == sorted(figures[:5]) and trace["voice_to_voice_s"] == figures[4], trace
     assert trace["reply_done_s"] >= trace["playback_start_s"]
+
+
+@pytest.mark.slow
+def test_hands_free_answers_only_after_the_wake_word(server: str, question: np.ndarray) -> None:
+    from emotivoice.wakeword.tts import Voice, synthesize
+
+    wake = synthesize("hey jarvis", Voice("espeak-ng", "en-029+Andy", "Andy"))
+    second = np.zeros(SAMPLE_RATE, np.float32)
+    audio = np.concatenate([second, wake, second, question, second, second, question])
+    start = _start(mode="hands_free", wake_word="hey_jarvis", max_reply_tokens=8, partials=False)
+    events, code = _talk_sync(server, start, audio, push_to_talk=False)
+    kinds = _types(events)
+    assert code == 1000 and kinds[-1] == "done" and kinds.count("wake") == 1, kinds
+    assert events[0]["wake_phrase"] == "hey jarvis" and events[0]["mode"] == "hands_free"
+    # the question after the wake word is answered; the next one, without it, is not
+    assert kinds.count("transcript") == 1 and kinds.index("wake") < kinds.index("transcript")
+    turns = [e for e in events if isinstance(e, dict) and e["type"] == "turn"]
+    assert len(turns) == 1 and "capital" in turns[0]["user"]["text"].lower()
+    assert 1.0 < turns[0]["trace"]["wake_s"] < 5.0, turns[0]["trace"]
 
 
 @pytest.mark.slow
