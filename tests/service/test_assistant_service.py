@@ -127,7 +127,9 @@ def test_a_spoken_question_gets_a_streamed_spoken_reply_with_its_trace(
     kinds = _types(events)
     assert code == 1000 and kinds[0] == "ready" and kinds[-1] == "done", kinds
     ready = events[0]
-    assert ready["model"] == "SmolLM2-135M-Instruct.Q4_1" and ready["voice"].startswith("espeak-ng:")
+    assert ready["model"] == "SmolLM2-135M-Instruct.Q4_1" and ready["voice"].startswith(
+        "espeak-ng:"
+    )
     assert ready["max_reply_tokens"] == 16
     # the order of a turn: speech, its transcript, tokens, sentences with their audio, the turn
     order = [kinds.index(k) for k in ("vad", "transcript", "token", "sentence", "audio", "turn")]
@@ -198,7 +200,6 @@ def test_two_conversations_at_once_the_second_is_told_busy(
 
 async def _session(url: str, *messages: str | bytes) -> tuple[list[Any], int]:
     from websockets.asyncio.client import connect
-
     from websockets.exceptions import ConnectionClosed
 
     events: list[Any] = []
@@ -287,7 +288,9 @@ def test_a_language_model_that_hangs_gets_an_apology_and_the_loop_goes_on(
     errors = [e for e in events if isinstance(e, dict) and e["type"] == "error"]
     assert [t["index"] for t in turns] == [0, 1] and code == 1000
     assert [e["code"] for e in errors] == ["LLM_TIMEOUT", "LLM_TIMEOUT"]
-    assert not any(e["fatal"] for e in errors) and "did not begin its answer" in errors[0]["message"]
+    assert (
+        not any(e["fatal"] for e in errors) and "did not begin its answer" in errors[0]["message"]
+    )
     for turn in turns:  # the apology is spoken and written
         assert turn["sentences"] == ["Sorry, I could not come up with an answer just now."]
         assert turn["audio_s"] > 0.5 and turn["error"]["code"] == "LLM_TIMEOUT"

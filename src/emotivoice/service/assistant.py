@@ -248,7 +248,9 @@ class _ToldWake:
     def feed(self, samples: np.ndarray) -> Any:
         found = self.stage.feed(samples)
         if found is not None:
-            self.session.emit({"type": "wake", "phrase": self.phrase, "score": round(float(found.score), 3)})
+            self.session.emit(
+                {"type": "wake", "phrase": self.phrase, "score": round(float(found.score), 3)}
+            )
         return found
 
 

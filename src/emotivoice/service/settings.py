@@ -120,7 +120,8 @@ class Settings(BaseSettings):
         default="", description="Bearer token for the assistant_llm_url server."
     )
     assistant_voice: Literal["auto", "piper", "espeak-ng"] = Field(
-        default="auto", description="The assistant's TTS: Piper when installed (auto), else espeak-ng."
+        default="auto",
+        description="The assistant's TTS: Piper when installed (auto), else espeak-ng.",
     )
     assistant_max_reply_tokens: int = Field(
         default=80, ge=1, le=1024, description="Longest reply, in tokens (a client may ask fewer)."

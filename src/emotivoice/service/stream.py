@@ -505,7 +505,9 @@ async def admit_socket(websocket: WebSocket) -> tuple[str, Any, str | None]:
     services = getattr(state, "services", None)
     if services is None:
         key = key_from_headers(websocket.headers, websocket.query_params)
-        owner = owner_for_key(getattr(state, "store", None), getattr(state, "settings", None), key)
+        store: Any = getattr(state, "store", None)
+        settings: Any = getattr(state, "settings", None)
+        owner = owner_for_key(store, settings, key)
         return owner, None, None
     client = websocket.client.host if websocket.client else "unknown"
     owner, _ = await run_in_threadpool(
