@@ -183,6 +183,37 @@ def test_hands_free_answers_only_after_the_wake_word(server: str, question: np.n
 
 
 @pytest.mark.slow
+def test_a_client_that_vanishes_mid_reply_frees_the_assistant(
+    server: str, question: np.ndarray
+) -> None:
+    async def vanish() -> list[str]:
+        from websockets.asyncio.client import connect
+
+        kinds: list[str] = []
+        async with connect(server) as ws:
+            await ws.send(_start(max_reply_tokens=24, partials=False))
+            await ws.send(json.dumps({"type": "talk_start"}))
+            for frame in _frames(question):
+                await ws.send(frame)
+            await ws.send(json.dumps({"type": "talk_stop"}))
+            async for message in ws:
+                kinds.append(
+                    "<audio>" if isinstance(message, bytes) else json.loads(message)["type"]
+                )
+                if kinds[-1] == "token":
+                    ws.transport.abort()  # gone without a closing handshake, mid-reply
+                    break
+        return kinds
+
+    kinds = asyncio.run(asyncio.wait_for(vanish(), 120))
+    assert kinds[-1] == "token" and "turn" not in kinds, kinds
+    # the next conversation gets the assistant (not ASSISTANT_BUSY) and a whole turn
+    events, code = _talk_sync(server, _start(max_reply_tokens=8, partials=False), question)
+    assert code == 1000 and _types(events)[-1] == "done", _types(events)
+    assert sum(isinstance(e, dict) and e["type"] == "turn" for e in events) == 1
+
+
+@pytest.mark.slow
 def test_two_conversations_at_once_the_second_is_told_busy(
     server: str, question: np.ndarray
 ) -> None:
@@ -302,3 +333,10 @@ def test_a_server_with_the_assistant_off_says_so(tmp_path: Path) -> None:
     with serve(create_app(settings, janitor=False)) as base:
         events, code = asyncio.run(asyncio.wait_for(_session(_ws(base), _start()), 60))
     assert code == 1008 and events[0]["code"] == "ASSISTANT_DISABLED", events
+
+
+def test_with_keys_required_a_conversation_without_a_key_is_refused(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path, require_api_key=True)
+    with serve(create_app(settings, janitor=False)) as base:
+        events, code = asyncio.run(asyncio.wait_for(_session(_ws(base), _start()), 60))
+    assert code == 1008 and events[0]["code"] == "UNAUTHORIZED", events

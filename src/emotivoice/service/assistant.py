@@ -48,6 +48,7 @@ from emotivoice.errors import (
     EmotiVoiceError,
     StreamFrameTooLargeError,
     StreamProtocolError,
+    StreamTooLongError,
     UnsupportedFormatError,
 )
 from emotivoice.service.errors import (
@@ -173,6 +174,8 @@ class _Told:
         stream = self.model.stream(messages, max_tokens)
         async with contextlib.aclosing(stream):  # type: ignore[type-var]
             async for piece in stream:
+                if self.session.ended:  # the client left: the reply's task ends soon after
+                    return
                 self.session.emit({"type": "token", "turn": turn, "text": piece})
                 yield piece
 
@@ -206,6 +209,8 @@ class _SocketSink:
         with session.spoken_lock:
             _, text = session.spoken.pop(id(samples), (None, ""))
         index, self.sentences = self.sentences, self.sentences + 1
+        if session.ended:
+            return
         session.emit({"type": "sentence", "turn": session.turn, "index": index, "text": text})
         if self.muted:
             return
@@ -276,6 +281,7 @@ class _Session:
         self.sink: _SocketSink | None = None
         self.talking = False
         self.closed = False
+        self.ended = False  # the conversation is over: a reply still in the making stops
         self.last_message = time.monotonic()
         self.stopping = False
         self.heard_s = 0.0
@@ -316,13 +322,17 @@ class _Session:
                 code="INTERNAL_ERROR",
             )
         finally:
+            self.ended = True
             for task in tasks:
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+                task.cancel()
             if self.claimed:
+                # free at once: what is left of this conversation stops at its next token or
+                # sentence, and the model's own lock keeps a new conversation's generation
+                # from overlapping it
                 self.runtime.release()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             if self.slot is not None and self.slots is not None:
                 await run_in_threadpool(self.slots.release, self.owner, self.slot)
             await self._close(CLOSE_CODES["normal"])
@@ -492,6 +502,11 @@ class _Session:
     def _queue(self, samples: np.ndarray) -> None:
         if samples.size:
             self.heard_s += samples.size / SAMPLE_RATE
+            if self.heard_s > self.limits.max_stream_seconds:
+                raise StreamTooLongError(
+                    f"The conversation reached the longest allowed, "
+                    f"{self.limits.max_stream_seconds:g} s of audio; start a new one."
+                )
             self.audio.put_nowait(samples.astype(np.float32, copy=False))
 
     async def _watch(self) -> None:
