@@ -214,6 +214,37 @@ def test_a_client_that_vanishes_mid_reply_frees_the_assistant(
 
 
 @pytest.mark.slow
+def test_mute_stops_the_replys_audio_and_the_turn_still_ends(
+    server: str, question: np.ndarray
+) -> None:
+    async def muted() -> list[Any]:
+        from websockets.asyncio.client import connect
+
+        events: list[Any] = []
+        silence = to_pcm16(np.zeros(CHUNK, np.float32)).tobytes()
+        async with connect(server) as ws:
+            await ws.send(_start(max_reply_tokens=16, partials=False))
+            await ws.send(json.dumps({"type": "talk_start"}))
+            for frame in _frames(question):
+                await ws.send(frame)
+            await ws.send(json.dumps({"type": "talk_stop"}))
+            while not events or events[-1] == "<audio>" or events[-1]["type"] != "turn":
+                with contextlib.suppress(TimeoutError):
+                    message = await asyncio.wait_for(ws.recv(), CHUNK / SAMPLE_RATE)
+                    events.append("<audio>" if isinstance(message, bytes) else json.loads(message))
+                    if events[-1] != "<audio>" and events[-1]["type"] == "transcript":
+                        await ws.send(json.dumps({"type": "mute"}))
+                await ws.send(silence)
+        return events
+
+    events = asyncio.run(asyncio.wait_for(muted(), 120))
+    kinds = _types(events)
+    assert "audio" not in kinds and "<audio>" not in kinds and "sentence" in kinds, kinds
+    turn = events[-1]
+    assert turn["reply"] and turn["audio_s"] > 0 and turn["trace"]["reply_done_s"] is not None
+
+
+@pytest.mark.slow
 def test_two_conversations_at_once_the_second_is_told_busy(
     server: str, question: np.ndarray
 ) -> None:
