@@ -118,3 +118,24 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path) -> None
     with pytest.raises(InvalidConfigError, match="needs choices"):
         SearchOptions(space=(Knob("shape.kernel", kind="choice"),))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "taken"]
+
+
+def test_the_command_names_the_error_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from emotivoice.cli import EXIT_FAILED, main
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "model.onnx").write_bytes(b"someone else's")
+    code = main(["wakeword", "search", str(tmp_path / "data"), "-o", str(taken), "--trials", "2"])
+    assert code == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "not a wake-word search" in err and "[INVALID_OPTIONS]" in err
+    assert "Traceback" not in err
+    assert [p.name for p in taken.iterdir()] == ["model.onnx"]
+    code = main(["wakeword", "search", str(tmp_path / "data"), "-o", str(tmp_path / "n")])
+    assert code == EXIT_FAILED  # the default 20 trials, but no data set there
+    err = capsys.readouterr().err
+    assert "is not a wake-word data set" in err and "[NO_TRAINING_DATA]" in err
+    assert not (tmp_path / "n").exists()

@@ -71,6 +71,50 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return EXIT_OK
 
 
+def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """A hyperparameter search (Optuna) on a data set; running it again continues the study."""
+    from emotivoice.extras import import_extra
+    from emotivoice.wakeword.search import SearchOptions, TrialRecord, search
+    from emotivoice.wakeword.train import TrainOptions
+
+    optuna = import_extra("optuna", "wakeword", "The wake-word hyperparameter search")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is printed below
+    base = TrainOptions(**_given(args, ("batch_size", "device", "threads")))
+    options = SearchOptions(
+        base=base,
+        epochs=tuple(args.epochs),  # type: ignore[arg-type]
+        seed=args.seed,
+        timeout_s=args.timeout,
+        prune=not args.no_prune,
+    )
+
+    def show(record: TrialRecord) -> None:
+        if record.state == "complete":
+            figures = (
+                f"false rejects {record.false_reject_rate:.1%} at <= "
+                f"{options.target_fa_per_hour:g} FA/h, EER {record.eer:.1%}"
+            )
+        elif record.state == "pruned":
+            figures = f"pruned after epoch {record.pruned_at}"
+        else:
+            figures = record.state
+        seconds = f" ({record.seconds:.0f} s)" if record.seconds is not None else ""
+        print(f"trial {record.number}: {figures}{seconds}", file=sys.stderr, flush=True)
+
+    result = search(Path(args.data), Path(args.output), args.trials, options, show)
+    print(f"{len(result.trials)} trials in {args.output}/study.db ({result.new_trials} new)")
+    if result.best is None:
+        print("no trial has completed yet")
+    else:
+        best = result.best
+        print(
+            f"best: trial {best.number}, false rejects {best.false_reject_rate:.1%} at <= "
+            f"{options.target_fa_per_hour:g} FA/h on {result.validation_hours:.2f} h of "
+            f"validation speech, EER {best.eer:.1%}; model: {args.output}/best/model.onnx"
+        )
+    return EXIT_OK
+
+
 def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Streaming evaluation of a model on a data set's test split."""
     from emotivoice.wakeword import EvaluationOptions, evaluate_model, write_report
@@ -182,6 +226,30 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     t.add_argument("--threads", type=int, default=None, help="PyTorch CPU threads (default 1)")
     t.add_argument("--seed", type=int, default=None)
     t.set_defaults(func=cmd_train)
+
+    s = modes.add_parser(
+        "search", help="search the training recipe's settings with Optuna (resumable)"
+    )
+    s.add_argument("data", help="a data set folder made by generate (train and val splits)")
+    s.add_argument(
+        "-o", "--output", required=True, help="the search folder (again: continue its study)"
+    )
+    s.add_argument("--trials", type=int, default=20, help="trials to add (default 20)")
+    s.add_argument("--timeout", type=float, default=None, help="start no trial after S seconds")
+    s.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
+    s.add_argument(
+        "--epochs",
+        type=int,
+        nargs=2,
+        default=(4, 16),
+        metavar=("LOW", "HIGH"),
+        help="range of epochs searched (default 4 16)",
+    )
+    s.add_argument("--no-prune", action="store_true", help="let every trial finish")
+    s.add_argument("--batch-size", type=int, default=None, help="default 128")
+    s.add_argument("--device", default=None, choices=["cpu", "cuda"])
+    s.add_argument("--threads", type=int, default=None, help="PyTorch CPU threads (default 1)")
+    s.set_defaults(func=cmd_search)
 
     e = modes.add_parser("evaluate", help="streaming false rejects, false accepts/h, EER, DET")
     e.add_argument("model", help="hey_jarvis or an ONNX file made by train/export")

@@ -12,10 +12,11 @@ Typical use::
 
 Making a model: :func:`generate_dataset` (TTS positives and confusables, real-speech
 negatives), :func:`train_model` (needs the ``torch`` extra; ``onnx`` from the ``wakeword``
-extra for the export), :func:`evaluate_model` (streaming false rejects, false accepts per hour,
-EER, latency, DET), :func:`compare_models` (ours and openWakeWord's and microWakeWord's models
-on one test set, the peers in their own environment). Detection needs only numpy and
-onnxruntime.
+extra for the export), :func:`search` (an Optuna search over the recipe on the validation
+split, resumable; ``optuna`` from the ``wakeword`` extra), :func:`evaluate_model` (streaming
+false rejects, false accepts per hour, EER, latency, DET), :func:`compare_models` (ours and
+openWakeWord's and microWakeWord's models on one test set, the peers in their own
+environment). Detection needs only numpy and onnxruntime.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ __all__ = [
     "EvaluationReport",
     "GenerateOptions",
     "OperatingPoint",
+    "SearchOptions",
+    "SearchResult",
     "TrainOptions",
     "TrainResult",
     "WakePhrase",
@@ -49,6 +52,7 @@ __all__ = [
     "load_dataset",
     "load_model",
     "score_samples",
+    "search",
     "train_model",
     "write_report",
 ]
@@ -80,6 +84,9 @@ _LAZY = {
     "listen_pcm": "listen",
     "WakePhrase": "phrase",
     "confusable_phrases": "phrase",
+    "SearchOptions": "search",
+    "SearchResult": "search",
+    "search": "search",
     "TrainOptions": "train",
     "TrainResult": "train",
     "train_model": "train",
@@ -108,6 +115,7 @@ if TYPE_CHECKING:
     from emotivoice.wakeword.listen import listen_file, listen_microphone, listen_pcm
     from emotivoice.wakeword.peers import compare_models
     from emotivoice.wakeword.phrase import WakePhrase, confusable_phrases
+    from emotivoice.wakeword.search import SearchOptions, SearchResult, search
     from emotivoice.wakeword.train import TrainOptions, TrainResult, train_model
 
 
