@@ -82,7 +82,7 @@ def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     base = TrainOptions(**_given(args, ("batch_size", "device", "threads")))
     options = SearchOptions(
         base=base,
-        epochs=tuple(args.epochs),  # type: ignore[arg-type]
+        epochs=(args.epochs[0], args.epochs[1]),
         seed=args.seed,
         timeout_s=args.timeout,
         prune=not args.no_prune,

@@ -219,9 +219,7 @@ def _apply(
     if depth is not None:
         shape["dilations"] = _DILATIONS[: int(depth)]
     network = replace(base.shape, **shape)
-    options = replace(
-        base, **top, shape=network, augment=replace(base.augment, **augment)
-    )
+    options = replace(base, **top, shape=network, augment=replace(base.augment, **augment))
     return options, network
 
 
@@ -345,7 +343,7 @@ def _summaries(
         "",
         f"Best: trial {best.number} (folder best/)" if best else "Best: none completed yet",
         "",
-        "| trial | state | FR @%g FA/h | EER | threshold | s | knobs |" % target,
+        f"| trial | state | FR @{target:g} FA/h | EER | threshold | s | knobs |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in records:
