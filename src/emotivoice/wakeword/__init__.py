@@ -12,8 +12,9 @@ Typical use::
 
 Making a model: :func:`generate_dataset` (TTS positives and confusables, real-speech
 negatives), :func:`train_model` (needs the ``torch`` extra; ``onnx`` from the ``wakeword``
-extra for the export), :func:`search` (an Optuna search over the recipe on the validation
-split, resumable; ``optuna`` from the ``wakeword`` extra), :func:`evaluate_model` (streaming
+extra for the export), :func:`emotivoice.wakeword.search.search` (an Optuna search over the
+recipe on the validation split, resumable; ``optuna`` from the ``wakeword`` extra; the
+submodule's name, so not re-exported here), :func:`evaluate_model` (streaming
 false rejects, false accepts per hour, EER, latency, DET), :func:`compare_models` (ours and
 openWakeWord's and microWakeWord's models on one test set, the peers in their own
 environment). Detection needs only numpy and onnxruntime.
@@ -52,7 +53,6 @@ __all__ = [
     "load_dataset",
     "load_model",
     "score_samples",
-    "search",
     "train_model",
     "write_report",
 ]
@@ -86,7 +86,6 @@ _LAZY = {
     "confusable_phrases": "phrase",
     "SearchOptions": "search",
     "SearchResult": "search",
-    "search": "search",
     "TrainOptions": "train",
     "TrainResult": "train",
     "train_model": "train",
@@ -115,7 +114,7 @@ if TYPE_CHECKING:
     from emotivoice.wakeword.listen import listen_file, listen_microphone, listen_pcm
     from emotivoice.wakeword.peers import compare_models
     from emotivoice.wakeword.phrase import WakePhrase, confusable_phrases
-    from emotivoice.wakeword.search import SearchOptions, SearchResult, search
+    from emotivoice.wakeword.search import SearchOptions, SearchResult
     from emotivoice.wakeword.train import TrainOptions, TrainResult, train_model
 
 
