@@ -83,24 +83,34 @@ def test_a_search_keeps_its_study_and_best_model_and_resumes(
     assert summary["best"]["number"] == 0
     assert "| trial | state |" in (out / "search.md").read_text()
 
-    # again: the same study goes on (trial 1), the first one kept as it was
+    # a process killed mid-trial leaves trial 1 running in the study
+    import optuna
+
+    optuna.load_study(study_name="wakeword", storage=f"sqlite:///{out / 'study.db'}").ask()
+    assert _trials_in(out / "study.db")[1] == (1, "RUNNING")
+
+    # again: the same study goes on (trial 2), the first one kept as it was, 1 marked failed
     again = search(small_val, out, 1, TINY_SEARCH)
     assert again.new_trials == 1
-    assert [r.number for r in again.trials] == [0, 1]
+    assert [(r.number, r.state) for r in again.trials] == [
+        (0, "complete"),
+        (1, "fail"),
+        (2, "complete"),
+    ]
     assert again.trials[0] == first.trials[0]
-    assert again.trials[1].params != first.trials[0].params  # the sampler went on, not anew
-    assert sorted(p.name for p in (out / "trials").iterdir()) == ["000", "001"]
-    assert again.best is not None
-    assert again.best.value == min(r.value for r in again.trials)  # type: ignore[type-var]
+    assert again.trials[2].params != first.trials[0].params  # the sampler went on, not anew
+    assert sorted(p.name for p in (out / "trials").iterdir()) == ["000", "002"]
+    assert again.best is not None and again.best.number in (0, 2)
+    assert again.best.value == min(r.value for r in again.trials if r.value is not None)
     assert json.loads((out / "best" / "trial.json").read_text())["number"] == again.best.number
-    assert len(json.loads((out / "search.json").read_text())["trials"]) == 2
+    assert len(json.loads((out / "search.json").read_text())["trials"]) == 3
     assert not [p for p in out.rglob("*partial*")]
 
     # another data set cannot continue this study
     other = replace(small_val, card=replace(small_val.card, phrase="okay emoti"))
     with pytest.raises(InvalidConfigError, match="another data set"):
         search(other, out, 1, TINY_SEARCH)
-    assert len(_trials_in(out / "study.db")) == 2
+    assert len(_trials_in(out / "study.db")) == 3
 
 
 def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path) -> None:
