@@ -124,8 +124,14 @@ def real_speech_dir(settings: Settings) -> Path:
     from emotivoice.errors import InvalidConfigError
     from emotivoice.evaluation.datasets import data_dir
 
+    configured = settings.wakeword_speech_dir
+    if configured is not None and not configured.is_dir():  # set: no silent fallback
+        raise NoTrainingDataError(
+            "The real-speech folder for wake-word training (EMOTIVOICE_WAKEWORD_SPEECH_DIR) "
+            "does not exist on this server; ask the operator to fix it."
+        )
     try:
-        return data_dir(settings.wakeword_speech_dir)
+        return data_dir(configured)
     except InvalidConfigError as e:
         raise NoTrainingDataError(
             "This server has no real-speech folder for wake-word training (the negatives "

@@ -17,6 +17,7 @@ PAGES = {
     "index": ("Analyze", "analyze", "analyze.js"),
     "result": ("Result", "", "result.js"),
     "live": ("Live", "live", "live.js"),
+    "wakeword": ("Wake word", "wakeword", "wakeword.js"),
 }
 
 
@@ -39,6 +40,7 @@ def render_page(name: str) -> str:
         "{title}": title,
         "{nav_analyze}": current if nav == "analyze" else "",
         "{nav_live}": current if nav == "live" else "",
+        "{nav_wakeword}": current if nav == "wakeword" else "",
         "{script}": script,
         "{body}": (folder / "pages" / f"{name}.html").read_text(encoding="utf-8"),
     }

@@ -55,7 +55,8 @@ def create_job(svc: Svc, owner: Owner, body: WakeWordJobCreate) -> WakeWordJob:
             f"This key has {quota} wake-word jobs queued or running, its limit; wait for one "
             "to finish (or delete it) first."
         )
-    row = svc.store.create_wakeword_job(owner, phrase.text, body.options.model_dump())
+    options = body.options.model_dump(exclude_none=True)
+    row = svc.store.create_wakeword_job(owner, phrase.text, options)
     enqueue_wakeword(svc.celery, row.id)
     return WakeWordJob.from_row(row)
 
