@@ -91,7 +91,8 @@ async function poll() {
 function drawJob(job) {
   document.getElementById("job-phrase").textContent = `“${job.phrase}”`;
   document.getElementById("job-progress").value = job.progress;
-  document.getElementById("job-stage").textContent = `${job.status} · ${job.stage} · ${job.progress}%`;
+  const stage = job.stage === job.status ? "" : ` · ${job.stage}`;
+  document.getElementById("job-stage").textContent = `${job.status}${stage} · ${job.progress}%`;
   document.getElementById("job-error").textContent = job.error ? `${job.error.message} (${job.error.code})` : "";
   const m = job.metrics || {};
   const pairs = [];
