@@ -104,7 +104,7 @@ def test_samples_det_curve_and_model_are_served(
     for int8 in (False, True):
         model = api.get(f"/wakeword/jobs/{job_id}/model", params={"int8": int8})
         assert model.status_code == 200
-        assert model.headers["content-disposition"].startswith("attachment; filename=\"hey_jarvis")
+        assert model.headers["content-disposition"].startswith('attachment; filename="hey_jarvis')
         (tmp_path / "m.onnx").write_bytes(model.content)
         loaded = load_model(tmp_path / "m.onnx")
         assert loaded.phrase == "hey jarvis"
@@ -177,5 +177,7 @@ def test_a_server_whose_speech_folder_is_missing_says_so(tmp_path: Path) -> None
         response = client.post("/api/v1/wakeword/jobs", json={"phrase": "hey jarvis"})
     assert response.status_code == 422
     body = response.json()
-    assert body["code"] == "NO_TRAINING_DATA" and "EMOTIVOICE_WAKEWORD_SPEECH_DIR" in body["message"]
+    assert (
+        body["code"] == "NO_TRAINING_DATA" and "EMOTIVOICE_WAKEWORD_SPEECH_DIR" in body["message"]
+    )
     assert json.dumps(body).count("Traceback") == 0

@@ -105,7 +105,9 @@ def test_train_a_phrase_see_its_progress_samples_and_det_curve(browser: Any, ser
     _shot(page, "wakeword-empty")
     page.fill("#phrase", "12 34")  # no letters: the server's words, at once
     page.click("#train")
-    wait_until(page, "document.getElementById('train-error').innerText.includes('no letters')", 10_000)
+    wait_until(
+        page, "document.getElementById('train-error').innerText.includes('no letters')", 10_000
+    )
     assert errors == ["Failed to load resource: the server responded with a status of 422 "
                       "(Unprocessable Entity)"]  # fmt: skip
     errors.clear()
@@ -114,16 +116,25 @@ def test_train_a_phrase_see_its_progress_samples_and_det_curve(browser: Any, ser
     page.click("#train")
     page.wait_for_selector("#job:not([hidden])")
     # progress while it runs: a stage and a percent; then the epoch's loss
-    wait_until(page, "/running · .+ · \\d+%/.test(document.getElementById('job-stage').innerText)", 60_000)
+    wait_until(
+        page, "/running · .+ · \\d+%/.test(document.getElementById('job-stage').innerText)", 60_000
+    )
     page.wait_for_selector("#samples audio", timeout=120_000)
     _shot(page, "wakeword-training")
-    wait_until(page, "document.getElementById('job-stage').innerText === 'completed · 100%'", 240_000)
+    wait_until(
+        page, "document.getElementById('job-stage').innerText === 'completed · 100%'", 240_000
+    )
     page.wait_for_selector("#det-figure:not([hidden])")
     wait_until(page, "document.getElementById('det').naturalWidth > 100", 10_000)
     metrics = page.inner_text("#job-metrics")
     assert "epoch\t2 of 2" in metrics and "training loss" in metrics, metrics
     figures = page.inner_text("#figures")
-    for words in ("false rejects at ≤ 0.5 false accepts/h", "equal error rate", "latency", "h of real speech"):
+    for words in (
+        "false rejects at ≤ 0.5 false accepts/h",
+        "equal error rate",
+        "latency",
+        "h of real speech",
+    ):
         assert words in figures, figures
     kinds = page.eval_on_selector_all("#samples li", "items => items.map(i => i.className)")
     assert "sample sample-positive" in kinds and "sample sample-confusable" in kinds
@@ -149,7 +160,9 @@ def test_try_the_shipped_model_with_the_microphone(browser: Any, server: str) ->
     page.goto(server + "/wakeword")
     page.select_option("#try-model", "hey_jarvis")
     page.click("#try-start")
-    wait_until(page, "document.getElementById('try-status').innerText.startsWith('Listening')", 60_000)
+    wait_until(
+        page, "document.getElementById('try-status').innerText.startsWith('Listening')", 60_000
+    )
     page.wait_for_selector("#wakes li", timeout=90_000)
     wake = page.inner_text("#wakes li")
     assert wake.startswith("“hey jarvis” at ") and "score" in wake, wake

@@ -63,8 +63,7 @@ class Settings(BaseSettings):
     wakeword_speech_dir: Path | None = Field(
         default=None,
         description="Shared real-speech folder (ravdess/, nemo/, librispeech/ ...) that wake-word "
-        "jobs take their negatives from (default: EMOTIVOICE_DATA_DIR or the shared data beside "
-        "the installation).",
+        "jobs take their negatives from (default: EMOTIVOICE_DATA_DIR).",
     )
     max_attempts: int = Field(default=3, ge=1, description="Deliveries before a job fails.")
     require_api_key: bool = Field(default=False, description="Refuse requests without a key.")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import threading
 from dataclasses import asdict
@@ -44,6 +45,7 @@ __all__ = ["SAMPLES_FILE", "real_speech_dir", "run_wakeword_job"]
 logger = logging.getLogger(__name__)
 
 SAMPLES_FILE = "samples.json"
+DATA_DIR_ENV = "EMOTIVOICE_DATA_DIR"  # the shared data, as the benchmarks find it
 #: generated clips kept to listen to, per kind (from the training split)
 SAMPLES_PER_KIND = {"positive": 4, "confusable": 4, "sentence": 2}
 # progress percent at the start of each stage
@@ -116,28 +118,22 @@ def _finite(value: float) -> float | None:
 
 
 def real_speech_dir(settings: Settings) -> Path:
-    """The real-speech folder wake-word jobs take their negatives from.
+    """The real-speech folder wake-word jobs take their negatives from: the setting
+    ``wakeword_speech_dir``, else ``EMOTIVOICE_DATA_DIR`` (the benchmarks' shared data).
 
     Raises:
-        NoTrainingDataError: none is configured and none is found.
+        NoTrainingDataError: neither names a folder.
     """
-    from emotivoice.errors import InvalidConfigError
-    from emotivoice.evaluation.datasets import data_dir
-
     configured = settings.wakeword_speech_dir
-    if configured is not None and not configured.is_dir():  # set: no silent fallback
+    if configured is None and os.environ.get(DATA_DIR_ENV):
+        configured = Path(os.environ[DATA_DIR_ENV])
+    if configured is None or not configured.is_dir():
         raise NoTrainingDataError(
-            "The real-speech folder for wake-word training (EMOTIVOICE_WAKEWORD_SPEECH_DIR) "
-            "does not exist on this server; ask the operator to fix it."
+            "This server has no real-speech folder for wake-word training (the speech false "
+            "accepts are counted on): ask the operator to set EMOTIVOICE_WAKEWORD_SPEECH_DIR "
+            "to the shared data folder."
         )
-    try:
-        return data_dir(configured)
-    except InvalidConfigError as e:
-        raise NoTrainingDataError(
-            "This server has no real-speech folder for wake-word training (the negatives "
-            "false accepts are counted on); ask the operator to set "
-            "EMOTIVOICE_WAKEWORD_SPEECH_DIR."
-        ) from e
+    return configured
 
 
 def run_wakeword_job(store: Store, job_id: str, worker: str) -> str:
