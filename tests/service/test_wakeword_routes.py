@@ -27,8 +27,12 @@ TINY = {"preset": "quick", "positives": 40, "confusables": 30, "epochs": 2}
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[httpx.Client]:
-    home = tmp_path_factory.mktemp("wakeword-home")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("wakeword-home")
+
+
+@pytest.fixture(scope="module")
+def api(home: Path, data_dir: Path) -> Iterator[httpx.Client]:
     env = service_env(home, wakeword_speech_dir=data_dir)
     with running_server(env, home / "serve.log", workers=1) as client:
         yield client
@@ -158,7 +162,7 @@ def test_bad_input_gets_clear_codes(api: httpx.Client) -> None:
     assert api.delete(f"/wakeword/jobs/{missing}").status_code == 404
 
 
-def test_a_job_not_done_has_no_figures_and_can_be_deleted(api: httpx.Client) -> None:
+def test_a_job_not_done_has_no_figures_and_can_be_deleted(api: httpx.Client, home: Path) -> None:
     job = api.post("/wakeword/jobs", json={"phrase": "okay computer", "options": TINY}).json()
     early = api.get(f"/wakeword/jobs/{job['id']}/det.png")
     assert early.status_code == 409 and early.json()["code"] == "NOT_READY"
@@ -166,6 +170,14 @@ def test_a_job_not_done_has_no_figures_and_can_be_deleted(api: httpx.Client) -> 
     deleted = api.delete(f"/wakeword/jobs/{job['id']}").json()
     assert deleted["status"] == "cancelled"
     assert api.get(f"/wakeword/jobs/{job['id']}").status_code == 404
+    # the worker skips it (not yet claimed) or stops at its next progress report
+    log = home / "serve.log"
+    deadline = time.monotonic() + 60
+    while f"job {job['id']}" not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, "the worker never gave the deleted job up"
+        time.sleep(0.2)
+    time.sleep(0.5)
+    assert not (home / "wakeword" / job["id"]).exists()
 
 
 def test_a_server_whose_speech_folder_is_missing_says_so(tmp_path: Path) -> None:
@@ -181,3 +193,31 @@ def test_a_server_whose_speech_folder_is_missing_says_so(tmp_path: Path) -> None
         body["code"] == "NO_TRAINING_DATA" and "EMOTIVOICE_WAKEWORD_SPEECH_DIR" in body["message"]
     )
     assert json.dumps(body).count("Traceback") == 0
+
+
+def test_the_janitor_fails_a_job_whose_worker_died(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from emotivoice.service.db import WakeWordJobRow, utcnow
+    from emotivoice.service.jobs import Janitor, make_celery
+    from emotivoice.service.settings import load_settings
+    from emotivoice.service.storage import Store
+
+    settings = load_settings(home=tmp_path / "home", stale_after_s=30)
+    store = Store(settings)
+    row = store.create_wakeword_job("anonymous", "hey jarvis", {})
+    assert store.claim_wakeword(row.id, "gone:1") is not None
+    assert store.claim_wakeword(row.id, "other:2") is None  # a redelivery never runs it twice
+    assert store.wakeword_progress(row.id, 40.0, "training", {"epoch": 1})
+    Janitor(store, make_celery(settings)).sweep()
+    assert store.get_wakeword_job("anonymous", row.id).status == "running"  # beating: alive
+    with store.session() as s:
+        stale = utcnow() - timedelta(seconds=31)
+        s.execute(update(WakeWordJobRow).values(heartbeat_at=stale))
+    Janitor(store, make_celery(settings)).sweep()
+    job = store.get_wakeword_job("anonymous", row.id)
+    assert job.status == "failed" and job.error_code == "WORKER_LOST"
+    assert not store.wakeword_progress(row.id, 50.0)  # the lost worker's writes are refused
+    store.dispose()
