@@ -151,6 +151,7 @@ def test_train_a_phrase_see_its_progress_samples_and_det_curve(browser: Any, ser
     values = page.eval_on_selector_all("#try-model option", "os => os.map(o => o.value)")
     assert values[0] == "hey_jarvis" and len(values) == 2  # the trained model can be tried
     assert errors == []
+    page.close()
 
 
 def test_try_the_shipped_model_with_the_microphone(browser: Any, server: str) -> None:
@@ -159,12 +160,20 @@ def test_try_the_shipped_model_with_the_microphone(browser: Any, server: str) ->
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server + "/wakeword")
     page.select_option("#try-model", "hey_jarvis")
+    began = time.monotonic()
     page.click("#try-start")
     wait_until(
         page, "document.getElementById('try-status').innerText.startsWith('Listening')", 60_000
     )
-    page.wait_for_selector("#wakes li", timeout=90_000)
+    try:
+        page.wait_for_selector("#wakes li", timeout=90_000)
+    except Exception:
+        _shot(page, "wakeword-try-failed")
+        raise AssertionError(
+            f"no wake event: {page.inner_text('#try-status')!r} {page.inner_text('#try-error')!r}"
+        ) from None
     wake = page.inner_text("#wakes li")
+    print(f"first wake event {time.monotonic() - began:.1f} s after Start")
     assert wake.startswith("“hey jarvis” at ") and "score" in wake, wake
     score = float(wake.rsplit("score ", 1)[1])
     assert score > 0.5
