@@ -105,7 +105,7 @@ class _Beat:
         if metrics:
             self.metrics = {k: _finite(v) for k, v in metrics.items()}
             if stage == "training" and "epoch" in metrics:
-                text = f"training: epoch {int(metrics['epoch'])} of {self.metrics.get('epochs')}"
+                text = f"training: epoch {int(metrics['epoch'])} of {int(metrics.get('epochs', 0))}"
         if self.lost.is_set() or not self.store.wakeword_progress(
             self.job_id, percent, text, dict(self.metrics)
         ):
