@@ -202,7 +202,7 @@ class Analyzer:
         transcription = self.options.transcription
         if (
             self.emotion is not None
-            and getattr(self.emotion.backend, "reads_encoder_states", False)
+            and self.emotion.backend.reads_encoder_states
             and transcription.encoder_window != "full"
         ):
             logger.info("The emotion head reads Whisper's final states: full encoder windows")

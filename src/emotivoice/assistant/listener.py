@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -64,22 +65,36 @@ class StreamListener:
         analyzer: the loaded models (shared read-only; the live service's own Analyzer works).
         options: stream settings; partial text is off by default (the assistant waits for the
             final segment, and partial passes would take CPU from it).
+        on_event: called (in the event loop) with every event of the live analysis as it
+            comes (``vad``, ``partial``, ``segment``, ``wake``): a front door shows them.
     """
 
-    def __init__(self, analyzer: Analyzer, options: StreamOptions | None = None) -> None:
+    def __init__(
+        self,
+        analyzer: Analyzer,
+        options: StreamOptions | None = None,
+        on_event: Callable[[StreamEvent], None] | None = None,
+    ) -> None:
         options = options or StreamOptions(partials=False, keep_recording=False)
         # the assistant's sources give 16 kHz mono samples; they are sent as 16-bit PCM
         options = dataclasses.replace(
             options, encoding="pcm_s16le", sample_rate=SAMPLE_RATE, channels=1
         )
         self._stream = StreamingAnalyzer(analyzer, options)
+        self._on_event = on_event
 
     async def feed(self, samples: np.ndarray) -> list[Heard]:
         events = await asyncio.to_thread(self._stream.feed, to_pcm16(samples).tobytes())
-        return _heard(events)
+        return self._tell(events)
 
     async def finish(self) -> list[Heard]:
-        return _heard(await asyncio.to_thread(self._stream.finish))
+        return self._tell(await asyncio.to_thread(self._stream.finish))
+
+    def _tell(self, events: list[StreamEvent]) -> list[Heard]:
+        if self._on_event is not None:
+            for event in events:
+                self._on_event(event)
+        return _heard(events)
 
 
 def _heard(events: list[StreamEvent]) -> list[Heard]:

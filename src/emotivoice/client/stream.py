@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from emotivoice.audio import SAMPLE_RATE, load_audio
+from emotivoice.audio import SAMPLE_RATE, load_audio, to_pcm16
 from emotivoice.errors import InvalidConfigError, MicrophoneUnavailableError
 from emotivoice.extras import import_extra
 
@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "ws://127.0.0.1:8000/api/v1/stream"
 DEFAULT_FRAME_MS = 100
-_PCM_MAX = 32767
 _MAX_MESSAGE_BYTES = 16 << 20
 
 #: ``on_event(event)``: called with each event dict as it arrives
@@ -97,7 +96,7 @@ def pcm_frames(samples: np.ndarray, frame_ms: int = DEFAULT_FRAME_MS) -> list[by
     """16 kHz float samples as little-endian 16-bit frames of ``frame_ms`` milliseconds."""
     if frame_ms <= 0:
         raise InvalidConfigError("frame_ms must be a positive number of milliseconds.")
-    pcm = (np.clip(samples, -1.0, 1.0) * _PCM_MAX).astype("<i2").tobytes()
+    pcm = to_pcm16(samples).tobytes()
     step = SAMPLE_RATE * frame_ms // 1000 * 2
     return [pcm[i : i + step] for i in range(0, len(pcm), step)]
 

@@ -115,6 +115,9 @@ class EmotionBackend(Protocol):
     """Scores base-emotion probabilities for a segment."""
 
     name: str
+    #: True when it reads the transcription encoder's final states, which then must come from
+    #: the window it was trained on (Whisper's 30 s): the analyzer keeps full windows for it
+    reads_encoder_states: bool
 
     def probabilities(self, samples: np.ndarray, encoded: EncodedSegment | None) -> np.ndarray:
         """(6,) probabilities in :data:`BASE_EMOTIONS` order."""
@@ -245,6 +248,7 @@ class HuggingFaceBackend:
         self.model = model.to(device).eval()
         self.device = device
         self.name = f"hf:{source}"
+        self.reads_encoder_states = False  # it runs its own model on the samples
         labels = self.model.config.id2label
         self.columns = np.full(len(labels), -1)
         for index, label in labels.items():

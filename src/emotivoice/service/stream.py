@@ -52,7 +52,14 @@ from emotivoice.streaming.analyzer import StreamingAnalyzer, StreamOptions
 from emotivoice.streaming.decoder import ENCODINGS
 from emotivoice.streaming.events import ErrorEvent, SavedEvent, StreamEvent
 
-__all__ = ["CLOSE_CODES", "StartMessage", "StreamLimits", "encode_opus", "router"]
+__all__ = [
+    "CLOSE_CODES",
+    "StartMessage",
+    "StreamLimits",
+    "admit_socket",
+    "encode_opus",
+    "router",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -272,18 +279,8 @@ class _Session:
         return str(trained)
 
     async def _authenticate(self) -> None:
-        services = getattr(self.ws.app.state, "services", None)
-        if services is None:  # an app without the service's shared parts (keys off)
-            key = key_from_headers(self.ws.headers, self.ws.query_params)
-            self.owner = owner_for_key(self.store, self.settings, key)
-            return
-        client = self.ws.client.host if self.ws.client else "unknown"
-        self.owner, _ = await run_in_threadpool(
-            services.admit, self.ws.headers, self.ws.query_params, client, allow_token=True
-        )
-        self.keyed = self.owner != ANONYMOUS
-        self.slots = services.streams
-        self.slot = await run_in_threadpool(self.slots.acquire, self.owner)
+        self.owner, self.slots, self.slot = await admit_socket(self.ws)
+        self.keyed = self.owner != ANONYMOUS and self.slots is not None
 
     async def _receive(self, worker: asyncio.Task[None]) -> None:
         """Read frames into the queue until ``stop``; slow the sender when analysis lags."""
@@ -509,6 +506,31 @@ def _close_code(error: EmotiVoiceError) -> int:
     if isinstance(error, StreamError | UnauthorizedError | QuotaExceededError):
         return CLOSE_CODES["policy"]
     return CLOSE_CODES["internal_error"]
+
+
+async def admit_socket(websocket: WebSocket) -> tuple[str, Any, str | None]:
+    """Authenticate a WebSocket (key header, ``?key=`` or a media token) and take one of its
+    owner's open-stream slots (``max_streams``): ``(owner, slots, slot)``; the caller releases
+    the slot. An app without the service's shared parts (keys off) gives no slot.
+
+    Raises:
+        UnauthorizedError, RateLimitedError: the key is refused.
+        QuotaExceededError: the owner has ``max_streams`` streams open.
+    """
+    state = websocket.app.state
+    services = getattr(state, "services", None)
+    if services is None:
+        key = key_from_headers(websocket.headers, websocket.query_params)
+        store: Any = getattr(state, "store", None)
+        settings: Any = getattr(state, "settings", None)
+        owner = owner_for_key(store, settings, key)
+        return owner, None, None
+    client = websocket.client.host if websocket.client else "unknown"
+    owner, _ = await run_in_threadpool(
+        services.admit, websocket.headers, websocket.query_params, client, allow_token=True
+    )
+    slot = await run_in_threadpool(services.streams.acquire, owner)
+    return owner, services.streams, slot
 
 
 @router.websocket("/stream")

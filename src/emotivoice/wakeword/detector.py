@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -47,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_REFRACTORY_S = 2.0
 _BATCH = 256
+_STREAM_CHUNK_S = 30.0  # how score_streams feeds a recording: in live-sized pieces
 _BUNDLED = {"hey_jarvis": "hey_jarvis.onnx"}
 
 
@@ -139,6 +142,25 @@ class WakeWordModel:
     ) -> WakeWordDetector:
         """A new stream's detector on this model."""
         return WakeWordDetector(self, threshold, refractory_s)
+
+    def score_streams(
+        self, streams: Sequence[np.ndarray]
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
+        """Each stream's ``(hop end times, scores)``, each fed to a fresh detector in 30 s
+        chunks as a live stream is, and the CPU seconds the scoring took (the evaluation's
+        :class:`~emotivoice.wakeword.evaluate.StreamScorer` protocol)."""
+        step = int(_STREAM_CHUNK_S * SAMPLE_RATE)
+        out = []
+        started = time.process_time()
+        for samples in streams:
+            detector = self.detector(threshold=0.5)
+            times, scores = [], []
+            for start in range(0, len(samples), step):
+                t, s = detector.scores(samples[start : start + step])
+                times.append(t)
+                scores.append(s)
+            out.append((np.concatenate(times), np.concatenate(scores)))
+        return out, time.process_time() - started
 
 
 def available_models() -> list[str]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,7 +49,6 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]
 TARGET_FA_PER_HOUR = (0.5, 1.0)
-_CHUNK_S = 30.0
 _FOUND_AFTER_END_S = 1.0
 _THRESHOLDS = np.unique(
     np.concatenate([np.linspace(0.01, 0.9, 90), 1 - np.geomspace(0.1, 1e-4, 60)])
@@ -258,25 +256,6 @@ class StreamScorer(Protocol):
         ...
 
 
-def _model_stream_scores(
-    model: WakeWordModel, streams: Sequence[np.ndarray]
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
-    """:meth:`StreamScorer.score_streams` for an EmotiVoice model: each stream fed to a fresh
-    detector in 30 s chunks, as a live stream is."""
-    step = int(_CHUNK_S * SAMPLE_RATE)
-    out = []
-    started = time.process_time()
-    for samples in streams:
-        detector = model.detector(threshold=0.5)
-        times, scores = [], []
-        for start in range(0, len(samples), step):
-            t, s = detector.scores(samples[start : start + step])
-            times.append(t)
-            scores.append(s)
-        out.append((np.concatenate(times), np.concatenate(scores)))
-    return out, time.process_time() - started
-
-
 def _span_max(
     times: np.ndarray, scores: np.ndarray, spans: Sequence[tuple[float, float]], after_s: float
 ) -> np.ndarray:
@@ -392,9 +371,7 @@ def evaluate_model(
     return evaluate_streams(loaded, streams)
 
 
-def evaluate_streams(
-    scorer: WakeWordModel | StreamScorer, streams: TestStreams
-) -> EvaluationReport:
+def evaluate_streams(scorer: StreamScorer, streams: TestStreams) -> EvaluationReport:
     """The figures of one model on test streams made by :func:`build_test_streams`."""
     options, positive, negative, confusable = (
         streams.options,
@@ -404,10 +381,7 @@ def evaluate_streams(
     )
     hours = streams.negative_hours
     samples = [positive.samples, negative.samples, confusable.samples]
-    if isinstance(scorer, WakeWordModel):
-        scored, cpu_s = _model_stream_scores(scorer, samples)
-    else:
-        scored, cpu_s = scorer.score_streams(samples)
+    scored, cpu_s = scorer.score_streams(samples)
     pos = (*scored[0], positive)
     neg = scored[1]
     conf = (*scored[2], confusable)

@@ -17,6 +17,7 @@ PAGES = {
     "index": ("Analyze", "analyze", "analyze.js"),
     "result": ("Result", "", "result.js"),
     "live": ("Live", "live", "live.js"),
+    "assistant": ("Assistant", "assistant", "assistant.js"),
     "wakeword": ("Wake word", "wakeword", "wakeword.js"),
 }
 
@@ -40,6 +41,7 @@ def render_page(name: str) -> str:
         "{title}": title,
         "{nav_analyze}": current if nav == "analyze" else "",
         "{nav_live}": current if nav == "live" else "",
+        "{nav_assistant}": current if nav == "assistant" else "",
         "{nav_wakeword}": current if nav == "wakeword" else "",
         "{script}": script,
         "{body}": (folder / "pages" / f"{name}.html").read_text(encoding="utf-8"),
