@@ -209,8 +209,8 @@ class BatchCreate(BaseModel):
     callback_url: HttpUrl | None = None
 
 
-#: Wake-word job presets: "quick" is a tiny run (a minute on a laptop CPU, a weak model to try the
-#: studio); "standard" takes tens of minutes and makes a usable model.
+#: Wake-word job presets: "quick" is a tiny run (35 s to a minute on 2 cores, a weak model to try
+#: the studio); "standard" took 9.7 min on 2 cores (docs/wakeword.md has its figures).
 WAKEWORD_PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "positives": 60,
