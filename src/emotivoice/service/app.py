@@ -41,6 +41,7 @@ from emotivoice.service.routes import (
     reference,
     tokens,
     uploads,
+    wakeword,
 )
 from emotivoice.service.schemas import ErrorBody
 from emotivoice.service.settings import Settings, load_settings
@@ -131,6 +132,7 @@ def _mount_ui(app: FastAPI) -> None:
     app.add_api_route("/", page("index"), include_in_schema=False)
     app.add_api_route("/live", page("live"), include_in_schema=False)
     app.add_api_route("/assistant", page("assistant"), include_in_schema=False)
+    app.add_api_route("/wakeword", page("wakeword"), include_in_schema=False)
     app.add_api_route("/analyses/{analysis_id}", page("result"), include_in_schema=False)
 
 
@@ -176,6 +178,7 @@ def create_app(settings: Settings | None = None, *, janitor: bool = True) -> Fas
     app.include_router(stream_router, prefix=API_PREFIX)
     app.state.assistant = AssistantRuntime(settings)  # the language model, loaded on first use
     app.include_router(assistant_router, prefix=API_PREFIX)
+    app.include_router(wakeword.router, prefix=API_PREFIX)
     _mount_ui(app)
     app.add_middleware(RequestGuard, services=lambda: services)
     if settings.cors_origins:

@@ -1,4 +1,5 @@
-"""The Celery side: the app, the analysis task, and the janitor that requeues lost jobs.
+"""The Celery side: the app, the analysis and wake-word training tasks, and the janitor that
+requeues lost jobs.
 
 Embedded mode uses kombu's SQLAlchemy transport over a SQLite file (no other software);
 scale-out mode uses Redis. Messages are acknowledged late and rejected when a worker dies, so the
@@ -31,6 +32,7 @@ __all__ = [
     "Janitor",
     "declare_queue",
     "enqueue",
+    "enqueue_wakeword",
     "get_celery",
     "get_store",
     "make_celery",
@@ -39,6 +41,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TASK_NAME = "emotivoice.analyse"
+WAKEWORD_TASK_NAME = "emotivoice.wakeword_train"
 QUEUE_NAME = "emotivoice"
 _ORPHAN_FACTOR = 3  # a queued job untouched this many stale periods is requeued
 PARTIAL_MAX_AGE_S = 3600.0  # a half-written upload file this old belongs to a dead process
@@ -67,6 +70,11 @@ def make_celery(settings: Settings) -> Celery:
         worker_send_task_events=False,
     )
     app.task(name=TASK_NAME, bind=True, max_retries=5)(_analyse_task)
+    app.task(
+        name=WAKEWORD_TASK_NAME,
+        soft_time_limit=settings.wakeword_time_limit_s,
+        time_limit=settings.wakeword_time_limit_s + 30,
+    )(_wakeword_task)
     return app
 
 
@@ -86,6 +94,22 @@ def _analyse_task(task: Any, analysis_id: str, attempt: int) -> str:
             attempt,
             "TIME_LIMIT",
             f"The analysis took longer than the limit of {limit:g} seconds.",
+        )
+        return "failed"
+
+
+def _wakeword_task(job_id: str) -> str:
+    """Train a wake word (minutes of CPU): in a worker process, never in the API's."""
+    from emotivoice.service.wakeword_runner import run_wakeword_job
+
+    store = get_store()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        return run_wakeword_job(store, job_id, worker)
+    except SoftTimeLimitExceeded:
+        limit = store.settings.wakeword_time_limit_s
+        store.fail_wakeword(
+            job_id, "TIME_LIMIT", f"Training took longer than the limit of {limit:g} seconds."
         )
         return "failed"
 
@@ -129,6 +153,10 @@ def enqueue(app: Celery, analysis_id: str, attempt: int) -> None:
     app.send_task(TASK_NAME, args=(analysis_id, attempt))
 
 
+def enqueue_wakeword(app: Celery, job_id: str) -> None:
+    app.send_task(WAKEWORD_TASK_NAME, args=(job_id,))
+
+
 class Janitor:
     """Requeues jobs whose worker died or whose message was lost; runs in the API process."""
 
@@ -154,10 +182,14 @@ class Janitor:
     def sweep(self) -> int:
         """Requeue stalled and orphaned jobs once; returns how many were requeued.
 
-        Also removes upload files left half-written by a killed process.
+        Also removes upload files left half-written by a killed process, and fails wake-word
+        jobs whose worker stopped (they are not requeued).
         """
         settings = self.store.settings
         self.store.remove_stale_partials(PARTIAL_MAX_AGE_S)
+        lost = self.store.fail_stalled_wakeword()  # one delivery: training again costs minutes
+        if lost:
+            logger.warning("%d wake-word job(s) lost their worker; marked failed", lost)
         requeued = 0
         for analysis_id, attempt in self.store.stalled():
             requeued += self._requeue(analysis_id, attempt, "requeued: worker stopped responding")

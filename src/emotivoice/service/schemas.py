@@ -17,7 +17,7 @@ from emotivoice.segmentation import VadOptions
 
 if TYPE_CHECKING:
     from emotivoice.explain.options import ExplainOptions
-    from emotivoice.service.db import AnalysisRow, UploadRow
+    from emotivoice.service.db import AnalysisRow, UploadRow, WakeWordJobRow
 
 __all__ = [
     "AnalysisCreate",
@@ -42,6 +42,10 @@ __all__ = [
     "UploadDeleted",
     "UploadInfo",
     "Visualization",
+    "WakeWordJob",
+    "WakeWordJobCreate",
+    "WakeWordOptionsIn",
+    "WakeWordSample",
     "iso",
 ]
 
@@ -203,6 +207,65 @@ class BatchCreate(BaseModel):
     upload_ids: list[str] = Field(min_length=1, max_length=100)
     options: AnalysisOptionsIn = Field(default_factory=AnalysisOptionsIn)
     callback_url: HttpUrl | None = None
+
+
+#: Wake-word job presets: "quick" is a tiny run (35 s to a minute on 2 cores, a weak model to try
+#: the studio); "standard" took 9.7 min on 2 cores (docs/wakeword.md has its figures).
+WAKEWORD_PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "positives": 60,
+        "confusables": 50,
+        "sentences": 10,
+        "val_positives": 16,
+        "test_positives": 16,
+        "epochs": 2,
+        "real_windows": 0.5,
+        "evaluation_hours": 0.05,
+    },
+    "standard": {
+        "positives": 1000,
+        "confusables": 800,
+        "sentences": 200,
+        "val_positives": 100,
+        "test_positives": 150,
+        "epochs": 8,
+        "real_windows": 1.0,
+        "evaluation_hours": 1.0,
+    },
+}
+
+
+class WakeWordOptionsIn(BaseModel):
+    """How much a wake-word job generates and trains: a preset, each figure overridable within
+    bounds that keep one job to a worker's hour."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: Literal["quick", "standard"] = "quick"
+    positives: int | None = Field(default=None, ge=8, le=2000, description="Training clips.")
+    confusables: int | None = Field(default=None, ge=0, le=2000)
+    sentences: int | None = Field(default=None, ge=0, le=600)
+    val_positives: int | None = Field(default=None, ge=4, le=400)
+    test_positives: int | None = Field(default=None, ge=4, le=400)
+    epochs: int | None = Field(default=None, ge=1, le=20)
+    evaluation_hours: float | None = Field(
+        default=None, gt=0, le=3, description="Hours of real speech false accepts are counted on."
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+    def resolved(self) -> dict[str, Any]:
+        """The preset's figures with the given ones in their place."""
+        given = self.model_dump(exclude={"preset"}, exclude_none=True)
+        return {**WAKEWORD_PRESETS[self.preset], **given}
+
+
+class WakeWordJobCreate(BaseModel):
+    """Start training a wake word."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phrase: str = Field(max_length=200, description='The wake phrase, e.g. "hey jarvis".')
+    options: WakeWordOptionsIn = Field(default_factory=WakeWordOptionsIn)
 
 
 # --- responses -----------------------------------------------------------------------------
@@ -421,3 +484,60 @@ class Languages(BaseModel):
 class Models(BaseModel):
     whisper: list[ModelInfo]
     emotion: list[str]
+
+
+class WakeWordJob(BaseModel):
+    """A wake-word training job: its progress while it runs, its figures once done."""
+
+    id: str
+    phrase: str
+    status: Status
+    progress: int = Field(description="Percent done.")
+    stage: str
+    metrics: dict[str, Any] = Field(
+        description="The latest epoch's figures: epoch, epochs, train_loss, val_loss, val_frr "
+        "(validation false rejects at the window threshold), val_threshold, ..."
+    )
+    options: dict[str, Any]
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    error: ErrorBody | None
+    result: dict[str, Any] | None = Field(
+        description="Once completed: the streaming evaluation (false rejects at 0.5 and 1 false "
+        "accept per hour, EER, latency, the hours counted over), the threshold, the epochs."
+    )
+    wake_word: str | None = Field(
+        description="Once completed: the name to give /stream's start message as wake_word."
+    )
+
+    @classmethod
+    def from_row(cls, row: WakeWordJobRow) -> WakeWordJob:
+        return cls(
+            id=row.id,
+            phrase=row.phrase,
+            status=row.status,  # type: ignore[arg-type]
+            progress=round(row.progress),
+            stage=row.stage,
+            metrics=row.metrics or {},
+            options=row.options or {},
+            created_at=iso(row.created_at),
+            started_at=iso(row.started_at),
+            finished_at=iso(row.finished_at),
+            error=ErrorBody(code=row.error_code, message=row.error_message or "")
+            if row.error_code
+            else None,
+            result=row.result,
+            wake_word=row.id if row.status == "completed" else None,
+        )
+
+
+class WakeWordSample(BaseModel):
+    """A generated clip kept to listen to."""
+
+    name: str
+    kind: Literal["positive", "confusable", "sentence"]
+    text: str
+    voice: str
+    seconds: float
+    url: str

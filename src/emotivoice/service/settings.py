@@ -57,6 +57,14 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A running job without heartbeat this long is requeued."
     )
     janitor_interval_s: float = Field(default=10.0, gt=0, description="Stale-job check period.")
+    wakeword_time_limit_s: float = Field(
+        default=3600.0, gt=0, description="Time limit of one wake-word training job."
+    )
+    wakeword_speech_dir: Path | None = Field(
+        default=None,
+        description="Shared real-speech folder (ravdess/, nemo/, librispeech/ ...) that wake-word "
+        "jobs take their negatives from (default: EMOTIVOICE_DATA_DIR).",
+    )
     max_attempts: int = Field(default=3, ge=1, description="Deliveries before a job fails.")
     require_api_key: bool = Field(default=False, description="Refuse requests without a key.")
     rate_limit_per_minute: int = Field(
@@ -215,6 +223,11 @@ class Settings(BaseSettings):
     @property
     def artefacts_dir(self) -> Path:
         return self.home / "analyses"
+
+    @property
+    def wakeword_dir(self) -> Path:
+        """Wake-word training jobs' run folders, one per job."""
+        return self.home / "wakeword"
 
     @classmethod
     def settings_customise_sources(

@@ -19,6 +19,7 @@ import contextlib
 import functools
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -75,6 +76,7 @@ CLOSE_CODES = {
 }
 _STOP = object()
 _THROTTLE_NOTICE_S = 2.0  # at most one "throttled" notice per this many seconds
+_JOB_ID = re.compile(r"[0-9a-f]{32}")  # a wake-word job id: the only kind of trained model named
 
 
 class _Reject(Exception):
@@ -234,6 +236,7 @@ class _Session:
             start = _parse_start(message.get("text") or "")
         except StreamProtocolError as e:
             raise _Reject(e, CLOSE_CODES["invalid_data"]) from e
+        wake_word = await run_in_threadpool(self._wake_word, start.wake_word)
         analyzer = await run_in_threadpool(self.ws.app.state.analyzer)
         options = StreamOptions(
             encoding=start.encoding,
@@ -248,12 +251,32 @@ class _Session:
             final_window=start.final_window,
             speculative=start.speculative,
             speakers=start.speakers,
-            wake_word=start.wake_word,
+            wake_word=wake_word,
             wake_threshold=start.wake_threshold,
         )
         self.stream = await run_in_threadpool(StreamingAnalyzer, analyzer, options)
         self.bytes_per_s = _bytes_per_second(start)
         return start
+
+    def _wake_word(self, name: str | None) -> str | None:
+        """The model a start message's ``wake_word`` names: a shipped model, or one this key
+        trained with the wake-word studio (the job's id); never a path on the server."""
+        if name is None:
+            return None
+        from emotivoice.wakeword.detector import available_models
+
+        if name in available_models():
+            return name
+        trained = None
+        if hasattr(self.store, "wakeword_model") and _JOB_ID.fullmatch(name):
+            trained = self.store.wakeword_model(self.owner, name)
+        if trained is None:
+            error = StreamProtocolError(
+                f"Unknown wake_word {name!r}; wake words = {available_models()}, or the id of "
+                "a completed wake-word job of this key."
+            )
+            raise _Reject(error, CLOSE_CODES["invalid_data"])
+        return str(trained)
 
     async def _authenticate(self) -> None:
         self.owner, self.slots, self.slot = await admit_socket(self.ws)
@@ -470,13 +493,6 @@ def _parse_start(text: str) -> StartMessage:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
         )
         raise StreamProtocolError(f"Invalid start message: {problems}.") from e
-    if start.wake_word is not None:
-        from emotivoice.wakeword.detector import available_models
-
-        if start.wake_word not in available_models():  # a name, never a path on the server
-            raise StreamProtocolError(
-                f"Unknown wake_word {start.wake_word!r}; wake words = {available_models()}."
-            )
     return start
 
 

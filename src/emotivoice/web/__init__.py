@@ -18,6 +18,7 @@ PAGES = {
     "result": ("Result", "", "result.js"),
     "live": ("Live", "live", "live.js"),
     "assistant": ("Assistant", "assistant", "assistant.js"),
+    "wakeword": ("Wake word", "wakeword", "wakeword.js"),
 }
 
 
@@ -41,6 +42,7 @@ def render_page(name: str) -> str:
         "{nav_analyze}": current if nav == "analyze" else "",
         "{nav_live}": current if nav == "live" else "",
         "{nav_assistant}": current if nav == "assistant" else "",
+        "{nav_wakeword}": current if nav == "wakeword" else "",
         "{script}": script,
         "{body}": (folder / "pages" / f"{name}.html").read_text(encoding="utf-8"),
     }

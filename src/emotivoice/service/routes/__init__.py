@@ -5,7 +5,8 @@
 * :mod:`.analyses`: ``/analyses`` (queue, batch, poll, list, cancel, export);
 * :mod:`.explanations`: ``/analyses/{id}/explanations`` and their figures;
 * :mod:`.reference`: ``/emotions``, ``/languages``, ``/models``;
-* :mod:`.tokens`: ``/tokens`` (short-lived tokens for media URLs and the live stream).
+* :mod:`.tokens`: ``/tokens`` (short-lived tokens for media URLs and the live stream);
+* :mod:`.wakeword`: ``/wakeword/jobs`` (train a wake word, its samples, DET curve, model).
 
 The live-analysis WebSocket ``/stream`` is :mod:`emotivoice.service.stream`, a protocol of its
 own. :func:`emotivoice.service.app.create_app` mounts them all.

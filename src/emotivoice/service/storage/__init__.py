@@ -6,7 +6,8 @@ the same engine and sessions (:class:`~.base.StoreBase`):
 * :mod:`.uploads`: uploaded recordings (:class:`~.uploads.UploadStore`);
 * :mod:`.analyses`: analyses as clients see them (:class:`~.analyses.AnalysisStore`);
 * :mod:`.jobs`: the workers' fenced writes and the janitor's requeues (:class:`~.jobs.JobStore`);
-* :mod:`.keys`: API keys (:class:`~.keys.KeyStore`).
+* :mod:`.keys`: API keys (:class:`~.keys.KeyStore`);
+* :mod:`.wakeword`: wake-word training jobs (:class:`~.wakeword.WakeWordStore`).
 
 Every query is scoped by ``owner`` (an API key id, or ``anonymous`` when keys are off), so one
 key never sees another key's data. Worker writes are fenced by the analysis' ``attempt``: only the
@@ -33,6 +34,7 @@ from emotivoice.service.storage.base import (
 from emotivoice.service.storage.jobs import JobStore
 from emotivoice.service.storage.keys import KeyStore, NewKey, hash_key
 from emotivoice.service.storage.uploads import UploadStore, display_name
+from emotivoice.service.storage.wakeword import WakeWordStore
 
 __all__ = [
     "ACTIVE",
@@ -49,7 +51,7 @@ __all__ = [
 ]
 
 
-class Store(UploadStore, AnalysisStore, JobStore, KeyStore):
+class Store(UploadStore, AnalysisStore, JobStore, KeyStore, WakeWordStore):
     """Database and data directory of one service deployment.
 
     ``Store(settings)`` migrates the database to the newest schema first; pass
