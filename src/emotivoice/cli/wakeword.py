@@ -21,7 +21,16 @@ GENERATE_FLAGS = (
     "test_positives",
     "seed",
 )
-TRAIN_FLAGS = ("epochs", "batch_size", "learning_rate", "seed", "device", "threads")
+TRAIN_FLAGS = (
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "seed",
+    "device",
+    "threads",
+    "hard_negatives",
+    "distill",
+)
 REFRACTORY_S = 2.0  # the detector's REFRACTORY_S (not imported: the parser stays light)
 
 
@@ -225,6 +234,20 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     t.add_argument("--device", default=None, choices=["cpu", "cuda"])
     t.add_argument("--threads", type=int, default=None, help="PyTorch CPU threads (default 1)")
     t.add_argument("--seed", type=int, default=None)
+    t.add_argument(
+        "--hard-negatives",
+        type=int,
+        default=None,
+        help="windows of the training speech the model scores highest, added for a second stage"
+        " (default 3000; 0: off)",
+    )
+    t.add_argument(
+        "--distill",
+        type=float,
+        default=None,
+        help="weight of the Whisper teacher's scores in the targets (default 0: no teacher;"
+        " slow on a CPU)",
+    )
     t.set_defaults(func=cmd_train)
 
     s = modes.add_parser(

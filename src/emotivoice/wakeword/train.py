@@ -28,9 +28,16 @@ from emotivoice.wakeword.data import WakeDataset, load_dataset, load_real
 from emotivoice.wakeword.detector import WakeWordModel
 from emotivoice.wakeword.evaluate import stream_threshold
 from emotivoice.wakeword.export import export_onnx, quantize_onnx
-from emotivoice.wakeword.features import WINDOW_FRAMES, log_mel
+from emotivoice.wakeword.features import (
+    FRAME_HOP,
+    HOP_FRAMES,
+    WINDOW_FRAMES,
+    WINDOW_SAMPLES,
+    log_mel,
+)
 from emotivoice.wakeword.files import atomic_folder
 from emotivoice.wakeword.model import MAX_PARAMETERS, ModelShape, build_model, count_parameters
+from emotivoice.wakeword.teacher import TeacherOptions, train_teacher, whisper_window_mels
 from emotivoice.wakeword.windows import crop_window, partial_window, place_window
 
 __all__ = ["TrainOptions", "TrainResult", "build_windows", "train_model"]
@@ -58,6 +65,18 @@ class TrainOptions:
         silence_share: background-only windows, as a share of the positive windows.
         spec_augment: share of training windows given a time and a band mask each epoch (off
             by default: with it, more negatives and early stopping the recipe measured worse).
+        speed_perturb: share of training clips played faster or slower (0.85-1.15 times, by
+            resampling: the pitch and the formants move with it, as a shorter or longer vocal
+            tract would), so that a few dozen synthetic voices stand for more speakers.
+        hard_negatives: after the main epochs, the training speech's windows (real recordings,
+            sentences, confusables, scored at the detector's 80 ms hops) that the model scores
+            highest are added as negatives, this many of them (0: off), and the model is
+            trained ``hard_epochs`` more epochs at a third of the learning rate.
+        hard_epochs: the epochs of that second stage.
+        distill: weight of the teacher's probabilities in the student's targets (0: hard labels
+            only; 0.5: half each). The teacher (:mod:`emotivoice.wakeword.teacher`, a head on
+            Whisper encoder layers) is trained first on the same windows.
+        teacher: how the teacher is made, when ``distill`` is above 0.
         shape: the network.
         augment: augmentation probabilities and ranges.
         target_false_rate: share of everyday validation negatives (real speech, sentences,
@@ -79,6 +98,11 @@ class TrainOptions:
     partial_share: float = 0.4
     silence_share: float = 0.1
     spec_augment: float = 0.0
+    speed_perturb: float = 0.0
+    hard_negatives: int = 0
+    hard_epochs: int = 3
+    distill: float = 0.0
+    teacher: TeacherOptions = field(default_factory=TeacherOptions)
     shape: ModelShape = field(default_factory=ModelShape)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
     target_false_rate: float = 1e-3
@@ -93,6 +117,12 @@ class TrainOptions:
             raise InvalidConfigError("positive_copies must be >= 1; other window counts >= 0.")
         if self.device not in ("cpu", "cuda"):
             raise InvalidConfigError(f"device must be cpu or cuda, not {self.device!r}.")
+        if not 0 <= self.distill <= 1:
+            raise InvalidConfigError("distill must lie in [0, 1].")
+        if not 0 <= self.speed_perturb <= 1 or self.hard_negatives < 0 or self.hard_epochs < 0:
+            raise InvalidConfigError(
+                "speed_perturb must lie in [0, 1]; hard_negatives and hard_epochs must be >= 0."
+            )
         if not 0 < self.target_false_rate < 1:
             raise InvalidConfigError("target_false_rate must lie in (0, 1).")
 
@@ -129,26 +159,32 @@ def build_windows(
     real: Sequence[np.ndarray],
     options: TrainOptions,
     seed: int,
+    teacher_mels: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Augmented log-mel windows ``(n, WINDOW_FRAMES, N_MELS)`` float16, labels ``(n,)`` and
     each window's kind (``positive``, ``partial``, ``confusable``, ``sentence``, ``real``,
-    ``silence``)."""
+    ``silence``). With ``teacher_mels``, each window's Whisper log-mel is appended to it."""
     rng = np.random.default_rng(seed)
     positives = dataset.select(split, "positive")
     if not positives:
         raise NoTrainingDataError(f"The data set has no {split} positives to train on.")
+    share = options.speed_perturb if split == "train" else 0.0
+
+    def speed(clip: np.ndarray) -> np.ndarray:
+        return _speed_perturb(clip, rng, share)
+
     windows: list[tuple[np.ndarray, str]] = []
     copies = options.positive_copies if split == "train" else 1
     for clip in positives:
-        windows += [(place_window(clip, rng), "positive") for _ in range(copies)]
+        windows += [(place_window(speed(clip), rng), "positive") for _ in range(copies)]
     n_pos = len(windows)
     for _ in range(int(n_pos * options.partial_share)):
         clip = positives[int(rng.integers(len(positives)))]
-        windows.append((partial_window(clip, rng), "partial"))
+        windows.append((partial_window(speed(clip), rng), "partial"))
     repeats = max(options.negative_copies, 1 if split != "train" else 0)
     for kind in ("confusable", "sentence"):
         for clip in dataset.select(split, kind):
-            windows += [(crop_window(clip, rng), kind) for _ in range(repeats)]
+            windows += [(crop_window(speed(clip), rng), kind) for _ in range(repeats)]
     if real:
         for _ in range(int(n_pos * options.real_windows)):
             windows.append((crop_window(real[int(rng.integers(len(real)))], rng), "real"))
@@ -157,9 +193,66 @@ def build_windows(
     babble = list(real) or dataset.select(split, "sentence") or positives
     features = np.zeros((len(windows), WINDOW_FRAMES, log_mel(windows[0][0]).shape[1]), np.float16)
     for i, (window, _) in enumerate(windows):
-        features[i] = log_mel(augment_window(window, rng, babble, options.augment))[:WINDOW_FRAMES]
+        augmented = augment_window(window, rng, babble, options.augment)
+        features[i] = log_mel(augmented)[:WINDOW_FRAMES]
+        if teacher_mels is not None:  # the same window as the teacher hears it
+            teacher_mels.append(whisper_window_mels(augmented[None])[0])
     kinds = np.array([kind for _, kind in windows])
     return features, (kinds == "positive").astype(np.float32), kinds
+
+
+_SPEED_RANGE = (0.85, 1.15)
+
+
+def _speed_perturb(clip: np.ndarray, rng: np.random.Generator, share: float) -> np.ndarray:
+    """``clip`` resampled to play ``factor`` times as fast (with its pitch and formants), for a
+    ``share`` of the calls; the others, and every call when ``share`` is 0, return it as is
+    (drawing nothing from ``rng``, so the windows of a recipe without it do not change)."""
+    if share <= 0 or rng.random() >= share:
+        return clip
+    factor = rng.uniform(*_SPEED_RANGE)
+    length = max(2, round(len(clip) / factor))
+    return np.interp(np.linspace(0, len(clip) - 1, length), np.arange(len(clip)), clip).astype(
+        np.float32
+    )
+
+
+def _hop_windows(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every window a live detector would score in ``samples`` (one every 80 ms), as log-mel
+    ``(n, WINDOW_FRAMES, N_MELS)``, and each window's end (its last sample + 1)."""
+    frames = log_mel(samples)
+    ends = np.arange(WINDOW_FRAMES, len(frames) + 1, HOP_FRAMES)
+    index = ends[:, None] - WINDOW_FRAMES + np.arange(WINDOW_FRAMES)[None, :]
+    return frames[index], (ends - WINDOW_FRAMES) * FRAME_HOP + WINDOW_SAMPLES
+
+
+def mine_hard_negatives(
+    model: Any, recordings: Sequence[np.ndarray], count: int, device: str = "cpu"
+) -> list[np.ndarray]:
+    """The ``count`` windows of ``recordings`` (audio with no wake phrase) that ``model``
+    scores highest, as audio windows. Each recording gives at most its few highest windows, a
+    window's length apart, so that one loud false accept does not fill the list with its
+    neighbours."""
+    padded = [_pad_front(r) for r in recordings]
+    found: list[tuple[float, int, int]] = []
+    for index, samples in enumerate(padded):
+        windows, ends = _hop_windows(samples)
+        scores = predict(model, windows, device)
+        order = np.argsort(-scores)
+        taken: list[int] = []
+        for i in order[:8]:
+            if all(abs(int(ends[i]) - e) >= WINDOW_SAMPLES for e in taken):
+                taken.append(int(ends[i]))
+                found.append((float(scores[i]), index, int(ends[i])))
+    found.sort(reverse=True)
+    return [padded[index][end - WINDOW_SAMPLES : end] for _, index, end in found[:count]]
+
+
+def _pad_front(samples: np.ndarray) -> np.ndarray:
+    """``samples`` after silence (half a window, or enough for one window), as a live stream
+    starts: its first windows hold the recording's beginning. Float32."""
+    pad = np.zeros(max(WINDOW_SAMPLES // 2, WINDOW_SAMPLES - len(samples)), np.float32)
+    return np.concatenate([pad, np.asarray(samples, np.float32)])
 
 
 def _real_sample(
@@ -295,7 +388,22 @@ def train_model(
         report("windows", 0.0, {})
         real_train = _real_sample(dataset, "train", options, options.seed)
         real_val = _real_sample(dataset, "val", options, options.seed + 1)
-        x, y, _ = build_windows(dataset, "train", real_train, options, options.seed)
+        teacher_mels: list[np.ndarray] | None = [] if options.distill > 0 else None
+        x, y, _ = build_windows(dataset, "train", real_train, options, options.seed, teacher_mels)
+        targets = y
+        if teacher_mels is not None:
+            report("teacher", 0.0, {})
+            _, teacher_logits = train_teacher(
+                np.stack(teacher_mels),
+                y,
+                options.teacher,
+                options.device,
+                options.seed,
+                lambda fraction: report("teacher", fraction, {}),
+            )
+            del teacher_mels
+            soft = 1.0 / (1.0 + np.exp(-teacher_logits))
+            targets = ((1 - options.distill) * y + options.distill * soft).astype(np.float32)
         has_val = bool(dataset.select("val", "positive"))
         vx, vy, vkinds = (
             build_windows(dataset, "val", real_val, options, options.seed + 1)
@@ -319,9 +427,13 @@ def train_model(
         writer = _tensorboard(folder)
         history: list[dict[str, float]] = []
         best: tuple[float, int, dict[str, Any]] | None = None
-        with (folder / "metrics.jsonl").open("w") as log:
-            for epoch in range(1, options.epochs + 1):
-                loss = _epoch(model, torch, optimiser, scheduler, x, y, options, rng)
+        total_epochs = options.epochs + (options.hard_epochs if options.hard_negatives else 0)
+
+        def run_epochs(stage: str, epochs: int, xs: np.ndarray, ys: np.ndarray) -> None:
+            nonlocal best
+            for _ in range(epochs):
+                epoch = len(history) + 1
+                loss = _epoch(model, torch, optimiser, scheduler, xs, ys, options, rng)
                 metrics = {"epoch": float(epoch), "train_loss": loss}
                 if has_val:
                     scores = predict(model, vx, options.device)
@@ -335,13 +447,47 @@ def train_model(
                 # the validation metric: false rejects at the target false-accept rate, then loss
                 score = metrics.get("val_frr", 0.0) * 10 + metrics.get("val_loss", loss)
                 if best is None or score < best[0]:
-                    best = (
-                        score,
-                        epoch,
-                        {k: v.detach().clone() for k, v in model.state_dict().items()},
-                    )
-                report("training", epoch / options.epochs, metrics)
-                logger.info("epoch %d: %s", epoch, metrics)
+                    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    best = (score, epoch, state)
+                report(stage, epoch / total_epochs, metrics)
+                logger.info("epoch %d (%s): %s", epoch, stage, metrics)
+
+        with (folder / "metrics.jsonl").open("w") as log:
+            run_epochs("training", options.epochs, x, targets)
+            if options.hard_negatives and options.hard_epochs:
+                assert best is not None  # epochs >= 1
+                model.load_state_dict(best[2])
+                report("hard negatives", len(history) / total_epochs, {})
+                recordings = [
+                    *real_train,
+                    *dataset.select("train", "sentence"),
+                    *dataset.select("train", "confusable"),
+                ]
+                mined = mine_hard_negatives(
+                    model, recordings, options.hard_negatives, options.device
+                )
+                babble = list(real_train) or dataset.select("train", "sentence")
+                hard = np.stack(
+                    [
+                        log_mel(augment_window(w, rng, babble, options.augment))[:WINDOW_FRAMES]
+                        for w in mined
+                    ]
+                ).astype(np.float16)
+                logger.info("%d hard negatives mined", len(hard))
+                x = np.concatenate([x, hard])
+                y = np.concatenate([y, np.zeros(len(hard), np.float32)])
+                targets = np.concatenate([targets, np.zeros(len(hard), np.float32)])
+                rate = options.learning_rate / 3
+                optimiser = torch.optim.AdamW(
+                    model.parameters(), lr=rate, weight_decay=options.weight_decay
+                )
+                scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                    optimiser,
+                    rate,
+                    total_steps=options.hard_epochs * int(np.ceil(len(y) / options.batch_size)),
+                    pct_start=0.15,
+                )
+                run_epochs("hard negatives", options.hard_epochs, x, targets)
         if writer is not None:
             writer.close()
         assert best is not None  # epochs >= 1
