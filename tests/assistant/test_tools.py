@@ -1,0 +1,222 @@
+"""The browser tool: real Playwright on the system's Chromium (headless) against a page served by
+the test on loopback; the call format and its refusals; the tool-call loop of the pipeline with
+the real local model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from emotivoice.assistant.tools import (
+    BrowserPolicy,
+    BrowserTool,
+    ToolAction,
+    ToolCall,
+    parse_tool_call,
+)
+from emotivoice.errors import InvalidConfigError, ToolCallError, ToolNotAllowedError
+
+HOME = """<!doctype html><html><head><title>Cafe Lumen</title></head><body>
+<h1>Cafe Lumen</h1><p>Today's soup is tomato. The soup comes with bread.</p>
+<a href="/specials.html">Specials</a>
+<button onclick="document.getElementById('hours').textContent = 'Open 8 to 18 every day.'">
+Show hours</button><p id="hours"></p>
+<a href="http://localhost:{port}/secret.html">Elsewhere</a>
+<a href="/away">Partner site</a>
+</body></html>"""
+SPECIALS = """<!doctype html><html><head><title>Specials</title></head><body>
+<p>Pancakes with maple syrup, all week.</p><a href="/">Home</a></body></html>"""
+SECRET = "<html><body>secret</body></html>"
+
+
+@dataclass
+class Site:
+    """The test's web server: its address and every request it was sent (host, path)."""
+
+    port: int
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def paths(self) -> list[str]:
+        return [path for _, path in self.requests]
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    """A small site on a loopback port: a home page with a link, a button that changes the
+    page, a link to another host and a redirect to it."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            served.requests.append((self.headers.get("Host", ""), self.path))
+            if self.path == "/away":
+                self.send_response(302)
+                self.send_header("Location", f"http://localhost:{served.port}/secret.html")
+                self.end_headers()
+                return
+            pages = {"/": HOME.format(port=served.port), "/specials.html": SPECIALS}
+            pages["/secret.html"] = SECRET
+            body = pages.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    served = Site(server.server_address[1])
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield served
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_tool_calls_are_parsed_or_refused_with_a_clear_error() -> None:
+    call = parse_tool_call('{"tool": "open_page", "args": {"url": "http://127.0.0.1:8000/"}}')
+    assert call == ToolCall("open_page", "http://127.0.0.1:8000/", call.raw)
+    fenced = parse_tool_call('```json\n{"tool": "read_page", "args": {"url": "x"}}\n``` more')
+    assert (fenced.tool, fenced.argument, fenced.raw) == ("read_page", "", fenced.raw)
+    assert fenced.raw.startswith("{") and fenced.raw.endswith("}")
+    assert parse_tool_call('{"tool": "click", "args": {"text": " Specials "}}').argument == (
+        "Specials"
+    )
+    for text, words in [
+        ('{"tool": "open_page", "args": {"url": "http://127.0', "not valid JSON"),
+        ("open the page please", "not JSON"),
+        ('{"name": "open_page"}', '"tool" name'),
+        ('{"tool": "go", "args": {"url": "x"}}', "no tool 'go'"),
+        ('{"tool": "click", "args": "Specials"}', "args"),
+        ('{"tool": "find", "args": {}}', 'find needs "text"'),
+    ]:
+        with pytest.raises(ToolCallError, match=words) as info:
+            parse_tool_call(text)
+        assert info.value.code == "INVALID_TOOL_CALL"
+
+
+def test_the_policy_allows_nothing_by_default() -> None:
+    with pytest.raises(ToolNotAllowedError, match="No website is allowed yet") as info:
+        BrowserPolicy().check("http://127.0.0.1/")
+    assert info.value.code == "TOOL_NOT_ALLOWED"
+    policy = BrowserPolicy(allowed_hosts=("Example.org", "127.0.0.1:8000"))
+    assert policy.allowed_hosts == ("example.org", "127.0.0.1:8000")
+    assert policy.check("example.org/news") == "http://example.org/news"
+    assert policy.check("https://EXAMPLE.org:8443/") == "https://EXAMPLE.org:8443/"
+    assert policy.check("http://127.0.0.1:8000/x") == "http://127.0.0.1:8000/x"
+    for url in ("http://127.0.0.1:8001/", "http://www.example.org/", "http://evil.com/"):
+        with pytest.raises(ToolNotAllowedError, match="not allowed"):
+            policy.check(url)
+    with pytest.raises(ToolNotAllowedError, match="local files"):
+        policy.check("file:///etc/passwd")
+    assert BrowserPolicy(allow_file=True).check("file:///tmp/x.html") == "file:///tmp/x.html"
+    with pytest.raises(ToolNotAllowedError, match="Only http and https"):
+        policy.check("javascript:alert(1)")
+    for bad in ({"allowed_hosts": ("http://example.org/",)}, {"max_actions": 0}):
+        with pytest.raises(InvalidConfigError):
+            BrowserPolicy(**bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_open_read_find_and_click_in_chromium(site: Site, tmp_path: Path) -> None:
+    async def session() -> list[ToolAction]:
+        tool = BrowserTool(BrowserPolicy(allowed_hosts=("127.0.0.1",), max_actions=6))
+        try:
+            return [
+                await tool.open_page(site.url),
+                await tool.read_page(),
+                await tool.find("soup"),
+                await tool.click("Show hours"),
+                await tool.click("Specials"),
+                await tool.find("tomato"),
+            ]
+        finally:
+            await tool.close()
+
+    opened, read, found, button, link, missing = asyncio.run(session())
+    assert opened.ok and opened.code is None and opened.url == site.url
+    assert '"Cafe Lumen"' in opened.outcome and "soup is tomato" in opened.outcome
+    assert read.ok and "Today's soup is tomato" in read.outcome and "Show hours" in read.outcome
+    assert found.ok and "2 time(s)" in found.outcome and "soup is tomato" in found.outcome
+    # the button changed the page; the link went to another page
+    assert button.ok and "Open 8 to 18 every day" in button.outcome and button.url == site.url
+    assert link.ok and link.url == f"{site.url}specials.html" and "Pancakes" in link.outcome
+    assert not missing.ok and missing.code == "TOOL_FAILED" and "not on the page" in missing.outcome
+    assert site.paths() == ["/", "/specials.html"]  # and nothing else (no favicon, no prefetch)
+    for action in (opened, read, found, button, link, missing):
+        assert 0 < action.duration_s < 30
+        json.dumps(action.to_dict())
+    assert "Tool error (find, TOOL_FAILED)" in missing.feedback()
+
+
+@pytest.mark.slow
+def test_refusals_open_nothing(site: Site, tmp_path: Path) -> None:
+    page = tmp_path / "local.html"
+    page.write_text("<html><body>A local file.</body></html>")
+
+    async def session() -> dict[str, ToolAction]:
+        nothing = BrowserTool()  # the default policy: no host
+        refused = await nothing.open_page(site.url)
+        assert nothing._browser is None  # refused before Chromium was even started
+        tool = BrowserTool(BrowserPolicy(allowed_hosts=("127.0.0.1",), max_actions=6))
+        try:
+            return {
+                "default": refused,
+                "no page yet": await tool.read_page(),
+                "other host": await tool.open_page(f"http://localhost:{site.port}/"),
+                "file": await tool.open_page(page.as_uri()),
+                "home": await tool.open_page(site.url),
+                "link away": await tool.click("Elsewhere"),
+                "redirect away": await tool.click("Partner site"),
+                "over the cap": await tool.find("soup"),
+            }
+        finally:
+            await tool.close()
+
+    actions = asyncio.run(session())
+    for name in ("default", "other host", "file", "link away", "redirect away"):
+        assert actions[name].code == "TOOL_NOT_ALLOWED", (name, actions[name])
+        assert not actions[name].ok
+    assert "No website is allowed yet" in actions["default"].outcome
+    assert "local files" in actions["file"].outcome
+    assert "localhost" in actions["link away"].outcome
+    assert actions["no page yet"].code == "TOOL_FAILED"
+    assert actions["home"].ok
+    assert actions["over the cap"].code == "TOOL_LIMIT"
+    # the server saw the allowed page and the redirect, never a request for another host
+    assert all(host == f"127.0.0.1:{site.port}" for host, _ in site.requests)
+    assert "/secret.html" not in site.paths()
+
+
+@pytest.mark.slow
+def test_a_file_url_when_allowed(tmp_path: Path) -> None:
+    page = tmp_path / "local.html"
+    page.write_text("<html><head><title>Notes</title></head><body>Buy milk.</body></html>")
+
+    async def session() -> ToolAction:
+        tool = BrowserTool(BrowserPolicy(allow_file=True))
+        try:
+            return await tool.open_page(page.as_uri())
+        finally:
+            await tool.close()
+
+    opened = asyncio.run(session())
+    assert opened.ok and "Buy milk." in opened.outcome and '"Notes"' in opened.outcome
