@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from emotivoice.assistant.pipeline import Assistant, AssistantOptions
 from emotivoice.assistant.tools import (
     BrowserPolicy,
     BrowserTool,
@@ -21,6 +22,7 @@ from emotivoice.assistant.tools import (
     ToolCall,
     parse_tool_call,
 )
+from emotivoice.assistant.turns import Turn, Utterance
 from emotivoice.errors import InvalidConfigError, ToolCallError, ToolNotAllowedError
 
 HOME = """<!doctype html><html><head><title>Cafe Lumen</title></head><body>
@@ -220,3 +222,91 @@ def test_a_file_url_when_allowed(tmp_path: Path) -> None:
 
     opened = asyncio.run(session())
     assert opened.ok and "Buy milk." in opened.outcome and '"Notes"' in opened.outcome
+
+
+class NoEars:
+    """A listener that hears nothing: the turns come through ``Assistant.reply``."""
+
+    async def feed(self, samples: object) -> list[object]:
+        return []
+
+    async def finish(self) -> list[object]:
+        return []
+
+
+@pytest.fixture(scope="module")
+def greedy_model():  # type: ignore[no-untyped-def]
+    """The real local model, greedy: its tool calls are the same on every run."""
+    pytest.importorskip("cyllama")
+    from emotivoice.assistant.llm import LocalModel
+
+    return LocalModel(temperature=0.0)
+
+
+def _spoken_json(turn: Turn) -> bool:
+    return any(mark in text for text in (turn.reply, *turn.sentences) for mark in "{}`")
+
+
+@pytest.mark.slow
+def test_the_local_model_opens_a_page_through_the_pipeline(  # type: ignore[no-untyped-def]
+    site: Site, greedy_model, espeak
+) -> None:
+    """SmolLM2-135M asked to open a page calls open_page with the URL it was given; the
+    action runs, is in the trace and the JSON log, the model answers from the page's text and
+    no JSON is spoken. A host that is not allowed is refused in the next turn (the model is
+    told why and says so), and the conversation goes on."""
+    policy = BrowserPolicy(allowed_hosts=("127.0.0.1",), max_actions=2)
+    options = AssistantOptions(max_reply_tokens=40)
+
+    async def talk() -> list[Turn]:
+        browser = BrowserTool(policy)
+        async with Assistant(NoEars(), greedy_model, espeak, options=options, browser=browser):
+            pass  # closing an assistant whose browser never started is fine
+        assistant = Assistant(NoEars(), greedy_model, espeak, options=options, browser=browser)
+        async with assistant:
+            await assistant.reply(Utterance(f"Open the page {site.url}"))
+            await assistant.reply(Utterance(f"Open the page http://localhost:{site.port}/"))
+        assert browser._browser is None  # closed with the assistant
+        return assistant.turns
+
+    opened, refused = asyncio.run(talk())
+    first = opened.actions[0]
+    assert (first.tool, first.argument, first.ok) == ("open_page", site.url, True)
+    assert site.paths()[0] == "/" and '"Cafe Lumen"' in first.outcome
+    assert opened.trace.tools_s is not None and opened.trace.tools_s >= first.duration_s
+    assert len(opened.actions) <= policy.max_actions + 1  # the cap bounds the model's rounds
+    # after the page's text comes back, the small model answers in words (it reads it out)
+    assert len(opened.actions) == 1 and "tomato" in opened.reply.lower()
+    assert opened.error is None and not _spoken_json(opened)
+    record = json.loads(json.dumps(opened.to_dict()))
+    assert record["actions"][0]["tool"] == "open_page" and record["actions"][0]["ok"]
+
+    assert refused.actions[0].code == "TOOL_NOT_ALLOWED"
+    assert "localhost is not allowed" in refused.actions[0].outcome
+    assert refused.error is None and "not allowed" in refused.reply and not _spoken_json(refused)
+    assert all(host == f"127.0.0.1:{site.port}" for host, _ in site.requests)
+
+
+@pytest.mark.slow
+def test_malformed_tool_calls_are_reported_and_the_turn_goes_on(  # type: ignore[no-untyped-def]
+    site: Site, greedy_model, espeak
+) -> None:
+    """A reply cut off mid-call (the turn's token limit) is malformed JSON: each attempt is an
+    INVALID_TOOL_CALL in the trace and is told to the model; at the cap the assistant says so
+    in words, and the next turn is answered."""
+    policy = BrowserPolicy(allowed_hosts=("127.0.0.1",), max_actions=2)
+    options = AssistantOptions(max_reply_tokens=8)
+
+    async def talk() -> list[Turn]:
+        browser = BrowserTool(policy)
+        async with Assistant(NoEars(), greedy_model, espeak, options=options, browser=browser) as a:
+            await a.reply(Utterance(f"Open the page {site.url}"))
+            await a.reply(Utterance("What is the capital of France?"))
+            return a.turns
+
+    cut, answered = asyncio.run(talk())
+    assert [a.code for a in cut.actions] == ["INVALID_TOOL_CALL"] * 2 + ["TOOL_LIMIT"]
+    assert cut.actions[0].tool == "(unreadable)" and "not valid JSON" in cut.actions[0].outcome
+    assert cut.reply == options.tool_limit_reply and cut.error is None
+    assert site.requests == []  # nothing was opened
+    assert answered.actions == () and "paris" in answered.reply.lower()

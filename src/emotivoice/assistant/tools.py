@@ -234,9 +234,11 @@ class ToolAction:
     duration_s: float = 0.0
 
     def feedback(self) -> str:
-        """The result as the model reads it, in a system message after its call."""
+        """The result as the model reads it, in a system message after its call: the outcome
+        in plain words (SmolLM2 answers in words after ``The page "..." is open. It says:
+        ...``, and writes another call after a result that begins with a URL or a label)."""
         if self.ok:
-            return f"Tool result ({self.tool}): {self.outcome}"
+            return self.outcome
         return f"Tool error ({self.tool}, {self.code}): {self.outcome}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -291,6 +293,11 @@ class BrowserTool:
             f"click(text). Allowed sites: {hosts}. After a tool result, answer the user in "
             "one or two short sentences."
         )
+
+    def reminder(self) -> str:
+        """A line before the turn's context, just before the question: without it, SmolLM2
+        forgets the format behind the turn's other system lines and echoes the request."""
+        return 'Browser: answer with one JSON line {"tool": NAME, "args": {...}} to use it.'
 
     def examples(self) -> list[dict[str, str]]:
         """Example exchanges that show the model the call format (after the persona).
@@ -348,7 +355,7 @@ class BrowserTool:
                 self._raise_blocked()
                 raise ToolError(f"{target} did not open: {_first_line(error)}") from error
             self._raise_blocked()
-            return f"Opened {await self._summary(page)}"
+            return await self._summary(page)
 
         return await self._run("open_page", url, run)
 
@@ -359,7 +366,7 @@ class BrowserTool:
             page = self._open_page()
             text = await self._text(page)
             more = " (cut)" if len(text) > self.policy.page_chars else ""
-            return f"Page text{more}: {text[: self.policy.page_chars]}"
+            return f"The page says{more}: {text[: self.policy.page_chars]}"
 
         return await self._run("read_page", "", run)
 
@@ -406,8 +413,7 @@ class BrowserTool:
                         await self._back_from_blocked(page, before)
                         raise ToolError(f"Clicking {text!r} failed: {_first_line(error)}") from error
                     await self._back_from_blocked(page, before)
-                    moved = "went to" if page.url != before else "the page is now"
-                    return f"Clicked the {kind} {text!r}; {moved} {await self._summary(page)}"
+                    return f"Clicked the {kind} {text!r}. {await self._summary(page)}"
             raise ToolError(f"Nothing on the page says {text!r}.")
 
         return await self._run("click", text, run)
@@ -550,8 +556,8 @@ class BrowserTool:
         title = _normalise(await page.title()) or "(no title)"
         text = await self._text(page)
         head = text[: self.policy.page_chars]
-        more = " (cut; read_page for the text)" if len(text) > len(head) else ""
-        return f'{page.url} "{title}". Page text{more}: {head}'
+        more = " (cut)" if len(text) > len(head) else ""
+        return f'The page "{title}" is open. It says{more}: {head}'
 
 
 def _first_line(error: BaseException) -> str:
