@@ -59,7 +59,7 @@ def site() -> Iterator[Site]:
     page, a link to another host and a redirect to it."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             served.requests.append((self.headers.get("Host", ""), self.path))
             if self.path == "/away":
                 self.send_response(302)
@@ -79,7 +79,7 @@ def site() -> Iterator[Site]:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -13,6 +13,11 @@ While a reply plays, live audio is handled as ``AssistantOptions.during_reply`` 
 loudspeaker: what the microphone hears meanwhile is the assistant itself, dropped) or
 ``barge_in`` (headphones: the user's new speech stops playback and cancels the generation;
 the reply is kept as ``cut``).
+
+With a :class:`~emotivoice.assistant.tools.BrowserTool` the model may also call the browser: a
+reply is held back from its first ``{`` (never spoken), read as a tool call, checked by the
+tool's policy and run; the outcome goes back to the model as a system message and it writes
+on, up to the turn's cap. Refused, failed and unreadable calls are actions in the trace too.
 """
 
 from __future__ import annotations

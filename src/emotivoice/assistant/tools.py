@@ -188,7 +188,7 @@ def parse_tool_call(text: str) -> ToolCall:
         raise ToolCallError(f"The tool call is not JSON: {text.strip()[:120]!r}.")
     try:
         call, end = json.JSONDecoder().raw_decode(text, start)
-    except ValueError as error:
+    except json.JSONDecodeError as error:
         raise ToolCallError(
             f"The tool call is not valid JSON ({error.msg}): {text[start:][:120]!r}."
         ) from error
@@ -411,7 +411,9 @@ class BrowserTool:
                         await page.wait_for_load_state("domcontentloaded")
                     except self._api.Error as error:
                         await self._back_from_blocked(page, before)
-                        raise ToolError(f"Clicking {text!r} failed: {_first_line(error)}") from error
+                        raise ToolError(
+                            f"Clicking {text!r} failed: {_first_line(error)}"
+                        ) from error
                     await self._back_from_blocked(page, before)
                     return f"Clicked the {kind} {text!r}. {await self._summary(page)}"
             raise ToolError(f"Nothing on the page says {text!r}.")
@@ -469,9 +471,7 @@ class BrowserTool:
             url=url,
             duration_s=time.perf_counter() - started,
         )
-        logger.info(
-            "browser %s(%r): %s", tool, argument, "ok" if action.ok else f"{action.code}"
-        )
+        logger.info("browser %s(%r): %s", tool, argument, "ok" if action.ok else f"{action.code}")
         return action
 
     async def _ensure_page(self) -> Any:
@@ -530,8 +530,7 @@ class BrowserTool:
                 self.policy.check(self._blocked[0])
             except ToolError as error:
                 raise ToolNotAllowedError(
-                    f"The page tried to load {self._blocked[0]}, which was blocked: "
-                    f"{error.message}"
+                    f"The page tried to load {self._blocked[0]}, which was blocked: {error.message}"
                 ) from error
 
     async def _back_from_blocked(self, page: Any, before: str) -> None:

@@ -27,7 +27,9 @@ def _show(turn: Any) -> None:
         print(f"  error {turn.error['code']}: {turn.error['message']}", file=sys.stderr)
     for action in turn.actions:
         status = "ok" if action.ok else action.code
-        outcome = action.outcome[:_OUTCOME_CHARS] + ("…" if len(action.outcome) > _OUTCOME_CHARS else "")
+        outcome = action.outcome[:_OUTCOME_CHARS] + (
+            "…" if len(action.outcome) > _OUTCOME_CHARS else ""
+        )
         print(
             f"  browser {action.tool}({action.argument!r}): {status} "
             f"in {action.duration_s:.2f} s: {outcome}"
