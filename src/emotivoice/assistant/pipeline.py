@@ -68,7 +68,7 @@ DEFAULT_SYSTEM_PROMPT = (
     "read it out."
 )
 _CLOCK_S = 120.0  # how far back the stream-time → wall-clock map reaches
-_TOOL_CALL = re.compile(r"[{`]")  # with the browser on, a reply is held back from here on
+_TOOL_CALL = re.compile(r"\{")  # with the browser on, a reply is held back from here on
 _UNREADABLE = "(unreadable)"
 
 
@@ -374,8 +374,8 @@ class Assistant:
         sentences: asyncio.Queue[str | None],
     ) -> str:
         """One generation: its text is cut into sentences as it streams; with the browser on,
-        from the first ``{`` or backtick on it is held back (a tool call is never spoken) and
-        returned (``""``: no call)."""
+        from the first ``{`` on it is held back (a tool call is never spoken) and returned
+        (``""``: no call)."""
         held: str | None = None
         if state.text.strip():  # a round after a tool result goes on from the spoken text
             state.text += " "
@@ -417,9 +417,11 @@ class Assistant:
         sentences: asyncio.Queue[str | None],
         text: str,
     ) -> None:
-        """Add a fixed sentence of the assistant's own to the reply."""
+        """Add a fixed sentence of the assistant's own to the reply (after what the model left
+        unfinished, as a sentence of its own)."""
         state.text = f"{state.text.strip()} {text}".strip()
-        for sentence in cutter.push(f" {text} "):
+        rest = cutter.flush()
+        for sentence in [*([rest] if rest else []), *cutter.push(f"{text} ")]:
             state.mark("first_sentence")
             sentences.put_nowait(sentence)
 
