@@ -379,6 +379,8 @@ class Assistant:
         held: str | None = None
         if state.text.strip():  # a round after a tool result goes on from the spoken text
             state.text += " "
+            for sentence in cutter.push(" "):
+                sentences.put_nowait(sentence)
         async with asyncio.timeout(self.options.first_token_timeout_s) as deadline:
             stream = self.model.stream(messages, self.options.max_reply_tokens)
             first = True
