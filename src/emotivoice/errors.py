@@ -33,6 +33,10 @@ __all__ = [
     "StreamFrameTooLargeError",
     "StreamProtocolError",
     "StreamTooLongError",
+    "ToolCallError",
+    "ToolError",
+    "ToolLimitError",
+    "ToolNotAllowedError",
     "UnsupportedFormatError",
     "WakeWordModelError",
 ]
@@ -201,6 +205,33 @@ class SpeechSynthesisError(EmotiVoiceError):
     """The assistant cannot speak: no TTS engine is installed, or the one chosen failed."""
 
     code = "TTS_ERROR"
+
+
+class ToolError(EmotiVoiceError):
+    """An assistant tool could not do what the model asked: the browser did not start, a page
+    did not load, no element matches the text. Reported to the model and in the turn's trace;
+    the conversation goes on."""
+
+    code = "TOOL_FAILED"
+
+
+class ToolNotAllowedError(ToolError):
+    """The browser tool's policy refuses the action: a host that is not on the allowlist, a
+    ``file:`` URL without ``allow_file``, a scheme other than http(s). Nothing is opened."""
+
+    code = "TOOL_NOT_ALLOWED"
+
+
+class ToolLimitError(ToolError):
+    """The turn has used up its browser actions (the policy's per-turn cap)."""
+
+    code = "TOOL_LIMIT"
+
+
+class ToolCallError(ToolError):
+    """The model's tool call cannot be read: not JSON, an unknown tool, a missing argument."""
+
+    code = "INVALID_TOOL_CALL"
 
 
 class PeerEnvironmentError(EmotiVoiceError):

@@ -41,8 +41,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "robustness": ("torch", "pesq", "pystoi"),
     "pyannote": ("pyannote.audio",),
     "evaluation": ("pyannote.metrics",),
-    "wakeword": ("torch", "onnx"),
-    "assistant": ("cyllama", "httpx"),
+    "wakeword": ("torch", "onnx", "optuna"),
+    "assistant": ("cyllama", "httpx", "playwright"),
 }
 
 

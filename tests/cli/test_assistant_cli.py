@@ -57,3 +57,30 @@ def test_usage_errors(capsys) -> None:  # type: ignore[no-untyped-def]
     assert info.value.code == 2 and "--realtime" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["assistant", "--model", "m.gguf", "--llm-url", "http://127.0.0.1:1/v1"])
+
+
+def test_browser_usage_errors(capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as info:
+        main(["assistant", "--input", "x.wav", "--allow-host", "example.org"])
+    assert info.value.code == 2 and "need --browser" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["assistant", "--input", "x.wav", "--browser", "--allow-host", "http://a.org/"])
+    assert info.value.code == 2 and "host names such as" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["assistant", "--input", "x.wav", "--browser", "--browser-actions", "0"])
+    assert info.value.code == 2 and "max_actions" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_browser_flags_reach_the_assistant(data_dir: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """With --browser and no host allowed, the warning says so and no browser action can
+    succeed (the model is not asked for a page here; a call it writes anyway is refused)."""
+    pytest.importorskip("cyllama")
+    out = tmp_path / "replies"
+    argv = ["assistant", "--input", str(data_dir / RAVDESS_ANGRY), "--output", str(out)]
+    assert main([*argv, "--max-tokens", "16", "--voice", "espeak-ng", "--browser"]) == 0
+    captured = capsys.readouterr()
+    assert "no host is allowed yet" in captured.err and "assistant [calm]" in captured.out
+    record = json.loads((out / "turn-00.json").read_text())
+    assert not any(action["ok"] for action in record["actions"])
+    assert record["error"] is None and record["reply"]

@@ -7,8 +7,9 @@ The modules, in the order a turn flows through them: :mod:`~emotivoice.assistant
 (the reply style from the user's emotion), :mod:`~emotivoice.assistant.memory` (the prompt within
 the context window), :mod:`~emotivoice.assistant.llm` (local GGUF model, OpenAI-compatible
 client), :mod:`~emotivoice.assistant.sentences` (sentences cut from streamed tokens),
-:mod:`~emotivoice.assistant.speech` (TTS and audio out) and :mod:`~emotivoice.assistant.pipeline`
-(the :class:`Assistant` that composes them). Library code: no service or web imports.
+:mod:`~emotivoice.assistant.speech` (TTS and audio out), :mod:`~emotivoice.assistant.tools` (the
+browser tool the model may call) and :mod:`~emotivoice.assistant.pipeline` (the
+:class:`Assistant` that composes them). Library code: no service or web imports.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 __all__ = [
     "Assistant",
     "AssistantOptions",
+    "BrowserPolicy",
+    "BrowserTool",
     "BufferSink",
     "ConversationMemory",
     "LanguageModel",
@@ -28,6 +31,7 @@ __all__ = [
     "ReplyStyle",
     "SentenceCutter",
     "StreamListener",
+    "ToolAction",
     "Turn",
     "Utterance",
     "VoiceSpeaker",
@@ -42,6 +46,8 @@ __all__ = [
 _LAZY = {
     "Assistant": "pipeline",
     "AssistantOptions": "pipeline",
+    "BrowserPolicy": "tools",
+    "BrowserTool": "tools",
     "BufferSink": "speech",
     "ConversationMemory": "memory",
     "LanguageModel": "llm",
@@ -51,6 +57,7 @@ _LAZY = {
     "ReplyStyle": "style",
     "SentenceCutter": "sentences",
     "StreamListener": "listener",
+    "ToolAction": "tools",
     "Turn": "turns",
     "Utterance": "turns",
     "VoiceSpeaker": "speech",
@@ -75,6 +82,7 @@ if TYPE_CHECKING:
     from emotivoice.assistant.sources import audio_chunks
     from emotivoice.assistant.speech import BufferSink, VoiceSpeaker, default_speaker
     from emotivoice.assistant.style import ReplyStyle, choose_style
+    from emotivoice.assistant.tools import BrowserPolicy, BrowserTool, ToolAction
     from emotivoice.assistant.turns import LatencyTrace, Turn, Utterance
 
 

@@ -91,15 +91,22 @@ class ConversationMemory:
     def _cost(self, messages: list[Message]) -> int:
         return sum(self.count_tokens(m["content"]) + _MESSAGE_OVERHEAD_TOKENS for m in messages)
 
-    def prompt(self, system: str, user: str, context: str | None = None) -> list[Message]:
-        """The persona (``system``), the remembered turns that fit, the turn's ``context`` (a
-        system message) and the new user message.
+    def prompt(
+        self,
+        system: str,
+        user: str,
+        context: str | None = None,
+        examples: list[Message] | None = None,
+    ) -> list[Message]:
+        """The persona (``system``) and its ``examples`` (fixed exchanges that show a format,
+        such as the browser tool's calls), the remembered turns that fit, the turn's
+        ``context`` (a system message) and the new user message.
 
         When the turns outgrow the budget, the oldest are dropped until they fill at most half
         of it (the newest is kept if it fits alone): the turns kept then stay the same for the
         next few prompts, whose beginning the local model does not read again.
         """
-        head: list[Message] = [{"role": "system", "content": system}]
+        head: list[Message] = [{"role": "system", "content": system}, *(examples or [])]
         tail: list[Message] = [{"role": "system", "content": context}] if context else []
         tail.append({"role": "user", "content": user})
         room = self.context_tokens - self.reply_tokens - self._cost(head + tail)

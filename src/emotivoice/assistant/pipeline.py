@@ -13,6 +13,11 @@ While a reply plays, live audio is handled as ``AssistantOptions.during_reply`` 
 loudspeaker: what the microphone hears meanwhile is the assistant itself, dropped) or
 ``barge_in`` (headphones: the user's new speech stops playback and cancels the generation;
 the reply is kept as ``cut``).
+
+With a :class:`~emotivoice.assistant.tools.BrowserTool` the model may also call the browser: a
+reply is held back from its first ``{`` (never spoken), read as a tool call, checked by the
+tool's policy and run; the outcome goes back to the model as a system message and it writes
+on, up to the turn's cap. Refused, failed and unreadable calls are actions in the trace too.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import AsyncIterable, Callable
@@ -28,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emotivoice.assistant.listener import Heard, Listener, WakeStage
-from emotivoice.assistant.llm import LanguageModel
+from emotivoice.assistant.llm import LanguageModel, Message
 from emotivoice.assistant.memory import (
     DEFAULT_HISTORY_TOKENS,
     ConversationMemory,
@@ -37,6 +43,7 @@ from emotivoice.assistant.memory import (
 from emotivoice.assistant.sentences import SentenceCutter
 from emotivoice.assistant.speech import AudioSink, BufferSink, Speaker
 from emotivoice.assistant.style import ReplyStyle, choose_style
+from emotivoice.assistant.tools import BrowserTool, ToolAction, parse_tool_call
 from emotivoice.assistant.turns import LatencyTrace, Turn, Utterance
 from emotivoice.audio import SAMPLE_RATE
 from emotivoice.errors import (
@@ -44,6 +51,8 @@ from emotivoice.errors import (
     InvalidConfigError,
     LanguageModelError,
     LanguageModelTimeoutError,
+    ToolCallError,
+    ToolLimitError,
 )
 
 __all__ = ["DURING_REPLY", "Assistant", "AssistantOptions"]
@@ -59,6 +68,8 @@ DEFAULT_SYSTEM_PROMPT = (
     "read it out."
 )
 _CLOCK_S = 120.0  # how far back the stream-time → wall-clock map reaches
+_TOOL_CALL = re.compile(r"\{")  # with the browser on, a reply is held back from here on
+_UNREADABLE = "(unreadable)"
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,8 @@ class AssistantOptions:
         first_token_timeout_s: a model that has not begun its answer by then is given up on:
             the turn gets a spoken and written apology and the conversation goes on.
         apology: what is said when the model fails.
+        tool_limit_reply: what is said when the model asks for more browser actions than a
+            turn may take (``BrowserPolicy.max_actions``).
     """
 
     max_reply_tokens: int = 80
@@ -82,6 +95,7 @@ class AssistantOptions:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     first_token_timeout_s: float = 20.0
     apology: str = "Sorry, I could not come up with an answer just now."
+    tool_limit_reply: str = "I stopped there: that is as many browser steps as I may take at once."
 
     def __post_init__(self) -> None:
         if self.during_reply not in DURING_REPLY:
@@ -142,6 +156,8 @@ class _Reply:
     sentences: list[str] = field(default_factory=list)
     audio: list[np.ndarray] = field(default_factory=list)
     marks: dict[str, float] = field(default_factory=dict)
+    actions: list[ToolAction] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)  # the tool calls as the model wrote them
     error: EmotiVoiceError | None = None
     cut: bool = False
 
@@ -164,6 +180,8 @@ class Assistant:
         options: conversation settings.
         wake: an optional wake stage; without one every utterance is answered (push-to-talk
             or always listening).
+        browser: the browser tool the model may call (off without one); the assistant closes
+            it in :meth:`aclose` (or ``async with``).
     """
 
     def __init__(
@@ -174,8 +192,10 @@ class Assistant:
         sink: AudioSink | None = None,
         options: AssistantOptions | None = None,
         wake: WakeStage | None = None,
+        browser: BrowserTool | None = None,
     ) -> None:
         self.listener, self.model, self.speaker, self.wake = listener, model, speaker, wake
+        self.browser = browser
         self.sink: AudioSink = sink if sink is not None else BufferSink()
         self.options = options or AssistantOptions()
         self.memory = ConversationMemory(
@@ -186,6 +206,17 @@ class Assistant:
         )
         self.turns: list[Turn] = []
         self._clock = _Clock()
+
+    async def aclose(self) -> None:
+        """Close what the assistant opened (the browser tool's Chromium)."""
+        if self.browser is not None:
+            await self.browser.close()
+
+    async def __aenter__(self) -> Assistant:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     async def reply(self, utterance: Utterance) -> Turn:
         """Answer one utterance (no audio in: the text path of the API); the end of speech is
@@ -266,26 +297,34 @@ class Assistant:
         )
 
     async def _respond(self, state: _Reply) -> None:
-        """Generate, cut, speak: the model and the voice run side by side."""
+        """Generate, cut, speak: the model and the voice run side by side. With the browser
+        tool, a model round that ends in a tool call is followed by the action and another
+        round with its result, up to the turn's cap."""
         context = turn_context(state.style, state.utterance)
-        messages = self.memory.prompt(self.options.system_prompt, state.utterance.text, context)
+        system, examples = self.options.system_prompt, None
+        if self.browser is not None:
+            self.browser.new_turn()
+            system, examples = f"{system} {self.browser.instructions()}", self.browser.examples()
+            context = f"{self.browser.reminder()}\n{context}"
+        messages = self.memory.prompt(system, state.utterance.text, context, examples)
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
 
         async def think() -> None:
             cutter = SentenceCutter()
             try:
-                async with asyncio.timeout(self.options.first_token_timeout_s) as deadline:
-                    stream = self.model.stream(messages, self.options.max_reply_tokens)
-                    async with contextlib.aclosing(stream):  # type: ignore[type-var]
-                        async for piece in stream:
-                            if not state.marks.get("first_token"):
-                                state.mark("first_token")
-                                deadline.reschedule(None)
-                            state.text += piece
-                            state.tokens += 1
-                            for sentence in cutter.push(piece):
-                                state.mark("first_sentence")
-                                sentences.put_nowait(sentence)
+                conversation = messages
+                while call := await self._think_once(state, conversation, cutter, sentences):
+                    action = await self._use_tool(call)
+                    state.actions.append(action)
+                    state.calls.append(call.strip())
+                    if action.code == ToolLimitError.code:
+                        self._say(state, cutter, sentences, self.options.tool_limit_reply)
+                        break
+                    conversation = [
+                        *conversation,
+                        {"role": "assistant", "content": call.strip()},
+                        {"role": "system", "content": action.feedback()},
+                    ]
                 rest = cutter.flush()
                 if rest:
                     state.mark("first_sentence")
@@ -327,6 +366,67 @@ class Assistant:
             group.create_task(think())
             group.create_task(speak())
 
+    async def _think_once(
+        self,
+        state: _Reply,
+        messages: list[Message],
+        cutter: SentenceCutter,
+        sentences: asyncio.Queue[str | None],
+    ) -> str:
+        """One generation: its text is cut into sentences as it streams; with the browser on,
+        from the first ``{`` on it is held back (a tool call is never spoken) and returned
+        (``""``: no call)."""
+        held: str | None = None
+        if state.text.strip():  # a round after a tool result goes on from the spoken text
+            state.text += " "
+            for sentence in cutter.push(" "):
+                sentences.put_nowait(sentence)
+        async with asyncio.timeout(self.options.first_token_timeout_s) as deadline:
+            stream = self.model.stream(messages, self.options.max_reply_tokens)
+            first = True
+            async with contextlib.aclosing(stream):  # type: ignore[type-var]
+                async for piece in stream:
+                    if first:
+                        first = False
+                        state.mark("first_token")
+                        deadline.reschedule(None)
+                    state.tokens += 1
+                    if held is not None:
+                        held += piece
+                        continue
+                    spoken = piece
+                    if self.browser is not None and (start := _TOOL_CALL.search(piece)):
+                        spoken, held = piece[: start.start()], piece[start.start() :]
+                    state.text += spoken
+                    for sentence in cutter.push(spoken):
+                        state.mark("first_sentence")
+                        sentences.put_nowait(sentence)
+        return held or ""
+
+    async def _use_tool(self, text: str) -> ToolAction:
+        """The action of a held-back tool call; an unreadable call is refused (and counted)."""
+        assert self.browser is not None  # only a browser's turn holds text back
+        try:
+            call = parse_tool_call(text)
+        except ToolCallError as error:
+            return self.browser.refuse(_UNREADABLE, text.strip()[:120], error)
+        return await self.browser.call(call)
+
+    def _say(
+        self,
+        state: _Reply,
+        cutter: SentenceCutter,
+        sentences: asyncio.Queue[str | None],
+        text: str,
+    ) -> None:
+        """Add a fixed sentence of the assistant's own to the reply (after what the model left
+        unfinished, as a sentence of its own)."""
+        state.text = f"{state.text.strip()} {text}".strip()
+        rest = cutter.flush()
+        for sentence in [*([rest] if rest else []), *cutter.push(f"{text} ")]:
+            state.mark("first_sentence")
+            sentences.put_nowait(sentence)
+
     async def _barge_in(self, task: asyncio.Task[None], state: _Reply, onset: float) -> None:
         """The user spoke over the reply: stop the audio, cancel the generation."""
         self.sink.stop()
@@ -355,6 +455,7 @@ class Assistant:
             tokens=state.tokens,
             barge_in_stop_s=None if onset is None else state.marks["barge_in_stop"] - onset,
             barge_in_cancel_s=None if onset is None else state.marks["barge_in_cancel"] - onset,
+            tools_s=sum(a.duration_s for a in state.actions) if state.actions else None,
         )
         turn = Turn(
             index=state.index,
@@ -366,8 +467,12 @@ class Assistant:
             cut=state.cut,
             trace=trace,
             error=None if state.error is None else state.error.to_dict(),
+            actions=tuple(state.actions),
             audio=np.concatenate(state.audio) if state.audio else np.zeros(0, np.float32),
         )
-        self.memory.add(state.utterance.text, turn.reply, cut=turn.cut)
+        # a turn that used the browser is remembered with its calls: a history of requests
+        # answered in words only teaches the small model to stop calling
+        remembered = "\n".join([*state.calls[:1], turn.reply]) if state.calls else turn.reply
+        self.memory.add(state.utterance.text, remembered, cut=turn.cut)
         self.turns.append(turn)
         return turn

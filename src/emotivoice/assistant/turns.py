@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from emotivoice.assistant.tools import ToolAction
 from emotivoice.audio import SAMPLE_RATE
 from emotivoice.results import Segment
 
@@ -160,6 +161,8 @@ class LatencyTrace:
             speech began (its first speech sample).
         barge_in_cancel_s: for a cut reply: the generation had stopped (the model's thread
             returned) this long after the user's new speech began.
+        tools_s: the time the turn's browser actions took together (``None``: no action);
+            the stages after the first tool call include it.
     """
 
     wake_s: float | None = None
@@ -172,6 +175,7 @@ class LatencyTrace:
     tokens: int = 0
     barge_in_stop_s: float | None = None
     barge_in_cancel_s: float | None = None
+    tools_s: float | None = None
 
     @property
     def voice_to_voice_s(self) -> float | None:
@@ -199,6 +203,8 @@ class Turn:
         cut: the user spoke over the reply: playback stopped, generation was cancelled.
         error: ``{"code", "message"}`` when the model failed; the reply is then an apology.
         trace: where the time went.
+        actions: the browser actions the model asked for, in order, refused and failed ones
+            included (empty without the browser tool).
         audio: the reply's audio (16 kHz mono float32), as played (not in ``to_dict``).
     """
 
@@ -211,12 +217,14 @@ class Turn:
     cut: bool
     trace: LatencyTrace
     error: dict[str, str] | None = None
+    actions: tuple[ToolAction, ...] = ()
     audio: np.ndarray = field(
         default_factory=lambda: np.zeros(0, np.float32), repr=False, compare=False
     )
 
     def to_dict(self) -> dict[str, Any]:
-        """The turn as JSON (its audio left out): user, voice fields, style, reply, trace."""
+        """The turn as JSON (its audio left out): user, voice fields, style, reply, browser
+        actions, trace."""
         return {
             "index": self.index,
             "user": asdict(self.user),
@@ -228,5 +236,6 @@ class Turn:
             "cut": self.cut,
             "error": self.error,
             "audio_s": round(self.audio.size / SAMPLE_RATE, _ROUND),
+            "actions": [action.to_dict() for action in self.actions],
             "trace": self.trace.to_dict(),
         }

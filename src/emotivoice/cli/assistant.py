@@ -12,6 +12,7 @@ from typing import Any
 from emotivoice.cli.common import EXIT_OK
 
 VOICES = ("auto", "piper", "espeak-ng")
+_OUTCOME_CHARS = 100  # of a browser action's outcome, on the terminal
 
 
 def _show(turn: Any) -> None:
@@ -24,6 +25,15 @@ def _show(turn: Any) -> None:
     print(f"assistant [{turn.style}]{flag}: {turn.reply or ' '.join(turn.sentences)}")
     if turn.error:
         print(f"  error {turn.error['code']}: {turn.error['message']}", file=sys.stderr)
+    for action in turn.actions:
+        status = "ok" if action.ok else action.code
+        outcome = action.outcome[:_OUTCOME_CHARS] + (
+            "…" if len(action.outcome) > _OUTCOME_CHARS else ""
+        )
+        print(
+            f"  browser {action.tool}({action.argument!r}): {status} "
+            f"in {action.duration_s:.2f} s: {outcome}"
+        )
     stages = (
         ("transcript", trace.final_transcript_s),
         ("first token", trace.first_token_s),
@@ -43,6 +53,8 @@ def cmd_assistant(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     from emotivoice.assistant.record import TurnLog
     from emotivoice.assistant.sources import audio_chunks, microphone_chunks, pcm_stream_chunks
     from emotivoice.assistant.speech import BufferSink, SoundDeviceSink, default_speaker
+    from emotivoice.assistant.tools import BrowserPolicy, BrowserTool
+    from emotivoice.errors import InvalidConfigError
     from emotivoice.pipeline import AnalyzeOptions, Analyzer
 
     if args.barge_in and args.input and not args.realtime:
@@ -52,6 +64,25 @@ def cmd_assistant(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         )
     if args.model and args.llm_url:
         parser.error("give at most one of --model (a local GGUF file) and --llm-url (a server)")
+    browser = None
+    if not args.browser and (args.allow_host or args.allow_file or args.chromium):
+        parser.error("--allow-host, --allow-file and --chromium need --browser")
+    if args.browser:
+        try:
+            policy = BrowserPolicy(
+                allowed_hosts=tuple(args.allow_host),
+                allow_file=args.allow_file,
+                max_actions=args.browser_actions,
+            )
+        except InvalidConfigError as error:
+            parser.error(error.message)
+        browser = BrowserTool(policy, args.chromium)
+        if not policy.allowed_hosts and not policy.allow_file:
+            print(
+                "browser on, but no host is allowed yet: every page will be refused "
+                "(--allow-host HOST)",
+                file=sys.stderr,
+            )
     live = args.input is None
     during = "barge_in" if args.barge_in else ("ignore" if live else "wait")
     options = AssistantOptions(
@@ -78,6 +109,7 @@ def cmd_assistant(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         sink,
         options,
         wake=WakeWordStage(args.wake_model) if args.wake else None,
+        browser=browser,
     )
     log = TurnLog(Path(args.output)) if args.output else None
 
@@ -89,7 +121,12 @@ def cmd_assistant(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     if live:
         how = f"say '{assistant.wake.phrase}', then speak" if assistant.wake else "speak"
         print(f"listening: {how} (Ctrl+C to stop)", file=sys.stderr, flush=True)
-    turns = asyncio.run(assistant.converse(audio, on_turn))
+
+    async def converse() -> list[Any]:
+        async with assistant:  # closes the browser's Chromium
+            return await assistant.converse(audio, on_turn)
+
+    turns = asyncio.run(converse())
     if log is not None:
         print(f"{len(turns)} turns written to {log.folder}")
     return EXIT_OK
@@ -161,4 +198,33 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="TTS: Piper when installed (auto), else espeak-ng",
     )
     p.add_argument("--language", default=None, help="force the user's language (ISO code)")
+    p.add_argument(
+        "--browser",
+        action="store_true",
+        help="let the model open, read, search and click web pages (headless Chromium); "
+        "nothing is opened until a host is allowed",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a host the browser may open (example.org or 127.0.0.1:8000; repeatable)",
+    )
+    p.add_argument(
+        "--allow-file", action="store_true", help="the browser may open file: URLs (local files)"
+    )
+    p.add_argument(
+        "--browser-actions",
+        type=int,
+        default=3,
+        metavar="N",
+        help="the most browser actions one turn may take (default 3)",
+    )
+    p.add_argument(
+        "--chromium",
+        default=None,
+        metavar="PATH",
+        help="the Chromium to run (default: chromium on the PATH, else Playwright's own)",
+    )
     p.set_defaults(func=cmd_assistant)
