@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketState
 
@@ -49,7 +49,6 @@ from emotivoice.errors import (
     StreamFrameTooLargeError,
     StreamProtocolError,
     StreamTooLongError,
-    UnsupportedFormatError,
 )
 from emotivoice.service.errors import (
     AssistantBusyError,
@@ -57,10 +56,16 @@ from emotivoice.service.errors import (
     StreamIdleError,
     api_error,
 )
-from emotivoice.service.stream import CLOSE_CODES, StreamLimits, admit_socket
+from emotivoice.service.stream import (
+    CLOSE_CODES,
+    StreamLimits,
+    admit_socket,
+    message_type,
+    parse_start_message,
+)
 from emotivoice.service.stream import _close_code as _stream_close_code
 from emotivoice.streaming.analyzer import StreamOptions
-from emotivoice.streaming.decoder import ENCODINGS, StreamDecoder
+from emotivoice.streaming.decoder import StreamDecoder
 from emotivoice.streaming.events import PartialEvent, SegmentEvent, StreamEvent, VadEvent
 
 __all__ = ["AssistantRuntime", "AssistantStart", "router"]
@@ -472,7 +477,7 @@ class _Session:
                     samples = np.zeros_like(samples)  # the button is up: nobody speaks
                 self._queue(samples)
                 continue
-            kind = _message_type(message.get("text") or "")
+            kind = message_type(message.get("text") or "")
             if kind == "stop":
                 self.stopping = True
                 self._queue(await run_in_threadpool(decoder.finish))
@@ -563,14 +568,6 @@ def _plain(value: Any) -> dict[str, Any] | None:
     return None if value is None else asdict(value)
 
 
-def _message_type(text: str) -> str | None:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    return data.get("type") if isinstance(data, dict) else None
-
-
 def parse_start(text: str) -> AssistantStart:
     """The checked ``start`` message.
 
@@ -579,23 +576,7 @@ def parse_start(text: str) -> AssistantStart:
             word, a wake word in push-to-talk mode.
         UnsupportedFormatError: an unknown encoding.
     """
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise StreamProtocolError(f"The start message is not JSON: {e.msg}.") from e
-    if not isinstance(data, dict) or data.get("type") != "start":
-        raise StreamProtocolError('The first message must be {"type": "start", ...}.')
-    if "encoding" in data and data["encoding"] not in ENCODINGS:
-        raise UnsupportedFormatError(
-            f"Unknown encoding {data['encoding']!r}; supported encodings = {sorted(ENCODINGS)}"
-        )
-    try:
-        start = AssistantStart.model_validate(data)
-    except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
-        )
-        raise StreamProtocolError(f"Invalid start message: {problems}.") from e
+    start = parse_start_message(text, AssistantStart)
     if start.wake_word is not None:
         from emotivoice.wakeword.detector import available_models
 

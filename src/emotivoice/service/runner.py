@@ -19,7 +19,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from emotivoice.errors import EmotiVoiceError
 from emotivoice.service.errors import api_error
@@ -46,21 +46,21 @@ def sign_body(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-class _Heartbeat:
-    """Keeps the job's heartbeat fresh while the analysis runs; notices a lost job."""
+class Heartbeat:
+    """A thread that calls :meth:`beat` every ``period`` seconds while a job runs and sets
+    ``lost`` when a beat says the job is no longer this worker's. Subclasses define ``beat``."""
 
-    def __init__(self, store: Store, analysis_id: str, attempt: int, period: float) -> None:
-        self.store, self.analysis_id, self.attempt, self.period = (
-            store,
-            analysis_id,
-            attempt,
-            period,
-        )
+    def __init__(self, period: float, name: str) -> None:
+        self.period = period
         self.lost = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def __enter__(self) -> _Heartbeat:
+    def beat(self) -> bool:
+        """Refresh the job's heartbeat; False when the job is lost."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -71,10 +71,21 @@ class _Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.period):
             try:
-                if not self.store.heartbeat(self.analysis_id, self.attempt):
+                if not self.beat():
                     self.lost.set()
             except Exception:  # a missed beat is retried next period
-                logger.warning("Heartbeat of %s failed", self.analysis_id, exc_info=True)
+                logger.warning("Heartbeat of %s failed", self._thread.name, exc_info=True)
+
+
+class _Heartbeat(Heartbeat):
+    """Keeps the analysis job's heartbeat fresh while the analysis runs; notices a lost job."""
+
+    def __init__(self, store: Store, analysis_id: str, attempt: int, period: float) -> None:
+        super().__init__(period, f"heartbeat-{analysis_id}")
+        self.store, self.analysis_id, self.attempt = store, analysis_id, attempt
+
+    def beat(self) -> bool:
+        return bool(self.store.heartbeat(self.analysis_id, self.attempt))
 
     def update(self, progress: float, stage: str) -> None:
         if self.lost.is_set() or not self.store.heartbeat(

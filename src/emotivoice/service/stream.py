@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -61,6 +61,7 @@ __all__ = [
     "router",
 ]
 
+StartT = TypeVar("StartT", bound=BaseModel)
 logger = logging.getLogger(__name__)
 
 router = APIRouter()
@@ -233,7 +234,7 @@ class _Session:
             error = StreamProtocolError("Audio arrived before the start message; send start first.")
             raise _Reject(error, CLOSE_CODES["policy"])
         try:
-            start = _parse_start(message.get("text") or "")
+            start = parse_start_message(message.get("text") or "", StartMessage)
         except StreamProtocolError as e:
             raise _Reject(e, CLOSE_CODES["invalid_data"]) from e
         wake_word = await run_in_threadpool(self._wake_word, start.wake_word)
@@ -318,7 +319,7 @@ class _Session:
                 self.queued_bytes += len(data)
                 self.queue.put_nowait(data)
                 await self._pace(len(data))
-            elif _message_type(message.get("text") or "") == "stop":
+            elif message_type(message.get("text") or "") == "stop":
                 self.stopping = True  # finishing may take a while: no longer idle
                 self.queue.put_nowait(_STOP)
                 return
@@ -467,7 +468,8 @@ def encode_opus(samples: np.ndarray) -> bytes:
     return encode_audio(samples, "ogg", "libopus", bit_rate=_OPUS_BITRATE)
 
 
-def _message_type(text: str) -> str | None:
+def message_type(text: str) -> str | None:
+    """The ``type`` of a client's JSON text message (``None``: not a JSON object)."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
@@ -475,7 +477,13 @@ def _message_type(text: str) -> str | None:
     return data.get("type") if isinstance(data, dict) else None
 
 
-def _parse_start(text: str) -> StartMessage:
+def parse_start_message(text: str, model: type[StartT]) -> StartT:
+    """A socket's first message, checked as a ``{"type": "start", ...}`` object of ``model``.
+
+    Raises:
+        StreamProtocolError: not JSON, not a start message, or an invalid field.
+        UnsupportedFormatError: an unknown encoding.
+    """
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -487,7 +495,7 @@ def _parse_start(text: str) -> StartMessage:
             f"Unknown encoding {data['encoding']!r}; supported encodings = {sorted(ENCODINGS)}"
         )
     try:
-        start = StartMessage.model_validate(data)
+        start = model.model_validate(data)
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import shutil
-import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import numpy as np
 from emotivoice.audio import SAMPLE_RATE, encode_audio
 from emotivoice.errors import EmotiVoiceError, NoTrainingDataError
 from emotivoice.service.errors import api_error
+from emotivoice.service.runner import Heartbeat
 from emotivoice.service.schemas import WakeWordOptionsIn
 from emotivoice.service.settings import Settings
 from emotivoice.service.storage import Store
@@ -70,32 +70,16 @@ class _JobLost(Exception):
     """The job was cancelled or deleted while it ran."""
 
 
-class _Beat:
+class _Beat(Heartbeat):
     """Keeps the job's heartbeat fresh while the library works; carries its progress writes."""
 
     def __init__(self, store: Store, job_id: str) -> None:
+        super().__init__(max(0.5, min(5.0, store.settings.stale_after_s / 4)), f"wakeword-{job_id}")
         self.store, self.job_id = store, job_id
-        self.period = max(0.5, min(5.0, store.settings.stale_after_s / 4))
-        self.lost = threading.Event()
         self.metrics: dict[str, Any] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="wakeword-heartbeat", daemon=True)
 
-    def __enter__(self) -> _Beat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            try:
-                if not self.store.wakeword_progress(self.job_id):
-                    self.lost.set()
-            except Exception:  # a missed beat is retried next period
-                logger.warning("Heartbeat of wake-word job %s failed", self.job_id, exc_info=True)
+    def beat(self) -> bool:
+        return bool(self.store.wakeword_progress(self.job_id))
 
     def update(self, stage: str, fraction: float, metrics: dict[str, float] | None = None) -> None:
         """Write the job's progress; raises :class:`_JobLost` once it was cancelled."""
