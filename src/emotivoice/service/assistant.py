@@ -46,7 +46,6 @@ from emotivoice.assistant.turns import Turn, Utterance
 from emotivoice.audio import SAMPLE_RATE, to_pcm16
 from emotivoice.errors import (
     EmotiVoiceError,
-    StreamFrameTooLargeError,
     StreamProtocolError,
     StreamTooLongError,
 )
@@ -61,6 +60,7 @@ from emotivoice.service.stream import (
     StreamLimits,
     admit_socket,
     message_type,
+    next_message,
     parse_start_message,
 )
 from emotivoice.service.stream import _close_code as _stream_close_code
@@ -456,22 +456,12 @@ class _Session:
         up), control messages obeyed."""
         push_to_talk = start.mode == "push_to_talk"
         while not conversation.done():
-            receiving = asyncio.ensure_future(self.ws.receive())
-            await asyncio.wait({receiving, conversation}, return_when=asyncio.FIRST_COMPLETED)
-            if not receiving.done():
-                receiving.cancel()
+            message = await next_message(self.ws, conversation, self.limits.stream_max_frame_bytes)
+            if message is None:
                 return
-            message = receiving.result()
             self.last_message = time.monotonic()
-            if message["type"] == "websocket.disconnect":
-                raise WebSocketDisconnect(message.get("code", 1000))
             data = message.get("bytes")
             if data is not None:
-                if len(data) > self.limits.stream_max_frame_bytes:
-                    raise StreamFrameTooLargeError(
-                        f"An audio frame of {len(data)} bytes is larger than the maximum of "
-                        f"{self.limits.stream_max_frame_bytes} bytes; send smaller frames."
-                    )
                 samples = await run_in_threadpool(decoder.feed, data)
                 if push_to_talk and not self.talking:
                     samples = np.zeros_like(samples)  # the button is up: nobody speaks

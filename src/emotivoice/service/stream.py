@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -300,22 +301,12 @@ class _Session:
                     self.drained.clear()
                     self.last_message = time.monotonic()  # the server is behind, not the client
                 continue
-            receiving = asyncio.ensure_future(self.ws.receive())
-            await asyncio.wait({receiving, worker}, return_when=asyncio.FIRST_COMPLETED)
-            if not receiving.done():
-                receiving.cancel()
+            message = await next_message(self.ws, worker, self.limits.stream_max_frame_bytes)
+            if message is None:
                 return
-            message = receiving.result()
             self.last_message = time.monotonic()
-            if message["type"] == "websocket.disconnect":
-                raise WebSocketDisconnect(message.get("code", 1000))
             data = message.get("bytes")
             if data is not None:
-                if len(data) > self.limits.stream_max_frame_bytes:
-                    raise StreamFrameTooLargeError(
-                        f"An audio frame of {len(data)} bytes is larger than the maximum of "
-                        f"{self.limits.stream_max_frame_bytes} bytes; send smaller frames."
-                    )
                 self.queued_bytes += len(data)
                 self.queue.put_nowait(data)
                 await self._pace(len(data))
@@ -466,6 +457,32 @@ def encode_opus(samples: np.ndarray) -> bytes:
     from emotivoice.audio import encode_audio
 
     return encode_audio(samples, "ogg", "libopus", bit_rate=_OPUS_BITRATE)
+
+
+async def next_message(
+    ws: WebSocket, other: asyncio.Future[Any], max_frame_bytes: int
+) -> MutableMapping[str, Any] | None:
+    """The client's next message, or ``None`` when ``other`` (the session's work) ends first.
+
+    Raises:
+        WebSocketDisconnect: the client went away.
+        StreamFrameTooLargeError: a binary frame over ``max_frame_bytes``.
+    """
+    receiving = asyncio.ensure_future(ws.receive())
+    await asyncio.wait({receiving, other}, return_when=asyncio.FIRST_COMPLETED)
+    if not receiving.done():
+        receiving.cancel()
+        return None
+    message: MutableMapping[str, Any] = receiving.result()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    data = message.get("bytes")
+    if data is not None and len(data) > max_frame_bytes:
+        raise StreamFrameTooLargeError(
+            f"An audio frame of {len(data)} bytes is larger than the maximum of "
+            f"{max_frame_bytes} bytes; send smaller frames."
+        )
+    return message
 
 
 def message_type(text: str) -> str | None:
