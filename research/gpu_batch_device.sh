@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The GPU batch benchmark on a device machine (docs/benchmarks.md, "GPU batch path"), run from
-# the repository root there with the staged files in $STAGE (see research/gpu_batch_stage.sh):
-# wheels (CTranslate2, faster-whisper, soundfile, soxr), the Whisper base model.bin in parts
-# with its side files, the recordings (16 kHz mono Opus), and two overlays of the changed
-# source files: before.tar (the code before the change) and after.tar (the code after it).
-# Both runs use the same benchmark script, card, recordings and batch size.
+# the root of the checkout that travels there, with the staged files gathered in $STAGE:
+# wheels for Python 3.12 (ctranslate2 4.8.5, faster-whisper 1.2.1, soundfile with cffi and
+# pycparser, soxr), the Whisper base model.bin cut in three (model.bin.p1..p3, e.g.
+# `split -n 3 -d -a 1 model.bin`) with its config.json, tokenizer.json and vocabulary.txt, the
+# recordings in audio/ (research/gpu_batch_audio.py), and two tar overlays of the changed files
+# under src/: before.tar (the code before the change) and after.tar (after it). The tree that
+# travels is the session's own checkout, so both are laid over it. 64 MiB travel per call: the
+# files take four calls (each copying its carry folder into $STAGE) back to back, since an idle
+# machine goes back after 30 s; this script runs in the last. Both runs use the same benchmark
+# script, card, recordings and batch size.
 set -euo pipefail
 STAGE=${STAGE:-/tmp/stage}
 OUT=${OUT:-/tmp/out}
