@@ -103,6 +103,8 @@ def test_a_bad_file_among_many_is_reported_and_the_rest_analysed(
 def test_batch_options_are_checked(analyzer: Analyzer) -> None:
     with pytest.raises(InvalidConfigError, match="batch_size"):
         BatchAnalyzer(analyzer, batch_size=0)
+    with pytest.raises(InvalidConfigError, match="planners must not be negative"):
+        BatchAnalyzer(analyzer, planners=-1)
 
 
 def test_padded_prefix_batches_equal_one_segment_at_a_time(data_dir: Path) -> None:
