@@ -66,7 +66,7 @@ FEATURE_NICENESS = 5
 #: most threads planning files at once (decoding, VAD and the speaker encoder release the GIL)
 MAX_PLANNERS = 4
 #: the stages :attr:`BatchAnalyzer.seconds` times: waiting for a file's decoding, VAD and
-#: diarization (planned in a thread ahead of the batches); the encoder (with the log-mel of
+#: diarization (planned in threads ahead of the batches); the encoder (with the log-mel of
 #: each segment); language detection; the decoder and word alignment; the emotion prefix and
 #: head (segments and units); waiting for the feature pool; assembling a file's analysis
 STAGES = ("plan", "encode", "language", "decode", "emotion", "features", "assemble")
@@ -174,8 +174,8 @@ class BatchAnalyzer:
     ) -> Iterator[FileResult]:
         queue: list[_Job] = []
         open_files: list[_File | FileResult] = []  # in input order; a failed file is done
-        # files are decoded, VAD'ed and diarized (CPU) in a thread ahead of the batches
-        # (the models' calls release the GIL), at most PLAN_AHEAD files ahead
+        # files are decoded, VAD'ed and diarized in threads ahead of the batches (the models'
+        # calls release the GIL), at most PLAN_AHEAD files beyond those being planned
         with ThreadPoolExecutor(self.planners, thread_name_prefix="emotivoice-plan") as planner:
             ahead: deque[tuple[AudioSource | Audio, Future[tuple[_File, list[_Job]]]]] = deque()
             for source in sources:
