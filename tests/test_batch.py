@@ -18,6 +18,7 @@ from emotivoice.errors import AudioError, InvalidConfigError
 from emotivoice.metrics import word_error_rate
 from emotivoice.pipeline import AnalyzeOptions, Analyzer
 from emotivoice.results import Analysis
+from emotivoice.transcription import _torch_log_mel, fitted_window
 
 #: emotion probabilities of the batched path (the prefix's PyTorch twin over padded batches)
 #: against the unbatched one (the numpy prefix, one segment at a time)
@@ -102,6 +103,8 @@ def test_a_bad_file_among_many_is_reported_and_the_rest_analysed(
 def test_batch_options_are_checked(analyzer: Analyzer) -> None:
     with pytest.raises(InvalidConfigError, match="batch_size"):
         BatchAnalyzer(analyzer, batch_size=0)
+    with pytest.raises(InvalidConfigError, match="planners must not be negative"):
+        BatchAnalyzer(analyzer, planners=-1)
 
 
 def test_padded_prefix_batches_equal_one_segment_at_a_time(data_dir: Path) -> None:
@@ -161,3 +164,39 @@ def test_a_row_of_a_batch_is_not_decoded_alone(analyzer: Analyzer, data_dir: Pat
         transcriber.transcribe(pair[1], "en", 1.0, 0.0)
     [one, two] = transcriber.transcribe_batch(pair, ["en", "en"], [1.0, 1.0], [0.0, 3.0])
     assert "fellow" in (one.text + two.text).lower() and two.words[0].start >= 3.0
+
+
+def test_the_batched_log_mel_equals_the_extractor_segment_by_segment(data_dir: Path) -> None:
+    # the one PyTorch call that --device cuda makes for a batch (here on the CPU): each
+    # segment's frames as faster-whisper's extractor makes them alone, lengths of all kinds
+    pytest.importorskip("torch")
+    from emotivoice.emotion.head import whisper_feature_extractor
+
+    extractor = whisper_feature_extractor()
+    samples = load_audio(data_dir / "speech" / "jfk.flac").samples
+    segments = [samples[: int(s * SAMPLE_RATE)] for s in (0.02, 0.3, 1.3, 4.0, 9.7)]
+    segments.append(samples[SAMPLE_RATE : 8 * SAMPLE_RATE + 77])
+    batched = _torch_log_mel(segments, extractor, "cpu")
+    for segment, frames in zip(segments, batched, strict=True):
+        alone = extractor(segment)
+        assert frames.shape == alone.shape
+        np.testing.assert_allclose(frames, alone, atol=1e-4)
+
+
+def test_a_batch_shares_a_window_fitted_to_its_longest_segment(
+    analyzer: Analyzer, data_dir: Path
+) -> None:
+    # the default head reads its own prefix, so the batch's window is fitted, as the unbatched
+    # path fits each segment's; a head on Whisper's states keeps Whisper's 30 s
+    import copy
+    import dataclasses
+
+    samples = load_audio(data_dir / "speech" / "jfk.flac").samples
+    transcriber = analyzer.transcriber
+    pair = [samples[: 2 * SAMPLE_RATE], samples[: 8 * SAMPLE_RATE]]
+    assert transcriber.options.encoder_window == "fit"
+    encoded = transcriber.encode_batch(pair)
+    assert encoded[0].encoder_output.shape[1] * 2 == fitted_window(8 * SAMPLE_RATE) == 1000
+    full = copy.copy(transcriber)
+    full.options = dataclasses.replace(transcriber.options, encoder_window="full")
+    assert full.batch_window(pair) == 3000

@@ -17,7 +17,8 @@ many files in order, ``batch_size`` at a time, and runs each stage once per batc
 - the acoustic features (pYIN) in a process pool, submitted as soon as a file's segments are
   known, so the models never wait for them.
 
-Files are planned (decoded, VAD, diarization) in a thread a few files ahead of the batches, and
+Files are planned (decoded, VAD, diarization) in threads a few files ahead of the batches (with
+``--device cuda`` the speaker encoder runs on the GPU too), and
 each file's :class:`~emotivoice.results.Analysis` is yielded as soon as its last segment is
 done, in input order. With features on, a script that uses it needs Python's
 ``if __name__ == "__main__":`` guard: the feature processes are spawned, and a spawned process
@@ -29,6 +30,8 @@ probabilities by a tolerance).
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import logging
 import multiprocessing
@@ -45,6 +48,7 @@ import numpy as np
 
 from emotivoice.audio import SAMPLE_RATE, Audio, AudioSource
 from emotivoice.diarization import Diarization, SpeakerTurn
+from emotivoice.emotion.batched import check_torch_device
 from emotivoice.errors import EmotiVoiceError, InvalidConfigError
 from emotivoice.features import AcousticFeatures, extract_features
 from emotivoice.pipeline import Analyzer, SegmentResult, with_speaker
@@ -54,10 +58,15 @@ from emotivoice.transcription import LANGUAGE_CONFIDENCE, EncodedSegment
 
 __all__ = ["STAGES", "BatchAnalyzer", "FileResult"]
 
-#: files decoded and planned ahead of the batches (each holds its decoded audio)
+#: files decoded and planned ahead of the batches beyond those being planned (each holds its
+#: decoded audio)
 PLAN_AHEAD = 2
+#: niceness of the feature processes (see :func:`_feature_process`)
+FEATURE_NICENESS = 5
+#: most threads planning files at once (decoding, VAD and the speaker encoder release the GIL)
+MAX_PLANNERS = 4
 #: the stages :attr:`BatchAnalyzer.seconds` times: waiting for a file's decoding, VAD and
-#: diarization (planned in a thread ahead of the batches); the encoder (with the log-mel of
+#: diarization (planned in threads ahead of the batches); the encoder (with the log-mel of
 #: each segment); language detection; the decoder and word alignment; the emotion prefix and
 #: head (segments and units); waiting for the feature pool; assembling a file's analysis
 STAGES = ("plan", "encode", "language", "decode", "emotion", "features", "assemble")
@@ -115,20 +124,32 @@ class BatchAnalyzer:
         analyzer: the loaded models and options (its transcription device is the batch's).
         batch_size: segments per batch (at least 1; 1 still takes the batched code path).
         feature_workers: processes computing acoustic features (0: one per CPU this process may
-            use, at most 8; unused when features are off).
+            use, less the planner threads on a machine of more than 8, at most 12; unused when
+            features are off).
+        planners: threads planning files ahead of the batches (0: a quarter of the CPUs, 1 to
+            :data:`MAX_PLANNERS`).
     """
 
-    def __init__(self, analyzer: Analyzer, batch_size: int = 8, feature_workers: int = 0) -> None:
+    def __init__(
+        self,
+        analyzer: Analyzer,
+        batch_size: int = 8,
+        feature_workers: int = 0,
+        planners: int = 0,
+    ) -> None:
         if batch_size < 1:
             raise InvalidConfigError(f"batch_size must be at least 1, got {batch_size}")
-        if feature_workers < 0:
-            raise InvalidConfigError("feature_workers must not be negative")
+        if feature_workers < 0 or planners < 0:
+            raise InvalidConfigError("feature_workers and planners must not be negative")
         self.analyzer = analyzer
         self.batch_size = batch_size
         #: wall seconds spent in each stage so far (where the time goes; the benchmarks read it)
         self.seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        self.feature_workers = feature_workers or min(8, max(1, cpus))
+        self.planners = planners or min(MAX_PLANNERS, max(1, cpus // 4))
+        spare = cpus - self.planners if cpus > 8 else cpus
+        self.feature_workers = feature_workers or min(12, max(1, spare))
+        self._planning = _planning_analyzer(analyzer)
 
     def analyze_many(self, sources: Iterable[AudioSource | Audio]) -> Iterator[FileResult]:
         """Analyse ``sources`` (paths, bytes, file objects, or decoded :class:`Audio`: an
@@ -139,7 +160,9 @@ class BatchAnalyzer:
         if self.analyzer.options.features:
             # spawn: the parent holds model threads that a forked child must not inherit
             context = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(self.feature_workers, mp_context=context)
+            pool = ProcessPoolExecutor(
+                self.feature_workers, mp_context=context, initializer=_feature_process
+            )
         try:
             yield from self._run(sources, pool)
         finally:
@@ -151,13 +174,13 @@ class BatchAnalyzer:
     ) -> Iterator[FileResult]:
         queue: list[_Job] = []
         open_files: list[_File | FileResult] = []  # in input order; a failed file is done
-        # files are decoded, VAD'ed and diarized (CPU) in a thread ahead of the batches
-        # (the models' calls release the GIL), at most PLAN_AHEAD files ahead
-        with ThreadPoolExecutor(1, thread_name_prefix="emotivoice-plan") as planner:
+        # files are decoded, VAD'ed and diarized in threads ahead of the batches (the models'
+        # calls release the GIL), at most PLAN_AHEAD files beyond those being planned
+        with ThreadPoolExecutor(self.planners, thread_name_prefix="emotivoice-plan") as planner:
             ahead: deque[tuple[AudioSource | Audio, Future[tuple[_File, list[_Job]]]]] = deque()
             for source in sources:
                 ahead.append((source, planner.submit(self._plan, source, pool)))
-                if len(ahead) > PLAN_AHEAD:
+                if len(ahead) > PLAN_AHEAD + self.planners - 1:
                     yield from self._take(ahead.popleft(), queue, open_files)
             while ahead:
                 yield from self._take(ahead.popleft(), queue, open_files)
@@ -202,7 +225,7 @@ class BatchAnalyzer:
     ) -> tuple[_File, list[_Job]]:
         started = time.perf_counter()
         audio = source if isinstance(source, Audio) else self.analyzer.load(source)
-        turns, diarization = self.analyzer.plan(audio)
+        turns, diarization = self._planning.plan(audio)
         planned = _File(
             source,
             audio,
@@ -307,3 +330,31 @@ class BatchAnalyzer:
                 result = with_speaker(result, turn, diarization)
             job.file.results[job.index] = result
             job.file.pending -= 1
+
+
+def _feature_process() -> None:
+    """A feature process yields the CPU to the thread feeding the models and to the planners
+    (they keep the GPU busy; features are needed only when their batch is done), and runs BLAS
+    on one thread (the pool is the parallelism: a thread per core in each would oversubscribe)."""
+    from threadpoolctl import threadpool_limits
+
+    with contextlib.suppress(OSError):
+        os.nice(FEATURE_NICENESS)
+    threadpool_limits(1)
+
+
+def _planning_analyzer(analyzer: Analyzer) -> Analyzer:
+    """The analyzer that plans the files: ``analyzer`` itself, or with Whisper on ``cuda`` a
+    copy whose GE2E speaker encoder runs there too (when PyTorch sees the GPU)."""
+    options = analyzer.options.diarization
+    if analyzer.transcriber.device != "cuda" or options is None or options.backend != "ge2e":
+        return analyzer
+    try:
+        check_torch_device("cuda")
+    except InvalidConfigError as error:
+        logger.info("The speaker encoder stays on the CPU: %s", error)
+        return analyzer
+    planning = copy.copy(analyzer)
+    diarization = dataclasses.replace(options, device="cuda")
+    planning.options = dataclasses.replace(analyzer.options, diarization=diarization)
+    return planning

@@ -34,6 +34,7 @@ __all__ = [
     "Transcriber",
     "TranscriptionOptions",
     "fitted_window",
+    "log_mel_batch",
     "supported_languages",
 ]
 
@@ -191,6 +192,56 @@ def supported_languages() -> list[str]:
     return sorted(_LANGUAGE_CODES)
 
 
+def log_mel_batch(
+    segments: Sequence[np.ndarray], extractor: Any, device: str = "cpu"
+) -> list[np.ndarray]:
+    """Whisper's log-mel frames ``(n_mels, frames)`` of each segment, as faster-whisper's
+    ``FeatureExtractor`` (``extractor``) makes them one segment at a time.
+
+    On ``cuda`` (with PyTorch) the whole batch is one call on the GPU: each segment padded as
+    the extractor pads it (160 zeros, then 200 samples reflected at each end) into one zero-padded
+    array, framed, windowed, transformed and mapped to mels there, each row's dynamic range
+    (its maximum minus 8) taken over its own frames; the float32 arithmetic is the same, its
+    order differs (values within about 1e-5). Elsewhere: the extractor, segment by segment (the
+    unbatched path's exact frames).
+    """
+    if device != "cuda" or not segments:
+        return [extractor(np.asarray(s, dtype=np.float32)) for s in segments]
+    return _torch_log_mel(segments, extractor, device)
+
+
+def _torch_log_mel(segments: Sequence[np.ndarray], extractor: Any, device: str) -> list[np.ndarray]:
+    """:func:`log_mel_batch`'s one call through PyTorch on ``device``."""
+    import torch
+
+    n_fft, hop = extractor.n_fft, extractor.hop_length
+    padded = [
+        np.pad(np.pad(np.asarray(s, dtype=np.float32), (0, hop)), n_fft // 2, mode="reflect")
+        for s in segments
+    ]
+    # stft frames of each row, the last dropped as the extractor drops it
+    frames = [(p.size - n_fft) // hop for p in padded]
+    batch = np.zeros((len(padded), max(p.size for p in padded)), dtype=np.float32)
+    for row, p in enumerate(padded):
+        batch[row, : p.size] = p
+    with torch.inference_mode():
+        x = torch.from_numpy(batch).to(device, non_blocking=True)
+        window = torch.hann_window(n_fft, periodic=True, device=device)
+        framed = x.unfold(1, n_fft, hop)[:, : max(frames)] * window
+        power = torch.fft.rfft(framed, dim=-1).abs() ** 2
+        filters = torch.from_numpy(np.asarray(extractor.mel_filters, dtype=np.float32))
+        mel = power @ filters.to(device).T  # (batch, frames, n_mels)
+        log_spec = torch.log10(torch.clamp(mel, min=1e-10))
+        valid = (
+            torch.arange(mel.shape[1], device=device)[None, :]
+            < torch.tensor(frames, device=device)[:, None]
+        )
+        peak = torch.where(valid[:, :, None], log_spec, -torch.inf).amax(dim=(1, 2))
+        log_spec = (torch.maximum(log_spec, (peak - 8.0)[:, None, None]) + 4.0) / 4.0
+        out = log_spec.transpose(1, 2).float().cpu().numpy()
+    return [np.ascontiguousarray(out[row, :, :n]) for row, n in enumerate(frames)]
+
+
 class Transcriber:
     """Encodes, detects the language of and transcribes speech segments.
 
@@ -248,21 +299,30 @@ class Transcriber:
         return [(token[2:-2], float(prob)) for token, prob in results]
 
     def encode_batch(self, segments: Sequence[np.ndarray]) -> list[EncodedSegment]:
-        """Encode several segments (each at most 30 s) in one encoder call, one padded 30 s
-        window each: the batch path's :meth:`encode`. The segments share one encoder output
-        (each holds its row, ``index``); :meth:`detect_languages` and :meth:`transcribe_batch`
-        read it whole."""
+        """Encode several segments (each at most 30 s) in one encoder call: the batch path's
+        :meth:`encode`. The log-mel frames of the batch are made in one call
+        (:func:`log_mel_batch`: on the GPU when the model runs there), and the batch shares one
+        window: fitted to its longest segment (:func:`fitted_window`) when ``encoder_window``
+        is ``fit``, else Whisper's 30 s. The segments share one encoder output (each holds its
+        row, ``index``); :meth:`detect_languages` and :meth:`transcribe_batch` read it whole."""
         from faster_whisper.audio import pad_or_trim
 
-        features = [self.model.feature_extractor(s) for s in segments]
-        if not features:
+        if not segments:
             return []
-        windows = np.stack([pad_or_trim(f, _WINDOW_FRAMES) for f in features])
+        features = log_mel_batch(segments, self.model.feature_extractor, self.device)
+        window = self.batch_window(segments)
+        windows = np.stack([pad_or_trim(f, window) for f in features])
         output = self.model.encode(np.ascontiguousarray(windows))
         return [
             EncodedSegment(features=f, encoder_output=output, n_frames=f.shape[-1] - 1, index=i)
             for i, f in enumerate(features)
         ]
+
+    def batch_window(self, segments: Sequence[np.ndarray]) -> int:
+        """Mel frames of the encoder window that a batch of ``segments`` shares."""
+        if self.options.encoder_window == "full":
+            return _WINDOW_FRAMES
+        return fitted_window(max(len(s) for s in segments))
 
     def detect_languages(self, encoded: Sequence[EncodedSegment]) -> list[list[tuple[str, float]]]:
         """:meth:`detect_language` of segments encoded together, in one call."""
@@ -300,7 +360,8 @@ class Transcriber:
             if len(by_language) == 1 and [e.index for e in group] == list(range(len(group))):
                 storage = group[0].encoder_output
             else:  # a mixed batch: each language's rows encoded again, on their own
-                windows = np.stack([pad_or_trim(e.features, _WINDOW_FRAMES) for e in group])
+                window = int(group[0].encoder_output.shape[1]) * _ENCODER_FRAMES_PER_MEL_FRAME
+                windows = np.stack([pad_or_trim(e.features, window) for e in group])
                 storage = self.model.encode(np.ascontiguousarray(windows))
             decoded = self._decode_group(
                 group,

@@ -79,3 +79,19 @@ def test_voices_are_told_apart(data_dir: Path) -> None:
     np.fill_diagonal(matrix, -1)
     nearest = np.array(labels)[matrix.argmax(axis=1)]
     assert (nearest == np.array(labels)).mean() >= 0.9
+
+
+def test_the_gpu_twin_equals_the_numpy_encoder(jfk_samples: np.ndarray) -> None:
+    """``embed(device=...)``'s PyTorch twin (what ``cuda`` runs; here on the CPU) gives the
+    numpy encoder's embeddings, and diarization says which devices it knows."""
+    pytest.importorskip("torch")
+    from emotivoice.diarization import DiarizationOptions
+    from emotivoice.diarization.embedding import _torch_embed
+    from emotivoice.errors import InvalidConfigError
+
+    encoder = load_voice_encoder()
+    windows = _windows(encoder.mel(jfk_samples), hop=20)
+    twin = _torch_embed(encoder, windows, "cpu")
+    np.testing.assert_allclose(twin, encoder.embed(windows), atol=1e-5)
+    with pytest.raises(InvalidConfigError, match="device must be cpu or cuda"):
+        DiarizationOptions(device="gpu")

