@@ -32,8 +32,12 @@ def tiny_run(tiny_dataset: Path) -> Path:
     from emotivoice.wakeword.augment import AugmentOptions
 
     run = tiny_dataset.parent / "run"
-    options = TrainOptions(
-        epochs=2, real_windows=0.5, threads=2, augment=AugmentOptions(codec=0.05)
+    options = TrainOptions(  # hard negatives: tests/wakeword/test_recipe_options.py
+        epochs=2,
+        real_windows=0.5,
+        hard_negatives=0,
+        threads=2,
+        augment=AugmentOptions(codec=0.05),
     )
     train_model(tiny_dataset, run, options)
     return run

@@ -44,7 +44,8 @@ def test_the_same_audio_in_any_chunk_size_gives_the_same_scores(jfk_samples: np.
 def test_detections_do_not_depend_on_chunking(jfk_samples: np.ndarray) -> None:
     model = load_model("hey_jarvis")
     times, scores = score_samples(model, jfk_samples)
-    threshold = float(np.quantile(scores, 0.8))  # low enough to fire on ordinary speech
+    # low enough to fire on ordinary speech (the model gives most of it a score of 0)
+    threshold = float(np.quantile(scores[scores > 0], 0.2))
     expected = detections(times, scores, threshold, 2.0, model.phrase)
     assert expected
     for size in (HOP_SAMPLES, 333, 16000):

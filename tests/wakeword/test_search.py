@@ -17,7 +17,9 @@ from emotivoice.wakeword.search import Knob, SearchOptions, search
 from emotivoice.wakeword.train import TrainOptions
 
 TINY_SEARCH = SearchOptions(
-    base=TrainOptions(real_windows=0.5, threads=2, augment=AugmentOptions(codec=0.0)),
+    base=TrainOptions(
+        real_windows=0.5, hard_negatives=0, threads=2, augment=AugmentOptions(codec=0.0)
+    ),
     epochs=(1, 1),
     space=(
         Knob("learning_rate", 1e-3, 1e-2, log=True),

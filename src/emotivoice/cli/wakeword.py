@@ -239,7 +239,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         type=int,
         default=None,
         help="windows of the training speech the model scores highest, added for a second stage"
-        " (default 3000; 0: off)",
+        " (default 6000; 0: off)",
     )
     t.add_argument(
         "--distill",

@@ -220,6 +220,7 @@ WAKEWORD_PRESETS: dict[str, dict[str, Any]] = {
         "test_positives": 16,
         "epochs": 2,
         "real_windows": 0.5,
+        "hard_negatives": 0,
         "evaluation_hours": 0.05,
     },
     "standard": {
@@ -229,7 +230,8 @@ WAKEWORD_PRESETS: dict[str, dict[str, Any]] = {
         "val_positives": 100,
         "test_positives": 150,
         "epochs": 8,
-        "real_windows": 1.0,
+        "real_windows": 2.0,
+        "hard_negatives": 2000,
         "evaluation_hours": 1.0,
     },
 }
@@ -248,6 +250,13 @@ class WakeWordOptionsIn(BaseModel):
     val_positives: int | None = Field(default=None, ge=4, le=400)
     test_positives: int | None = Field(default=None, ge=4, le=400)
     epochs: int | None = Field(default=None, ge=1, le=20)
+    hard_negatives: int | None = Field(
+        default=None,
+        ge=0,
+        le=10000,
+        description="Windows of the training speech the model scores highest, trained on in a"
+        " second stage (0: none).",
+    )
     evaluation_hours: float | None = Field(
         default=None, gt=0, le=3, description="Hours of real speech false accepts are counted on."
     )

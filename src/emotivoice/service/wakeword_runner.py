@@ -182,15 +182,19 @@ def _train(
         phrase, data, real_speech_dir(settings), generate, lambda s, f: beat.update(s, f)
     )
     samples = _keep_samples(data, folder / SAMPLES_FOLDER)
-    epochs = options["epochs"]
+    train = TrainOptions(
+        epochs=options["epochs"],
+        real_windows=options["real_windows"],
+        hard_negatives=options["hard_negatives"],
+        seed=options["seed"],
+        threads=1,
+    )
+    epochs = train.epochs + (train.hard_epochs if train.hard_negatives else 0)
     beat.metrics = {"epochs": epochs}
 
     def training(stage: str, fraction: float, metrics: dict[str, float]) -> None:
         beat.update(stage, fraction, {**metrics, "epochs": epochs} if metrics else None)
 
-    train = TrainOptions(
-        epochs=epochs, real_windows=options["real_windows"], seed=options["seed"], threads=1
-    )
     trained = train_model(data, folder / RUN_FOLDER, train, training)
     beat.update("evaluating", 0.0)
     report = evaluate_model(

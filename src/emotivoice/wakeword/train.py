@@ -94,12 +94,12 @@ class TrainOptions:
     weight_decay: float = 1e-3
     positive_copies: int = 2
     negative_copies: int = 1
-    real_windows: float = 1.0
+    real_windows: float = 2.0
     partial_share: float = 0.4
     silence_share: float = 0.1
     spec_augment: float = 0.0
     speed_perturb: float = 0.0
-    hard_negatives: int = 0
+    hard_negatives: int = 6000
     hard_epochs: int = 3
     distill: float = 0.0
     teacher: TeacherOptions = field(default_factory=TeacherOptions)
