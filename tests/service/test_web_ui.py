@@ -149,7 +149,8 @@ def test_upload_analyse_result_and_exports(browser: Any, server: str, jfk_path: 
         datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["started_at"])
     ).total_seconds()
     shown = float(page.inner_text("#status").removeprefix("completed in ").removesuffix(" s"))
-    assert abs(shown - took) < 0.15 and took > job["result"]["processing_time_s"] + 0.2
+    # (the API's timestamps are whole seconds: the duration holds the analysis within that)
+    assert abs(shown - took) < 0.15 and took + 1.0 > job["result"]["processing_time_s"]
     # analysed without explanations: the Explain view offers every method to analyse again
     assert page.locator("#explain fieldset input[name='explain-method']").count() == 4
     segment.click()  # seeks the player; words get highlighted while it plays
