@@ -46,3 +46,33 @@ def test_a_long_sentence_is_cut_at_a_comma() -> None:
     out = cutter.push("This sentence goes on and on, and it does not stop, because")
     assert out == ["This sentence goes on and on, and it does not stop,"]
     assert cutter.flush() == "because"
+
+
+MARKDOWN = (
+    "## Fix\nThe host is **not allowed**, so use `127.0.0.1` instead:\n```bash\n"
+    "curl http://localhost:8080/ {x}\n```\n- Then try again.\nsnake_case stays __one__ word."
+)
+
+
+@pytest.mark.parametrize("size", [1, 5, len(MARKDOWN)])
+def test_what_is_spoken_has_no_code_blocks_or_markup(size: int) -> None:
+    """A fenced block is left out whole, however the text streams; marks go, words stay."""
+    cutter = SentenceCutter()
+    out: list[str] = []
+    for i in range(0, len(MARKDOWN), size):
+        out += cutter.push(MARKDOWN[i : i + size])
+    rest = cutter.flush()
+    assert [*out, *([rest] if rest else [])] == [
+        "Fix",
+        "The host is not allowed, so use 127.0.0.1 instead:",
+        "Then try again.",
+        "snake_case stays one word.",
+    ]
+
+
+def test_an_unclosed_code_block_is_not_spoken_and_does_not_outlive_the_reply() -> None:
+    cutter = SentenceCutter()
+    assert cutter.push("Try this.\n```\nrm -rf /tmp/x\n") == ["Try this."]
+    assert cutter.flush() is None
+    assert split_sentences("Fresh reply.") == ["Fresh reply."]
+    assert cutter.push("Fresh reply. ") == ["Fresh reply."]

@@ -244,7 +244,9 @@ def greedy_model():  # type: ignore[no-untyped-def]
 
 
 def _spoken_json(turn: Turn) -> bool:
-    return any(mark in text for text in (turn.reply, *turn.sentences) for mark in "{}`")
+    """A tool call in the reply, or JSON or markup in what was spoken."""
+    spoken = any(mark in text for text in turn.sentences for mark in "{}`")
+    return spoken or '"tool"' in turn.reply
 
 
 @pytest.mark.slow
@@ -271,13 +273,19 @@ def test_the_local_model_opens_a_page_through_the_pipeline(  # type: ignore[no-u
     assert site.paths()[0] == "/" and '"Cafe Lumen"' in first.outcome
     assert opened.trace.tools_s is not None and opened.trace.tools_s >= first.duration_s
     # after the page's text comes back, the small model answers in words (what it makes of
-    # the page varies with the port in the URL: it reads it out, or makes up a story)
-    assert len(opened.actions) == 1 and opened.reply.strip()
+    # the page varies with the port in the URL: it reads it out, makes up a story, or, in
+    # some runs, calls the tool again until the turn's cap, which the assistant then says)
+    assert opened.reply.strip() and len(opened.actions) <= policy.max_actions + 1
+    if len(opened.actions) > policy.max_actions:
+        assert opened.actions[-1].code == "TOOL_LIMIT"
+        assert AssistantOptions().tool_limit_reply in opened.reply
     assert opened.error is None and not _spoken_json(opened)
     record = json.loads(json.dumps(opened.to_dict()))
     assert record["actions"][0]["tool"] == "open_page" and record["actions"][0]["ok"]
 
-    refused, _ = asyncio.run(ask(f"Open the page http://localhost:{site.port}/"))
+    # a fixed URL (refused before any connection), so the prompt, and the greedy
+    # answer, are the same in every run
+    refused, _ = asyncio.run(ask("Open the page http://localhost:8000/"))
     assert refused.actions[0].code == "TOOL_NOT_ALLOWED"
     assert "localhost is not allowed" in refused.actions[0].outcome
     assert refused.error is None and "not allowed" in refused.reply and not _spoken_json(refused)

@@ -4,6 +4,11 @@ model still writes the next.
 A sentence ends at ``.``, ``!``, ``?`` or ``…`` followed by white space (so ``3.5`` and ``.com``
 are not ends), or at a line break; common abbreviations (``Mr.``, ``e.g.``) are not ends. A very
 long sentence is cut at a comma or semicolon, so that the first audio does not wait for it.
+
+What comes out is meant to be spoken: a fenced code block (```) is left out whole, and markdown
+marks (inline backticks, ``*``/``__`` emphasis, ``#`` headings, ``>`` quotes, list bullets) and
+braces are removed; a sentence left with no words is dropped. The model's own text, markup and
+all, stays in the turn's record.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ _ABBREVIATIONS = frozenset(
 )
 _MIN_CHARS = 2  # a "sentence" shorter than this (a stray "1." of a list) joins the next one
 _MAX_CHARS = 160  # a longer one is cut at its last comma or semicolon
+_FENCE = "```"
+_MARKUP = re.compile(r"[`*{}]+|^\s*(?:#+|>|[-+])\s+|\b_+|_+\b")
+_WORD = re.compile(r"\w")
 
 
 class SentenceCutter:
@@ -27,6 +35,22 @@ class SentenceCutter:
     def __init__(self, max_chars: int = _MAX_CHARS) -> None:
         self.max_chars = max_chars
         self._buffer = ""
+        self._in_code = False  # inside a fenced code block
+
+    def _speakable(self, sentences: list[str]) -> list[str]:
+        """``sentences`` without code blocks and markdown marks; those left with no word go."""
+        out = []
+        for sentence in sentences:
+            kept = []
+            for i, part in enumerate(sentence.split(_FENCE)):
+                if i:
+                    self._in_code = not self._in_code
+                if not self._in_code:
+                    kept.append(part)
+            text = " ".join(_MARKUP.sub("", " ".join(kept)).split())
+            if _WORD.search(text):
+                out.append(text)
+        return out
 
     def push(self, text: str) -> list[str]:
         """Add ``text``; returns the sentences it completed, in order."""
@@ -47,12 +71,13 @@ class SentenceCutter:
                 cut = soft[-1].end()
                 out.append(self._buffer[:cut].strip())
                 self._buffer = self._buffer[cut:]
-        return out
+        return self._speakable(out)
 
     def flush(self) -> str | None:
         """The rest once the text has ended (``None`` if only white space is left)."""
-        rest, self._buffer = self._buffer.strip(), ""
-        return rest or None
+        rest, self._buffer = self._speakable([self._buffer.strip()]), ""
+        self._in_code = False
+        return rest[0] if rest else None
 
 
 def split_sentences(text: str) -> list[str]:
