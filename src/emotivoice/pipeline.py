@@ -262,12 +262,14 @@ class Analyzer:
         index: int,
         context: SegmentContext,
         window_frames: int | None = None,
+        decoder: Transcriber | None = None,
     ) -> tuple[SegmentResult, SegmentContext]:
         """Analyse one speech span (its 16 kHz ``samples``) given what preceded it.
 
         This is the one place a segment is made, for batch analysis and for streaming alike.
         ``window_frames`` shortens the encoder window (see :meth:`Transcriber.encode`); the
-        default, Whisper's full window, is what batch analysis uses.
+        default, Whisper's full window, is what batch analysis uses. ``decoder`` decodes the
+        text with other decoding settings (same model; live finals use a narrower beam).
 
         Returns:
             The finished segment and the context for the next span.
@@ -288,7 +290,7 @@ class Analyzer:
                 language, probability = context.language, 1.0
             if language != running_language:
                 previous_tokens = ()  # a prompt in another language pushes decoding into it
-            transcript = self.transcriber.transcribe(
+            transcript = (decoder or self.transcriber).transcribe(
                 encoded, language, probability, span.start, previous_tokens
             )
             features, emotion = acoustics.result()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import wave
@@ -11,13 +12,19 @@ import numpy as np
 import pytest
 
 from emotivoice.audio import SAMPLE_RATE, load_audio
-from emotivoice.errors import AudioDecodeError, StreamTooLongError, UnsupportedFormatError
+from emotivoice.errors import (
+    AudioDecodeError,
+    InvalidConfigError,
+    StreamTooLongError,
+    UnsupportedFormatError,
+)
 from emotivoice.pipeline import AnalyzeOptions, Analyzer, SegmentContext
 from emotivoice.segmentation import VadOptions
 from emotivoice.streaming.analyzer import StreamingAnalyzer, StreamOptions, local_agreement
 from emotivoice.streaming.decoder import StreamDecoder
 from emotivoice.streaming.endpointer import SpeechEndpointer
 from emotivoice.streaming.events import PartialEvent, SegmentEvent, VadEvent
+from emotivoice.transcription import Transcriber, fitted_window
 
 
 def pcm(samples: np.ndarray) -> bytes:
@@ -83,6 +90,43 @@ def test_segments_are_batch_analysis_of_the_endpointed_spans(analyzer: Analyzer,
     assert "john dashwood" in " ".join(s.text for s in streamed).lower()
     # 100 ms frames: the 200 ms pad is heard a frame before the 300 ms pause ends an utterance
     assert any(e.speculative for e in finals)
+
+
+@pytest.mark.slow
+def test_fit_finals_keep_a_short_pad_and_decode_with_a_narrow_beam(
+    analyzer: Analyzer, data_dir
+) -> None:
+    """The default ``fit`` finals: spans with 100 ms of audio after speech (batch: 200 ms), a
+    fitted window without the previous text, decoded with a beam of 2; otherwise the same
+    ``analyze_span`` as batch analysis."""
+    samples = load_audio(data_dir / "librispeech" / "2830-3980-0029.flac").samples
+    data = pcm(samples)
+    options = StreamOptions(partials=False)
+    assert (options.final_window, options.final_pad_ms, options.final_beam_size) == ("fit", 100, 2)
+    finals = [
+        e
+        for e in run(StreamingAnalyzer(analyzer, options), data, 3200)
+        if isinstance(e, SegmentEvent)
+    ]
+    heard = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+    endpointer = SpeechEndpointer(analyzer.options.vad, options.endpoint_silence_ms, 100)
+    turns = [t for t in endpointer.push(heard) + endpointer.flush(heard.size) if t.kind == "end"]
+    assert [round(t.span.end - t.time, 3) for t in turns if t.span] == [0.1] * len(turns)
+    decoder = Transcriber(dataclasses.replace(analyzer.transcriber.options, beam_size=2))
+    context, batch = SegmentContext(), []
+    for index, turn in enumerate(turns):
+        span = turn.span
+        assert span is not None
+        chunk = heard[span.start_sample : span.end_sample]
+        context = dataclasses.replace(context, previous_tokens=())
+        result, context = analyzer.analyze_span(
+            chunk, span, index, context, fitted_window(chunk.size), decoder
+        )
+        batch.append(result.segment)
+    assert [e.segment for e in finals] == batch
+    # with 200 ms Whisper said this clip's first sentence twice in a fitted window
+    text = " ".join(s.text for s in batch).lower()
+    assert text.count("apostles") == 1 and "one mind with me" in text
 
 
 @pytest.mark.slow
@@ -244,3 +288,18 @@ def test_a_stream_with_a_wake_word_reports_it_where_it_was_said(
     # without a wake word: no detector, no event
     plain = run(StreamingAnalyzer(analyzer, StreamOptions(partials=False)), pcm(audio), 3200)
     assert not [e for e in plain if isinstance(e, WakeEvent)]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("final_window", "short", "final_window must be one of"),
+        ("partial_interval_s", 0.0, "partial_interval_s must be a positive"),
+        ("endpoint_silence_ms", -1, "endpoint_silence_ms must be between"),
+        ("final_pad_ms", 5000, "final_pad_ms must be between 0 and 2000"),
+        ("final_beam_size", 0, "final_beam_size must be between 1 and 16"),
+    ],
+)
+def test_invalid_stream_options_are_refused(field: str, value: object, message: str) -> None:
+    with pytest.raises(InvalidConfigError, match=message):
+        StreamOptions(**{field: value})  # type: ignore[arg-type]

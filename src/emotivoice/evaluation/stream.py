@@ -34,11 +34,18 @@ from emotivoice.metrics import word_error_rate
 
 __all__ = ["MODES", "StreamBenchReport", "format_stream_report", "run_stream_benchmark"]
 
-#: benchmark modes → stream options: the default, the default without speculation, and final
+#: benchmark modes → stream options: the default, the default without speculation, the
+#: default with batch analysis' trailing pad and beam (the defaults until 2026-12-07), and final
 #: segments made exactly as batch analysis makes them
 MODES: dict[str, dict[str, Any]] = {
     "fit+speculative": {"final_window": "fit", "speculative": True},
     "fit": {"final_window": "fit", "speculative": False},
+    "fit+speculative, batch pad and beam": {
+        "final_window": "fit",
+        "speculative": True,
+        "final_pad_ms": None,
+        "final_beam_size": None,
+    },
     "full": {"final_window": "full", "speculative": False},
 }
 _TRAILING_PAUSE_S = 1.5  # the speaker stays silent after the clip, as live speech would

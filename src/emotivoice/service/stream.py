@@ -145,6 +145,8 @@ class StartMessage(BaseModel):
     save: bool = True
     final_window: Literal["full", "fit"] = "fit"
     speculative: bool = True
+    final_pad_ms: int | None = Field(default=100, ge=0, le=2000)
+    final_beam_size: int | None = Field(default=2, ge=1, le=16)
     speakers: bool = False
     wake_word: str | None = None
     wake_threshold: float | None = Field(default=None, gt=0, lt=1)
@@ -252,6 +254,8 @@ class _Session:
             keep_recording=start.save,
             final_window=start.final_window,
             speculative=start.speculative,
+            final_pad_ms=start.final_pad_ms,
+            final_beam_size=start.final_beam_size,
             speakers=start.speakers,
             wake_word=wake_word,
             wake_threshold=start.wake_threshold,

@@ -88,6 +88,12 @@ class StreamOptions:
             heard, while the pause is still too short to end the utterance; the result is sent
             the moment the pause does end it and discarded if speech resumes. It is the same
             segment, only sooner; the discarded passes cost CPU time.
+        final_pad_ms: with ``fit``, the pad of audio kept after speech in a final segment
+            (batch analysis keeps the VAD's 200 ms): a shorter one is heard sooner, so the
+            final's models (and a speculative pass) start sooner. Whisper's fitted window adds
+            2 s of silence after it in any case. ``None``: the VAD's pad.
+        final_beam_size: with ``fit``, the beam width of final segments' decoding (``None``:
+            the Analyzer's). A narrower beam decodes a live final sooner.
         speakers: label each final segment with a speaker (``SPEAKER_1``, ...) as it is sent:
             it joins the nearest voice heard so far or starts a new one
             (:class:`~emotivoice.diarization.online.OnlineSpeakers`; off when the Analyzer's
@@ -110,6 +116,8 @@ class StreamOptions:
     keep_recording: bool = True
     final_window: str = "fit"
     speculative: bool = True
+    final_pad_ms: int | None = 100
+    final_beam_size: int | None = 2
     speakers: bool = False
     wake_word: str | None = None
     wake_threshold: float | None = None
@@ -125,6 +133,10 @@ class StreamOptions:
             raise InvalidConfigError("endpoint_silence_ms must be between 0 and 10000.")
         if self.max_duration_s <= 0:
             raise InvalidConfigError("max_duration_s must be a positive number of seconds.")
+        if self.final_pad_ms is not None and not 0 <= self.final_pad_ms <= 2000:
+            raise InvalidConfigError("final_pad_ms must be between 0 and 2000.")
+        if self.final_beam_size is not None and not 1 <= self.final_beam_size <= 16:
+            raise InvalidConfigError("final_beam_size must be between 1 and 16.")
 
 
 _WORD_NORMALISER = re.compile(r"[^\w']+")
@@ -192,8 +204,16 @@ class StreamingAnalyzer:
                 base, beam_size=1, word_timestamps=False, condition_on_previous_text=False
             )
         )
+        fit = opts.final_window == "fit"
+        self._final_decoder = (
+            Transcriber(dataclasses.replace(base, beam_size=opts.final_beam_size))
+            if fit and opts.final_beam_size not in (None, base.beam_size)
+            else None
+        )
         self._decoder = StreamDecoder(opts.encoding, opts.sample_rate, opts.channels)
-        self._endpointer = SpeechEndpointer(analyzer.options.vad, opts.endpoint_silence_ms)
+        self._endpointer = SpeechEndpointer(
+            analyzer.options.vad, opts.endpoint_silence_ms, opts.final_pad_ms if fit else None
+        )
         self._context = SegmentContext(language=opts.language or base.language)
         self._buffer = np.zeros(0, dtype=np.float32)
         self._buffer_start = 0  # stream sample index of self._buffer[0]
@@ -398,7 +418,9 @@ class StreamingAnalyzer:
             # (JFK's "ask not" becomes "is not"; without the prompt it is right, and faster).
             window = fitted_window(samples.size)
             context = dataclasses.replace(context, previous_tokens=())
-        result, context = self.analyzer.analyze_span(samples, span, self._segments, context, window)
+        result, context = self.analyzer.analyze_span(
+            samples, span, self._segments, context, window, self._final_decoder
+        )
         elapsed = time.perf_counter() - started
         self._compute_s += elapsed
         return _Final(span, result, context, elapsed)

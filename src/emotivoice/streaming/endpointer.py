@@ -48,19 +48,27 @@ class SpeechEndpointer:
 
     The thresholds, hysteresis, minimum speech, padding and maximum length mirror batch
     segmentation (:class:`~emotivoice.segmentation.VadOptions`); only the pause that ends an
-    utterance (``endpoint_silence_ms``) is shorter, because live results should not wait.
+    utterance (``endpoint_silence_ms``) is shorter, because live results should not wait, and
+    the pad after speech may be shorter (``trailing_pad_ms``, default: the VAD's pad), so that
+    an utterance's span is known sooner.
     """
 
-    def __init__(self, vad: VadOptions, endpoint_silence_ms: int) -> None:
+    def __init__(
+        self, vad: VadOptions, endpoint_silence_ms: int, trailing_pad_ms: int | None = None
+    ) -> None:
         from faster_whisper.vad import get_vad_model
 
         self._session = get_vad_model().session  # shared, stateless ONNX session
         self.threshold = vad.threshold
         self.neg_threshold = max(vad.threshold - _NEG_THRESHOLD_GAP, 0.01)
         self.pad = vad.speech_pad_ms * SAMPLE_RATE // 1000
+        if trailing_pad_ms is not None:
+            self.trailing_pad = min(trailing_pad_ms * SAMPLE_RATE // 1000, self.pad)
+        else:
+            self.trailing_pad = self.pad
         self.min_speech = vad.min_speech_duration_ms * SAMPLE_RATE // 1000
         # the trailing pad must have arrived before an utterance can end
-        self.endpoint = max(endpoint_silence_ms * SAMPLE_RATE // 1000, self.pad)
+        self.endpoint = max(endpoint_silence_ms * SAMPLE_RATE // 1000, self.trailing_pad)
         self.max_len = int(vad.max_segment_s * SAMPLE_RATE)
         self.min_cut_pause = _MIN_CUT_PAUSE_MS * SAMPLE_RATE // 1000
         self._h = np.zeros(_VAD_STATE_SHAPE, dtype=np.float32)
@@ -90,7 +98,7 @@ class SpeechEndpointer:
         silence = self._silence_start
         if not self.in_speech or silence is None or silence - self._speech_start < self.min_speech:
             return None
-        end = silence + self.pad
+        end = silence + self.trailing_pad
         return SpeechSpan(self.segment_start, end) if self.position >= end else None
 
     def push(self, samples: np.ndarray) -> list[SpeechTurn]:
@@ -156,7 +164,7 @@ class SpeechEndpointer:
         self._silence_start = None
         if speech_end - self._speech_start < self.min_speech:
             return [SpeechTurn("dropped", speech_end / SAMPLE_RATE)]
-        end = min(speech_end + self.pad, available)
+        end = min(speech_end + self.trailing_pad, available)
         span = SpeechSpan(self.segment_start, end)
         self._previous_end = end
         return [SpeechTurn("end", speech_end / SAMPLE_RATE, span)]
