@@ -122,7 +122,7 @@ def test_barge_in_stops_the_reply_and_marks_it_cut(  # type: ignore[no-untyped-d
     turns = asyncio.run(assistant.converse(audio_chunks(audio, realtime=True)))
 
     first = turns[0]
-    assert first.cut
+    assert first.cut and first.cut_by == "barge_in" and turns[1].cut_by is None
     assert first.trace.barge_in_stop_s is not None and first.trace.barge_in_cancel_s is not None
     assert 0 < first.trace.barge_in_stop_s <= first.trace.barge_in_cancel_s
     assert sink.stopped_at is not None  # (the model may have finished: the voice had not)

@@ -214,34 +214,61 @@ def test_a_client_that_vanishes_mid_reply_frees_the_assistant(
 
 
 @pytest.mark.slow
-def test_mute_stops_the_replys_audio_and_the_turn_still_ends(
+def test_mute_cancels_the_reply_as_barge_in_does_and_the_conversation_goes_on(
     server: str, question: np.ndarray
 ) -> None:
+    """The stop button (``mute``) at the reply's first token: no audio is sent, the generation
+    is cancelled (the turn is cut by the interrupt, its trace says when), and the next
+    question is answered whole."""
+
     async def muted() -> list[Any]:
         from websockets.asyncio.client import connect
 
         events: list[Any] = []
         silence = to_pcm16(np.zeros(CHUNK, np.float32)).tobytes()
         async with connect(server) as ws:
-            await ws.send(_start(max_reply_tokens=16, partials=False))
-            await ws.send(json.dumps({"type": "talk_start"}))
-            for frame in _frames(question):
-                await ws.send(frame)
-            await ws.send(json.dumps({"type": "talk_stop"}))
-            while not events or events[-1] == "<audio>" or events[-1]["type"] != "turn":
-                with contextlib.suppress(TimeoutError):
-                    message = await asyncio.wait_for(ws.recv(), CHUNK / SAMPLE_RATE)
-                    events.append("<audio>" if isinstance(message, bytes) else json.loads(message))
-                    if events[-1] != "<audio>" and events[-1]["type"] == "transcript":
-                        await ws.send(json.dumps({"type": "mute"}))
-                await ws.send(silence)
+            await ws.send(_start(partials=False))  # the server's cap: 24 tokens
+            for n in range(2):
+                await ws.send(json.dumps({"type": "talk_start"}))
+                for frame in _frames(question):
+                    await ws.send(frame)
+                await ws.send(json.dumps({"type": "talk_stop"}))
+                while _types(events).count("turn") <= n:
+                    with contextlib.suppress(TimeoutError):
+                        message = await asyncio.wait_for(ws.recv(), CHUNK / SAMPLE_RATE)
+                        event = message if isinstance(message, bytes) else json.loads(message)
+                        events.append(event)
+                        first_token = n == 0 and _types([event]) == ["token"]
+                        if first_token and "mute" not in _types(events):
+                            events.append({"type": "mute"})  # what the client sent, when
+                            await ws.send(json.dumps({"type": "mute"}))
+                    await ws.send(silence)
+            await ws.send(json.dumps({"type": "stop"}))
+            with contextlib.suppress(Exception):
+                async for message in ws:
+                    events.append(message if isinstance(message, bytes) else json.loads(message))
         return events
 
-    events = asyncio.run(asyncio.wait_for(muted(), 120))
+    events = asyncio.run(asyncio.wait_for(muted(), 180))
     kinds = _types(events)
-    assert "audio" not in kinds and "<audio>" not in kinds and "sentence" in kinds, kinds
-    turn = events[-1]
-    assert turn["reply"] and turn["audio_s"] > 0 and turn["trace"]["reply_done_s"] is not None
+    first = kinds.index("turn")
+    muted_turn, answered = events[first], events[kinds.index("turn", first + 1)]
+    # the first reply: nothing of it played, cut by the stop request, not by speech
+    assert "audio" not in kinds[:first] and "<audio>" not in kinds[:first], kinds
+    assert "barge_in" not in kinds, kinds
+    assert muted_turn["cut"] and muted_turn["cut_by"] == "interrupt", muted_turn
+    assert muted_turn["audio_s"] == 0 and muted_turn["error"] is None
+    trace = muted_turn["trace"]
+    assert trace["barge_in_stop_s"] is not None and trace["barge_in_cancel_s"] is not None
+    assert trace["barge_in_cancel_s"] >= trace["barge_in_stop_s"] >= 0, trace
+    # the generation stopped: it streamed fewer tokens than the next, whole reply, and none
+    # after its turn was reported
+    assert 0 < trace["tokens"] < answered["trace"]["tokens"], (muted_turn, answered)
+    late = [e for e in events[first:] if _types([e]) == ["token"] and e["turn"] == 0]
+    assert not late, kinds
+    # the next question is answered whole, with its audio
+    assert not answered["cut"] and answered["cut_by"] is None and answered["audio_s"] > 0
+    assert kinds[-1] == "done", kinds
 
 
 @pytest.mark.slow

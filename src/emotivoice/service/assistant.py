@@ -8,7 +8,8 @@ tell the client what they do (:class:`_Told` and friends), and its ears are the 
 analysis (:class:`~emotivoice.assistant.listener.StreamListener`) on the app's shared Analyzer.
 
 Client messages (text): ``start`` (:class:`AssistantStart`), ``talk_start`` / ``talk_stop``
-(push-to-talk: the button is down / up), ``mute`` (stop the current reply's audio), ``stop``
+(push-to-talk: the button is down / up), ``mute`` (stop the current reply: its audio and its
+generation, as a barge-in does; the turn is ``cut``, ``cut_by`` ``"interrupt"``), ``stop``
 (end the conversation; the open turn is answered first). Server events: ``ready``, ``wake``,
 ``vad``, ``partial``, ``transcript``, ``token``, ``sentence``, ``audio`` (followed by one binary
 frame: the sentence's 16 kHz mono 16-bit PCM), ``barge_in``, ``turn`` (the whole turn and its
@@ -238,13 +239,15 @@ class _SocketSink:
                 await asyncio.wait_for(self._stop.wait(), left)
 
     def stop(self) -> None:
-        """Barge-in: the pipeline stops the reply; the client is told to stop its playback."""
+        """Barge-in: the pipeline stops the reply; the client is told to stop its playback
+        (unless the client stopped it itself: :meth:`mute`)."""
         self._stop.set()
-        if self.session.replying:
+        if self.session.replying and not self.muted:
             self.session.emit({"type": "barge_in", "turn": self.session.turn})
 
     def mute(self) -> None:
-        """The client's stop button: no more audio of this reply."""
+        """The client's stop button: no more audio of this reply (the session then cancels
+        its generation: :meth:`Assistant.interrupt`)."""
         self.muted = True
         self._stop.set()
 
@@ -309,7 +312,7 @@ class _Session:
             conversation = asyncio.create_task(assistant.converse(self._chunks(), self._on_turn))
             watchdog = asyncio.create_task(self._watch())
             tasks = [conversation, watchdog]
-            await self._receive(decoder, start, conversation)
+            await self._receive(decoder, start, assistant, conversation)
             await conversation
             self.emit({"type": "done", "turns": len(assistant.turns)})
             await self._close(CLOSE_CODES["normal"])
@@ -450,7 +453,11 @@ class _Session:
         self.emit({"type": "turn", **turn.to_dict()})
 
     async def _receive(
-        self, decoder: StreamDecoder, start: AssistantStart, conversation: asyncio.Task[Any]
+        self,
+        decoder: StreamDecoder,
+        start: AssistantStart,
+        assistant: Assistant,
+        conversation: asyncio.Task[Any],
     ) -> None:
         """Frames in until ``stop``: audio decoded and queued (silence while push-to-talk is
         up), control messages obeyed."""
@@ -481,8 +488,10 @@ class _Session:
                 pause = start.endpoint_silence_ms / 1000 + _TALK_END_SILENCE_S
                 self._queue(np.zeros(round(pause * SAMPLE_RATE), np.float32))
             elif kind == "mute":
-                if self.sink is not None:
+                # the reply stops as on barge-in: its audio, then its generation (cut)
+                if self.sink is not None and self.replying:
                     self.sink.mute()
+                    await assistant.interrupt()
             else:
                 self.emit(
                     {
