@@ -48,13 +48,18 @@ def question() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
     pytest.importorskip("cyllama")
     home = tmp_path_factory.mktemp("assistant-home")
     settings = load_settings(
         home=home, assistant_voice="espeak-ng", assistant_max_reply_tokens=24, max_streams=4
     )
-    with serve(create_app(settings, janitor=False)) as base:
+    return create_app(settings, janitor=False)
+
+
+@pytest.fixture(scope="module")
+def server(app: Any) -> Iterator[str]:
+    with serve(app) as base:
         yield _ws(base)
 
 
@@ -180,6 +185,56 @@ def test_hands_free_answers_only_after_the_wake_word(server: str, question: np.n
     turns = [e for e in events if isinstance(e, dict) and e["type"] == "turn"]
     assert len(turns) == 1 and "capital" in turns[0]["user"]["text"].lower()
     assert 1.0 < turns[0]["trace"]["wake_s"] < 5.0, turns[0]["trace"]
+
+
+def _studio_job(store: Any, completed: bool) -> str:
+    """A wake-word job of the key-less owner, left as the studio's worker leaves it: running,
+    or completed with its trained model in the job's run folder. The model is the shipped
+    ``hey_jarvis``, itself trained by the studio: a real trained model without the minutes of
+    a training run (tests/service/test_wakeword_routes.py runs one end to end)."""
+    import shutil
+
+    from emotivoice.service.auth import ANONYMOUS
+    from emotivoice.service.storage.wakeword import RUN_FOLDER
+    from emotivoice.wakeword import load_model
+
+    job = store.create_wakeword_job(ANONYMOUS, "hey jarvis", {"preset": "quick"})
+    assert store.claim_wakeword(job.id, "test-worker") is not None
+    if completed:
+        run = store.wakeword_dir(job.id) / RUN_FOLDER
+        run.mkdir(parents=True)
+        shutil.copy(load_model("hey_jarvis").path, run / "model.onnx")
+        assert store.complete_wakeword(job.id, {"threshold": load_model("hey_jarvis").threshold})
+    return str(job.id)
+
+
+@pytest.mark.slow
+def test_hands_free_takes_a_trained_wake_word_by_its_job_id(
+    app: Any, server: str, question: np.ndarray
+) -> None:
+    """The same ``wake_word`` as ``/api/v1/stream``'s: a completed job's id is a wake word; an
+    unknown id or a job still training is refused with the stream's error."""
+    from emotivoice.wakeword.tts import Voice, synthesize
+
+    job = _studio_job(app.state.store, completed=True)
+    wake = synthesize("hey jarvis", Voice("espeak-ng", "en-029+Andy", "Andy"))
+    second = np.zeros(SAMPLE_RATE, np.float32)
+    audio = np.concatenate([second, wake, second, question, second])
+    start = _start(mode="hands_free", wake_word=job, max_reply_tokens=8, partials=False)
+    events, code = _talk_sync(server, start, audio, push_to_talk=False)
+    kinds = _types(events)
+    assert code == 1000 and kinds[-1] == "done" and kinds.count("wake") == 1, kinds
+    assert events[0]["wake_word"] == job and events[0]["wake_phrase"] == "hey jarvis"
+    assert kinds.index("wake") < kinds.index("transcript")
+    (turn,) = [e for e in events if isinstance(e, dict) and e["type"] == "turn"]
+    assert "capital" in turn["user"]["text"].lower() and turn["trace"]["wake_s"] > 1.0
+
+    running = _studio_job(app.state.store, completed=False)
+    for refused in ("0" * 32, running):
+        start = _start(mode="hands_free", wake_word=refused)
+        errors, close = asyncio.run(asyncio.wait_for(_session(server, start), 60))
+        assert close == 1007 and [e["code"] for e in errors] == ["PROTOCOL_ERROR"], errors
+        assert "completed wake-word job" in errors[0]["message"] and refused in errors[0]["message"]
 
 
 @pytest.mark.slow

@@ -63,6 +63,7 @@ from emotivoice.service.stream import (
     message_type,
     next_message,
     parse_start_message,
+    resolve_wake_word,
 )
 from emotivoice.service.stream import _close_code as _stream_close_code
 from emotivoice.streaming.analyzer import StreamOptions
@@ -275,6 +276,7 @@ class _Session:
         state = websocket.app.state
         self.settings: Any = getattr(state, "settings", None)
         self.runtime: AssistantRuntime = state.assistant
+        self.store: Any = getattr(state, "store", None)
         self.limits = StreamLimits.from_settings(self.settings)
         self.owner = "anonymous"
         self.slots: Any = None
@@ -293,6 +295,7 @@ class _Session:
         self.last_message = time.monotonic()
         self.stopping = False
         self.heard_s = 0.0
+        self.wake_model: str | None = None  # the start message's wake_word, resolved
 
     def emit(self, event: dict[str, Any] | bytes) -> None:
         """Queue an event (or a binary frame) for the client, in order."""
@@ -360,9 +363,13 @@ class _Session:
         if message.get("bytes") is not None:
             raise StreamProtocolError("Audio arrived before the start message; send start first.")
         try:
-            return parse_start(message.get("text") or "")
+            start = parse_start(message.get("text") or "")
+            self.wake_model = await run_in_threadpool(
+                resolve_wake_word, self.store, self.owner, start.wake_word
+            )
         except StreamProtocolError as e:
             raise _Rejected(e, CLOSE_CODES["invalid_data"]) from e
+        return start
 
     async def _build(self, start: AssistantStart) -> tuple[Assistant, StreamDecoder]:
         """The conversation's stages on the process' shared model, voice and Analyzer."""
@@ -378,8 +385,8 @@ class _Session:
         )
         listener = await run_in_threadpool(StreamListener, analyzer, options, self._on_stream)
         wake = None
-        if start.mode == "hands_free" and start.wake_word is not None:
-            stage = await run_in_threadpool(WakeWordStage, start.wake_word, start.wake_threshold)
+        if start.mode == "hands_free" and self.wake_model is not None:
+            stage = await run_in_threadpool(WakeWordStage, self.wake_model, start.wake_threshold)
             wake = _ToldWake(stage, self)
         limit = self.settings.assistant_max_reply_tokens if self.settings else 80
         timeout = self.settings.assistant_first_token_timeout_s if self.settings else 20.0
@@ -570,23 +577,19 @@ def _plain(value: Any) -> dict[str, Any] | None:
 def parse_start(text: str) -> AssistantStart:
     """The checked ``start`` message.
 
+    The ``wake_word`` is checked against what the key may use afterwards, as for
+    ``/api/v1/stream`` (:func:`~emotivoice.service.stream.resolve_wake_word`).
+
     Raises:
-        StreamProtocolError: not JSON, not a start message, an invalid field, an unknown wake
-            word, a wake word in push-to-talk mode.
+        StreamProtocolError: not JSON, not a start message, an invalid field, a wake word in
+            push-to-talk mode.
         UnsupportedFormatError: an unknown encoding.
     """
     start = parse_start_message(text, AssistantStart)
-    if start.wake_word is not None:
-        from emotivoice.wakeword.detector import available_models
-
-        if start.mode != "hands_free":
-            raise StreamProtocolError(
-                'A wake word needs "mode": "hands_free" (push-to-talk needs none).'
-            )
-        if start.wake_word not in available_models():  # a name, never a path on the server
-            raise StreamProtocolError(
-                f"Unknown wake_word {start.wake_word!r}; wake words = {available_models()}."
-            )
+    if start.wake_word is not None and start.mode != "hands_free":
+        raise StreamProtocolError(
+            'A wake word needs "mode": "hands_free" (push-to-talk needs none).'
+        )
     return start
 
 

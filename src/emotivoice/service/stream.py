@@ -59,6 +59,7 @@ __all__ = [
     "StreamLimits",
     "admit_socket",
     "encode_opus",
+    "resolve_wake_word",
     "router",
 ]
 
@@ -261,24 +262,10 @@ class _Session:
         return start
 
     def _wake_word(self, name: str | None) -> str | None:
-        """The model a start message's ``wake_word`` names: a shipped model, or one this key
-        trained with the wake-word studio (the job's id); never a path on the server."""
-        if name is None:
-            return None
-        from emotivoice.wakeword.detector import available_models
-
-        if name in available_models():
-            return name
-        trained = None
-        if hasattr(self.store, "wakeword_model") and _JOB_ID.fullmatch(name):
-            trained = self.store.wakeword_model(self.owner, name)
-        if trained is None:
-            error = StreamProtocolError(
-                f"Unknown wake_word {name!r}; wake words = {available_models()}, or the id of "
-                "a completed wake-word job of this key."
-            )
-            raise _Reject(error, CLOSE_CODES["invalid_data"])
-        return str(trained)
+        try:
+            return resolve_wake_word(self.store, self.owner, name)
+        except StreamProtocolError as e:
+            raise _Reject(e, CLOSE_CODES["invalid_data"]) from e
 
     async def _authenticate(self) -> None:
         self.owner, self.slots, self.slot = await admit_socket(self.ws)
@@ -519,6 +506,33 @@ def parse_start_message(text: str, model: type[StartT]) -> StartT:
         )
         raise StreamProtocolError(f"Invalid start message: {problems}.") from e
     return start
+
+
+def resolve_wake_word(store: Any, owner: str, name: str | None) -> str | None:
+    """The wake-word model a start message's ``wake_word`` names (``/stream`` and
+    ``/assistant`` alike): a shipped model's name, or the id of a completed job of the
+    wake-word studio that ``owner`` ran (its ONNX file's path); never a path on the server.
+    Blocking (a database read): call it in a worker thread.
+
+    Raises:
+        StreamProtocolError: an unknown name, or a job that is not ``owner``'s, not
+            completed or has no model.
+    """
+    if name is None:
+        return None
+    from emotivoice.wakeword.detector import available_models
+
+    if name in available_models():
+        return name
+    trained = None
+    if hasattr(store, "wakeword_model") and _JOB_ID.fullmatch(name):
+        trained = store.wakeword_model(owner, name)
+    if trained is None:
+        raise StreamProtocolError(
+            f"Unknown wake_word {name!r}; wake words = {available_models()}, or the id of "
+            "a completed wake-word job of this key."
+        )
+    return str(trained)
 
 
 def _close_code(error: EmotiVoiceError) -> int:
