@@ -36,7 +36,6 @@ import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.websockets import WebSocketState
 
 from emotivoice.assistant.listener import StreamListener, WakeWordStage
 from emotivoice.assistant.llm import LanguageModel, LocalModel, Message, OpenAIChatModel
@@ -56,16 +55,14 @@ from emotivoice.service.errors import (
     StreamIdleError,
     api_error,
 )
+from emotivoice.service.session import CLOSE_CODES, SessionRejected, SocketSession, close_code
 from emotivoice.service.stream import (
-    CLOSE_CODES,
-    StreamLimits,
     admit_socket,
     message_type,
     next_message,
     parse_start_message,
     resolve_wake_word,
 )
-from emotivoice.service.stream import _close_code as _stream_close_code
 from emotivoice.streaming.analyzer import StreamOptions
 from emotivoice.streaming.decoder import StreamDecoder
 from emotivoice.streaming.events import PartialEvent, SegmentEvent, StreamEvent, VadEvent
@@ -80,14 +77,6 @@ BUSY_CLOSE_CODE = 1013  # RFC 6455 "try again later"
 MODES = ("push_to_talk", "hands_free")
 _TALK_END_SILENCE_S = 0.2  # beyond the endpoint pause: silence fed at talk_stop ends the turn
 _END = object()
-
-
-class _Rejected(Exception):
-    """Ends a conversation with ``error`` and ``close_code``."""
-
-    def __init__(self, error: EmotiVoiceError, close_code: int) -> None:
-        super().__init__(error.message)
-        self.error, self.close_code = error, close_code
 
 
 class AssistantStart(BaseModel):
@@ -268,19 +257,17 @@ class _ToldWake:
         return found
 
 
-class _Session:
+class _Session(SocketSession):
     """One conversation: handshake, intake, the library's Assistant, events out."""
 
+    name = "Assistant"
+    failure_message = "The server failed during the conversation."
+
     def __init__(self, websocket: WebSocket) -> None:
-        self.ws = websocket
+        super().__init__(websocket)
         state = websocket.app.state
-        self.settings: Any = getattr(state, "settings", None)
         self.runtime: AssistantRuntime = state.assistant
         self.store: Any = getattr(state, "store", None)
-        self.limits = StreamLimits.from_settings(self.settings)
-        self.owner = "anonymous"
-        self.slots: Any = None
-        self.slot: str | None = None
         self.claimed = False
         self.outbox: asyncio.Queue[Any] = asyncio.Queue()
         self.audio: asyncio.Queue[Any] = asyncio.Queue()
@@ -290,7 +277,7 @@ class _Session:
         self.answered = -1  # the last turn reported to the client
         self.sink: _SocketSink | None = None
         self.talking = False
-        self.closed = False
+        self.tasks: list[asyncio.Task[Any]] = []
         self.ended = False  # the conversation is over: a reply still in the making stops
         self.last_message = time.monotonic()
         self.stopping = False
@@ -303,53 +290,40 @@ class _Session:
             self.outbox.put_nowait(event)
 
     async def run(self) -> None:
-        await self.ws.accept()
         sender = asyncio.create_task(self._send_all())
-        tasks: list[asyncio.Task[Any]] = []
         try:
-            self.owner, self.slots, self.slot = await admit_socket(self.ws)
-            start = await self._handshake()
-            self.runtime.claim()
-            self.claimed = True
-            assistant, decoder = await self._build(start)
-            conversation = asyncio.create_task(assistant.converse(self._chunks(), self._on_turn))
-            watchdog = asyncio.create_task(self._watch())
-            tasks = [conversation, watchdog]
-            await self._receive(decoder, start, assistant, conversation)
-            await conversation
-            self.emit({"type": "done", "turns": len(assistant.turns)})
-            await self._close(CLOSE_CODES["normal"])
-        except WebSocketDisconnect:
-            logger.info("Assistant client went away")
-        except _Rejected as e:
-            await self._fail(e.error, e.close_code)
-        except EmotiVoiceError as e:
-            await self._fail(e, _close_code(e))
-        except Exception:
-            logger.exception("Assistant session failed")
-            await self._fail(
-                EmotiVoiceError("The server failed during the conversation."),
-                CLOSE_CODES["internal_error"],
-                code="INTERNAL_ERROR",
-            )
+            await super().run()
         finally:
-            self.ended = True
-            for task in tasks:
-                task.cancel()
-            if self.claimed:
-                # free at once: what is left of this conversation stops at its next token or
-                # sentence, and the model's own lock keeps a new conversation's generation
-                # from overlapping it
-                self.runtime.release()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            if self.slot is not None and self.slots is not None:
-                await run_in_threadpool(self.slots.release, self.owner, self.slot)
-            await self._close(CLOSE_CODES["normal"])
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
+
+    async def _serve(self) -> None:
+        self.owner, self.slots, self.slot = await admit_socket(self.ws)
+        start = await self._handshake()
+        self.runtime.claim()
+        self.claimed = True
+        assistant, decoder = await self._build(start)
+        conversation = asyncio.create_task(assistant.converse(self._chunks(), self._on_turn))
+        watchdog = asyncio.create_task(self._watch())
+        self.tasks = [conversation, watchdog]
+        await self._receive(decoder, start, assistant, conversation)
+        await conversation
+        self.emit({"type": "done", "turns": len(assistant.turns)})
+        await self._close(CLOSE_CODES["normal"])
+
+    async def _cleanup(self) -> None:
+        self.ended = True
+        for task in self.tasks:
+            task.cancel()
+        if self.claimed:
+            # free at once: what is left of this conversation stops at its next token or
+            # sentence, and the model's own lock keeps a new conversation's generation
+            # from overlapping it
+            self.runtime.release()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def _handshake(self) -> AssistantStart:
         try:
@@ -368,7 +342,7 @@ class _Session:
                 resolve_wake_word, self.store, self.owner, start.wake_word
             )
         except StreamProtocolError as e:
-            raise _Rejected(e, CLOSE_CODES["invalid_data"]) from e
+            raise SessionRejected(e, CLOSE_CODES["invalid_data"]) from e
         return start
 
     async def _build(self, start: AssistantStart) -> tuple[Assistant, StreamDecoder]:
@@ -559,13 +533,16 @@ class _Session:
         await self._close(close_code)
 
     async def _close(self, code: int) -> None:
-        if self.closed:
-            return
-        await self._flush()
-        self.closed = True
-        if self.ws.client_state == WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await self.ws.close(code)
+        if not self.closed:
+            await self._flush()  # every queued event goes out before the close
+        await super()._close(code)
+
+    def _close_code(self, error: EmotiVoiceError) -> int:
+        if isinstance(error, AssistantBusyError):
+            return BUSY_CLOSE_CODE
+        if isinstance(error, AssistantDisabledError):
+            return CLOSE_CODES["policy"]
+        return close_code(error)
 
 
 def _plain(value: Any) -> dict[str, Any] | None:
@@ -591,14 +568,6 @@ def parse_start(text: str) -> AssistantStart:
             'A wake word needs "mode": "hands_free" (push-to-talk needs none).'
         )
     return start
-
-
-def _close_code(error: EmotiVoiceError) -> int:
-    if isinstance(error, AssistantBusyError):
-        return BUSY_CLOSE_CODE
-    if isinstance(error, AssistantDisabledError):
-        return CLOSE_CODES["policy"]
-    return _stream_close_code(error)
 
 
 @router.websocket("/assistant")
