@@ -1,7 +1,7 @@
 // Assistant page: microphone → AudioWorklet (16 kHz PCM, echo cancellation on) → WebSocket
 // /api/v1/assistant → the user's transcript with its emotion, the reply as it streams, the reply's
 // audio played sentence by sentence (stopped on barge-in or by the user), the turn's latency bars.
-import { API, el, mediaToken, setupKeyField, withToken } from "./api.js";
+import { API, el, mediaToken, openPcmMicrophone, setupKeyField, withToken } from "./api.js";
 
 setupKeyField();
 const connectButton = document.getElementById("connect");
@@ -24,7 +24,7 @@ const STAGES = [
   ["reply_done_s", "reply done"],
 ];
 
-let socket = null, context = null, stream = null, worklet = null;
+let socket = null, context = null, mic = null;
 let talking = false, header = null, nextTime = 0;
 const playing = new Set();  // the reply's scheduled AudioBufferSourceNodes
 const turns = new Map();     // turn index → { node, text, pcm: [Int16Array] }
@@ -167,16 +167,10 @@ function readyText() {
 }
 
 async function openMicrophone(ready) {
-  stream = await navigator.mediaDevices.getUserMedia({
-    audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-  });
-  context = new AudioContext({ sampleRate: 16000 });
-  await context.audioWorklet.addModule("/static/pcm-worklet.js");
-  const source = context.createMediaStreamSource(stream);
-  worklet = new AudioWorkletNode(context, "pcm-sender");
+  mic = await openPcmMicrophone({ noiseSuppression: true, autoGainControl: true });
+  context = mic.context;  // the replies play through the microphone's 16 kHz context
   // the microphone is sent all the time (the server hears silence while the button is up)
-  worklet.port.onmessage = (m) => { if (socket && socket.readyState === WebSocket.OPEN) socket.send(m.data); };
-  source.connect(worklet);
+  mic.send((pcm) => { if (socket && socket.readyState === WebSocket.OPEN) socket.send(pcm); });
   talkButton.disabled = ready.mode !== "push_to_talk";
   endButton.disabled = false;
   setStatus(readyText());
@@ -242,7 +236,7 @@ function end() {
   talkStop();
   endButton.disabled = true;
   talkButton.disabled = true;
-  if (stream) stream.getTracks().forEach((t) => t.stop());
+  if (mic) mic.stopTracks();
   if (socket && socket.readyState === WebSocket.OPEN) {
     setStatus("Ending: answering what was said last…");
     socket.send(JSON.stringify({ type: "stop" }));
@@ -250,9 +244,8 @@ function end() {
 }
 
 function cleanup() {
-  if (stream) stream.getTracks().forEach((t) => t.stop());
-  if (context) context.close().catch(() => {});
-  stream = null; context = null; worklet = null; socket = null;
+  if (mic) mic.close();
+  mic = null; context = null; socket = null;
   playing.clear();
   connectButton.disabled = false;
   handsFree.disabled = false;
