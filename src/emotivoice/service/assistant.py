@@ -172,6 +172,11 @@ class _Told:
             async for piece in stream:
                 if self.session.ended:  # the client left: the reply's task ends soon after
                     return
+                sink = self.session.sink
+                if sink is not None and sink.muted:
+                    # the client stopped this reply before its task began (the stop came
+                    # with the transcript): it stops now, as if the stop came at this token
+                    self.session.interrupt_soon()
                 self.session.emit({"type": "token", "turn": turn, "text": piece})
                 yield piece
 
@@ -278,6 +283,8 @@ class _Session(SocketSession):
         self.sink: _SocketSink | None = None
         self.talking = False
         self.tasks: list[asyncio.Task[Any]] = []
+        self.assistant: Assistant | None = None
+        self.interrupting: asyncio.Task[bool] | None = None
         self.ended = False  # the conversation is over: a reply still in the making stops
         self.last_message = time.monotonic()
         self.stopping = False
@@ -304,6 +311,7 @@ class _Session(SocketSession):
         self.runtime.claim()
         self.claimed = True
         assistant, decoder = await self._build(start)
+        self.assistant = assistant
         conversation = asyncio.create_task(assistant.converse(self._chunks(), self._on_turn))
         watchdog = asyncio.create_task(self._watch())
         self.tasks = [conversation, watchdog]
@@ -312,8 +320,16 @@ class _Session(SocketSession):
         self.emit({"type": "done", "turns": len(assistant.turns)})
         await self._close(CLOSE_CODES["normal"])
 
+    def interrupt_soon(self) -> None:
+        """Stop the reply in the making from within it: in a task of its own, since the
+        reply's task cannot wait for its own cancellation."""
+        if self.assistant is not None and (self.interrupting is None or self.interrupting.done()):
+            self.interrupting = asyncio.create_task(self.assistant.interrupt())
+
     async def _cleanup(self) -> None:
         self.ended = True
+        if self.interrupting is not None:
+            self.tasks.append(self.interrupting)
         for task in self.tasks:
             task.cancel()
         if self.claimed:
