@@ -1,6 +1,7 @@
-"""What the web UI's browser tests share (tests/service/test_web_*.py): Debian's Chromium,
-headless, launched by Playwright with a fake microphone that plays a WAV file, and the WAV
-files those microphones play."""
+"""What the service tests share: for the web UI's browser tests (tests/service/test_web_*.py),
+Debian's Chromium, headless, launched by Playwright with a fake microphone that plays a WAV
+file, and the WAV files those microphones play; for the wake word's routes, a completed job of
+the wake-word studio."""
 
 from __future__ import annotations
 
@@ -81,3 +82,29 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[...,
         yield launch
         for context in contexts:
             context.close()
+
+
+@pytest.fixture(scope="session")
+def studio_job() -> Callable[[Any, bool], str]:
+    """``studio_job(store, completed)``: the id of a wake-word job of the key-less owner, left
+    as the studio's worker leaves it: running, or completed with its trained model in the
+    job's run folder. The model is the shipped ``hey_jarvis``, itself trained by the studio: a
+    real trained model without the minutes of a training run
+    (tests/service/test_wakeword_routes.py runs one end to end)."""
+
+    def make(store: Any, completed: bool) -> str:
+        from emotivoice.service.auth import ANONYMOUS
+        from emotivoice.service.storage.wakeword import RUN_FOLDER
+        from emotivoice.wakeword import load_model
+
+        job = store.create_wakeword_job(ANONYMOUS, "hey jarvis", {"preset": "quick"})
+        assert store.claim_wakeword(job.id, "test-worker") is not None
+        if completed:
+            shipped = load_model("hey_jarvis")
+            run = store.wakeword_dir(job.id) / RUN_FOLDER
+            run.mkdir(parents=True)
+            shutil.copy(shipped.path, run / "model.onnx")
+            assert store.complete_wakeword(job.id, {"threshold": shipped.threshold})
+        return str(job.id)
+
+    return make

@@ -9,7 +9,7 @@ import contextlib
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -187,36 +187,15 @@ def test_hands_free_answers_only_after_the_wake_word(server: str, question: np.n
     assert 1.0 < turns[0]["trace"]["wake_s"] < 5.0, turns[0]["trace"]
 
 
-def _studio_job(store: Any, completed: bool) -> str:
-    """A wake-word job of the key-less owner, left as the studio's worker leaves it: running,
-    or completed with its trained model in the job's run folder. The model is the shipped
-    ``hey_jarvis``, itself trained by the studio: a real trained model without the minutes of
-    a training run (tests/service/test_wakeword_routes.py runs one end to end)."""
-    import shutil
-
-    from emotivoice.service.auth import ANONYMOUS
-    from emotivoice.service.storage.wakeword import RUN_FOLDER
-    from emotivoice.wakeword import load_model
-
-    job = store.create_wakeword_job(ANONYMOUS, "hey jarvis", {"preset": "quick"})
-    assert store.claim_wakeword(job.id, "test-worker") is not None
-    if completed:
-        run = store.wakeword_dir(job.id) / RUN_FOLDER
-        run.mkdir(parents=True)
-        shutil.copy(load_model("hey_jarvis").path, run / "model.onnx")
-        assert store.complete_wakeword(job.id, {"threshold": load_model("hey_jarvis").threshold})
-    return str(job.id)
-
-
 @pytest.mark.slow
 def test_hands_free_takes_a_trained_wake_word_by_its_job_id(
-    app: Any, server: str, question: np.ndarray
+    app: Any, server: str, question: np.ndarray, studio_job: Callable[[Any, bool], str]
 ) -> None:
     """The same ``wake_word`` as ``/api/v1/stream``'s: a completed job's id is a wake word; an
     unknown id or a job still training is refused with the stream's error."""
     from emotivoice.wakeword.tts import Voice, synthesize
 
-    job = _studio_job(app.state.store, completed=True)
+    job = studio_job(app.state.store, True)
     wake = synthesize("hey jarvis", Voice("espeak-ng", "en-029+Andy", "Andy"))
     second = np.zeros(SAMPLE_RATE, np.float32)
     audio = np.concatenate([second, wake, second, question, second])
@@ -229,7 +208,7 @@ def test_hands_free_takes_a_trained_wake_word_by_its_job_id(
     (turn,) = [e for e in events if isinstance(e, dict) and e["type"] == "turn"]
     assert "capital" in turn["user"]["text"].lower() and turn["trace"]["wake_s"] > 1.0
 
-    running = _studio_job(app.state.store, completed=False)
+    running = studio_job(app.state.store, False)
     for refused in ("0" * 32, running):
         start = _start(mode="hands_free", wake_word=refused)
         errors, close = asyncio.run(asyncio.wait_for(_session(server, start), 60))

@@ -36,9 +36,13 @@ def question_wav(mic_wav: Callable[[str, np.ndarray], Path]) -> tuple[Path, floa
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("assistant-ui-home")
+
+
+@pytest.fixture(scope="module")
+def server(home: Path) -> Iterator[str]:
     pytest.importorskip("cyllama")
-    home = tmp_path_factory.mktemp("assistant-ui-home")
     env = service_env(home, assistant_voice="espeak-ng", assistant_max_reply_tokens=24)
     with running_server(env, home / "serve.log", workers=1) as client:
         yield str(client.base_url).removesuffix("/api/v1/").removesuffix("/api/v1")
@@ -101,3 +105,30 @@ def test_push_to_talk_shows_the_emotion_the_reply_its_audio_and_latency_bars(
     page.click("#end")
     wait_until(page, "document.getElementById('assistant-status').innerText.includes('ended')", 60)
     assert errors == []
+
+
+def test_hands_free_offers_a_trained_wake_word_and_the_server_takes_it(
+    browser: Any, server: str, home: Path, studio_job: Callable[[Any, bool], str]
+) -> None:
+    """A completed wake-word job of the key is offered beside the Hands-free box; started with
+    it, the conversation listens for its phrase (the server resolved the job's model)."""
+    from emotivoice.service.settings import load_settings
+    from emotivoice.service.storage import Store
+
+    job = studio_job(Store(load_settings(home=home)), True)
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server + "/assistant")
+    page.wait_for_selector(f"#wake-word option[value='{job}']", state="attached")
+    assert page.locator("#wake-word option").first.get_attribute("value") == "hey_jarvis"
+    page.check("#hands-free")
+    page.select_option("#wake-word", job)
+    page.click("#connect")
+    wait_until(page, "document.getElementById('assistant-status').dataset.ready === 'true'", 180)
+    assert page.inner_text("#assistant-status") == "Listening for “hey jarvis”…"
+    assert page.is_disabled("#talk") and page.is_disabled("#wake-word")
+    page.click("#end")
+    wait_until(page, "document.getElementById('assistant-status').innerText.includes('ended')", 60)
+    assert errors == [] and page.inner_text("#assistant-error") == ""
