@@ -16,7 +16,7 @@ from emotivoice.assistant.memory import CUT_MARKER
 from emotivoice.assistant.pipeline import Assistant, AssistantOptions
 from emotivoice.assistant.sources import audio_chunks
 from emotivoice.assistant.speech import BufferSink
-from emotivoice.assistant.turns import Utterance
+from emotivoice.assistant.turns import Turn, Utterance
 from emotivoice.audio import SAMPLE_RATE, load_audio
 from emotivoice.errors import InvalidConfigError
 
@@ -122,13 +122,54 @@ def test_barge_in_stops_the_reply_and_marks_it_cut(  # type: ignore[no-untyped-d
     turns = asyncio.run(assistant.converse(audio_chunks(audio, realtime=True)))
 
     first = turns[0]
-    assert first.cut
+    assert first.cut and first.cut_by == "barge_in" and turns[1].cut_by is None
     assert first.trace.barge_in_stop_s is not None and first.trace.barge_in_cancel_s is not None
     assert 0 < first.trace.barge_in_stop_s <= first.trace.barge_in_cancel_s
     assert sink.stopped_at is not None  # (the model may have finished: the voice had not)
     assert assistant.memory.history[0].cut
     assert CUT_MARKER in assistant.memory.prompt("s", "u")[2]["content"]
     assert len(turns) == 2 and "door" in turns[1].user.text.lower()
+
+
+class StopsAtFirstToken(Recorded):
+    """The real model; its first reply's first token makes the user press stop
+    (:meth:`Assistant.interrupt`), as the web page's button does."""
+
+    assistant: Assistant | None = None
+    stopped: asyncio.Task[bool] | None = None
+
+    async def stream(self, messages: list[Message], max_tokens: int) -> AsyncIterator[str]:
+        async for piece in self.model.stream(messages, max_tokens):
+            if self.stopped is None and self.assistant is not None:
+                self.stopped = asyncio.create_task(self.assistant.interrupt())
+            yield piece
+
+
+@pytest.mark.slow
+def test_interrupt_cuts_the_reply_as_barge_in_does(  # type: ignore[no-untyped-def]
+    analyzer, local_model, espeak, two_questions
+) -> None:
+    """A stop request at the first token: the generation is cancelled, the turn is reported at
+    once as cut by the interrupt (in the history too), and the next question is answered."""
+    model = StopsAtFirstToken(local_model)
+    options = AssistantOptions(max_reply_tokens=30, during_reply="barge_in")
+    assistant = Assistant(StreamListener(analyzer), model, espeak, BufferSink(), options)
+    model.assistant = assistant
+    reported: list[int] = []
+
+    async def talk() -> list[Turn]:
+        assert not await assistant.interrupt()  # nothing to stop yet
+        chunks = audio_chunks(two_questions, realtime=True)
+        return await assistant.converse(chunks, lambda t: reported.append(t.index))
+
+    first, second = asyncio.run(talk())
+    assert model.stopped is not None and model.stopped.result() is True
+    assert first.cut and first.cut_by == "interrupt" and first.audio.size == 0
+    assert 0 < first.trace.tokens < 30 and first.trace.first_audio_s is None
+    assert first.trace.barge_in_cancel_s is not None and first.trace.barge_in_cancel_s >= 0
+    assert assistant.memory.history[0].cut
+    assert not second.cut and second.cut_by is None and second.audio.size > 0
+    assert reported == [0, 1]
 
 
 @pytest.mark.slow

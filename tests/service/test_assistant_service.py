@@ -9,7 +9,7 @@ import contextlib
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +48,18 @@ def question() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
     pytest.importorskip("cyllama")
     home = tmp_path_factory.mktemp("assistant-home")
     settings = load_settings(
         home=home, assistant_voice="espeak-ng", assistant_max_reply_tokens=24, max_streams=4
     )
-    with serve(create_app(settings, janitor=False)) as base:
+    return create_app(settings, janitor=False)
+
+
+@pytest.fixture(scope="module")
+def server(app: Any) -> Iterator[str]:
+    with serve(app) as base:
         yield _ws(base)
 
 
@@ -183,6 +188,35 @@ def test_hands_free_answers_only_after_the_wake_word(server: str, question: np.n
 
 
 @pytest.mark.slow
+def test_hands_free_takes_a_trained_wake_word_by_its_job_id(
+    app: Any, server: str, question: np.ndarray, studio_job: Callable[[Any, bool], str]
+) -> None:
+    """The same ``wake_word`` as ``/api/v1/stream``'s: a completed job's id is a wake word; an
+    unknown id or a job still training is refused with the stream's error."""
+    from emotivoice.wakeword.tts import Voice, synthesize
+
+    job = studio_job(app.state.store, True)
+    wake = synthesize("hey jarvis", Voice("espeak-ng", "en-029+Andy", "Andy"))
+    second = np.zeros(SAMPLE_RATE, np.float32)
+    audio = np.concatenate([second, wake, second, question, second])
+    start = _start(mode="hands_free", wake_word=job, max_reply_tokens=8, partials=False)
+    events, code = _talk_sync(server, start, audio, push_to_talk=False)
+    kinds = _types(events)
+    assert code == 1000 and kinds[-1] == "done" and kinds.count("wake") == 1, kinds
+    assert events[0]["wake_word"] == job and events[0]["wake_phrase"] == "hey jarvis"
+    assert kinds.index("wake") < kinds.index("transcript")
+    (turn,) = [e for e in events if isinstance(e, dict) and e["type"] == "turn"]
+    assert "capital" in turn["user"]["text"].lower() and turn["trace"]["wake_s"] > 1.0
+
+    running = studio_job(app.state.store, False)
+    for refused in ("0" * 32, running):
+        start = _start(mode="hands_free", wake_word=refused)
+        errors, close = asyncio.run(asyncio.wait_for(_session(server, start), 60))
+        assert close == 1007 and [e["code"] for e in errors] == ["PROTOCOL_ERROR"], errors
+        assert "completed wake-word job" in errors[0]["message"] and refused in errors[0]["message"]
+
+
+@pytest.mark.slow
 def test_a_client_that_vanishes_mid_reply_frees_the_assistant(
     server: str, question: np.ndarray
 ) -> None:
@@ -214,34 +248,61 @@ def test_a_client_that_vanishes_mid_reply_frees_the_assistant(
 
 
 @pytest.mark.slow
-def test_mute_stops_the_replys_audio_and_the_turn_still_ends(
+def test_mute_cancels_the_reply_as_barge_in_does_and_the_conversation_goes_on(
     server: str, question: np.ndarray
 ) -> None:
+    """The stop button (``mute``) at the reply's first token: no audio is sent, the generation
+    is cancelled (the turn is cut by the interrupt, its trace says when), and the next
+    question is answered whole."""
+
     async def muted() -> list[Any]:
         from websockets.asyncio.client import connect
 
         events: list[Any] = []
         silence = to_pcm16(np.zeros(CHUNK, np.float32)).tobytes()
         async with connect(server) as ws:
-            await ws.send(_start(max_reply_tokens=16, partials=False))
-            await ws.send(json.dumps({"type": "talk_start"}))
-            for frame in _frames(question):
-                await ws.send(frame)
-            await ws.send(json.dumps({"type": "talk_stop"}))
-            while not events or events[-1] == "<audio>" or events[-1]["type"] != "turn":
-                with contextlib.suppress(TimeoutError):
-                    message = await asyncio.wait_for(ws.recv(), CHUNK / SAMPLE_RATE)
-                    events.append("<audio>" if isinstance(message, bytes) else json.loads(message))
-                    if events[-1] != "<audio>" and events[-1]["type"] == "transcript":
-                        await ws.send(json.dumps({"type": "mute"}))
-                await ws.send(silence)
+            await ws.send(_start(partials=False))  # the server's cap: 24 tokens
+            for n in range(2):
+                await ws.send(json.dumps({"type": "talk_start"}))
+                for frame in _frames(question):
+                    await ws.send(frame)
+                await ws.send(json.dumps({"type": "talk_stop"}))
+                while _types(events).count("turn") <= n:
+                    with contextlib.suppress(TimeoutError):
+                        message = await asyncio.wait_for(ws.recv(), CHUNK / SAMPLE_RATE)
+                        event = message if isinstance(message, bytes) else json.loads(message)
+                        events.append(event)
+                        first_token = n == 0 and _types([event]) == ["token"]
+                        if first_token and "mute" not in _types(events):
+                            events.append({"type": "mute"})  # what the client sent, when
+                            await ws.send(json.dumps({"type": "mute"}))
+                    await ws.send(silence)
+            await ws.send(json.dumps({"type": "stop"}))
+            with contextlib.suppress(Exception):
+                async for message in ws:
+                    events.append(message if isinstance(message, bytes) else json.loads(message))
         return events
 
-    events = asyncio.run(asyncio.wait_for(muted(), 120))
+    events = asyncio.run(asyncio.wait_for(muted(), 180))
     kinds = _types(events)
-    assert "audio" not in kinds and "<audio>" not in kinds and "sentence" in kinds, kinds
-    turn = events[-1]
-    assert turn["reply"] and turn["audio_s"] > 0 and turn["trace"]["reply_done_s"] is not None
+    first = kinds.index("turn")
+    muted_turn, answered = events[first], events[kinds.index("turn", first + 1)]
+    # the first reply: nothing of it played, cut by the stop request, not by speech
+    assert "audio" not in kinds[:first] and "<audio>" not in kinds[:first], kinds
+    assert "barge_in" not in kinds, kinds
+    assert muted_turn["cut"] and muted_turn["cut_by"] == "interrupt", muted_turn
+    assert muted_turn["audio_s"] == 0 and muted_turn["error"] is None
+    trace = muted_turn["trace"]
+    assert trace["barge_in_stop_s"] is not None and trace["barge_in_cancel_s"] is not None
+    assert trace["barge_in_cancel_s"] >= trace["barge_in_stop_s"] >= 0, trace
+    # the generation stopped: it streamed fewer tokens than the next, whole reply, and none
+    # after its turn was reported
+    assert 0 < trace["tokens"] < answered["trace"]["tokens"], (muted_turn, answered)
+    late = [e for e in events[first:] if _types([e]) == ["token"] and e["turn"] == 0]
+    assert not late, kinds
+    # the next question is answered whole, with its audio
+    assert not answered["cut"] and answered["cut_by"] is None and answered["audio_s"] > 0
+    assert kinds[-1] == "done", kinds
 
 
 @pytest.mark.slow

@@ -5,30 +5,25 @@ holds the talk button while it does. The screenshot goes to ``test-artifacts/ui/
 
 from __future__ import annotations
 
-import shutil
 import time
-import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from emotivoice.audio import SAMPLE_RATE, to_pcm16
+from emotivoice.audio import SAMPLE_RATE
 from emotivoice.evaluation.processes import running_server, service_env
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "ui"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LEAD_S = 1.5  # silence before the question: the microphone opens a moment before the button
 QUESTION = "What is the capital of France?"
 
 
 @pytest.fixture(scope="module")
-def question_wav(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+def question_wav(mic_wav: Callable[[str, np.ndarray], Path]) -> tuple[Path, float]:
     """The fake microphone: silence, the spoken question, then silence for the rest of the
     test (Chromium loops the file). Returns the file and the question's end in seconds."""
     from emotivoice.evaluation.assistant import QUESTION_VOICE
@@ -36,51 +31,26 @@ def question_wav(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]
 
     spoken = synthesize(QUESTION, QUESTION_VOICE)
     lead, tail = np.zeros(int(LEAD_S * SAMPLE_RATE)), np.zeros(60 * SAMPLE_RATE)
-    path = tmp_path_factory.mktemp("mic") / "question.wav"
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(to_pcm16(np.concatenate([lead, spoken, tail])).tobytes())
+    path = mic_wav("question", np.concatenate([lead, spoken, tail]))
     return path, LEAD_S + spoken.size / SAMPLE_RATE
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("assistant-ui-home")
+
+
+@pytest.fixture(scope="module")
+def server(home: Path) -> Iterator[str]:
     pytest.importorskip("cyllama")
-    home = tmp_path_factory.mktemp("assistant-ui-home")
     env = service_env(home, assistant_voice="espeak-ng", assistant_max_reply_tokens=24)
     with running_server(env, home / "serve.log", workers=1) as client:
         yield str(client.base_url).removesuffix("/api/v1/").removesuffix("/api/v1")
 
 
 @pytest.fixture(scope="module")
-def browser(
-    tmp_path_factory: pytest.TempPathFactory, question_wav: tuple[Path, float]
-) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={question_wav[0]}",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-            viewport={"width": 1100, "height": 900},
-        )
-        yield context
-        context.close()
+def browser(chromium: Callable[..., Any], question_wav: tuple[Path, float]) -> Any:
+    return chromium(question_wav[0], 1100, 900)
 
 
 def wait_until(page: Any, expression: str, timeout_s: float) -> None:
@@ -93,7 +63,10 @@ def wait_until(page: Any, expression: str, timeout_s: float) -> None:
 
 
 def test_push_to_talk_shows_the_emotion_the_reply_its_audio_and_latency_bars(
-    browser: Any, server: str, question_wav: tuple[Path, float]
+    browser: Any,
+    server: str,
+    question_wav: tuple[Path, float],
+    screenshot: Callable[[Any, str], None],
 ) -> None:
     page = browser.new_page()
     errors: list[str] = []
@@ -128,8 +101,34 @@ def test_push_to_talk_shows_the_emotion_the_reply_its_audio_and_latency_bars(
     figures = turn.locator(".latency > span").all_inner_texts()[1::2]
     assert len(figures) == 6 and all(f.endswith(" s") for f in figures[:5]), figures
     assert turn.locator(".lat-bar.total").count() == 1
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "assistant.png"), full_page=True)
+    screenshot(page, "assistant")
     page.click("#end")
     wait_until(page, "document.getElementById('assistant-status').innerText.includes('ended')", 60)
     assert errors == []
+
+
+def test_hands_free_offers_a_trained_wake_word_and_the_server_takes_it(
+    browser: Any, server: str, home: Path, studio_job: Callable[[Any, bool], str]
+) -> None:
+    """A completed wake-word job of the key is offered beside the Hands-free box; started with
+    it, the conversation listens for its phrase (the server resolved the job's model)."""
+    from emotivoice.service.settings import load_settings
+    from emotivoice.service.storage import Store
+
+    job = studio_job(Store(load_settings(home=home)), True)
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server + "/assistant")
+    page.wait_for_selector(f"#wake-word option[value='{job}']", state="attached")
+    assert page.locator("#wake-word option").first.get_attribute("value") == "hey_jarvis"
+    page.check("#hands-free")
+    page.select_option("#wake-word", job)
+    page.click("#connect")
+    wait_until(page, "document.getElementById('assistant-status').dataset.ready === 'true'", 180)
+    assert page.inner_text("#assistant-status") == "Listening for “hey jarvis”…"
+    assert page.is_disabled("#talk") and page.is_disabled("#wake-word")
+    page.click("#end")
+    wait_until(page, "document.getElementById('assistant-status').innerText.includes('ended')", 60)
+    assert errors == [] and page.inner_text("#assistant-error") == ""

@@ -6,30 +6,18 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from emotivoice.evaluation.processes import running_server, service_env
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "ui"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")
@@ -40,47 +28,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def fake_mic_wav(tmp_path_factory: pytest.TempPathFactory, jfk_path: Path) -> Path:
-    """The JFK clip as 16-bit WAV, followed by silence so that the utterance ends."""
-    import wave
-
-    import numpy as np
-
+def fake_mic_wav(mic_wav: Callable[[str, np.ndarray], Path], jfk_path: Path) -> Path:
+    """The JFK clip, followed by silence so that the utterance ends."""
     from emotivoice.audio import SAMPLE_RATE, load_audio
 
     samples = load_audio(jfk_path).samples
     padded = np.concatenate([np.zeros(SAMPLE_RATE // 2), samples, np.zeros(SAMPLE_RATE * 3)])
-    path = tmp_path_factory.mktemp("mic") / "jfk-mic.wav"
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes((np.clip(padded, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
+    return mic_wav("jfk-mic", padded)
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory, fake_mic_wav: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                *FLAGS,
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={fake_mic_wav}",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-            accept_downloads=True,
-            viewport={"width": 1200, "height": 900},
-        )
-        yield context
-        context.close()
+def browser(chromium: Callable[..., Any], fake_mic_wav: Path) -> Any:
+    return chromium(fake_mic_wav, 1200, 900, accept_downloads=True)
 
 
 class Console:
@@ -103,20 +62,17 @@ def wait_until(page: Any, expression: str, timeout_ms: int, arg: Any = None) -> 
         page.wait_for_timeout(100)
 
 
-def _shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def test_upload_analyse_result_and_exports(browser: Any, server: str, jfk_path: Path) -> None:
+def test_upload_analyse_result_and_exports(
+    browser: Any, server: str, jfk_path: Path, screenshot: Callable[[Any, str], None]
+) -> None:
     page = browser.new_page()
     console = Console(page)
     page.goto(server + "/")
     page.wait_for_selector("#history")
-    _shot(page, "analyze-empty")
+    screenshot(page, "analyze-empty")
     page.set_input_files("#files", str(jfk_path))
     page.wait_for_selector("#queue td:has-text('completed')", timeout=180_000)
-    _shot(page, "analyze-done")
+    screenshot(page, "analyze-done")
     page.click("#queue a:has-text('open')")
     page.wait_for_selector("#transcript .segment", timeout=30_000)
     transcript = page.inner_text("#transcript")
@@ -156,7 +112,7 @@ def test_upload_analyse_result_and_exports(browser: Any, server: str, jfk_path: 
     segment.click()  # seeks the player; words get highlighted while it plays
     wait_until(page, "document.getElementById('player').currentTime > 0.5", 15_000)
     page.wait_for_selector("#transcript .word.current", timeout=15_000)
-    _shot(page, "result")
+    screenshot(page, "result")
     downloads = {}
     for fmt in ("json", "csv", "srt", "vtt", "pdf"):
         with page.expect_download() as info:
@@ -170,11 +126,13 @@ def test_upload_analyse_result_and_exports(browser: Any, server: str, jfk_path: 
     page.goto(server + "/")
     page.wait_for_selector("#history td:has-text('completed')")
     assert "jfk.flac" in page.inner_text("#history")
-    _shot(page, "history")
+    screenshot(page, "history")
     assert console.errors == []
 
 
-def test_speakers_card_shows_lanes_and_keeps_a_rename(browser: Any, server: str) -> None:
+def test_speakers_card_shows_lanes_and_keeps_a_rename(
+    browser: Any, server: str, screenshot: Callable[[Any, str], None]
+) -> None:
     """A stereo call: one lane per channel's speaker; a speaker renamed on the page is renamed in
     the lanes and the transcript and stays renamed after a reload."""
     from emotivoice.evaluation.datasets import data_dir
@@ -195,14 +153,16 @@ def test_speakers_card_shows_lanes_and_keeps_a_rename(browser: Any, server: str)
     name.dispatch_event("change")
     assert page.locator("#speaker-lanes .lane-name").first.text_content() == "Agent"
     assert page.locator(".speaker-badge[data-speaker='SPEAKER_1']").first.inner_text() == "Agent"
-    _shot(page, "speakers")
+    screenshot(page, "speakers")
     page.reload()
     page.wait_for_selector("#speakers-card:not([hidden]) .lane-segment", timeout=30_000)
     assert page.locator("#speaker-lanes .lane-name").first.text_content() == "Agent"
     assert console.errors == []
 
 
-def test_invalid_file_shows_the_api_message(browser: Any, server: str, tmp_path: Path) -> None:
+def test_invalid_file_shows_the_api_message(
+    browser: Any, server: str, tmp_path: Path, screenshot: Callable[[Any, str], None]
+) -> None:
     page = browser.new_page()
     console = Console(page)
     page.goto(server + "/")
@@ -210,21 +170,23 @@ def test_invalid_file_shows_the_api_message(browser: Any, server: str, tmp_path:
     bogus.write_text("definitely not audio\n" * 50)
     page.set_input_files("#files", str(bogus))
     page.wait_for_selector("#upload-error:has-text('not an audio file')", timeout=30_000)
-    _shot(page, "analyze-error")
+    screenshot(page, "analyze-error")
     page.goto(server + "/analyses/does-not-exist")
     page.wait_for_selector("#result-error:has-text('No analysis')")
     assert page.inner_text("#title") == "Analysis not found"
     assert page.locator("#result-body").is_hidden()  # no empty cards
-    _shot(page, "result-missing")
+    screenshot(page, "result-missing")
     # The browser reports the failed fetches themselves as console errors; nothing else may fail.
     assert [e for e in console.errors if "Failed to load resource" not in e] == []
 
 
-def test_live_page_with_the_fake_microphone(browser: Any, server: str) -> None:
+def test_live_page_with_the_fake_microphone(
+    browser: Any, server: str, screenshot: Callable[[Any, str], None]
+) -> None:
     page = browser.new_page()
     console = Console(page)
     page.goto(server + "/live")
-    _shot(page, "live-idle")
+    screenshot(page, "live-idle")
     page.click("#start")
     page.wait_for_selector("#finals .final-text", timeout=90_000)
     wait_until(page, "document.getElementById('finals').innerText.includes('Americans')", 90_000)
@@ -241,7 +203,7 @@ def test_live_page_with_the_fake_microphone(browser: Any, server: str) -> None:
                     page.inner_text("#live-status"))  # fmt: skip
     page.wait_for_selector("#saved button", timeout=60_000)
     wait_until(page, "document.getElementById('live-status').innerText === 'Stopped.'", 30_000)
-    _shot(page, "live")
+    screenshot(page, "live")
     finals = page.inner_text("#finals")
     assert "fellow Americans" in finals or "ask not what your country" in finals, finals
     name = page.inner_text("#saved .saved-name")  # the recording by its name, not a hex id
@@ -269,7 +231,9 @@ def _analysis_request(request: Any) -> bool:
     return request.method == "POST" and request.url.endswith("/api/v1/analyses")
 
 
-def test_explain_view_with_every_method(browser: Any, server: str, data_dir: Path) -> None:
+def test_explain_view_with_every_method(
+    browser: Any, server: str, data_dir: Path, screenshot: Callable[[Any, str], None]
+) -> None:
     clip = data_dir / "ravdess" / "Actor_11" / "03-01-05-02-01-01-11.flac"  # 3.6 s, angry
     page = browser.new_page()
     console = Console(page)
@@ -309,7 +273,7 @@ def test_explain_view_with_every_method(browser: Any, server: str, data_dir: Pat
         wait_until(
             page, "img => img.complete && img.naturalWidth === 800", 30_000, image.element_handle()
         )
-    _shot(page, "result-explain")
+    screenshot(page, "result-explain")
     # analyse again with other methods from the result page
     again = page.locator("#explain fieldset input[name='explain-method']")
     checked = [again.nth(i).get_attribute("value") for i in range(4) if again.nth(i).is_checked()]

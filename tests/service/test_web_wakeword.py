@@ -6,29 +6,18 @@ go to ``test-artifacts/ui/``."""
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from emotivoice.evaluation.processes import running_server, service_env
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "ui"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # The shipped model hears this voice at a score above 0.9 (tests/service/test_stream_service.py)
 VOICE = ("espeak-ng", "en-029+Andy", "Andy")
 
@@ -42,42 +31,19 @@ def server(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator
 
 
 @pytest.fixture(scope="module")
-def hey_jarvis_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ "hey jarvis" said twice by an espeak-ng voice, with pauses, as 16-bit WAV."""
-    import numpy as np
-
-    from emotivoice.audio import SAMPLE_RATE, encode_audio
+def hey_jarvis_wav(mic_wav: Callable[[str, np.ndarray], Path]) -> Path:
+    """ "hey jarvis" said twice by an espeak-ng voice, with pauses."""
+    from emotivoice.audio import SAMPLE_RATE
     from emotivoice.wakeword.tts import Voice, synthesize
 
     said = synthesize("hey jarvis", Voice(*VOICE))
     pause = np.zeros(SAMPLE_RATE * 2, np.float32)
-    samples = np.concatenate([pause, said, pause, said, pause])
-    path = tmp_path_factory.mktemp("mic") / "hey-jarvis-mic.wav"
-    encode_audio(samples, "wav", "pcm_s16le", target=path)
-    return path
+    return mic_wav("hey-jarvis-mic", np.concatenate([pause, said, pause, said, pause]))
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory, hey_jarvis_wav: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                *FLAGS,
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={hey_jarvis_wav}",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-            viewport={"width": 1200, "height": 1000},
-        )
-        yield context
-        context.close()
+def browser(chromium: Callable[..., Any], hey_jarvis_wav: Path) -> Any:
+    return chromium(hey_jarvis_wav, 1200, 1000)
 
 
 def wait_until(page: Any, expression: str, timeout_ms: int) -> None:
@@ -89,12 +55,9 @@ def wait_until(page: Any, expression: str, timeout_ms: int) -> None:
         page.wait_for_timeout(100)
 
 
-def _shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def test_train_a_phrase_see_its_progress_samples_and_det_curve(browser: Any, server: str) -> None:
+def test_train_a_phrase_see_its_progress_samples_and_det_curve(
+    browser: Any, server: str, screenshot: Callable[[Any, str], None]
+) -> None:
     page = browser.new_page()
     errors: list[str] = []
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
@@ -102,7 +65,7 @@ def test_train_a_phrase_see_its_progress_samples_and_det_curve(browser: Any, ser
     page.goto(server + "/wakeword")
     page.wait_for_selector("#jobs-empty:not([hidden])")
     assert page.locator('nav a[href="/wakeword"][aria-current="page"]').count() == 1
-    _shot(page, "wakeword-empty")
+    screenshot(page, "wakeword-empty")
     page.fill("#phrase", "12 34")  # no letters: the server's words, at once
     page.click("#train")
     wait_until(
@@ -120,7 +83,7 @@ def test_train_a_phrase_see_its_progress_samples_and_det_curve(browser: Any, ser
         page, "/running · .+ · \\d+%/.test(document.getElementById('job-stage').innerText)", 60_000
     )
     page.wait_for_selector("#samples audio", timeout=120_000)
-    _shot(page, "wakeword-training")
+    screenshot(page, "wakeword-training")
     wait_until(
         page, "document.getElementById('job-stage').innerText === 'completed · 100%'", 240_000
     )
@@ -142,7 +105,7 @@ def test_train_a_phrase_see_its_progress_samples_and_det_curve(browser: Any, ser
     page.eval_on_selector("#samples audio", "a => { a.muted = true; a.play(); }")
     wait_until(page, "document.querySelector('#samples audio').currentTime > 0.2", 15_000)
     assert page.locator("#downloads a").count() == 3
-    _shot(page, "wakeword-done")
+    screenshot(page, "wakeword-done")
     # the job is the server's: a reload (its id in the address) shows it again
     page.reload()
     page.wait_for_selector("#det-figure:not([hidden])", timeout=30_000)
@@ -154,7 +117,9 @@ def test_train_a_phrase_see_its_progress_samples_and_det_curve(browser: Any, ser
     page.close()
 
 
-def test_try_the_shipped_model_with_the_microphone(browser: Any, server: str) -> None:
+def test_try_the_shipped_model_with_the_microphone(
+    browser: Any, server: str, screenshot: Callable[[Any, str], None]
+) -> None:
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -168,7 +133,7 @@ def test_try_the_shipped_model_with_the_microphone(browser: Any, server: str) ->
     try:
         page.wait_for_selector("#wakes li", timeout=90_000)
     except Exception:
-        _shot(page, "wakeword-try-failed")
+        screenshot(page, "wakeword-try-failed")
         raise AssertionError(
             f"no wake event: {page.inner_text('#try-status')!r} {page.inner_text('#try-error')!r}"
         ) from None
@@ -177,7 +142,7 @@ def test_try_the_shipped_model_with_the_microphone(browser: Any, server: str) ->
     assert wake.startswith("“hey jarvis” at ") and "score" in wake, wake
     score = float(wake.rsplit("score ", 1)[1])
     assert score > 0.5
-    _shot(page, "wakeword-try")
+    screenshot(page, "wakeword-try")
     page.click("#try-stop")
     wait_until(page, "document.getElementById('try-status').innerText === 'Stopped.'", 60_000)
     assert page.inner_text("#try-error") == "" and errors == []

@@ -12,7 +12,8 @@ While a reply plays, live audio is handled as ``AssistantOptions.during_reply`` 
 ``wait`` (scripted input: the source is read on only after the reply), ``ignore`` (a
 loudspeaker: what the microphone hears meanwhile is the assistant itself, dropped) or
 ``barge_in`` (headphones: the user's new speech stops playback and cancels the generation;
-the reply is kept as ``cut``).
+the reply is kept as ``cut``). :meth:`Assistant.interrupt` does the same on request (a stop
+button), whatever the mode.
 
 With a :class:`~emotivoice.assistant.tools.BrowserTool` the model may also call the browser: a
 reply is held back from its first ``{`` (never spoken), read as a tool call, checked by the
@@ -160,6 +161,7 @@ class _Reply:
     calls: list[str] = field(default_factory=list)  # the tool calls as the model wrote them
     error: EmotiVoiceError | None = None
     cut: bool = False
+    cut_by: str | None = None  # "barge_in" or "interrupt"
 
     def mark(self, stage: str) -> None:
         self.marks.setdefault(stage, time.perf_counter())
@@ -206,6 +208,8 @@ class Assistant:
         )
         self.turns: list[Turn] = []
         self._clock = _Clock()
+        self._current: tuple[asyncio.Task[None], _Reply] | None = None  # the reply in the making
+        self._on_turn: Callable[[Turn], None] | None = None
 
     async def aclose(self) -> None:
         """Close what the assistant opened (the browser tool's Chromium)."""
@@ -234,42 +238,32 @@ class Assistant:
 
         Returns every turn of the conversation (also passed to ``on_turn`` as each ends).
         """
-        current: tuple[asyncio.Task[None], _Reply] | None = None
         asleep, woke = self.wake is not None, None  # woke: the input sample of the wake word
         mode = self.options.during_reply
-
-        async def collect() -> None:
-            nonlocal current
-            if current is not None:
-                task, state = current
-                current = None
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-                turn = self._finish(state)
-                if on_turn is not None:
-                    on_turn(turn)
+        self._on_turn = on_turn
 
         async def handle(heard: list[Heard]) -> None:
-            nonlocal current, asleep
+            nonlocal asleep
             for h in heard:
-                if h.kind == "speech_start" and current is not None and mode == "barge_in":
-                    await self._barge_in(*current, onset=self._clock.locate(h.time)[1])
-                    await collect()
+                if h.kind == "speech_start" and self._current is not None and mode == "barge_in":
+                    onset = self._clock.locate(h.time)[1]
+                    await self._barge_in(*self._current, onset=onset, by="barge_in")
+                    await self._collect()
                 elif h.kind == "utterance" and h.utterance is not None:
-                    await collect()
+                    await self._collect()
                     end, spoken = self._clock.locate(h.time)
                     wake_s = None if woke is None else (end - woke) / SAMPLE_RATE
                     state = self._new_reply(h.utterance, spoken, wake_s)
                     state.mark("final_transcript")
-                    current = (asyncio.create_task(self._respond(state)), state)
+                    self._current = (asyncio.create_task(self._respond(state)), state)
                     asleep = self.wake is not None
                     if mode == "wait":
-                        await collect()
+                        await self._collect()
 
         async for chunk in audio:
-            if current is not None and current[0].done():
-                await collect()
-            if current is not None and mode == "ignore":
+            if self._current is not None and self._current[0].done():
+                await self._collect()
+            if self._current is not None and mode == "ignore":
                 self._clock.tick(chunk.size, to_listener=False)
                 continue  # the microphone hears the assistant's own voice
             if asleep and self.wake is not None:
@@ -280,8 +274,39 @@ class Assistant:
             self._clock.tick(chunk.size, to_listener=True)
             await handle(await self.listener.feed(chunk))
         await handle(await self.listener.finish())
-        await collect()
+        await self._collect()
         return self.turns
+
+    async def interrupt(self) -> bool:
+        """Stop the reply in the making, as a barge-in does, at the user's request (a stop
+        button): playback stops, the generation is cancelled, the turn is kept as ``cut``
+        (``cut_by="interrupt"``; its trace's barge-in figures count from this call) and
+        reported to :meth:`converse`'s ``on_turn`` at once.
+
+        Returns whether a reply was cut (``False``: none was in the making, or its generation
+        and playback were both over; such a turn is reported as it is).
+        """
+        if self._current is None:
+            return False
+        task, state = self._current
+        await self._barge_in(task, state, onset=time.perf_counter(), by="interrupt")
+        await self._collect()
+        return state.cut
+
+    async def _collect(self) -> None:
+        """Wait for the current reply to end, then record and report its turn (once: a
+        barge-in, :meth:`interrupt` and the conversation's loop may all be waiting for it)."""
+        if self._current is None:
+            return
+        task, state = self._current
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if self._current is None or self._current[1] is not state:
+            return  # another waiter recorded it
+        self._current = None
+        turn = self._finish(state)
+        if self._on_turn is not None:
+            self._on_turn(turn)
 
     def _new_reply(
         self, utterance: Utterance, speech_end: float, wake_s: float | None = None
@@ -427,13 +452,16 @@ class Assistant:
             state.mark("first_sentence")
             sentences.put_nowait(sentence)
 
-    async def _barge_in(self, task: asyncio.Task[None], state: _Reply, onset: float) -> None:
-        """The user spoke over the reply: stop the audio, cancel the generation."""
+    async def _barge_in(
+        self, task: asyncio.Task[None], state: _Reply, onset: float, by: str
+    ) -> None:
+        """The user spoke over the reply (``by="barge_in"``) or asked it to stop
+        (``"interrupt"``): stop the audio, cancel the generation."""
         self.sink.stop()
         state.marks["barge_in_stop"] = time.perf_counter()
         if task.done():
             return
-        state.cut = True
+        state.cut, state.cut_by = True, by
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -465,6 +493,7 @@ class Assistant:
             reply=state.text.strip(),
             sentences=tuple(state.sentences),
             cut=state.cut,
+            cut_by=state.cut_by,
             trace=trace,
             error=None if state.error is None else state.error.to_dict(),
             actions=tuple(state.actions),

@@ -158,9 +158,10 @@ class LatencyTrace:
         tokens: text pieces the model streamed (one per token for the local model; a server
             that does not stream sends one).
         barge_in_stop_s: for a cut reply: playback stopped this long after the user's new
-            speech began (its first speech sample).
+            speech began (its first speech sample), or after the stop request of
+            :meth:`~emotivoice.assistant.pipeline.Assistant.interrupt`.
         barge_in_cancel_s: for a cut reply: the generation had stopped (the model's thread
-            returned) this long after the user's new speech began.
+            returned) this long after the user's new speech began (or the stop request).
         tools_s: the time the turn's browser actions took together (``None``: no action);
             the stages after the first tool call include it.
     """
@@ -200,7 +201,11 @@ class Turn:
         style_reason: the rule of the style table that chose it.
         reply: the text the model generated (up to the cut, for a cut reply).
         sentences: the sentences spoken (or started) in order.
-        cut: the user spoke over the reply: playback stopped, generation was cancelled.
+        cut: the user spoke over the reply or stopped it: playback stopped, generation was
+            cancelled.
+        cut_by: what cut it: ``"barge_in"`` (the user's speech) or ``"interrupt"`` (a stop
+            request: :meth:`~emotivoice.assistant.pipeline.Assistant.interrupt`, the web
+            page's stop button); ``None`` for a reply that was not cut.
         error: ``{"code", "message"}`` when the model failed; the reply is then an apology.
         trace: where the time went.
         actions: the browser actions the model asked for, in order, refused and failed ones
@@ -218,6 +223,7 @@ class Turn:
     trace: LatencyTrace
     error: dict[str, str] | None = None
     actions: tuple[ToolAction, ...] = ()
+    cut_by: str | None = None
     audio: np.ndarray = field(
         default_factory=lambda: np.zeros(0, np.float32), repr=False, compare=False
     )
@@ -234,6 +240,7 @@ class Turn:
             "reply": self.reply,
             "sentences": list(self.sentences),
             "cut": self.cut,
+            "cut_by": self.cut_by,
             "error": self.error,
             "audio_s": round(self.audio.size / SAMPLE_RATE, _ROUND),
             "actions": [action.to_dict() for action in self.actions],

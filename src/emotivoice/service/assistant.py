@@ -8,7 +8,8 @@ tell the client what they do (:class:`_Told` and friends), and its ears are the 
 analysis (:class:`~emotivoice.assistant.listener.StreamListener`) on the app's shared Analyzer.
 
 Client messages (text): ``start`` (:class:`AssistantStart`), ``talk_start`` / ``talk_stop``
-(push-to-talk: the button is down / up), ``mute`` (stop the current reply's audio), ``stop``
+(push-to-talk: the button is down / up), ``mute`` (stop the current reply: its audio and its
+generation, as a barge-in does; the turn is ``cut``, ``cut_by`` ``"interrupt"``), ``stop``
 (end the conversation; the open turn is answered first). Server events: ``ready``, ``wake``,
 ``vad``, ``partial``, ``transcript``, ``token``, ``sentence``, ``audio`` (followed by one binary
 frame: the sentence's 16 kHz mono 16-bit PCM), ``barge_in``, ``turn`` (the whole turn and its
@@ -35,7 +36,6 @@ import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.websockets import WebSocketState
 
 from emotivoice.assistant.listener import StreamListener, WakeWordStage
 from emotivoice.assistant.llm import LanguageModel, LocalModel, Message, OpenAIChatModel
@@ -55,15 +55,14 @@ from emotivoice.service.errors import (
     StreamIdleError,
     api_error,
 )
+from emotivoice.service.session import CLOSE_CODES, SessionRejected, SocketSession, close_code
 from emotivoice.service.stream import (
-    CLOSE_CODES,
-    StreamLimits,
     admit_socket,
     message_type,
     next_message,
     parse_start_message,
+    resolve_wake_word,
 )
-from emotivoice.service.stream import _close_code as _stream_close_code
 from emotivoice.streaming.analyzer import StreamOptions
 from emotivoice.streaming.decoder import StreamDecoder
 from emotivoice.streaming.events import PartialEvent, SegmentEvent, StreamEvent, VadEvent
@@ -78,14 +77,6 @@ BUSY_CLOSE_CODE = 1013  # RFC 6455 "try again later"
 MODES = ("push_to_talk", "hands_free")
 _TALK_END_SILENCE_S = 0.2  # beyond the endpoint pause: silence fed at talk_stop ends the turn
 _END = object()
-
-
-class _Rejected(Exception):
-    """Ends a conversation with ``error`` and ``close_code``."""
-
-    def __init__(self, error: EmotiVoiceError, close_code: int) -> None:
-        super().__init__(error.message)
-        self.error, self.close_code = error, close_code
 
 
 class AssistantStart(BaseModel):
@@ -181,6 +172,11 @@ class _Told:
             async for piece in stream:
                 if self.session.ended:  # the client left: the reply's task ends soon after
                     return
+                sink = self.session.sink
+                if sink is not None and sink.muted:
+                    # the client stopped this reply before its task began (the stop came
+                    # with the transcript): it stops now, as if the stop came at this token
+                    self.session.interrupt_soon()
                 self.session.emit({"type": "token", "turn": turn, "text": piece})
                 yield piece
 
@@ -238,13 +234,15 @@ class _SocketSink:
                 await asyncio.wait_for(self._stop.wait(), left)
 
     def stop(self) -> None:
-        """Barge-in: the pipeline stops the reply; the client is told to stop its playback."""
+        """Barge-in: the pipeline stops the reply; the client is told to stop its playback
+        (unless the client stopped it itself: :meth:`mute`)."""
         self._stop.set()
-        if self.session.replying:
+        if self.session.replying and not self.muted:
             self.session.emit({"type": "barge_in", "turn": self.session.turn})
 
     def mute(self) -> None:
-        """The client's stop button: no more audio of this reply."""
+        """The client's stop button: no more audio of this reply (the session then cancels
+        its generation: :meth:`Assistant.interrupt`)."""
         self.muted = True
         self._stop.set()
 
@@ -264,18 +262,17 @@ class _ToldWake:
         return found
 
 
-class _Session:
+class _Session(SocketSession):
     """One conversation: handshake, intake, the library's Assistant, events out."""
 
+    name = "Assistant"
+    failure_message = "The server failed during the conversation."
+
     def __init__(self, websocket: WebSocket) -> None:
-        self.ws = websocket
+        super().__init__(websocket)
         state = websocket.app.state
-        self.settings: Any = getattr(state, "settings", None)
         self.runtime: AssistantRuntime = state.assistant
-        self.limits = StreamLimits.from_settings(self.settings)
-        self.owner = "anonymous"
-        self.slots: Any = None
-        self.slot: str | None = None
+        self.store: Any = getattr(state, "store", None)
         self.claimed = False
         self.outbox: asyncio.Queue[Any] = asyncio.Queue()
         self.audio: asyncio.Queue[Any] = asyncio.Queue()
@@ -285,11 +282,14 @@ class _Session:
         self.answered = -1  # the last turn reported to the client
         self.sink: _SocketSink | None = None
         self.talking = False
-        self.closed = False
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.assistant: Assistant | None = None
+        self.interrupting: asyncio.Task[bool] | None = None
         self.ended = False  # the conversation is over: a reply still in the making stops
         self.last_message = time.monotonic()
         self.stopping = False
         self.heard_s = 0.0
+        self.wake_model: str | None = None  # the start message's wake_word, resolved
 
     def emit(self, event: dict[str, Any] | bytes) -> None:
         """Queue an event (or a binary frame) for the client, in order."""
@@ -297,53 +297,49 @@ class _Session:
             self.outbox.put_nowait(event)
 
     async def run(self) -> None:
-        await self.ws.accept()
         sender = asyncio.create_task(self._send_all())
-        tasks: list[asyncio.Task[Any]] = []
         try:
-            self.owner, self.slots, self.slot = await admit_socket(self.ws)
-            start = await self._handshake()
-            self.runtime.claim()
-            self.claimed = True
-            assistant, decoder = await self._build(start)
-            conversation = asyncio.create_task(assistant.converse(self._chunks(), self._on_turn))
-            watchdog = asyncio.create_task(self._watch())
-            tasks = [conversation, watchdog]
-            await self._receive(decoder, start, conversation)
-            await conversation
-            self.emit({"type": "done", "turns": len(assistant.turns)})
-            await self._close(CLOSE_CODES["normal"])
-        except WebSocketDisconnect:
-            logger.info("Assistant client went away")
-        except _Rejected as e:
-            await self._fail(e.error, e.close_code)
-        except EmotiVoiceError as e:
-            await self._fail(e, _close_code(e))
-        except Exception:
-            logger.exception("Assistant session failed")
-            await self._fail(
-                EmotiVoiceError("The server failed during the conversation."),
-                CLOSE_CODES["internal_error"],
-                code="INTERNAL_ERROR",
-            )
+            await super().run()
         finally:
-            self.ended = True
-            for task in tasks:
-                task.cancel()
-            if self.claimed:
-                # free at once: what is left of this conversation stops at its next token or
-                # sentence, and the model's own lock keeps a new conversation's generation
-                # from overlapping it
-                self.runtime.release()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            if self.slot is not None and self.slots is not None:
-                await run_in_threadpool(self.slots.release, self.owner, self.slot)
-            await self._close(CLOSE_CODES["normal"])
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
+
+    async def _serve(self) -> None:
+        self.owner, self.slots, self.slot = await admit_socket(self.ws)
+        start = await self._handshake()
+        self.runtime.claim()
+        self.claimed = True
+        assistant, decoder = await self._build(start)
+        self.assistant = assistant
+        conversation = asyncio.create_task(assistant.converse(self._chunks(), self._on_turn))
+        watchdog = asyncio.create_task(self._watch())
+        self.tasks = [conversation, watchdog]
+        await self._receive(decoder, start, assistant, conversation)
+        await conversation
+        self.emit({"type": "done", "turns": len(assistant.turns)})
+        await self._close(CLOSE_CODES["normal"])
+
+    def interrupt_soon(self) -> None:
+        """Stop the reply in the making from within it: in a task of its own, since the
+        reply's task cannot wait for its own cancellation."""
+        if self.assistant is not None and (self.interrupting is None or self.interrupting.done()):
+            self.interrupting = asyncio.create_task(self.assistant.interrupt())
+
+    async def _cleanup(self) -> None:
+        self.ended = True
+        if self.interrupting is not None:
+            self.tasks.append(self.interrupting)
+        for task in self.tasks:
+            task.cancel()
+        if self.claimed:
+            # free at once: what is left of this conversation stops at its next token or
+            # sentence, and the model's own lock keeps a new conversation's generation
+            # from overlapping it
+            self.runtime.release()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def _handshake(self) -> AssistantStart:
         try:
@@ -357,9 +353,13 @@ class _Session:
         if message.get("bytes") is not None:
             raise StreamProtocolError("Audio arrived before the start message; send start first.")
         try:
-            return parse_start(message.get("text") or "")
+            start = parse_start(message.get("text") or "")
+            self.wake_model = await run_in_threadpool(
+                resolve_wake_word, self.store, self.owner, start.wake_word
+            )
         except StreamProtocolError as e:
-            raise _Rejected(e, CLOSE_CODES["invalid_data"]) from e
+            raise SessionRejected(e, CLOSE_CODES["invalid_data"]) from e
+        return start
 
     async def _build(self, start: AssistantStart) -> tuple[Assistant, StreamDecoder]:
         """The conversation's stages on the process' shared model, voice and Analyzer."""
@@ -375,8 +375,8 @@ class _Session:
         )
         listener = await run_in_threadpool(StreamListener, analyzer, options, self._on_stream)
         wake = None
-        if start.mode == "hands_free" and start.wake_word is not None:
-            stage = await run_in_threadpool(WakeWordStage, start.wake_word, start.wake_threshold)
+        if start.mode == "hands_free" and self.wake_model is not None:
+            stage = await run_in_threadpool(WakeWordStage, self.wake_model, start.wake_threshold)
             wake = _ToldWake(stage, self)
         limit = self.settings.assistant_max_reply_tokens if self.settings else 80
         timeout = self.settings.assistant_first_token_timeout_s if self.settings else 20.0
@@ -450,7 +450,11 @@ class _Session:
         self.emit({"type": "turn", **turn.to_dict()})
 
     async def _receive(
-        self, decoder: StreamDecoder, start: AssistantStart, conversation: asyncio.Task[Any]
+        self,
+        decoder: StreamDecoder,
+        start: AssistantStart,
+        assistant: Assistant,
+        conversation: asyncio.Task[Any],
     ) -> None:
         """Frames in until ``stop``: audio decoded and queued (silence while push-to-talk is
         up), control messages obeyed."""
@@ -481,8 +485,10 @@ class _Session:
                 pause = start.endpoint_silence_ms / 1000 + _TALK_END_SILENCE_S
                 self._queue(np.zeros(round(pause * SAMPLE_RATE), np.float32))
             elif kind == "mute":
-                if self.sink is not None:
+                # the reply stops as on barge-in: its audio, then its generation (cut)
+                if self.sink is not None and self.replying:
                     self.sink.mute()
+                    await assistant.interrupt()
             else:
                 self.emit(
                     {
@@ -543,13 +549,16 @@ class _Session:
         await self._close(close_code)
 
     async def _close(self, code: int) -> None:
-        if self.closed:
-            return
-        await self._flush()
-        self.closed = True
-        if self.ws.client_state == WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await self.ws.close(code)
+        if not self.closed:
+            await self._flush()  # every queued event goes out before the close
+        await super()._close(code)
+
+    def _close_code(self, error: EmotiVoiceError) -> int:
+        if isinstance(error, AssistantBusyError):
+            return BUSY_CLOSE_CODE
+        if isinstance(error, AssistantDisabledError):
+            return CLOSE_CODES["policy"]
+        return close_code(error)
 
 
 def _plain(value: Any) -> dict[str, Any] | None:
@@ -561,32 +570,20 @@ def _plain(value: Any) -> dict[str, Any] | None:
 def parse_start(text: str) -> AssistantStart:
     """The checked ``start`` message.
 
+    The ``wake_word`` is checked against what the key may use afterwards, as for
+    ``/api/v1/stream`` (:func:`~emotivoice.service.stream.resolve_wake_word`).
+
     Raises:
-        StreamProtocolError: not JSON, not a start message, an invalid field, an unknown wake
-            word, a wake word in push-to-talk mode.
+        StreamProtocolError: not JSON, not a start message, an invalid field, a wake word in
+            push-to-talk mode.
         UnsupportedFormatError: an unknown encoding.
     """
     start = parse_start_message(text, AssistantStart)
-    if start.wake_word is not None:
-        from emotivoice.wakeword.detector import available_models
-
-        if start.mode != "hands_free":
-            raise StreamProtocolError(
-                'A wake word needs "mode": "hands_free" (push-to-talk needs none).'
-            )
-        if start.wake_word not in available_models():  # a name, never a path on the server
-            raise StreamProtocolError(
-                f"Unknown wake_word {start.wake_word!r}; wake words = {available_models()}."
-            )
+    if start.wake_word is not None and start.mode != "hands_free":
+        raise StreamProtocolError(
+            'A wake word needs "mode": "hands_free" (push-to-talk needs none).'
+        )
     return start
-
-
-def _close_code(error: EmotiVoiceError) -> int:
-    if isinstance(error, AssistantBusyError):
-        return BUSY_CLOSE_CODE
-    if isinstance(error, AssistantDisabledError):
-        return CLOSE_CODES["policy"]
-    return _stream_close_code(error)
 
 
 @router.websocket("/assistant")

@@ -22,33 +22,24 @@ import logging
 import re
 import time
 from collections.abc import MutableMapping
-from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.websockets import WebSocketState
 
 from emotivoice.audio import SAMPLE_RATE
 from emotivoice.errors import (
-    AudioDecodeError,
     EmotiVoiceError,
-    InvalidConfigError,
-    StreamError,
     StreamFrameTooLargeError,
     StreamProtocolError,
     StreamTooLongError,
     UnsupportedFormatError,
 )
 from emotivoice.service.auth import ANONYMOUS, key_from_headers, owner_for_key
-from emotivoice.service.errors import (
-    QuotaExceededError,
-    StreamIdleError,
-    UnauthorizedError,
-    api_error,
-)
+from emotivoice.service.errors import StreamIdleError, UnauthorizedError, api_error
+from emotivoice.service.session import CLOSE_CODES, SessionRejected, SocketSession, StreamLimits
 from emotivoice.streaming.analyzer import StreamingAnalyzer, StreamOptions
 from emotivoice.streaming.decoder import ENCODINGS
 from emotivoice.streaming.events import ErrorEvent, SavedEvent, StreamEvent
@@ -59,6 +50,7 @@ __all__ = [
     "StreamLimits",
     "admit_socket",
     "encode_opus",
+    "resolve_wake_word",
     "router",
 ]
 
@@ -67,66 +59,9 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
-#: WebSocket close codes (RFC 6455) the server uses, by reason
-CLOSE_CODES = {
-    "normal": 1000,
-    "unsupported_format": 1003,  # unknown encoding
-    "invalid_data": 1007,  # malformed start message, undecodable audio
-    "policy": 1008,  # unauthorized, audio before start, session too long
-    "frame_too_large": 1009,
-    "internal_error": 1011,
-}
 _STOP = object()
 _THROTTLE_NOTICE_S = 2.0  # at most one "throttled" notice per this many seconds
 _JOB_ID = re.compile(r"[0-9a-f]{32}")  # a wake-word job id: the only kind of trained model named
-
-
-class _Reject(Exception):
-    """Ends a session with ``error`` sent as an event and ``close_code``."""
-
-    def __init__(self, error: EmotiVoiceError, close_code: int) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.close_code = close_code
-
-
-@dataclass(frozen=True)
-class StreamLimits:
-    """Limits of one stream, read from the service settings when they define them.
-
-    Attributes:
-        max_stream_seconds: longest session (audio seconds).
-        stream_max_frame_bytes: largest binary frame accepted.
-        stream_max_backlog_s: audio received but not yet analysed before the sender is slowed down.
-        stream_start_timeout_s: how long the server waits for the ``start`` message.
-        stream_stats_interval_s: seconds between ``stats`` events.
-        stream_idle_timeout_s: a session that sends nothing this long is closed (1008).
-        stream_max_speed: fastest intake, in multiples of real time, after the burst; a faster
-            sender is not read from (TCP slows it down).
-        stream_burst_s: audio seconds accepted at once before the speed limit applies.
-        stream_check_interval_s: how often an open session checks that its key is still valid.
-    """
-
-    max_stream_seconds: float = 3600.0
-    stream_max_frame_bytes: int = 1 << 20
-    stream_max_backlog_s: float = 10.0
-    stream_start_timeout_s: float = 10.0
-    stream_stats_interval_s: float = 5.0
-    stream_idle_timeout_s: float = 30.0
-    stream_max_speed: float = 4.0
-    stream_burst_s: float = 10.0
-    stream_check_interval_s: float = 2.0
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> StreamLimits:
-        """Take each limit from ``settings`` where it has an attribute of that name."""
-        defaults = cls()
-        return cls(
-            **{
-                name: getattr(settings, name, getattr(defaults, name))
-                for name in cls.__dataclass_fields__
-            }
-        )
 
 
 class StartMessage(BaseModel):
@@ -158,69 +93,49 @@ def _bytes_per_second(start: StartMessage) -> float:
     return 16000.0  # Opus at its highest common bitrate (128 kbit/s)
 
 
-class _Session:
+class _Session(SocketSession):
     """One connection: handshake, receive loop, analysis loop, recording, cleanup."""
 
+    name = "Stream"
+    failure_message = "The server failed while analysing the stream."
+
     def __init__(self, websocket: WebSocket) -> None:
-        self.ws = websocket
-        state = websocket.app.state
-        self.settings: Any = getattr(state, "settings", None)
-        self.store: Any = getattr(state, "store", None)
-        self.limits = StreamLimits.from_settings(self.settings)
-        self.owner = "anonymous"
+        super().__init__(websocket)
+        self.store: Any = getattr(websocket.app.state, "store", None)
+        self.worker: asyncio.Task[None] | None = None
         self.stream: StreamingAnalyzer | None = None
         self.queue: asyncio.Queue[bytes | object] = asyncio.Queue()
         self.queued_bytes = 0
         self.bytes_per_s = 32000.0
         self.drained = asyncio.Event()
         self.send_lock = asyncio.Lock()
-        self.closed = False
         self.throttle_notice = -_THROTTLE_NOTICE_S
         self.keyed = False
-        self.slots: Any = None
-        self.slot: str | None = None
         self.last_message = time.monotonic()
         self.intake_started: float | None = None
         self.received_s = 0.0
         self.stopping = False
 
-    async def run(self) -> None:
-        await self.ws.accept()
-        worker: asyncio.Task[None] | None = None
+    async def _serve(self) -> None:
+        start = await self._handshake()
+        if start is None:
+            return
+        self.worker = worker = asyncio.create_task(self._analyse(start.save))
+        watchdog = asyncio.create_task(self._watch())
         try:
-            start = await self._handshake()
-            if start is None:
-                return
-            worker = asyncio.create_task(self._analyse(start.save))
-            watchdog = asyncio.create_task(self._watch())
-            try:
-                await self._receive(worker)
-                await worker
-            finally:
-                watchdog.cancel()
-        except WebSocketDisconnect:
-            logger.info("Stream client went away")
-        except _Reject as e:
-            await self._fail(e.error, e.close_code)
-        except EmotiVoiceError as e:
-            await self._fail(e, _close_code(e))
-        except Exception:
-            logger.exception("Stream failed")
-            await self._fail(
-                EmotiVoiceError("The server failed while analysing the stream."),
-                CLOSE_CODES["internal_error"],
-                code="INTERNAL_ERROR",
-            )
+            await self._receive(worker)
+            await worker
         finally:
-            if worker is not None and not worker.done():
-                worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await worker
-            if self.stream is not None:
-                self.stream.close()
-            if self.slot is not None and self.slots is not None:
-                await run_in_threadpool(self.slots.release, self.owner, self.slot)
-            await self._close(CLOSE_CODES["normal"])
+            watchdog.cancel()
+
+    async def _cleanup(self) -> None:
+        worker = self.worker
+        if worker is not None and not worker.done():
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await worker
+        if self.stream is not None:
+            self.stream.close()
 
     async def _handshake(self) -> StartMessage | None:
         await self._authenticate()
@@ -230,16 +145,16 @@ class _Session:
             error = StreamProtocolError(
                 f"No start message within {self.limits.stream_start_timeout_s:g} s."
             )
-            raise _Reject(error, CLOSE_CODES["policy"]) from e
+            raise SessionRejected(error, CLOSE_CODES["policy"]) from e
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
         if message.get("bytes") is not None:
             error = StreamProtocolError("Audio arrived before the start message; send start first.")
-            raise _Reject(error, CLOSE_CODES["policy"])
+            raise SessionRejected(error, CLOSE_CODES["policy"])
         try:
             start = parse_start_message(message.get("text") or "", StartMessage)
         except StreamProtocolError as e:
-            raise _Reject(e, CLOSE_CODES["invalid_data"]) from e
+            raise SessionRejected(e, CLOSE_CODES["invalid_data"]) from e
         wake_word = await run_in_threadpool(self._wake_word, start.wake_word)
         analyzer = await run_in_threadpool(self.ws.app.state.analyzer)
         options = StreamOptions(
@@ -265,24 +180,10 @@ class _Session:
         return start
 
     def _wake_word(self, name: str | None) -> str | None:
-        """The model a start message's ``wake_word`` names: a shipped model, or one this key
-        trained with the wake-word studio (the job's id); never a path on the server."""
-        if name is None:
-            return None
-        from emotivoice.wakeword.detector import available_models
-
-        if name in available_models():
-            return name
-        trained = None
-        if hasattr(self.store, "wakeword_model") and _JOB_ID.fullmatch(name):
-            trained = self.store.wakeword_model(self.owner, name)
-        if trained is None:
-            error = StreamProtocolError(
-                f"Unknown wake_word {name!r}; wake words = {available_models()}, or the id of "
-                "a completed wake-word job of this key."
-            )
-            raise _Reject(error, CLOSE_CODES["invalid_data"])
-        return str(trained)
+        try:
+            return resolve_wake_word(self.store, self.owner, name)
+        except StreamProtocolError as e:
+            raise SessionRejected(e, CLOSE_CODES["invalid_data"]) from e
 
     async def _authenticate(self) -> None:
         self.owner, self.slots, self.slot = await admit_socket(self.ws)
@@ -444,14 +345,6 @@ class _Session:
             await self._send(event)
         await self._close(close_code)
 
-    async def _close(self, code: int) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self.ws.client_state == WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await self.ws.close(code)
-
 
 _OPUS_BITRATE = 32000  # speech at 16 kHz: transparent enough for re-analysis, 14 MB an hour
 
@@ -525,16 +418,31 @@ def parse_start_message(text: str, model: type[StartT]) -> StartT:
     return start
 
 
-def _close_code(error: EmotiVoiceError) -> int:
-    if isinstance(error, UnsupportedFormatError):
-        return CLOSE_CODES["unsupported_format"]
-    if isinstance(error, StreamFrameTooLargeError):
-        return CLOSE_CODES["frame_too_large"]
-    if isinstance(error, AudioDecodeError | InvalidConfigError):
-        return CLOSE_CODES["invalid_data"]
-    if isinstance(error, StreamError | UnauthorizedError | QuotaExceededError):
-        return CLOSE_CODES["policy"]
-    return CLOSE_CODES["internal_error"]
+def resolve_wake_word(store: Any, owner: str, name: str | None) -> str | None:
+    """The wake-word model a start message's ``wake_word`` names (``/stream`` and
+    ``/assistant`` alike): a shipped model's name, or the id of a completed job of the
+    wake-word studio that ``owner`` ran (its ONNX file's path); never a path on the server.
+    Blocking (a database read): call it in a worker thread.
+
+    Raises:
+        StreamProtocolError: an unknown name, or a job that is not ``owner``'s, not
+            completed or has no model.
+    """
+    if name is None:
+        return None
+    from emotivoice.wakeword.detector import available_models
+
+    if name in available_models():
+        return name
+    trained = None
+    if hasattr(store, "wakeword_model") and _JOB_ID.fullmatch(name):
+        trained = store.wakeword_model(owner, name)
+    if trained is None:
+        raise StreamProtocolError(
+            f"Unknown wake_word {name!r}; wake words = {available_models()}, or the id of "
+            "a completed wake-word job of this key."
+        )
+    return str(trained)
 
 
 async def admit_socket(websocket: WebSocket) -> tuple[str, Any, str | None]:

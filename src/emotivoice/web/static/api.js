@@ -110,3 +110,31 @@ export function setupKeyField() {
     location.reload();
   });
 }
+
+// The microphone as 16 kHz 16-bit mono PCM, for the live pages (Live, the wake-word studio's
+// try-out, the Assistant): getUserMedia with echo cancellation (`audio` adds constraints), an
+// AudioContext at 16 kHz and the pcm-worklet.js AudioWorklet, which cuts ~100 ms ArrayBuffers.
+// Nothing flows until `send(onChunk)`; `stopTracks()` releases the microphone (the context
+// stays: the Assistant plays its replies through it), `close()` releases both.
+export async function openPcmMicrophone(audio = {}) {
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true, ...audio } });
+  const stopTracks = () => stream.getTracks().forEach((t) => t.stop());
+  const context = new AudioContext({ sampleRate: 16000 });
+  let node;
+  try {
+    await context.audioWorklet.addModule("/static/pcm-worklet.js");
+    node = new AudioWorkletNode(context, "pcm-sender");
+  } catch (err) {
+    stopTracks();
+    context.close().catch(() => {});
+    throw err;
+  }
+  const source = context.createMediaStreamSource(stream);
+  return {
+    stream,
+    context,
+    send(onChunk) { node.port.onmessage = (m) => onChunk(m.data); source.connect(node); },
+    stopTracks,
+    close() { stopTracks(); context.close().catch(() => {}); },
+  };
+}

@@ -1,7 +1,7 @@
 // Assistant page: microphone → AudioWorklet (16 kHz PCM, echo cancellation on) → WebSocket
 // /api/v1/assistant → the user's transcript with its emotion, the reply as it streams, the reply's
 // audio played sentence by sentence (stopped on barge-in or by the user), the turn's latency bars.
-import { API, el, mediaToken, setupKeyField, withToken } from "./api.js";
+import { API, el, fmtDate, get, mediaToken, openPcmMicrophone, setupKeyField, withToken } from "./api.js";
 
 setupKeyField();
 const connectButton = document.getElementById("connect");
@@ -9,11 +9,11 @@ const talkButton = document.getElementById("talk");
 const muteButton = document.getElementById("mute");
 const endButton = document.getElementById("end");
 const handsFree = document.getElementById("hands-free");
+const wakeWord = document.getElementById("wake-word");
 const status = document.getElementById("assistant-status");
 const errorBox = document.getElementById("assistant-error");
 const partial = document.getElementById("assistant-partial");
 const chat = document.getElementById("chat");
-const WAKE_WORD = "hey_jarvis";
 // the turn's stages, seconds after the end of the user's speech (LatencyTrace)
 const STAGES = [
   ["final_transcript_s", "transcript"],
@@ -24,8 +24,8 @@ const STAGES = [
   ["reply_done_s", "reply done"],
 ];
 
-let socket = null, context = null, stream = null, worklet = null;
-let talking = false, header = null, nextTime = 0;
+let socket = null, context = null, mic = null;
+let talking = false, header = null, nextTime = 0, wakePhrase = "hey jarvis";
 const playing = new Set();  // the reply's scheduled AudioBufferSourceNodes
 const turns = new Map();     // turn index → { node, text, pcm: [Int16Array] }
 
@@ -133,6 +133,7 @@ function stopPlayback() {
 function onEvent(event) {
   const kind = event.type;
   if (kind === "ready") {
+    if (event.wake_phrase) wakePhrase = event.wake_phrase;
     openMicrophone(event).catch((err) => { errorBox.textContent = `The microphone is not available: ${err.message}`; end(); });
   } else if (kind === "wake") {
     setStatus(`Heard “${event.phrase}”: speak now.`);
@@ -163,20 +164,14 @@ function onEvent(event) {
 }
 
 function readyText() {
-  return handsFree.checked ? "Listening for “hey Jarvis”…" : "Ready: hold the talk button (or the space bar) while you speak.";
+  return handsFree.checked ? `Listening for “${wakePhrase}”…` : "Ready: hold the talk button (or the space bar) while you speak.";
 }
 
 async function openMicrophone(ready) {
-  stream = await navigator.mediaDevices.getUserMedia({
-    audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-  });
-  context = new AudioContext({ sampleRate: 16000 });
-  await context.audioWorklet.addModule("/static/pcm-worklet.js");
-  const source = context.createMediaStreamSource(stream);
-  worklet = new AudioWorkletNode(context, "pcm-sender");
+  mic = await openPcmMicrophone({ noiseSuppression: true, autoGainControl: true });
+  context = mic.context;  // the replies play through the microphone's 16 kHz context
   // the microphone is sent all the time (the server hears silence while the button is up)
-  worklet.port.onmessage = (m) => { if (socket && socket.readyState === WebSocket.OPEN) socket.send(m.data); };
-  source.connect(worklet);
+  mic.send((pcm) => { if (socket && socket.readyState === WebSocket.OPEN) socket.send(pcm); });
   talkButton.disabled = ready.mode !== "push_to_talk";
   endButton.disabled = false;
   setStatus(readyText());
@@ -187,6 +182,7 @@ async function connect() {
   errorBox.textContent = "";
   connectButton.disabled = true;
   handsFree.disabled = true;
+  wakeWord.disabled = true;
   setStatus("Starting: loading the assistant's models…");
   try {
     socket = new WebSocket(await socketUrl());
@@ -198,7 +194,7 @@ async function connect() {
   socket.binaryType = "arraybuffer";
   socket.onopen = () => {
     const start = { type: "start", encoding: "pcm_s16le", sample_rate: 16000, partials: true };
-    if (handsFree.checked) Object.assign(start, { mode: "hands_free", wake_word: WAKE_WORD });
+    if (handsFree.checked) Object.assign(start, { mode: "hands_free", wake_word: wakeWord.value });
     socket.send(JSON.stringify(start));
   };
   socket.onmessage = (m) => {
@@ -242,7 +238,7 @@ function end() {
   talkStop();
   endButton.disabled = true;
   talkButton.disabled = true;
-  if (stream) stream.getTracks().forEach((t) => t.stop());
+  if (mic) mic.stopTracks();
   if (socket && socket.readyState === WebSocket.OPEN) {
     setStatus("Ending: answering what was said last…");
     socket.send(JSON.stringify({ type: "stop" }));
@@ -250,12 +246,12 @@ function end() {
 }
 
 function cleanup() {
-  if (stream) stream.getTracks().forEach((t) => t.stop());
-  if (context) context.close().catch(() => {});
-  stream = null; context = null; worklet = null; socket = null;
+  if (mic) mic.close();
+  mic = null; context = null; socket = null;
   playing.clear();
   connectButton.disabled = false;
   handsFree.disabled = false;
+  wakeWord.disabled = false;
   talkButton.disabled = true;
   muteButton.disabled = true;
   endButton.disabled = true;
@@ -272,3 +268,14 @@ document.addEventListener("keydown", (e) => {
   if (e.code === "Space" && !e.repeat && !talkButton.disabled && e.target.tagName !== "INPUT") { e.preventDefault(); talkStart(); }
 });
 document.addEventListener("keyup", (e) => { if (e.code === "Space") talkStop(); });
+
+// The wake words on offer: the shipped model and those this key trained in the wake-word studio
+// (a completed job's id is a wake word); without the studio's jobs, the shipped one only.
+async function listWakeWords() {
+  let page;
+  try { page = await get("/wakeword/jobs?limit=50"); } catch { return; }
+  wakeWord.append(...page.items.filter((j) => j.wake_word).map((j) =>
+    el("option", { value: j.wake_word }, `${j.phrase} (trained ${fmtDate(j.finished_at)})`)));
+}
+
+listWakeWords();

@@ -1,6 +1,6 @@
 // Live page: microphone → AudioWorklet (16 kHz PCM) → WebSocket /api/v1/stream → partial and
 // final transcript, emotion meter and timeline, measured latency, link to the saved recording.
-import { API, COLOURS, EMOTIONS, el, fmtTime, mediaToken, post, setupKeyField, withToken } from "./api.js";
+import { API, COLOURS, EMOTIONS, el, fmtTime, mediaToken, openPcmMicrophone, post, setupKeyField, withToken } from "./api.js";
 import { legend, timelineChart } from "./charts.js";
 
 setupKeyField();
@@ -13,7 +13,7 @@ const partial = document.getElementById("partial");
 const meter = document.getElementById("meter");
 const timeline = [];
 const latencies = [];
-let socket = null, context = null, stream = null, finishing = null;
+let socket = null, mic = null, finishing = null;
 // Seconds of audio sent so far: the stream's own clock. A final segment's latency is how much
 // audio had been sent since its speech ended (`speech_end`) when it arrived; the "vad end"
 // event comes with the final itself, so timing from it always read 0.00 s.
@@ -76,16 +76,12 @@ async function start() {
   errorBox.textContent = "";
   startButton.disabled = true;
   try {
-    stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true } });
+    mic = await openPcmMicrophone();
   } catch (err) {
     errorBox.textContent = `The microphone is not available: ${err.message}`;
     startButton.disabled = false;
     return;
   }
-  context = new AudioContext({ sampleRate: 16000 });
-  await context.audioWorklet.addModule("/static/pcm-worklet.js");
-  const source = context.createMediaStreamSource(stream);
-  const node = new AudioWorkletNode(context, "pcm-sender");
   try {
     socket = new WebSocket(await socketUrl());
   } catch (err) {
@@ -97,12 +93,11 @@ async function start() {
   socket.onopen = () => {
     socket.send(JSON.stringify({ type: "start", sample_rate: 16000, encoding: "pcm_s16le" }));
     sentSeconds = 0;
-    node.port.onmessage = (m) => {
+    mic.send((pcm) => {
       if (!socket || socket.readyState !== WebSocket.OPEN || finishing) return;
-      socket.send(m.data);
-      sentSeconds += m.data.byteLength / 2 / 16000;
-    };
-    source.connect(node);
+      socket.send(pcm);
+      sentSeconds += pcm.byteLength / 2 / 16000;
+    });
     status.textContent = "Listening…";
     stopButton.disabled = false;
   };
@@ -117,9 +112,8 @@ async function start() {
 }
 
 function cleanup() {
-  if (stream) stream.getTracks().forEach((t) => t.stop());
-  if (context) context.close().catch(() => {});
-  stream = null; context = null;
+  if (mic) mic.close();
+  mic = null;
   startButton.disabled = false;
   stopButton.disabled = true;
 }
@@ -139,7 +133,7 @@ function stop() {
   };
   show();
   finishing = setInterval(show, 200);
-  if (stream) stream.getTracks().forEach((t) => t.stop());
+  if (mic) mic.stopTracks();
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "stop" }));
 }
 

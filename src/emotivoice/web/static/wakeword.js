@@ -2,7 +2,7 @@
 // its progress (stage, loss, validation figures), generated clips to listen to, the DET curve
 // and the streaming figures → try the model with the microphone over /api/v1/stream (the Live
 // page's worklet), wake events shown with their time and score.
-import { API, ApiError, el, fmtDate, fmtTime, get, mediaToken, post, setupKeyField, withToken } from "./api.js";
+import { API, ApiError, el, fmtDate, fmtTime, get, mediaToken, openPcmMicrophone, post, setupKeyField, withToken } from "./api.js";
 
 setupKeyField();
 const jobsTable = document.getElementById("jobs");
@@ -150,22 +150,18 @@ const stopButton = document.getElementById("try-stop");
 const tryStatus = document.getElementById("try-status");
 const tryError = document.getElementById("try-error");
 const wakes = document.getElementById("wakes");
-let socket = null, context = null, stream = null;
+let socket = null, mic = null;
 
 async function startTry() {
   tryError.textContent = "";
   startButton.disabled = true;
   try {
-    stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true } });
+    mic = await openPcmMicrophone();
   } catch (err) {
     tryError.textContent = `The microphone is not available: ${err.message}`;
     startButton.disabled = false;
     return;
   }
-  context = new AudioContext({ sampleRate: 16000 });
-  await context.audioWorklet.addModule("/static/pcm-worklet.js");
-  const source = context.createMediaStreamSource(stream);
-  const node = new AudioWorkletNode(context, "pcm-sender");
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   try {
     socket = new WebSocket(withToken(`${proto}//${location.host}${API}/stream`, await mediaToken()));
@@ -179,8 +175,7 @@ async function startTry() {
   const label = tryModel.selectedOptions[0].textContent;
   socket.onopen = () => {
     socket.send(JSON.stringify({ type: "start", sample_rate: 16000, encoding: "pcm_s16le", wake_word: wakeWord, partials: false, save: false }));
-    node.port.onmessage = (m) => { if (socket && socket.readyState === WebSocket.OPEN) socket.send(m.data); };
-    source.connect(node);
+    mic.send((pcm) => { if (socket && socket.readyState === WebSocket.OPEN) socket.send(pcm); });
     tryStatus.textContent = `Listening for ${label}…`;
     stopButton.disabled = false;
   };
@@ -201,9 +196,8 @@ async function startTry() {
 }
 
 function cleanup() {
-  if (stream) stream.getTracks().forEach((t) => t.stop());
-  if (context) context.close().catch(() => {});
-  stream = null; context = null; socket = null;
+  if (mic) mic.close();
+  mic = null; socket = null;
   startButton.disabled = false;
   stopButton.disabled = true;
 }
@@ -211,7 +205,7 @@ function cleanup() {
 function stopTry() {
   stopButton.disabled = true;
   tryStatus.textContent = "Finishing…";
-  if (stream) stream.getTracks().forEach((t) => t.stop());
+  if (mic) mic.stopTracks();
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "stop" }));
 }
 
