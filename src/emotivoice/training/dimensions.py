@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from emotivoice.emotion.dimensions import DIMENSIONS, pool_states
+from emotivoice.emotion.dimensions import DIMENSIONS, PROSODY_TRANSFORMS, pool_states
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,22 @@ VALENCE |= {"neutral": 0.5, "surprise": 0.5}
 
 PREFIX_LAYER = 4  # the default emotion head's tap (``prefix4``)
 FEATURE_SETS = ("adapted", "frozen")
+
+# arousal's prosody and voice-quality cues (AcousticFeatures fields, each with its transform):
+# the ones that depend neither on the recording's level nor on the speaker's register, and are
+# known before the words (the segment's emotion is scored while Whisper decodes, so no
+# speaking rate). research/arousal_study.py compares them with the other sets.
+PROSODY_FIELDS = [
+    ["f0_range_semitones", "identity"],
+    ["voiced_fraction", "identity"],
+    ["energy_db_std", "identity"],
+    ["jitter_local", "log"],
+    ["shimmer_local", "log"],
+    ["hnr_db", "identity"],
+    ["f1_hz", "identity"],
+    ["mfcc_means_2", "identity"],
+    ["zero_crossing_rate", "identity"],
+]
 
 
 @dataclass(frozen=True)
@@ -89,8 +105,11 @@ def read_clips(root: Path) -> list[DimensionClip]:
 
 
 def _pooled_features(samples: np.ndarray) -> dict[str, np.ndarray]:
-    """Pooled layer-4 statistics of both prefixes and the emotion head's logits for a clip."""
+    """Pooled layer-4 statistics of both prefixes, the emotion head's logits and the acoustic
+    features (:func:`~emotivoice.features.extract_features`, no rates) for a clip."""
+    from emotivoice.emotion.dimensions import prosody_vector
     from emotivoice.emotion.head import EmotionHead, own_log_mel
+    from emotivoice.features import extract_features
     from emotivoice.models.encoder_prefix import load_encoder_prefix
 
     head = EmotionHead.load()
@@ -101,6 +120,7 @@ def _pooled_features(samples: np.ndarray) -> dict[str, np.ndarray]:
         "adapted": pool_states(adapted),
         "frozen": pool_states(frozen),
         "logits": head.logits(adapted).astype(np.float32),
+        "prosody": prosody_vector(extract_features(samples), PROSODY_FIELDS),
     }
 
 
@@ -115,7 +135,8 @@ def extract_features(clips: Sequence[DimensionClip], cache: Path, shard: str = "
     if out.exists():
         return out
     cache.mkdir(parents=True, exist_ok=True)
-    rows: dict[str, list[Any]] = {"adapted": [], "frozen": [], "logits": [], "path": []}
+    rows: dict[str, list[Any]] = {k: [] for k in ("adapted", "frozen", "logits", "prosody")}
+    rows["path"] = []
     for number, clip in enumerate(clips):
         try:
             samples = crop_to_speech(load_audio(clip.path).samples)
@@ -138,6 +159,7 @@ class FeatureTable:
     features: dict[str, np.ndarray]  # feature set → (clips, 2 · features)
     logits: np.ndarray  # the default emotion head's logits (clips, 6)
     clips: tuple[DimensionClip, ...]
+    prosody: np.ndarray | None = None  # PROSODY_FIELDS (clips, fields); NaN where undefined
 
     @property
     def corpora(self) -> np.ndarray:
@@ -156,25 +178,44 @@ class FeatureTable:
 
 
 def load_table(clips: Sequence[DimensionClip], files: Sequence[Path]) -> FeatureTable:
-    """Join cached feature files back onto their clips (clips that failed to decode drop out)."""
+    """Join cached feature files back onto their clips (clips that failed to decode drop out).
+
+    Files of ``research/arousal_study.py extract`` (the acoustic features by name, no logits)
+    load too."""
     by_path = {str(c.path.resolve()): c for c in clips}
     features: dict[str, list[np.ndarray]] = {k: [] for k in FEATURE_SETS}
-    logits, kept = [], []
+    logits, prosody, kept = [], [], []
     for file in files:
         with np.load(file) as stored:  # each access to a key reads the whole array
-            arrays = {key: stored[key] for key in ("path", "logits", *FEATURE_SETS)}
+            arrays = {key: stored[key] for key in stored.files}
+        if "prosody" not in arrays and "acoustic" in arrays:
+            arrays["prosody"] = _prosody_of_rows(arrays["acoustic"], arrays["acoustic_names"])
         for i, stored_path in enumerate(arrays["path"]):
             path = str(Path(str(stored_path)).resolve())  # the data folder may be named otherwise
             if path in by_path:
                 kept.append(by_path[path])
-                logits.append(arrays["logits"][i])
+                logits.append(arrays["logits"][i] if "logits" in arrays else np.full(6, np.nan))
+                prosody.append(arrays["prosody"][i] if "prosody" in arrays else None)
                 for key in FEATURE_SETS:
                     features[key].append(arrays[key][i])
+    with_prosody = all(p is not None for p in prosody)
     return FeatureTable(
         {k: np.asarray(v, np.float32) for k, v in features.items()},
         np.asarray(logits),
         tuple(kept),
+        np.asarray(prosody, np.float64) if with_prosody and prosody else None,
     )
+
+
+def _prosody_of_rows(rows: np.ndarray, names: np.ndarray) -> np.ndarray:
+    """PROSODY_FIELDS of flat AcousticFeatures rows (``to_row`` order, NaN for None)."""
+    column = {str(n): i for i, n in enumerate(names)}
+    out = np.full((len(rows), len(PROSODY_FIELDS)), np.nan)
+    for j, (name, transform) in enumerate(PROSODY_FIELDS):
+        for i, value in enumerate(rows[:, column[name]]):
+            if np.isfinite(value):
+                out[i, j] = PROSODY_TRANSFORMS[transform](float(value))
+    return out
 
 
 def _balanced_weights(target: np.ndarray, corpora: np.ndarray) -> np.ndarray:
@@ -310,18 +351,8 @@ def evaluate(
     """Speaker-disjoint (both corpora in training, one corpus's speakers held out) and
     cross-corpus figures of every dimension; Platt scaling fitted on the out-of-fold scores of
     the training side only (calibration inside each evaluation would see the test clips)."""
-    corpora, speakers = table.corpora, table.speakers
     evaluations: dict[str, Any] = {}
-    splits: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for corpus, n in (("ravdess", ravdess_folds), ("nemo", nemo_folds)):
-        held_out = []
-        for held in speaker_folds(speakers[corpora == corpus], n):
-            test = np.isin(speakers, held)
-            held_out.append((~test, test))
-        splits[f"{corpus}_speaker_disjoint"] = held_out
-    splits["cross_ravdess_to_nemo"] = [(corpora == "ravdess", corpora == "nemo")]
-    splits["cross_nemo_to_ravdess"] = [(corpora == "nemo", corpora == "ravdess")]
-    for name, folds in splits.items():
+    for name, folds in _splits(table, ravdess_folds, nemo_folds).items():
         evaluations[name] = {}
         for dimension in DIMENSIONS:
             target = table.targets(dimension)
@@ -338,14 +369,41 @@ def evaluate(
                 slope, offset = _inner_platt(table, feature_set, dimension, train, c)
                 probability[test] = _sigmoid(slope * raw + offset)
                 test_all |= test
-            evaluations[name][dimension] = dimension_report(probability[test_all], target[test_all])
+            p, t = probability[test_all], target[test_all]
+            evaluations[name][dimension] = dimension_report(p, t) | calibration_report(p, t)
     return evaluations
+
+
+def _splits(
+    table: FeatureTable, ravdess_folds: int = 4, nemo_folds: int = 3
+) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """(train, test) masks: speaker folds of each corpus (the other corpus trains too) and
+    each corpus to the other."""
+    corpora, speakers = table.corpora, table.speakers
+    splits: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for corpus, n in (("ravdess", ravdess_folds), ("nemo", nemo_folds)):
+        held_out = []
+        for held in speaker_folds(speakers[corpora == corpus], n):
+            test = np.isin(speakers, held)
+            held_out.append((~test, test))
+        splits[f"{corpus}_speaker_disjoint"] = held_out
+    splits["cross_ravdess_to_nemo"] = [(corpora == "ravdess", corpora == "nemo")]
+    splits["cross_nemo_to_ravdess"] = [(corpora == "nemo", corpora == "ravdess")]
+    return splits
 
 
 def _inner_platt(
     table: FeatureTable, feature_set: str, dimension: str, train: np.ndarray, c: float
 ) -> tuple[float, float]:
     """Platt scaling from speaker-disjoint out-of-fold scores within ``train`` (3 folds)."""
+    return _held_out_calibration(table, feature_set, dimension, train, c)[1:]
+
+
+def _held_out_calibration(
+    table: FeatureTable, feature_set: str, dimension: str, train: np.ndarray, c: float
+) -> tuple[np.ndarray, float, float]:
+    """Speaker-disjoint out-of-fold raw logits within ``train`` (3 folds; NaN elsewhere) and the
+    Platt scaling fitted on them."""
     target = table.targets(dimension)
     raw = np.full(len(target), np.nan)
     for held in speaker_folds(table.speakers[train], 3):
@@ -353,15 +411,82 @@ def _inner_platt(
         fit_on = train & ~test
         if (fit_on & ~np.isnan(target)).any():
             raw[test] = out_of_fold(table, feature_set, dimension, fit_on, test, c)
-    keep = train & ~np.isnan(raw)
-    return fit_platt(raw[keep], target[keep])
+    keep = train & ~np.isnan(raw) & ~np.isnan(target)
+    raw[~keep] = np.nan
+    return raw, *fit_platt(raw[keep], target[keep])
+
+
+def with_prosody(table: FeatureTable) -> tuple[FeatureTable, np.ndarray]:
+    """``table`` with its prosody as the feature set ``prosody`` (an undefined value replaced by
+    the field's median, which is returned too)."""
+    if table.prosody is None:
+        raise ValueError("The feature cache has no prosody: extract it again")
+    fill = np.nanmedian(table.prosody, 0)
+    x = np.where(np.isnan(table.prosody), fill, table.prosody)
+    return FeatureTable({**table.features, "prosody": x}, table.logits, table.clips), fill
+
+
+def evaluate_fusion(
+    table: FeatureTable, states: str, c: float, c_prosody: float
+) -> dict[str, dict[str, float]]:
+    """Arousal of the states and prosody models together (the mean of their calibrated logits,
+    each Platt-scaled on held-out speakers of the training side), on the splits of
+    :func:`evaluate`."""
+    table, _ = with_prosody(table)
+    target = table.targets("arousal")
+    out = {}
+    for name, folds in _splits(table).items():
+        probability = np.full(len(target), np.nan)
+        for train, test in folds:
+            train = train & ~np.isnan(target)
+            logit = np.zeros(int(test.sum()))
+            for feature_set, strength in ((states, c), ("prosody", c_prosody)):
+                raw = out_of_fold(table, feature_set, "arousal", train, test, strength)
+                slope, offset = _inner_platt(table, feature_set, "arousal", train, strength)
+                logit += (slope * raw + offset) / 2
+            probability[test] = _sigmoid(logit)
+        tested = ~np.isnan(probability)
+        out[name] = dimension_report(probability[tested], target[tested])
+        out[name] |= calibration_report(probability[tested], target[tested])
+    return out
+
+
+def calibration_report(probability: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """Expected calibration error (10 equal-width bins), Brier score and the share of
+    saturated probabilities (under 0.01 or over 0.99) on the clips with a hard target."""
+    hard = (target == 0) | (target == 1)
+    p, t = probability[hard], target[hard]
+    which = np.clip((p * 10).astype(int), 0, 9)
+    ece = sum(
+        abs(p[which == b].mean() - t[which == b].mean()) * (which == b).mean()
+        for b in range(10)
+        if (which == b).any()
+    )
+    return {
+        "ece": round(float(ece), 4),
+        "brier": round(float(((p - t) ** 2).mean()), 4),
+        "saturated": round(float(((p < 0.01) | (p > 0.99)).mean()), 4),
+    }
 
 
 def fit_head(
-    table: FeatureTable, feature_set: str, c: float, metadata: dict[str, Any]
+    table: FeatureTable,
+    feature_set: str,
+    c: float,
+    metadata: dict[str, Any],
+    calibrate_on: str | None = None,
+    c_prosody: float | None = None,
 ) -> dict[str, Any]:
     """The arrays of a :class:`~emotivoice.emotion.dimensions.DimensionHead` trained on every
-    clip (Platt scaling from speaker-disjoint out-of-fold scores)."""
+    clip (Platt scaling from speaker-disjoint out-of-fold scores).
+
+    ``calibrate_on``: another feature set whose held-out calibration the head takes over. The
+    adapted prefix saw every speaker, so its out-of-fold scores are as confident as training
+    scores (probabilities of exactly 0 or 1); with ``"frozen"``, each dimension's logits are
+    scaled so that their spread and centre over the training clips match those of the frozen
+    prefix's speaker-disjoint calibrated logits. ``c_prosody``: also fit arousal's prosody
+    model (``table.prosody``) and the fusion of the two (the mean of their calibrated logits).
+    """
     everything = np.ones(len(table.clips), bool)
     x = table.features[feature_set]
     mean, scale = x.mean(0), x.std(0) + 1e-6
@@ -374,14 +499,44 @@ def fit_head(
         b = model.bias - float(w @ model.mean)
         weights.append(w * scale)
         biases.append(b + float(w @ mean))
-        platt.append(_inner_platt(table, feature_set, dimension, everything, c))
-    return {
+        if calibrate_on is None:
+            platt.append(_inner_platt(table, feature_set, dimension, everything, c))
+            continue
+        raw, slope, offset = _held_out_calibration(table, calibrate_on, dimension, everything, c)
+        honest = slope * raw[~np.isnan(raw)] + offset
+        own = model.raw(x[~np.isnan(raw)])
+        spread = float(honest.std() / own.std())
+        platt.append((spread, float(honest.mean() - spread * own.mean())))
+    arrays = {
         "mean": mean.astype(np.float32),
         "scale": scale.astype(np.float32),
         "weight": np.asarray(weights, np.float32),
         "bias": np.asarray(biases, np.float32),
         "platt": np.asarray(platt, np.float32),
-        "metadata": np.array(json.dumps(metadata)),
+    }
+    if c_prosody is not None:
+        arrays |= _fit_prosody(table, c_prosody, platt[DIMENSIONS.index("arousal")])
+        metadata = {**metadata, "prosody": {"fields": PROSODY_FIELDS, "c": c_prosody}}
+    arrays["metadata"] = np.array(json.dumps(metadata))
+    return arrays
+
+
+def _fit_prosody(
+    table: FeatureTable, c: float, states_platt: tuple[float, float]
+) -> dict[str, np.ndarray]:
+    """Arousal's prosody model and the fusion row (see :class:`DimensionHead`)."""
+    table, fill = with_prosody(table)
+    target = table.targets("arousal")
+    model = fit_logistic(table.features["prosody"], target, table.corpora, c)
+    slope, offset = _inner_platt(table, "prosody", "arousal", np.ones(len(target), bool), c)
+    states_slope, states_offset = states_platt
+    return {
+        "prosody_mean": model.mean.astype(np.float64),
+        "prosody_scale": model.scale.astype(np.float64),
+        "prosody_fill": fill.astype(np.float64),
+        "prosody_weight": model.weight.astype(np.float64),
+        "prosody_bias": np.array(model.bias),
+        "fusion": np.array([states_slope / 2, slope / 2, (states_offset + offset) / 2]),
     }
 
 
@@ -407,32 +562,52 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = logger.
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--shard", type=int, default=None, help="extract only this shard")
     parser.add_argument("--c", type=float, default=0.01, help="inverse L2 strength")
+    parser.add_argument(
+        "--c-prosody", type=float, default=None, help="also fit arousal on prosody (inverse L2)"
+    )
+    parser.add_argument(
+        "--features", nargs="*", default=None, help="cached feature files to use (no extraction)"
+    )
     parser.add_argument("--export", default=None, help="write the head here")
     parser.add_argument("--report", default=None, help="write the evaluations (JSON) here")
     args = parser.parse_args(argv)
     root = Path(args.data)
-    files = _extract_all(root, Path(args.cache), args.shards, args.shard)
+    if args.features:
+        files = [Path(f) for f in args.features]
+    else:
+        files = _extract_all(root, Path(args.cache), args.shards, args.shard)
     if args.shard is not None:
         return 0
     table = load_table(read_clips(root), files)
     report = {fs: evaluate(table, fs, args.c) for fs in FEATURE_SETS}
+    if args.c_prosody is not None:
+        for fs in FEATURE_SETS:
+            report[f"{fs}+prosody"] = {
+                name: {"arousal": figures}
+                for name, figures in evaluate_fusion(table, fs, args.c, args.c_prosody).items()
+            }
     for fs, evaluations in report.items():
         for name, dims in evaluations.items():
             for dimension, figures in dims.items():
-                out(f"{fs:8} {name:26} {dimension:9} {figures}")
+                out(f"{fs:15} {name:26} {dimension:9} {figures}")
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=1))
     if args.export:
+        honest = "frozen+prosody" if args.c_prosody is not None else "frozen"
         metadata = {
             "dimensions": list(DIMENSIONS),
             "states": "the default emotion head's prefix4 (EmotionHead.prefix_states)",
             "regularisation_c": args.c,
+            "calibration": "the frozen prefix's speaker-disjoint calibration (fit_head)",
             "targets": {"arousal": AROUSAL, "valence": VALENCE, "intensity": "RAVDESS II field"},
             "evaluations": report["adapted"],
             "frozen_prefix_evaluations": report["frozen"],
+            "honest_arousal_evaluations": report[honest],
             "training_speakers": sorted(set(table.speakers.tolist())),
+            "training_clips": len(table.clips),
         }
-        np.savez(args.export, **fit_head(table, "adapted", args.c, metadata))
+        arrays = fit_head(table, "adapted", args.c, metadata, "frozen", args.c_prosody)
+        np.savez(args.export, **arrays)
     return 0
 
 
