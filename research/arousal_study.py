@@ -107,11 +107,11 @@ PROSODY = (
     "f1_hz",
 )
 # the ones that do not depend on the recording's level or the speaker's register
+# (the speaking rate needs the transcript, which the segment's emotion does not wait for)
 LEVEL_FREE = (
     "f0_range_semitones",
     "voiced_fraction",
     "energy_db_std",
-    "syllable_rate_sps",
     "jitter_local",
     "shimmer_local",
     "hnr_db",
@@ -253,7 +253,9 @@ def _split_scores(
     return p
 
 
-def evaluate(root: Path, cache: Path, c_states: float, c_prosody: float) -> dict[str, Any]:
+def evaluate(
+    root: Path, cache: Path, c_states: float, c_prosody: float, quick: bool = False
+) -> dict[str, Any]:
     from emotivoice.training.dimensions import AROUSAL, speaker_folds
 
     clips, inputs = load(root, cache)
@@ -277,6 +279,8 @@ def evaluate(root: Path, cache: Path, c_states: float, c_prosody: float) -> dict
     for name in ("frozen", "adapted"):
         variants[name] = (inputs[name], c_states)
     half = inputs["frozen"].shape[1] // 2
+    if quick:  # the encoder-state variants cost seconds a fit: only the frozen prefix
+        variants.pop("adapted")
     variants["frozen/mean_only"] = (inputs["frozen"][:, :half], c_states)
     variants["frozen/std_only"] = (inputs["frozen"][:, half:], c_states)
     variants["frozen/clip_norm"] = (clip_norm(inputs["frozen"]), c_states)
@@ -285,6 +289,9 @@ def evaluate(root: Path, cache: Path, c_states: float, c_prosody: float) -> dict
         np.concatenate([inputs["frozen"], inputs["prosody"]], 1),
         c_states,
     )
+    if quick:
+        for name in [v for v in variants if v.startswith("frozen/") or "concatenated" in v]:
+            variants.pop(name)
     for name in ("prosody", "prosody-rate", "level_free", "level_free+rate"):
         variants[f"{name}/raw"] = (inputs[name], c_prosody)
         variants[f"{name}/speaker_z (oracle)"] = (normalise(inputs[name], speakers), c_prosody)
@@ -312,7 +319,7 @@ def evaluate(root: Path, cache: Path, c_states: float, c_prosody: float) -> dict
             report.setdefault(variant, {})[split] = figures(p[tested], y[tested])
     for variant in variants:
         logger.info("%s %s", variant, report[variant])
-    for states in ("frozen", "frozen/clip_norm", "adapted"):
+    for states in [s for s in ("frozen", "frozen/clip_norm", "adapted") if s in variants]:
         for prosody in ("prosody/raw", "prosody-rate/raw", "level_free/raw"):
             name = f"{states}+{prosody} (mean of calibrated logits)"
             report[name] = {}
@@ -325,49 +332,46 @@ def evaluate(root: Path, cache: Path, c_states: float, c_prosody: float) -> dict
     return report
 
 
-def export(
-    root: Path, cache: Path, c: float, c_prosody: float, head: str | None, out: str | None
-) -> None:
-    """The trainer's evaluations and head (``emotivoice.training.dimensions``) on this cache:
-    ``main`` of the trainer, reading the clips from ``clips.json`` (no data folder needed)."""
+def export(root: Path, cache: Path, head: str, study: str | None) -> None:
+    """The packaged head with its calibration taken over from the frozen prefix
+    (:func:`~emotivoice.training.dimensions.matched_calibration`), written to ``head``: same
+    standardisation and logistic models, new Platt slopes and offsets, this study's arousal
+    figures (``study``: the JSON that ``evaluate`` wrote) in the metadata."""
+    from emotivoice.emotion.dimensions import DEFAULT_DIMENSIONS, DimensionHead
     from emotivoice.training import dimensions as trainer
 
     files = sorted(cache.glob("study-*.npz"))
     clips = clip_table(root, cache, np.concatenate([np.load(f)["path"] for f in files]))
     table = trainer.load_table(clips, files)
-    jobs = {fs: (trainer.evaluate, (table, fs, c)) for fs in trainer.FEATURE_SETS}
-    for fs in trainer.FEATURE_SETS:
-        jobs[f"{fs}+prosody"] = (trainer.evaluate_fusion, (table, fs, c, c_prosody))
-    with ProcessPoolExecutor(len(jobs)) as pool:
-        futures = {k: pool.submit(f, *a) for k, (f, a) in jobs.items()}  # type: ignore[operator]
-        report = {k: f.result() for k, f in futures.items()}
-    for fs in trainer.FEATURE_SETS:
-        report[f"{fs}+prosody"] = {n: {"arousal": v} for n, v in report[f"{fs}+prosody"].items()}
-    for fs, evaluations in report.items():
-        for name, dims in evaluations.items():
-            for dimension, figures in dims.items():
-                logger.info("%-15s %-26s %-9s %s", fs, name, dimension, figures)
-    if out:
-        Path(out).write_text(json.dumps(report, indent=1))
-    if head:
-        metadata = {
-            "dimensions": list(trainer.DIMENSIONS),
-            "states": "the default emotion head's prefix4 (EmotionHead.prefix_states)",
-            "regularisation_c": c,
-            "calibration": "the frozen prefix's speaker-disjoint calibration (fit_head)",
-            "targets": {
-                "arousal": trainer.AROUSAL,
-                "valence": trainer.VALENCE,
-                "intensity": "RAVDESS II field",
-            },
-            "evaluations": report["adapted"],
-            "frozen_prefix_evaluations": report["frozen"],
-            "honest_arousal_evaluations": report["frozen+prosody"],
-            "training_speakers": sorted({c.speaker for c in table.clips}),
-            "training_clips": len(table.clips),
-        }
-        arrays = trainer.fit_head(table, "adapted", c, metadata, "frozen", c_prosody)
-        np.savez(head, **arrays)
+    packaged = Path(trainer.__file__).parents[1] / "emotion" / "weights" / DEFAULT_DIMENSIONS
+    with np.load(packaged) as stored:
+        arrays = {k: stored[k] for k in stored.files}
+    old = DimensionHead(arrays)
+    z = (table.features["adapted"] - old.mean) / old.scale
+    own = z @ old.weight.T + old.bias  # raw logits (clips, 3)
+    c = float(old.metadata["regularisation_c"])
+    platt = [
+        trainer.matched_calibration(table, "frozen", dimension, own[:, i], c)
+        for i, dimension in enumerate(trainer.DIMENSIONS)
+    ]
+    metadata = dict(old.metadata)
+    metadata["calibration"] = (
+        "Platt slopes and offsets matched to the frozen prefix's speaker-disjoint calibrated "
+        f"logits (training.dimensions.matched_calibration) on {len(table.clips)} clips "
+        "(research/arousal_study.py export); previously fitted on the adapted prefix's "
+        "out-of-fold scores, which saturated"
+    )
+    metadata["previous_platt"] = old.platt.tolist()
+    if study:
+        metadata["arousal_study"] = json.loads(Path(study).read_text())
+    arrays["platt"] = np.asarray(platt, np.float32)
+    arrays["metadata"] = np.array(json.dumps(metadata))
+    np.savez(head, **arrays)
+    new = DimensionHead(arrays)
+    for name, h in (("before", old), ("after", new)):
+        p = 1 / (1 + np.exp(-(z @ h.weight.T + h.bias) * h.platt[:, 0] - h.platt[:, 1]))
+        saturated = ((p < 0.01) | (p > 0.99)).mean(0).round(3).tolist()
+        logger.info("%s: saturated share per dimension on the study clips %s", name, saturated)
 
 
 def main() -> int:
@@ -379,6 +383,7 @@ def main() -> int:
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--shard", type=int, default=0)
     parser.add_argument("--report", default=None)
+    parser.add_argument("--quick", action="store_true", help="evaluate: frozen states only")
     parser.add_argument("--c-states", type=float, default=0.001)
     parser.add_argument("--c-prosody", type=float, default=0.1)
     args = parser.parse_args()
@@ -386,9 +391,9 @@ def main() -> int:
     if args.command == "extract":
         extract(root, cache, args.shards, args.shard)
     elif args.command == "export":
-        export(root, cache, args.c_states, args.c_prosody, args.export, args.report)
+        export(root, cache, args.export or "whisper-base-dimensions.npz", args.report)
     else:
-        report = evaluate(root, cache, args.c_states, args.c_prosody)
+        report = evaluate(root, cache, args.c_states, args.c_prosody, args.quick)
         if args.report:
             Path(args.report).write_text(json.dumps(report, indent=1))
     return 0

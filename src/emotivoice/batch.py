@@ -287,17 +287,10 @@ class BatchAnalyzer:
         spans = [job.file.turns[job.index].span for job in jobs]
         starts = [round(span.start, 3) for span in spans]
         scored: list[Any] = [None] * len(jobs)
-        # arousal reads the segment's features too (the dimension head's prosody model): they
-        # were submitted when the file was planned and have had the encoder's time to finish
-        with self._timed("features"):
-            features = [job.features.result() if job.features else None for job in jobs]
         if emotion is not None:
             with self._timed("emotion"):
                 scored = emotion.score_segments(
-                    [
-                        (j.samples, e, t, f)
-                        for j, e, t, f in zip(jobs, encoded, starts, features, strict=True)
-                    ]
+                    [(j.samples, e, t) for j, e, t in zip(jobs, encoded, starts, strict=True)]
                 )
         with self._timed("language"):
             languages = self._languages(jobs, encoded)
@@ -308,6 +301,8 @@ class BatchAnalyzer:
                 [probability for _, probability in languages],
                 [span.start for span in spans],
             )
+        with self._timed("features"):
+            features = [job.features.result() if job.features else None for job in jobs]
         segments = [
             analyzer.make_segment(job.index, span, transcript, feature, score)
             for job, span, transcript, feature, score in zip(
@@ -318,7 +313,7 @@ class BatchAnalyzer:
             with self._timed("emotion"):
                 units = emotion.score_units_of(
                     [
-                        (job.samples, e, s.words, s.start, s.emotion, s.features)
+                        (job.samples, e, s.words, s.start, s.emotion)
                         for job, e, s in zip(jobs, encoded, segments, strict=True)
                         if s.emotion is not None
                     ]

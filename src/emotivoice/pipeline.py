@@ -296,7 +296,7 @@ class Analyzer:
         if self.emotion is not None and segment.emotion is not None:
             # units need the words: scored once the transcript is there
             units = self.emotion.score_units(
-                samples, encoded, transcript.words, segment.start, segment.emotion, features
+                samples, encoded, transcript.words, segment.start, segment.emotion
             )
             segment = dataclasses.replace(segment, units=units)
         following = dataclasses.replace(
@@ -310,11 +310,7 @@ class Analyzer:
         """What a segment's audio says without its text: features (no rates yet), the
         segment's emotion and its sliding windows."""
         features = extract_features(samples, SAMPLE_RATE) if self.options.features else None
-        # arousal reads the features too (the dimension head's prosody model): computed first,
-        # in this thread, they cost the emotion nothing more
-        emotion = (
-            self.emotion.score_segment(samples, encoded, start, features) if self.emotion else None
-        )
+        emotion = self.emotion.score_segment(samples, encoded, start) if self.emotion else None
         return features, emotion
 
     def _segment_language(

@@ -33,7 +33,6 @@ from emotivoice.emotion.units import UnitSpan, cut_units, window_bounds
 from emotivoice.errors import InvalidConfigError, ModelNotFoundError
 from emotivoice.extras import require_extra
 from emotivoice.results import (
-    AcousticFeatures,
     EmotionScores,
     EmotionUnit,
     FileEmotion,
@@ -177,14 +176,9 @@ class WhisperHeadBackend:
     def probabilities(self, samples: np.ndarray, encoded: EncodedSegment | None) -> np.ndarray:
         return self.head.probabilities(self.states(samples, encoded))
 
-    def dimensions(
-        self, states: np.ndarray, features: AcousticFeatures | None = None
-    ) -> dict[str, float] | None:
-        """Arousal, valence and intensity of the states (``None`` without a dimension head);
-        ``features``: the acoustic features of the segment that holds them, which arousal also
-        reads when the dimension head has a prosody model."""
-        head = self.dimension_head
-        return head.predict(states, features) if head is not None else None
+    def dimensions(self, states: np.ndarray) -> dict[str, float] | None:
+        """Arousal, valence and intensity of the states (``None`` without a dimension head)."""
+        return self.dimension_head.predict(states) if self.dimension_head is not None else None
 
 
 _HUB_PROBE_TIMEOUT_S = 3.0
@@ -352,22 +346,12 @@ class EmotionAnalyzer:
             self._runner = PrefixRunner(backend.head, self.options.device)
         return self._runner
 
-    def score(
-        self,
-        samples: np.ndarray,
-        encoded: EncodedSegment | None,
-        features: AcousticFeatures | None = None,
-    ) -> EmotionScores:
-        """The emotion of one segment's audio (and its encoder states; ``features``: its
-        acoustic features, which arousal reads too when the dimension head has a prosody
-        model)."""
-        return self._score(samples, encoded, features)[0]
+    def score(self, samples: np.ndarray, encoded: EncodedSegment | None) -> EmotionScores:
+        """The emotion of one segment's audio (and its encoder states)."""
+        return self._score(samples, encoded)[0]
 
     def _score(
-        self,
-        samples: np.ndarray,
-        encoded: EncodedSegment | None,
-        features: AcousticFeatures | None = None,
+        self, samples: np.ndarray, encoded: EncodedSegment | None
     ) -> tuple[EmotionScores, np.ndarray | None]:
         """The segment's emotion and the head's states it came from (``None`` for a backend
         without states)."""
@@ -377,52 +361,38 @@ class EmotionAnalyzer:
             p = backend.probabilities(samples, encoded)
             return self.scores_from_probabilities(p, duration), None
         states = backend.states(samples, encoded)
-        return self._scores_of_states(backend, states, duration, features), states
+        return self._scores_of_states(backend, states, duration), states
 
     def score_segment(
-        self,
-        samples: np.ndarray,
-        encoded: EncodedSegment | None,
-        start: float,
-        features: AcousticFeatures | None = None,
+        self, samples: np.ndarray, encoded: EncodedSegment | None, start: float
     ) -> tuple[EmotionScores, tuple[TimelinePoint, ...]]:
         """The emotion of a whole segment starting at ``start`` (seconds) and its sliding
-        windows (pooled from the same encoder states; a backend without states gives none).
-        ``features``: the segment's acoustic features (see :meth:`score`), for the windows too."""
-        scores, states = self._score(samples, encoded, features)
+        windows (pooled from the same encoder states; a backend without states gives none)."""
+        scores, states = self._score(samples, encoded)
         backend = self.backend
         if states is None or not isinstance(backend, WhisperHeadBackend):
             return scores, ()
-        duration = len(samples) / SAMPLE_RATE
-        return scores, self._timeline(backend, states, duration, start, features)
+        return scores, self._timeline(backend, states, len(samples) / SAMPLE_RATE, start)
 
     def score_segments(
-        self,
-        segments: Sequence[
-            tuple[np.ndarray, EncodedSegment | None, float, AcousticFeatures | None]
-        ],
+        self, segments: Sequence[tuple[np.ndarray, EncodedSegment | None, float]]
     ) -> list[tuple[EmotionScores, tuple[TimelinePoint, ...]]]:
-        """:meth:`score_segment` of many ``(samples, encoded, start, features)`` at once: a
-        prefix head's encoder layers run in padded batches (:class:`PrefixRunner`, on
-        ``options.device``); other backends score one segment after the other."""
+        """:meth:`score_segment` of many ``(samples, encoded, start)`` at once: a prefix head's
+        encoder layers run in padded batches (:class:`PrefixRunner`, on ``options.device``);
+        other backends score one segment after the other."""
         backend = self._prefix_head()
         if backend is None:
             return [self.score_segment(*segment) for segment in segments]
-        states = self.runner.states([backend.mel(s, e) for s, e, _, _ in segments])
+        states = self.runner.states([backend.mel(s, e) for s, e, _ in segments])
         out = []
-        for (samples, _, start, features), rows in zip(segments, states, strict=True):
+        for (samples, _, start), rows in zip(segments, states, strict=True):
             duration = len(samples) / SAMPLE_RATE
-            scores = self._scores_of_states(backend, rows, duration, features)
-            out.append((scores, self._timeline(backend, rows, duration, start, features)))
+            scores = self._scores_of_states(backend, rows, duration)
+            out.append((scores, self._timeline(backend, rows, duration, start)))
         return out
 
     def _timeline(
-        self,
-        backend: WhisperHeadBackend,
-        states: np.ndarray,
-        duration: float,
-        start: float,
-        features: AcousticFeatures | None = None,
+        self, backend: WhisperHeadBackend, states: np.ndarray, duration: float, start: float
     ) -> tuple[TimelinePoint, ...]:
         """The sliding windows of a segment starting at ``start`` (s), pooled from its states."""
         per_s = backend.POSITIONS_PER_S
@@ -431,7 +401,7 @@ class EmotionAnalyzer:
         timeline = []
         for a, b in window_bounds(len(states), window, hop):
             p = backend.head.probabilities(states[a:b])
-            dimensions = backend.dimensions(states[a:b], features)
+            dimensions = backend.dimensions(states[a:b])
             timeline.append(
                 TimelinePoint(
                     start=round(start + a / per_s, 3),
@@ -451,11 +421,9 @@ class EmotionAnalyzer:
         words: Sequence[Word],
         start: float,
         whole: EmotionScores,
-        features: AcousticFeatures | None = None,
     ) -> tuple[EmotionUnit, ...]:
         """The segment's sentence-level units, each scored on its own audio; a segment that is
-        one unit keeps its own scores (``whole``). ``features``: the segment's acoustic
-        features (see :meth:`score`)."""
+        one unit keeps its own scores (``whole``)."""
         spans = self._unit_spans(samples, words, start)
         if len(spans) == 1:
             return (EmotionUnit(spans[0].start, spans[0].end, spans[0].text, whole),)
@@ -465,7 +433,7 @@ class EmotionAnalyzer:
             a, b = span.start - start, span.end - start
             if isinstance(backend, WhisperHeadBackend):
                 states = backend.states(samples, encoded, (a, b))
-                scores = self._scores_of_states(backend, states, b - a, features)
+                scores = self._scores_of_states(backend, states, b - a)
             else:
                 piece = samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)]
                 scores = self.scores_from_probabilities(backend.probabilities(piece, None), b - a)
@@ -475,32 +443,24 @@ class EmotionAnalyzer:
     def score_units_of(
         self,
         segments: Sequence[
-            tuple[
-                np.ndarray,
-                EncodedSegment | None,
-                Sequence[Word],
-                float,
-                EmotionScores,
-                AcousticFeatures | None,
-            ]
+            tuple[np.ndarray, EncodedSegment | None, Sequence[Word], float, EmotionScores]
         ],
     ) -> list[tuple[EmotionUnit, ...]]:
-        """:meth:`score_units` of many ``(samples, encoded, words, start, whole, features)`` at
-        once: the units of every segment through one batched prefix (see
-        :meth:`score_segments`)."""
+        """:meth:`score_units` of many ``(samples, encoded, words, start, whole)`` at once: the
+        units of every segment through one batched prefix (see :meth:`score_segments`)."""
         backend = self._prefix_head()
         if backend is None:
             return [self.score_units(*segment) for segment in segments]
-        cut = [self._unit_spans(s, w, start) for s, _, w, start, _, _ in segments]
+        cut = [self._unit_spans(s, w, start) for s, _, w, start, _ in segments]
         mels = [
             backend.mel(samples, encoded, (span.start - start, span.end - start))
-            for (samples, encoded, _, start, _, _), spans in zip(segments, cut, strict=True)
+            for (samples, encoded, _, start, _), spans in zip(segments, cut, strict=True)
             if len(spans) > 1
             for span in spans
         ]
         states = iter(self.runner.states(mels))
         out: list[tuple[EmotionUnit, ...]] = []
-        for (_, _, _, _, whole, features), spans in zip(segments, cut, strict=True):
+        for (_, _, _, _, whole), spans in zip(segments, cut, strict=True):
             if len(spans) == 1:
                 out.append((EmotionUnit(spans[0].start, spans[0].end, spans[0].text, whole),))
                 continue
@@ -510,9 +470,7 @@ class EmotionAnalyzer:
                         span.start,
                         span.end,
                         span.text,
-                        self._scores_of_states(
-                            backend, next(states), span.end - span.start, features
-                        ),
+                        self._scores_of_states(backend, next(states), span.end - span.start),
                     )
                     for span in spans
                 )
@@ -527,14 +485,10 @@ class EmotionAnalyzer:
         return cut_units(words, start, start + duration, o.unit_min_s, o.unit_max_s, o.unit_pause_s)
 
     def _scores_of_states(
-        self,
-        backend: WhisperHeadBackend,
-        states: np.ndarray,
-        duration: float,
-        features: AcousticFeatures | None = None,
+        self, backend: WhisperHeadBackend, states: np.ndarray, duration: float
     ) -> EmotionScores:
         p = backend.head.probabilities(states)
-        return self.scores_from_probabilities(p, duration, backend.dimensions(states, features))
+        return self.scores_from_probabilities(p, duration, backend.dimensions(states))
 
     def scores_from_probabilities(
         self, p: np.ndarray, duration: float, dimensions: Mapping[str, float] | None = None

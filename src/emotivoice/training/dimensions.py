@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from emotivoice.emotion.dimensions import DIMENSIONS, PROSODY_TRANSFORMS, pool_states
+from emotivoice.emotion.dimensions import DIMENSIONS, pool_states
 
 logger = logging.getLogger(__name__)
 
@@ -54,22 +54,6 @@ VALENCE |= {"neutral": 0.5, "surprise": 0.5}
 
 PREFIX_LAYER = 4  # the default emotion head's tap (``prefix4``)
 FEATURE_SETS = ("adapted", "frozen")
-
-# arousal's prosody and voice-quality cues (AcousticFeatures fields, each with its transform):
-# the ones that depend neither on the recording's level nor on the speaker's register, and are
-# known before the words (the segment's emotion is scored while Whisper decodes, so no
-# speaking rate). research/arousal_study.py compares them with the other sets.
-PROSODY_FIELDS = [
-    ["f0_range_semitones", "identity"],
-    ["voiced_fraction", "identity"],
-    ["energy_db_std", "identity"],
-    ["jitter_local", "log"],
-    ["shimmer_local", "log"],
-    ["hnr_db", "identity"],
-    ["f1_hz", "identity"],
-    ["mfcc_means_2", "identity"],
-    ["zero_crossing_rate", "identity"],
-]
 
 
 @dataclass(frozen=True)
@@ -105,11 +89,8 @@ def read_clips(root: Path) -> list[DimensionClip]:
 
 
 def _pooled_features(samples: np.ndarray) -> dict[str, np.ndarray]:
-    """Pooled layer-4 statistics of both prefixes, the emotion head's logits and the acoustic
-    features (:func:`~emotivoice.features.extract_features`, no rates) for a clip."""
-    from emotivoice.emotion.dimensions import prosody_vector
+    """Pooled layer-4 statistics of both prefixes and the emotion head's logits for a clip."""
     from emotivoice.emotion.head import EmotionHead, own_log_mel
-    from emotivoice.features import extract_features
     from emotivoice.models.encoder_prefix import load_encoder_prefix
 
     head = EmotionHead.load()
@@ -120,7 +101,6 @@ def _pooled_features(samples: np.ndarray) -> dict[str, np.ndarray]:
         "adapted": pool_states(adapted),
         "frozen": pool_states(frozen),
         "logits": head.logits(adapted).astype(np.float32),
-        "prosody": prosody_vector(extract_features(samples), PROSODY_FIELDS),
     }
 
 
@@ -135,8 +115,7 @@ def extract_features(clips: Sequence[DimensionClip], cache: Path, shard: str = "
     if out.exists():
         return out
     cache.mkdir(parents=True, exist_ok=True)
-    rows: dict[str, list[Any]] = {k: [] for k in ("adapted", "frozen", "logits", "prosody")}
-    rows["path"] = []
+    rows: dict[str, list[Any]] = {"adapted": [], "frozen": [], "logits": [], "path": []}
     for number, clip in enumerate(clips):
         try:
             samples = crop_to_speech(load_audio(clip.path).samples)
@@ -159,7 +138,6 @@ class FeatureTable:
     features: dict[str, np.ndarray]  # feature set → (clips, 2 · features)
     logits: np.ndarray  # the default emotion head's logits (clips, 6)
     clips: tuple[DimensionClip, ...]
-    prosody: np.ndarray | None = None  # PROSODY_FIELDS (clips, fields); NaN where undefined
 
     @property
     def corpora(self) -> np.ndarray:
@@ -180,42 +158,25 @@ class FeatureTable:
 def load_table(clips: Sequence[DimensionClip], files: Sequence[Path]) -> FeatureTable:
     """Join cached feature files back onto their clips (clips that failed to decode drop out).
 
-    Files of ``research/arousal_study.py extract`` (the acoustic features by name, no logits)
-    load too."""
+    Files of ``research/arousal_study.py extract`` (no logits) load too."""
     by_path = {str(c.path.resolve()): c for c in clips}
     features: dict[str, list[np.ndarray]] = {k: [] for k in FEATURE_SETS}
-    logits, prosody, kept = [], [], []
+    logits, kept = [], []
     for file in files:
         with np.load(file) as stored:  # each access to a key reads the whole array
             arrays = {key: stored[key] for key in stored.files}
-        if "prosody" not in arrays and "acoustic" in arrays:
-            arrays["prosody"] = _prosody_of_rows(arrays["acoustic"], arrays["acoustic_names"])
         for i, stored_path in enumerate(arrays["path"]):
             path = str(Path(str(stored_path)).resolve())  # the data folder may be named otherwise
             if path in by_path:
                 kept.append(by_path[path])
                 logits.append(arrays["logits"][i] if "logits" in arrays else np.full(6, np.nan))
-                prosody.append(arrays["prosody"][i] if "prosody" in arrays else None)
                 for key in FEATURE_SETS:
                     features[key].append(arrays[key][i])
-    with_prosody = all(p is not None for p in prosody)
     return FeatureTable(
         {k: np.asarray(v, np.float32) for k, v in features.items()},
         np.asarray(logits),
         tuple(kept),
-        np.asarray(prosody, np.float64) if with_prosody and prosody else None,
     )
-
-
-def _prosody_of_rows(rows: np.ndarray, names: np.ndarray) -> np.ndarray:
-    """PROSODY_FIELDS of flat AcousticFeatures rows (``to_row`` order, NaN for None)."""
-    column = {str(n): i for i, n in enumerate(names)}
-    out = np.full((len(rows), len(PROSODY_FIELDS)), np.nan)
-    for j, (name, transform) in enumerate(PROSODY_FIELDS):
-        for i, value in enumerate(rows[:, column[name]]):
-            if np.isfinite(value):
-                out[i, j] = PROSODY_TRANSFORMS[transform](float(value))
-    return out
 
 
 def _balanced_weights(target: np.ndarray, corpora: np.ndarray) -> np.ndarray:
@@ -416,41 +377,6 @@ def _held_out_calibration(
     return raw, *fit_platt(raw[keep], target[keep])
 
 
-def with_prosody(table: FeatureTable) -> tuple[FeatureTable, np.ndarray]:
-    """``table`` with its prosody as the feature set ``prosody`` (an undefined value replaced by
-    the field's median, which is returned too)."""
-    if table.prosody is None:
-        raise ValueError("The feature cache has no prosody: extract it again")
-    fill = np.nanmedian(table.prosody, 0)
-    x = np.where(np.isnan(table.prosody), fill, table.prosody)
-    return FeatureTable({**table.features, "prosody": x}, table.logits, table.clips), fill
-
-
-def evaluate_fusion(
-    table: FeatureTable, states: str, c: float, c_prosody: float
-) -> dict[str, dict[str, float]]:
-    """Arousal of the states and prosody models together (the mean of their calibrated logits,
-    each Platt-scaled on held-out speakers of the training side), on the splits of
-    :func:`evaluate`."""
-    table, _ = with_prosody(table)
-    target = table.targets("arousal")
-    out = {}
-    for name, folds in _splits(table).items():
-        probability = np.full(len(target), np.nan)
-        for train, test in folds:
-            train = train & ~np.isnan(target)
-            logit = np.zeros(int(test.sum()))
-            for feature_set, strength in ((states, c), ("prosody", c_prosody)):
-                raw = out_of_fold(table, feature_set, "arousal", train, test, strength)
-                slope, offset = _inner_platt(table, feature_set, "arousal", train, strength)
-                logit += (slope * raw + offset) / 2
-            probability[test] = _sigmoid(logit)
-        tested = ~np.isnan(probability)
-        out[name] = dimension_report(probability[tested], target[tested])
-        out[name] |= calibration_report(probability[tested], target[tested])
-    return out
-
-
 def calibration_report(probability: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """Expected calibration error (10 equal-width bins), Brier score and the share of
     saturated probabilities (under 0.01 or over 0.99) on the clips with a hard target."""
@@ -475,17 +401,13 @@ def fit_head(
     c: float,
     metadata: dict[str, Any],
     calibrate_on: str | None = None,
-    c_prosody: float | None = None,
 ) -> dict[str, Any]:
     """The arrays of a :class:`~emotivoice.emotion.dimensions.DimensionHead` trained on every
     clip (Platt scaling from speaker-disjoint out-of-fold scores).
 
-    ``calibrate_on``: another feature set whose held-out calibration the head takes over. The
-    adapted prefix saw every speaker, so its out-of-fold scores are as confident as training
-    scores (probabilities of exactly 0 or 1); with ``"frozen"``, each dimension's logits are
-    scaled so that their spread and centre over the training clips match those of the frozen
-    prefix's speaker-disjoint calibrated logits. ``c_prosody``: also fit arousal's prosody
-    model (``table.prosody``) and the fusion of the two (the mean of their calibrated logits).
+    ``calibrate_on``: another feature set whose held-out calibration the head takes over
+    (:func:`matched_calibration`): the adapted prefix saw every speaker, so its out-of-fold
+    scores are as confident as training scores and its probabilities exactly 0 or 1.
     """
     everything = np.ones(len(table.clips), bool)
     x = table.features[feature_set]
@@ -501,43 +423,37 @@ def fit_head(
         biases.append(b + float(w @ mean))
         if calibrate_on is None:
             platt.append(_inner_platt(table, feature_set, dimension, everything, c))
-            continue
-        raw, slope, offset = _held_out_calibration(table, calibrate_on, dimension, everything, c)
-        honest = slope * raw[~np.isnan(raw)] + offset
-        own = model.raw(x[~np.isnan(raw)])
-        spread = float(honest.std() / own.std())
-        platt.append((spread, float(honest.mean() - spread * own.mean())))
-    arrays = {
+        else:
+            own = model.raw(x)
+            platt.append(matched_calibration(table, calibrate_on, dimension, own, c))
+    return {
         "mean": mean.astype(np.float32),
         "scale": scale.astype(np.float32),
         "weight": np.asarray(weights, np.float32),
         "bias": np.asarray(biases, np.float32),
         "platt": np.asarray(platt, np.float32),
+        "metadata": np.array(json.dumps(metadata)),
     }
-    if c_prosody is not None:
-        arrays |= _fit_prosody(table, c_prosody, platt[DIMENSIONS.index("arousal")])
-        metadata = {**metadata, "prosody": {"fields": PROSODY_FIELDS, "c": c_prosody}}
-    arrays["metadata"] = np.array(json.dumps(metadata))
-    return arrays
 
 
-def _fit_prosody(
-    table: FeatureTable, c: float, states_platt: tuple[float, float]
-) -> dict[str, np.ndarray]:
-    """Arousal's prosody model and the fusion row (see :class:`DimensionHead`)."""
-    table, fill = with_prosody(table)
-    target = table.targets("arousal")
-    model = fit_logistic(table.features["prosody"], target, table.corpora, c)
-    slope, offset = _inner_platt(table, "prosody", "arousal", np.ones(len(target), bool), c)
-    states_slope, states_offset = states_platt
-    return {
-        "prosody_mean": model.mean.astype(np.float64),
-        "prosody_scale": model.scale.astype(np.float64),
-        "prosody_fill": fill.astype(np.float64),
-        "prosody_weight": model.weight.astype(np.float64),
-        "prosody_bias": np.array(model.bias),
-        "fusion": np.array([states_slope / 2, slope / 2, (states_offset + offset) / 2]),
-    }
+def matched_calibration(
+    table: FeatureTable, honest_set: str, dimension: str, own_raw: np.ndarray, c: float
+) -> tuple[float, float]:
+    """Slope and offset that give a head's raw logits ``own_raw`` (one per clip of ``table``)
+    the centre and spread, over the clips with a target, of the speaker-disjoint calibrated
+    logits of a model on ``honest_set`` (the frozen prefix, which saw none of these speakers).
+
+    A head on states that saw every training speaker cannot be calibrated on them: its
+    held-out scores are training scores. Matching the honest model's logit distribution keeps
+    the head's ranking and makes it as confident as held-out speakers warrant on the honest
+    states; how well that holds on the adapted states cannot be measured on these corpora.
+    """
+    everything = np.ones(len(table.clips), bool)
+    raw, slope, offset = _held_out_calibration(table, honest_set, dimension, everything, c)
+    keep = ~np.isnan(raw)
+    honest = slope * raw[keep] + offset
+    spread = float(honest.std() / own_raw[keep].std())
+    return spread, float(honest.mean() - spread * own_raw[keep].mean())
 
 
 def _extract_all(root: Path, cache: Path, shards: int, shard: int | None) -> list[Path]:
@@ -563,9 +479,6 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = logger.
     parser.add_argument("--shard", type=int, default=None, help="extract only this shard")
     parser.add_argument("--c", type=float, default=0.01, help="inverse L2 strength")
     parser.add_argument(
-        "--c-prosody", type=float, default=None, help="also fit arousal on prosody (inverse L2)"
-    )
-    parser.add_argument(
         "--features", nargs="*", default=None, help="cached feature files to use (no extraction)"
     )
     parser.add_argument("--export", default=None, help="write the head here")
@@ -580,12 +493,6 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = logger.
         return 0
     table = load_table(read_clips(root), files)
     report = {fs: evaluate(table, fs, args.c) for fs in FEATURE_SETS}
-    if args.c_prosody is not None:
-        for fs in FEATURE_SETS:
-            report[f"{fs}+prosody"] = {
-                name: {"arousal": figures}
-                for name, figures in evaluate_fusion(table, fs, args.c, args.c_prosody).items()
-            }
     for fs, evaluations in report.items():
         for name, dims in evaluations.items():
             for dimension, figures in dims.items():
@@ -593,7 +500,6 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = logger.
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=1))
     if args.export:
-        honest = "frozen+prosody" if args.c_prosody is not None else "frozen"
         metadata = {
             "dimensions": list(DIMENSIONS),
             "states": "the default emotion head's prefix4 (EmotionHead.prefix_states)",
@@ -602,11 +508,10 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = logger.
             "targets": {"arousal": AROUSAL, "valence": VALENCE, "intensity": "RAVDESS II field"},
             "evaluations": report["adapted"],
             "frozen_prefix_evaluations": report["frozen"],
-            "honest_arousal_evaluations": report[honest],
             "training_speakers": sorted(set(table.speakers.tolist())),
             "training_clips": len(table.clips),
         }
-        arrays = fit_head(table, "adapted", args.c, metadata, "frozen", args.c_prosody)
+        arrays = fit_head(table, "adapted", args.c, metadata, calibrate_on="frozen")
         np.savez(args.export, **arrays)
     return 0
 
