@@ -19,7 +19,10 @@ frozen Whisper-base prefix, which saw none of them (the honest estimate of gener
 Features are cached per corpus, so that refitting is seconds.
 
 Models: a class-balanced, corpus-balanced L2 logistic regression per dimension on the
-standardised statistics, then Platt scaling fitted on out-of-fold (speaker-disjoint) scores.
+standardised statistics, then Platt scaling fitted on out-of-fold (speaker-disjoint) scores. The
+exported head (adapted states) takes its calibration over from the frozen prefix
+(:func:`matched_calibration`): the adapted prefix saw every speaker, so its own out-of-fold
+scores are training scores and calibrating on them saturates the probabilities.
 
 ``python -m emotivoice.training.dimensions --cache /tmp/dims --export weights.npz`` extracts,
 evaluates and writes the head.
