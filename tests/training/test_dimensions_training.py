@@ -63,3 +63,36 @@ def test_a_head_file_from_the_trainer_runs(tmp_path: Path) -> None:
     calm, aroused = states.copy(), states.copy()
     aroused[:, 0] += 4.0
     assert head.predict(aroused)["arousal"] > head.predict(calm)["arousal"]
+
+
+def test_calibration_taken_over_from_the_honest_prefix_unsaturates(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    n, width = 240, 8
+    emotions = ["anger", "sadness", "happiness", "neutral"] * (n // 4)
+    clips = tuple(
+        dims.DimensionClip(
+            Path(f"{i}.wav"), "ravdess" if i % 2 else "nemo", f"s{i % 6}", e, float(e == "anger")
+        )
+        for i, e in enumerate(emotions)
+    )
+    arousal = np.array([dims.AROUSAL[e] for e in emotions])
+    adapted = rng.normal(size=(n, 2 * width))
+    adapted[:, 0] += 12 * arousal  # as separable as the adapted prefix makes its speakers
+    frozen = rng.normal(size=(n, 2 * width))
+    frozen[:, 0] += arousal  # the honest prefix: overlapping classes
+    table = dims.FeatureTable(
+        {"adapted": adapted.astype(np.float32), "frozen": frozen.astype(np.float32)},
+        np.zeros((n, 6)),
+        clips,
+    )
+    meta = {"dimensions": list(DIMENSIONS)}
+    for name, calibrate_on in (("own", None), ("matched", "frozen")):
+        arrays = dims.fit_head(table, "adapted", 1.0, meta, calibrate_on=calibrate_on)
+        np.savez(tmp_path / f"{name}.npz", **arrays)
+    own, matched = (DimensionHead.load(tmp_path / f"{k}.npz") for k in ("own", "matched"))
+    states = rng.normal(size=(30, width)).astype(np.float32)
+    states[:, 0] += 12.0
+    assert own.predict(states)["arousal"] > 0.99  # saturated
+    assert 0.5 < matched.predict(states)["arousal"] < 0.99  # same side, honest confidence
+    report = dims.calibration_report(np.array([0.0, 0.2, 0.9, 1.0]), np.array([0, 0, 1, 1.0]))
+    assert report["saturated"] == 0.5 and 0 < report["brier"] < 0.02

@@ -19,7 +19,10 @@ frozen Whisper-base prefix, which saw none of them (the honest estimate of gener
 Features are cached per corpus, so that refitting is seconds.
 
 Models: a class-balanced, corpus-balanced L2 logistic regression per dimension on the
-standardised statistics, then Platt scaling fitted on out-of-fold (speaker-disjoint) scores.
+standardised statistics, then Platt scaling fitted on out-of-fold (speaker-disjoint) scores. The
+exported head (adapted states) takes its calibration over from the frozen prefix
+(:func:`matched_calibration`): the adapted prefix saw every speaker, so its own out-of-fold
+scores are training scores and calibrating on them saturates the probabilities.
 
 ``python -m emotivoice.training.dimensions --cache /tmp/dims --export weights.npz`` extracts,
 evaluates and writes the head.
@@ -156,18 +159,20 @@ class FeatureTable:
 
 
 def load_table(clips: Sequence[DimensionClip], files: Sequence[Path]) -> FeatureTable:
-    """Join cached feature files back onto their clips (clips that failed to decode drop out)."""
+    """Join cached feature files back onto their clips (clips that failed to decode drop out).
+
+    Files of ``research/arousal_study.py extract`` (no logits) load too."""
     by_path = {str(c.path.resolve()): c for c in clips}
     features: dict[str, list[np.ndarray]] = {k: [] for k in FEATURE_SETS}
     logits, kept = [], []
     for file in files:
         with np.load(file) as stored:  # each access to a key reads the whole array
-            arrays = {key: stored[key] for key in ("path", "logits", *FEATURE_SETS)}
+            arrays = {key: stored[key] for key in stored.files}
         for i, stored_path in enumerate(arrays["path"]):
             path = str(Path(str(stored_path)).resolve())  # the data folder may be named otherwise
             if path in by_path:
                 kept.append(by_path[path])
-                logits.append(arrays["logits"][i])
+                logits.append(arrays["logits"][i] if "logits" in arrays else np.full(6, np.nan))
                 for key in FEATURE_SETS:
                     features[key].append(arrays[key][i])
     return FeatureTable(
@@ -310,18 +315,8 @@ def evaluate(
     """Speaker-disjoint (both corpora in training, one corpus's speakers held out) and
     cross-corpus figures of every dimension; Platt scaling fitted on the out-of-fold scores of
     the training side only (calibration inside each evaluation would see the test clips)."""
-    corpora, speakers = table.corpora, table.speakers
     evaluations: dict[str, Any] = {}
-    splits: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for corpus, n in (("ravdess", ravdess_folds), ("nemo", nemo_folds)):
-        held_out = []
-        for held in speaker_folds(speakers[corpora == corpus], n):
-            test = np.isin(speakers, held)
-            held_out.append((~test, test))
-        splits[f"{corpus}_speaker_disjoint"] = held_out
-    splits["cross_ravdess_to_nemo"] = [(corpora == "ravdess", corpora == "nemo")]
-    splits["cross_nemo_to_ravdess"] = [(corpora == "nemo", corpora == "ravdess")]
-    for name, folds in splits.items():
+    for name, folds in _splits(table, ravdess_folds, nemo_folds).items():
         evaluations[name] = {}
         for dimension in DIMENSIONS:
             target = table.targets(dimension)
@@ -338,14 +333,41 @@ def evaluate(
                 slope, offset = _inner_platt(table, feature_set, dimension, train, c)
                 probability[test] = _sigmoid(slope * raw + offset)
                 test_all |= test
-            evaluations[name][dimension] = dimension_report(probability[test_all], target[test_all])
+            p, t = probability[test_all], target[test_all]
+            evaluations[name][dimension] = dimension_report(p, t) | calibration_report(p, t)
     return evaluations
+
+
+def _splits(
+    table: FeatureTable, ravdess_folds: int = 4, nemo_folds: int = 3
+) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """(train, test) masks: speaker folds of each corpus (the other corpus trains too) and
+    each corpus to the other."""
+    corpora, speakers = table.corpora, table.speakers
+    splits: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for corpus, n in (("ravdess", ravdess_folds), ("nemo", nemo_folds)):
+        held_out = []
+        for held in speaker_folds(speakers[corpora == corpus], n):
+            test = np.isin(speakers, held)
+            held_out.append((~test, test))
+        splits[f"{corpus}_speaker_disjoint"] = held_out
+    splits["cross_ravdess_to_nemo"] = [(corpora == "ravdess", corpora == "nemo")]
+    splits["cross_nemo_to_ravdess"] = [(corpora == "nemo", corpora == "ravdess")]
+    return splits
 
 
 def _inner_platt(
     table: FeatureTable, feature_set: str, dimension: str, train: np.ndarray, c: float
 ) -> tuple[float, float]:
     """Platt scaling from speaker-disjoint out-of-fold scores within ``train`` (3 folds)."""
+    return _held_out_calibration(table, feature_set, dimension, train, c)[1:]
+
+
+def _held_out_calibration(
+    table: FeatureTable, feature_set: str, dimension: str, train: np.ndarray, c: float
+) -> tuple[np.ndarray, float, float]:
+    """Speaker-disjoint out-of-fold raw logits within ``train`` (3 folds; NaN elsewhere) and the
+    Platt scaling fitted on them."""
     target = table.targets(dimension)
     raw = np.full(len(target), np.nan)
     for held in speaker_folds(table.speakers[train], 3):
@@ -353,15 +375,43 @@ def _inner_platt(
         fit_on = train & ~test
         if (fit_on & ~np.isnan(target)).any():
             raw[test] = out_of_fold(table, feature_set, dimension, fit_on, test, c)
-    keep = train & ~np.isnan(raw)
-    return fit_platt(raw[keep], target[keep])
+    keep = train & ~np.isnan(raw) & ~np.isnan(target)
+    raw[~keep] = np.nan
+    return raw, *fit_platt(raw[keep], target[keep])
+
+
+def calibration_report(probability: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """Expected calibration error (10 equal-width bins), Brier score and the share of
+    saturated probabilities (under 0.01 or over 0.99) on the clips with a hard target."""
+    hard = (target == 0) | (target == 1)
+    p, t = probability[hard], target[hard]
+    which = np.clip((p * 10).astype(int), 0, 9)
+    ece = sum(
+        abs(p[which == b].mean() - t[which == b].mean()) * (which == b).mean()
+        for b in range(10)
+        if (which == b).any()
+    )
+    return {
+        "ece": round(float(ece), 4),
+        "brier": round(float(((p - t) ** 2).mean()), 4),
+        "saturated": round(float(((p < 0.01) | (p > 0.99)).mean()), 4),
+    }
 
 
 def fit_head(
-    table: FeatureTable, feature_set: str, c: float, metadata: dict[str, Any]
+    table: FeatureTable,
+    feature_set: str,
+    c: float,
+    metadata: dict[str, Any],
+    calibrate_on: str | None = None,
 ) -> dict[str, Any]:
     """The arrays of a :class:`~emotivoice.emotion.dimensions.DimensionHead` trained on every
-    clip (Platt scaling from speaker-disjoint out-of-fold scores)."""
+    clip (Platt scaling from speaker-disjoint out-of-fold scores).
+
+    ``calibrate_on``: another feature set whose held-out calibration the head takes over
+    (:func:`matched_calibration`): the adapted prefix saw every speaker, so its out-of-fold
+    scores are as confident as training scores and its probabilities exactly 0 or 1.
+    """
     everything = np.ones(len(table.clips), bool)
     x = table.features[feature_set]
     mean, scale = x.mean(0), x.std(0) + 1e-6
@@ -374,7 +424,11 @@ def fit_head(
         b = model.bias - float(w @ model.mean)
         weights.append(w * scale)
         biases.append(b + float(w @ mean))
-        platt.append(_inner_platt(table, feature_set, dimension, everything, c))
+        if calibrate_on is None:
+            platt.append(_inner_platt(table, feature_set, dimension, everything, c))
+        else:
+            own = model.raw(x)
+            platt.append(matched_calibration(table, calibrate_on, dimension, own, c))
     return {
         "mean": mean.astype(np.float32),
         "scale": scale.astype(np.float32),
@@ -383,6 +437,26 @@ def fit_head(
         "platt": np.asarray(platt, np.float32),
         "metadata": np.array(json.dumps(metadata)),
     }
+
+
+def matched_calibration(
+    table: FeatureTable, honest_set: str, dimension: str, own_raw: np.ndarray, c: float
+) -> tuple[float, float]:
+    """Slope and offset that give a head's raw logits ``own_raw`` (one per clip of ``table``)
+    the centre and spread, over the clips with a target, of the speaker-disjoint calibrated
+    logits of a model on ``honest_set`` (the frozen prefix, which saw none of these speakers).
+
+    A head on states that saw every training speaker cannot be calibrated on them: its
+    held-out scores are training scores. Matching the honest model's logit distribution keeps
+    the head's ranking and makes it as confident as held-out speakers warrant on the honest
+    states; how well that holds on the adapted states cannot be measured on these corpora.
+    """
+    everything = np.ones(len(table.clips), bool)
+    raw, slope, offset = _held_out_calibration(table, honest_set, dimension, everything, c)
+    keep = ~np.isnan(raw)
+    honest = slope * raw[keep] + offset
+    spread = float(honest.std() / own_raw[keep].std())
+    return spread, float(honest.mean() - spread * own_raw[keep].mean())
 
 
 def _extract_all(root: Path, cache: Path, shards: int, shard: int | None) -> list[Path]:
@@ -407,11 +481,17 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = logger.
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--shard", type=int, default=None, help="extract only this shard")
     parser.add_argument("--c", type=float, default=0.01, help="inverse L2 strength")
+    parser.add_argument(
+        "--features", nargs="*", default=None, help="cached feature files to use (no extraction)"
+    )
     parser.add_argument("--export", default=None, help="write the head here")
     parser.add_argument("--report", default=None, help="write the evaluations (JSON) here")
     args = parser.parse_args(argv)
     root = Path(args.data)
-    files = _extract_all(root, Path(args.cache), args.shards, args.shard)
+    if args.features:
+        files = [Path(f) for f in args.features]
+    else:
+        files = _extract_all(root, Path(args.cache), args.shards, args.shard)
     if args.shard is not None:
         return 0
     table = load_table(read_clips(root), files)
@@ -419,7 +499,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = logger.
     for fs, evaluations in report.items():
         for name, dims in evaluations.items():
             for dimension, figures in dims.items():
-                out(f"{fs:8} {name:26} {dimension:9} {figures}")
+                out(f"{fs:15} {name:26} {dimension:9} {figures}")
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=1))
     if args.export:
@@ -427,12 +507,15 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = logger.
             "dimensions": list(DIMENSIONS),
             "states": "the default emotion head's prefix4 (EmotionHead.prefix_states)",
             "regularisation_c": args.c,
+            "calibration": "the frozen prefix's speaker-disjoint calibration (fit_head)",
             "targets": {"arousal": AROUSAL, "valence": VALENCE, "intensity": "RAVDESS II field"},
             "evaluations": report["adapted"],
             "frozen_prefix_evaluations": report["frozen"],
             "training_speakers": sorted(set(table.speakers.tolist())),
+            "training_clips": len(table.clips),
         }
-        np.savez(args.export, **fit_head(table, "adapted", args.c, metadata))
+        arrays = fit_head(table, "adapted", args.c, metadata, calibrate_on="frozen")
+        np.savez(args.export, **arrays)
     return 0
 
 
