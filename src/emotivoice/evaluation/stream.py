@@ -40,7 +40,7 @@ __all__ = ["MODES", "StreamBenchReport", "format_stream_report", "run_stream_ben
 MODES: dict[str, dict[str, Any]] = {
     "fit+speculative": {"final_window": "fit", "speculative": True},
     "fit": {"final_window": "fit", "speculative": False},
-    "fit+speculative, batch pad and beam": {
+    "fit+speculative+pad200+beam5": {
         "final_window": "fit",
         "speculative": True,
         "final_pad_ms": None,
