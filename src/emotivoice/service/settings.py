@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         description="Niceness a worker process adds to its own (0: none): analyses yield the "
         "CPU to the API processes on the same machine, so status requests stay fast under load.",
     )
+    worker_scheduling: Literal["idle", "batch", "normal"] = Field(
+        default="idle",
+        description="Linux scheduling class of a worker: `idle` (SCHED_IDLE: any other process "
+        "waking on the core takes it at once, so API requests never queue behind an analysis), "
+        "`batch` (SCHED_BATCH) or `normal`; ignored where the system has no such class.",
+    )
     max_upload_mb: float = Field(default=100.0, gt=0, description="Largest accepted upload.")
     max_duration_s: float = Field(default=4 * 3600.0, gt=0, description="Longest recording.")
     task_time_limit_s: float = Field(default=600.0, gt=0, description="Per-job time limit.")
