@@ -122,7 +122,7 @@ def test_the_janitor_resends_a_lost_message_whatever_the_queue_length(
 @pytest.mark.slow
 def test_serve_restarts_a_killed_worker_and_ready_says_so(tmp_path: Path, short_wav: Path) -> None:
     home = tmp_path / "home"
-    env = service_env(home, stale_after_s=2)
+    env = service_env(home, stale_after_s=2, worker_scheduling="idle")
     port = free_port()
     log = tmp_path / "serve.log"
     serve = spawn(["serve", "--port", str(port), "--workers", "1"], env, log)
@@ -133,8 +133,8 @@ def test_serve_restarts_a_killed_worker_and_ready_says_so(tmp_path: Path, short_
             # a worker yields the CPU to the API (WORKER_NICE, default 10; 19 is the most)
             niceness = os.getpriority(os.PRIO_PROCESS, serve.pid)
             assert os.getpriority(os.PRIO_PROCESS, worker) == min(niceness + 10, 19)
-            # ... and runs in the idle scheduling class (WORKER_SCHEDULING), as does the pool
-            # process Celery forks for the jobs; the API stays in the normal class
+            # ... and runs in the scheduling class asked for (WORKER_SCHEDULING=idle), as does
+            # the pool process Celery forks for the jobs; the API stays in the normal class
             pool = _wait(lambda: _children(worker), 30, "the worker's pool process")
             assert {os.sched_getscheduler(p) for p in [worker, *pool]} == {os.SCHED_IDLE}
             assert os.sched_getscheduler(serve.pid) == os.SCHED_OTHER
