@@ -1,5 +1,6 @@
 """Scale-out: analyses per minute with 1, 2 and 4 Celery workers over Redis + PostgreSQL, status
-latency under load (with and without the workers' niceness), and a projection for N machines.
+latency under load (with the workers' lowered priority and without it), and a projection for N
+machines.
 
 Redis and PostgreSQL must be running (``bash scripts/ensure_services.sh``). The measurement is
 :mod:`emotivoice.evaluation.scale_out`.
@@ -28,7 +29,8 @@ def main() -> None:
         type=int,
         default=2,
         metavar="W",
-        help="also run W workers with EMOTIVOICE_WORKER_NICE=0 (0: skip)",
+        help="also run W workers at normal priority (EMOTIVOICE_WORKER_NICE=0, "
+        "EMOTIVOICE_WORKER_SCHEDULING=normal; 0: skip)",
     )
     args = parser.parse_args()
     root = data_dir()
@@ -45,10 +47,10 @@ def main() -> None:
                 clips,
                 args.clients,
                 args.rounds,
-                {"EMOTIVOICE_WORKER_NICE": "0"},
+                {"EMOTIVOICE_WORKER_NICE": "0", "EMOTIVOICE_WORKER_SCHEDULING": "normal"},
             )
         )
-        print("(last row: workers not niced)", file=sys.stderr)
+        print("(last row: workers at normal priority)", file=sys.stderr)
     print(format_load_report(results, args.clients))
     best = max(results[: len(args.workers.split(","))], key=lambda r: r.per_minute)
     print(format_projection(best, project(best)))

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from emotivoice.service.app import create_app
 from emotivoice.service.db import SegmentRow
+from emotivoice.service.errors import NotFoundError
 from emotivoice.service.runner import run_job
 from emotivoice.service.settings import load_settings
 from emotivoice.service.storage import Store
@@ -65,6 +66,59 @@ def _segment_attempts(store: Store, analysis_id: str) -> list[int]:
     with store.session() as s:
         rows = s.scalars(select(SegmentRow.attempt).where(SegmentRow.analysis_id == analysis_id))
         return list(rows)
+
+
+def test_a_running_status_holds_the_current_attempts_segments_in_two_statements(
+    client: TestClient, short_wav: Path
+) -> None:
+    store = _store(client)
+    aid = _queue(client, short_wav, FAST)
+    assert store.claim(aid, 0, "worker") is not None
+    assert store.add_segment(aid, 0, 0, {"text": "from delivery 0"})
+    assert store.requeue(aid, 0, "requeued: worker stopped responding") == 1
+    assert store.claim(aid, 1, "worker") is not None
+    for idx in (2, 0, 1):  # stored out of order, answered in order
+        assert store.add_segment(aid, 1, idx, {"text": f"segment {idx}"})
+    assert store.heartbeat(aid, 1, progress=42.04, stage="transcribing")
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        body = client.get(f"{API}/analyses/{aid}").json()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    # the row and its attempt's segments: one statement each, no transaction around them
+    assert len(statements) == 2, statements
+    assert body["segments"] == [{"text": f"segment {i}"} for i in range(3)]
+    row = store.get_analysis("anonymous", aid)
+    assert body == {
+        "id": aid,
+        "upload_id": row.upload_id,
+        "status": "running",
+        "progress": 42,
+        "stage": "transcribing",
+        "attempt": 1,
+        "created_at": body["created_at"],
+        "started_at": body["started_at"],
+        "finished_at": None,
+        "duration": None,
+        "language": None,
+        "dominant_emotion": None,
+        "emotion_uncertain": None,
+        "error": None,
+        "options": row.options,
+        "segments": body["segments"],
+        "result": None,
+        "callback_status": None,
+    }
+    assert body["created_at"] and body["started_at"]
+    # another owner's analysis is not found, as before
+    assert store.segments(aid) == body["segments"]
+    with pytest.raises(NotFoundError):
+        store.status("someone-else", aid)
 
 
 @pytest.mark.slow

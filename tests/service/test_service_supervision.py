@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,34 @@ from emotivoice.service.settings import load_settings
 from emotivoice.service.storage import Store
 
 API = "/api/v1"
+
+
+_CLASS_AFTER_LOWERING = (
+    "import os; from emotivoice.service.server import lower_worker_priority; "
+    "from emotivoice.service.settings import load_settings; "
+    "lower_worker_priority(load_settings()); "
+    "print(os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))"
+)
+
+
+@pytest.mark.parametrize(
+    ("scheduling", "policy"),
+    [("idle", "SCHED_IDLE"), ("batch", "SCHED_BATCH"), ("normal", "SCHED_OTHER")],
+)
+def test_a_worker_lowers_its_priority_to_the_configured_class(
+    tmp_path: Path, scheduling: str, policy: str
+) -> None:
+    env = service_env(tmp_path / "home", worker_scheduling=scheduling, worker_nice=3)
+    # in a process of its own: the class and niceness cannot be raised again
+    out = subprocess.run(
+        [sys.executable, "-c", _CLASS_AFTER_LOWERING],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    assert [int(x) for x in out] == [getattr(os, policy), min(niceness + 3, 19)]
 
 
 def _children(pid: int) -> list[int]:
@@ -92,7 +122,7 @@ def test_the_janitor_resends_a_lost_message_whatever_the_queue_length(
 @pytest.mark.slow
 def test_serve_restarts_a_killed_worker_and_ready_says_so(tmp_path: Path, short_wav: Path) -> None:
     home = tmp_path / "home"
-    env = service_env(home, stale_after_s=2)
+    env = service_env(home, stale_after_s=2, worker_scheduling="idle")
     port = free_port()
     log = tmp_path / "serve.log"
     serve = spawn(["serve", "--port", str(port), "--workers", "1"], env, log)
@@ -103,6 +133,11 @@ def test_serve_restarts_a_killed_worker_and_ready_says_so(tmp_path: Path, short_
             # a worker yields the CPU to the API (WORKER_NICE, default 10; 19 is the most)
             niceness = os.getpriority(os.PRIO_PROCESS, serve.pid)
             assert os.getpriority(os.PRIO_PROCESS, worker) == min(niceness + 10, 19)
+            # ... and runs in the scheduling class asked for (WORKER_SCHEDULING=idle), as does
+            # the pool process Celery forks for the jobs; the API stays in the normal class
+            pool = _wait(lambda: _children(worker), 30, "the worker's pool process")
+            assert {os.sched_getscheduler(p) for p in [worker, *pool]} == {os.SCHED_IDLE}
+            assert os.sched_getscheduler(serve.pid) == os.SCHED_OTHER
             os.kill(worker, signal.SIGKILL)
             replacement = _wait(
                 lambda: [p for p in _children(serve.pid) if p != worker], 60, "a new worker"

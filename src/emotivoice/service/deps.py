@@ -99,17 +99,24 @@ class Services:
             return False
 
 
-def get_services(request: Request) -> Services:
+# The three getters below are coroutines although they never wait: FastAPI runs a plain
+# function dependency in its thread pool, and each hop there and back is two thread wake-ups,
+# which on a loaded machine are two waits for a core (issue 29: the status tail).
+async def get_services(request: Request) -> Services:
+    return _services(request)
+
+
+async def get_store(request: Request) -> Store:
+    return _services(request).store
+
+
+async def get_settings(request: Request) -> Settings:
+    return _services(request).settings
+
+
+def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
-
-
-def get_store(request: Request) -> Store:
-    return get_services(request).store
-
-
-def get_settings(request: Request) -> Settings:
-    return get_services(request).settings
 
 
 def authenticate(request: Request) -> str:
@@ -124,7 +131,7 @@ def authenticate(request: Request) -> str:
         return admitted
     client = request.client.host if request.client else "unknown"
     read = request.method in ("GET", "HEAD")
-    owner, rate_key = get_services(request).admit(
+    owner, rate_key = _services(request).admit(
         request.headers, request.query_params, client, allow_token=read
     )
     request.state.rate_key = rate_key
@@ -138,7 +145,7 @@ def charge(request: Request, requests: int, what: str) -> None:
         RateLimitedError: the owner's allowance does not cover them.
     """
     if requests > 0:
-        get_services(request).limiter.check(request.state.rate_key, cost=requests, what=what)
+        _services(request).limiter.check(request.state.rate_key, cost=requests, what=what)
 
 
 Svc = Annotated[Services, Depends(get_services)]

@@ -21,7 +21,7 @@ from typing import Any
 
 from emotivoice.service.settings import Settings
 
-__all__ = ["run_worker", "serve"]
+__all__ = ["lower_worker_priority", "run_worker", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ _PARENT_POLL_S = 2.0
 _SUPERVISE_POLL_S = 1.0
 _RESTART_PAUSE_S = (1.0, 30.0)  # first and longest pause before a crashed worker is restarted
 _STABLE_S = 60.0  # a worker that ran this long before dying is restarted without delay growth
+_SCHED_POLICIES = {"idle": "SCHED_IDLE", "batch": "SCHED_BATCH"}  # worker_scheduling -> os name
 
 
 def run_worker(settings: Settings, concurrency: int | None = None, pool: str = "prefork") -> None:
@@ -49,10 +50,7 @@ def run_worker(settings: Settings, concurrency: int | None = None, pool: str = "
         "--without-heartbeat",
     ]
     logger.info("Starting worker: broker %s", "embedded" if settings.embedded_queue else "redis")
-    if settings.worker_nice and hasattr(os, "nice"):
-        # analyses are batch work: on a machine shared with the API, a busy worker otherwise
-        # takes the cores status requests wait for (p95 115 ms with 2 workers on 2 cores)
-        os.nice(settings.worker_nice)
+    lower_worker_priority(settings)
     parent = os.environ.get(_PARENT_ENV)
     if parent:
         _stop_with_parent(int(parent))
@@ -65,6 +63,28 @@ def run_worker(settings: Settings, concurrency: int | None = None, pool: str = "
         app.worker_main(argv)
     finally:
         beat.stop()
+
+
+def lower_worker_priority(settings: Settings) -> None:
+    """Make this process (and the pool processes and threads it starts later) yield the CPU.
+
+    Analyses are batch work: on a machine shared with the API, a busy worker otherwise takes
+    the core a status request waits for. Niceness alone does not do it on Linux with
+    autogroups (the default of most desktop and many server kernels): a worker started in its
+    own session (``serve``'s embedded workers, a service manager's unit) is weighed against
+    the API as a group, whatever its niceness. ``SCHED_IDLE`` is judged per task: a request
+    thread waking on a core an idle-class worker holds takes it at once. Both settings apply
+    to the calling thread and are inherited by what it starts, so call this first.
+    """
+    if settings.worker_nice and hasattr(os, "nice"):
+        os.nice(settings.worker_nice)
+    policy = _SCHED_POLICIES.get(settings.worker_scheduling)
+    if policy is None or not hasattr(os, policy):
+        return
+    try:
+        os.sched_setscheduler(0, getattr(os, policy), os.sched_param(0))
+    except OSError as error:  # a container or kernel may refuse; the worker still runs
+        logger.warning("Could not set the worker's scheduling class to %s: %s", policy, error)
 
 
 class _Liveness:

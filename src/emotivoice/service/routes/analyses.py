@@ -168,8 +168,7 @@ def list_analyses(
 @router.get("/analyses/{analysis_id}")
 def get_analysis(store: StoreDep, owner: Owner, analysis_id: str) -> AnalysisDetail:
     """Status, progress, stage, segments finished so far and, once completed, the result."""
-    row = store.get_analysis(owner, analysis_id)
-    return AnalysisDetail.from_row(row, store.segments(analysis_id))
+    return AnalysisDetail.from_row(*store.status(owner, analysis_id))
 
 
 @router.delete("/analyses/{analysis_id}")

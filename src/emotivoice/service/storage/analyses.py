@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
 
 from emotivoice.service.db import AnalysisRow, SegmentRow, UploadRow, utcnow
-from emotivoice.service.errors import NotReadyError
+from emotivoice.service.errors import NotFoundError, NotReadyError
 from emotivoice.service.storage.base import ACTIVE, StoreBase, new_id
 
 __all__ = ["AnalysisStore"]
@@ -61,14 +62,31 @@ class AnalysisStore(StoreBase):
 
     def segments(self, analysis_id: str) -> list[dict[str, Any]]:
         """Segment results stored so far by the attempt that holds the job, in order."""
-        with self.session() as s:
+        with self.read_session() as s:
             attempt = s.scalar(select(AnalysisRow.attempt).where(AnalysisRow.id == analysis_id))
-            rows = s.scalars(
-                select(SegmentRow)
-                .where(SegmentRow.analysis_id == analysis_id, SegmentRow.attempt == attempt)
-                .order_by(SegmentRow.idx)
-            ).all()
-        return [r.data for r in rows]
+            return self._segments(s, analysis_id, attempt)
+
+    def status(self, owner: str, analysis_id: str) -> tuple[AnalysisRow, list[dict[str, Any]]]:
+        """The owner's analysis and the segments its current attempt stored so far, in order:
+        what a status request answers, read in two statements on one connection.
+
+        Raises:
+            NotFoundError: no such analysis of this owner.
+        """
+        with self.read_session() as s:
+            row = s.get(AnalysisRow, analysis_id)
+            if row is None or row.owner != owner:
+                raise NotFoundError(f"No analysis with id {analysis_id}.")
+            return row, self._segments(s, analysis_id, row.attempt)
+
+    @staticmethod
+    def _segments(s: Session, analysis_id: str, attempt: int | None) -> list[dict[str, Any]]:
+        rows = s.scalars(
+            select(SegmentRow.data)
+            .where(SegmentRow.analysis_id == analysis_id, SegmentRow.attempt == attempt)
+            .order_by(SegmentRow.idx)
+        ).all()
+        return list(rows)
 
     def completed_dir(self, owner: str, analysis_id: str) -> Path:
         """The result folder (exports, ``explain/``) of the owner's completed analysis.

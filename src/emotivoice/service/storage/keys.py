@@ -51,8 +51,9 @@ class KeyStore(StoreBase):
             row.revoked_at = row.revoked_at or utcnow()
 
     def key_owner(self, secret: str) -> str | None:
-        """The id of the active key ``secret``, or ``None``."""
-        with self.session() as s:
+        """The id of the active key ``secret``, or ``None`` (read on every request with a key,
+        so without a transaction around it: see :meth:`read_session`)."""
+        with self.read_session() as s:
             row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == hash_key(secret)))
         if row is None or row.revoked_at is not None:
             return None
@@ -60,6 +61,6 @@ class KeyStore(StoreBase):
 
     def key_active(self, key_id: str) -> bool:
         """Whether the key with id ``key_id`` exists and has not been revoked."""
-        with self.session() as s:
+        with self.read_session() as s:
             row = s.get(ApiKeyRow, key_id)
         return row is not None and row.revoked_at is None
