@@ -187,6 +187,8 @@ def test_options_are_checked() -> None:
         AssistantOptions(during_reply="shout")
     with pytest.raises(InvalidConfigError, match="max_reply_tokens"):
         AssistantOptions(max_reply_tokens=0)
+    with pytest.raises(InvalidConfigError, match="first_fragment_chars"):
+        AssistantOptions(first_fragment_chars=0)
 
 
 @pytest.mark.slow

@@ -76,3 +76,14 @@ def test_an_unclosed_code_block_is_not_spoken_and_does_not_outlive_the_reply() -
     assert cutter.flush() is None
     assert split_sentences("Fresh reply.") == ["Fresh reply."]
     assert cutter.push("Fresh reply. ") == ["Fresh reply."]
+
+
+def test_the_first_sentence_may_be_spoken_from_its_first_comma() -> None:
+    """With ``first_fragment_chars`` only the reply's first sentence is cut at a comma (once it
+    is that long); later ones wait for their end."""
+    cutter = SentenceCutter(first_fragment_chars=12)
+    assert cutter.push("Sure, the capital is") == []  # "Sure," is too short to be a fragment
+    assert cutter.push(" Paris, a") == ["Sure, the capital is Paris,"]
+    assert cutter.push(" lovely city. It has, of") == ["a lovely city."]
+    assert cutter.push(" course, a river. ") == ["It has, of course, a river."]
+    assert SentenceCutter().push("Sure, the capital is Paris, a") == []

@@ -86,6 +86,9 @@ class AssistantOptions:
         first_token_timeout_s: a model that has not begun its answer by then is given up on:
             the turn gets a spoken and written apology and the conversation goes on.
         apology: what is said when the model fails.
+        first_fragment_chars: the reply's first sentence is spoken from its first comma,
+            semicolon or colon after this many characters, so that the first audio need not
+            wait for the whole sentence (``None``: whole sentences only).
         tool_limit_reply: what is said when the model asks for more browser actions than a
             turn may take (``BrowserPolicy.max_actions``).
     """
@@ -96,6 +99,7 @@ class AssistantOptions:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     first_token_timeout_s: float = 20.0
     apology: str = "Sorry, I could not come up with an answer just now."
+    first_fragment_chars: int | None = 12
     tool_limit_reply: str = "I stopped there: that is as many browser steps as I may take at once."
 
     def __post_init__(self) -> None:
@@ -109,6 +113,8 @@ class AssistantOptions:
             raise InvalidConfigError("history_tokens must be 0 or more.")
         if self.first_token_timeout_s <= 0:
             raise InvalidConfigError("first_token_timeout_s must be a positive number.")
+        if self.first_fragment_chars is not None and self.first_fragment_chars < 1:
+            raise InvalidConfigError("first_fragment_chars must be at least 1 (or None).")
 
 
 @dataclass
@@ -335,7 +341,7 @@ class Assistant:
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
 
         async def think() -> None:
-            cutter = SentenceCutter()
+            cutter = SentenceCutter(first_fragment_chars=self.options.first_fragment_chars)
             try:
                 conversation = messages
                 while call := await self._think_once(state, conversation, cutter, sentences):

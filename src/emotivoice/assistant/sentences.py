@@ -3,7 +3,9 @@ model still writes the next.
 
 A sentence ends at ``.``, ``!``, ``?`` or ``…`` followed by white space (so ``3.5`` and ``.com``
 are not ends), or at a line break; common abbreviations (``Mr.``, ``e.g.``) are not ends. A very
-long sentence is cut at a comma or semicolon, so that the first audio does not wait for it.
+long sentence is cut at a comma or semicolon, so that the first audio does not wait for it; with
+``first_fragment_chars``, so is the reply's first sentence once it is that long ("Sure, | the
+page is open."), as RealtimeTTS's fast sentence fragment does: the first audio starts sooner.
 
 What comes out is meant to be spoken: a fenced code block (```) is left out whole, and markdown
 marks (inline backticks, ``*``/``__`` emphasis, ``#`` headings, ``>`` quotes, list bullets) and
@@ -32,9 +34,13 @@ _WORD = re.compile(r"\w")
 class SentenceCutter:
     """Feed text pieces with :meth:`push`; it returns each sentence once it is complete."""
 
-    def __init__(self, max_chars: int = _MAX_CHARS) -> None:
+    def __init__(
+        self, max_chars: int = _MAX_CHARS, first_fragment_chars: int | None = None
+    ) -> None:
         self.max_chars = max_chars
+        self.first_fragment_chars = first_fragment_chars
         self._buffer = ""
+        self._given = False  # a piece has been given out
         self._in_code = False  # inside a fenced code block
 
     def _speakable(self, sentences: list[str]) -> list[str]:
@@ -71,7 +77,17 @@ class SentenceCutter:
                 cut = soft[-1].end()
                 out.append(self._buffer[:cut].strip())
                 self._buffer = self._buffer[cut:]
-        return self._speakable(out)
+        elif not out and not self._given and self.first_fragment_chars is not None:
+            soft = [
+                m for m in _SOFT.finditer(self._buffer) if m.start() >= self.first_fragment_chars
+            ]
+            if soft and not self._in_code:
+                cut = soft[0].end()
+                out.append(self._buffer[:cut].strip())
+                self._buffer = self._buffer[cut:]
+        spoken = self._speakable(out)
+        self._given = self._given or bool(spoken)
+        return spoken
 
     def flush(self) -> str | None:
         """The rest once the text has ended (``None`` if only white space is left)."""
