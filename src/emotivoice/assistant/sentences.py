@@ -71,20 +71,16 @@ class SentenceCutter:
             out.append(candidate)
             start = match.end()
         self._buffer = self._buffer[start:]
-        if len(self._buffer) > self.max_chars:
-            soft = list(_SOFT.finditer(self._buffer))
-            if soft:
-                cut = soft[-1].end()
-                out.append(self._buffer[:cut].strip())
-                self._buffer = self._buffer[cut:]
+        soft = None
+        if len(self._buffer) > self.max_chars:  # at the last soft break
+            breaks = list(_SOFT.finditer(self._buffer))
+            soft = breaks[-1] if breaks else None
         elif not out and not self._given and self.first_fragment_chars is not None:
-            soft = [
-                m for m in _SOFT.finditer(self._buffer) if m.start() >= self.first_fragment_chars
-            ]
-            if soft and not self._in_code:
-                cut = soft[0].end()
-                out.append(self._buffer[:cut].strip())
-                self._buffer = self._buffer[cut:]
+            # at the first soft break from first_fragment_chars on
+            soft = None if self._in_code else _SOFT.search(self._buffer, self.first_fragment_chars)
+        if soft is not None:
+            out.append(self._buffer[: soft.end()].strip())
+            self._buffer = self._buffer[soft.end() :]
         spoken = self._speakable(out)
         self._given = self._given or bool(spoken)
         return spoken
