@@ -29,6 +29,11 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=60, help="longest reply in tokens")
     parser.add_argument("--voice", default="auto", choices=("auto", "piper", "espeak-ng"))
     parser.add_argument("--model", default=None, help="a GGUF file (default: SmolLM2-135M)")
+    parser.add_argument(
+        "--no-prefill",
+        action="store_true",
+        help="do not read the next prompt's beginning ahead (the reference run)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     args = parser.parse_args()
     report = run_assistant_benchmark(
@@ -37,6 +42,7 @@ def main() -> None:
         n_questions=args.questions,
         interruptions=args.interruptions,
         max_reply_tokens=args.max_tokens,
+        prefill=not args.no_prefill,
     )
     print(json.dumps(report.to_dict(), indent=1) if args.json else format_assistant_report(report))
 

@@ -40,6 +40,7 @@ class Recorded:
     def __init__(self, model: LanguageModel) -> None:
         self.model, self.name, self.context_tokens = model, model.name, model.context_tokens
         self.prompts: list[list[Message]] = []
+        self.prefills: list[list[Message]] = []
 
     def count_tokens(self, text: str) -> int:
         return self.model.count_tokens(text)
@@ -47,6 +48,10 @@ class Recorded:
     def stream(self, messages: list[Message], max_tokens: int) -> AsyncIterator[str]:
         self.prompts.append(messages)
         return self.model.stream(messages, max_tokens)
+
+    async def prefill(self, messages: list[Message]) -> int:
+        self.prefills.append(messages)
+        return await self.model.prefill(messages)
 
 
 @pytest.mark.slow
@@ -90,6 +95,8 @@ def test_a_scripted_two_turn_conversation(  # type: ignore[no-untyped-def]
         "system",
         "user",
     ]
+    # after the first turn the model read the second prompt's beginning ahead of time
+    assert model.prefills[0] == model.prompts[1][:3]
 
 
 @pytest.mark.slow

@@ -84,6 +84,53 @@ def test_a_cached_beginning_gives_the_same_answer_as_a_fresh_model() -> None:
 
 
 @pytest.mark.slow
+def test_a_prefilled_prompt_reads_only_its_new_part() -> None:
+    """After a reply, the next prompt's beginning (the last exchange) is read ahead: the next
+    generation then reads only the new question, and answers as a fresh model does."""
+    pytest.importorskip("cyllama")
+    first = [*QUESTION[:1], {"role": "user", "content": "Name a red fruit."}]
+    model = LocalModel(temperature=0.0)
+    reply = "".join(asyncio.run(collect(model.stream(first, max_tokens=8))))
+    history = [*first, {"role": "assistant", "content": reply.strip()}]
+    read = asyncio.run(model.prefill(history))
+    assert read > 0
+    assert asyncio.run(model.prefill(history)) == 0  # all of it is cached now
+    cached = len(model._cached)
+    second = [*history, *QUESTION[1:]]
+    tokens = model._llm.vocab.tokenize(
+        model._llm._apply_template(second), add_special=True, parse_special=True
+    )
+    assert tokens[:cached] == model._cached  # the prefilled tokens begin the next prompt
+    answer = asyncio.run(collect(model.stream(second, max_tokens=16)))
+    fresh = asyncio.run(collect(LocalModel(temperature=0.0).stream(second, max_tokens=16)))
+    assert answer == fresh and "paris" in "".join(answer).lower()
+
+
+@pytest.mark.slow
+def test_a_reply_asked_for_during_a_prefill_stops_it() -> None:
+    """A prefill gives way: a generation asked for while it reads aborts the read, and its
+    answer is unchanged."""
+    pytest.importorskip("cyllama")
+    model = LocalModel(temperature=0.0)
+    long_history = [QUESTION[0]] + [
+        {"role": role, "content": f"Sentence number {i} about nothing in particular at all."}
+        for i in range(60)
+        for role in ("user", "assistant")
+    ]
+
+    async def prefill_then_ask() -> tuple[int, list[str]]:
+        prefill = asyncio.create_task(model.prefill(long_history))
+        await asyncio.sleep(0.02)  # the prefill has begun reading ~1,500 tokens (seconds)
+        answer = await collect(model.stream(QUESTION, max_tokens=16))
+        return await prefill, answer
+
+    read, answer = asyncio.run(prefill_then_ask())
+    assert read == 0  # aborted (or never began), not read to its end
+    alone = asyncio.run(collect(LocalModel(temperature=0.0).stream(QUESTION, max_tokens=16)))
+    assert answer == alone
+
+
+@pytest.mark.slow
 def test_closing_a_waiting_stream_does_not_stop_the_running_one() -> None:
     pytest.importorskip("cyllama")
     greedy = LocalModel(temperature=0.0)

@@ -73,3 +73,22 @@ def test_the_beginning_of_the_prompt_stays_the_same_for_a_while() -> None:
         memory.add(f"question {i} word word", f"answer {i} word word")
     changes = sum(a != b for a, b in itertools.pairwise(firsts))
     assert memory.dropped > 0 and changes <= len(firsts) // 2
+
+
+def test_the_prefix_is_the_beginning_of_the_next_prompt() -> None:
+    """What the model reads ahead of a turn (:meth:`ConversationMemory.prefix`) is exactly how
+    the turn's prompt begins, also when reading it ahead dropped old turns."""
+    memory = ConversationMemory(1000, 10, count_tokens=words, history_tokens=60)
+    examples = [{"role": "user", "content": "show"}, {"role": "assistant", "content": "{}"}]
+    for i in range(20):
+        memory.add(f"question {i} word word", f"answer {i} word word")
+        dropped = memory.dropped
+        prefix = memory.prefix("system", examples)
+        prompt = memory.prompt("system", f"question {i + 1}", context="style", examples=examples)
+        assert prompt[: len(prefix)] == prefix
+        assert prompt[len(prefix) :] == [
+            {"role": "system", "content": "style"},
+            {"role": "user", "content": f"question {i + 1}"},
+        ]
+        assert memory.dropped >= dropped
+    assert memory.dropped > 0

@@ -52,6 +52,7 @@ DEFAULT_LOCAL_MODEL = "smollm2-135m"
 _GGUF_MAGIC = b"GGUF"
 _CHARS_PER_TOKEN = 4  # a server's tokenizer is not at hand: English averages about 4 per token
 _END = object()
+_PREFILL = threading.Event()  # the owner while a prefill reads (never set)
 
 
 @runtime_checkable
@@ -77,6 +78,12 @@ class LanguageModel(Protocol):
             LanguageModelError: the model failed or answered nonsense.
             LanguageModelTimeoutError: it did not answer in time.
         """
+        ...
+
+    async def prefill(self, messages: list[Message]) -> int:
+        """Read ``messages``, the beginning of a coming prompt, ahead of time (a model that
+        keeps no cache of its own reads nothing); returns the tokens read. Never raises: it
+        only saves time, and a generation that starts meanwhile takes precedence."""
         ...
 
 
@@ -124,7 +131,9 @@ class LocalModel:
     Loaded once and shared by the turns of a conversation; one generation at a time. The keys
     and values of the last prompt and reply stay in the context: a new prompt that begins the
     same way (the persona and the remembered turns) is read only from where it differs, so the
-    first token does not wait for the whole conversation to be read again.
+    first token does not wait for the whole conversation to be read again. :meth:`prefill`
+    reads the next prompt's known beginning (the persona and the turns, the last reply
+    included) while the user is still speaking, so a turn reads only its own new tokens.
 
     Args:
         path: a GGUF file; default: the shipped SmolLM2-135M-Instruct.
@@ -161,6 +170,7 @@ class LocalModel:
         self._owner: threading.Event | None = None  # the stop event of the running generation
         self._context: Any = None  # made on first use, kept with its cache
         self._cached: list[int] = []  # the tokens whose keys and values are in the context
+        self._streams_waiting = 0  # generations asked for and not started: a prefill yields
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` by the model's own tokenizer."""
@@ -177,8 +187,13 @@ class LocalModel:
             loop.call_soon_threadsafe(pieces.put_nowait, piece)
 
         def generate() -> None:
+            with self._owner_lock:
+                self._streams_waiting += 1
+                if self._owner is _PREFILL and self._context is not None:
+                    self._context.cancel = True  # a prefill gives way to the reply at once
             with self._lock:
                 with self._owner_lock:
+                    self._streams_waiting -= 1
                     self._owner = stop
                 try:
                     if not stop.is_set():  # closed while it waited for another generation
@@ -203,6 +218,63 @@ class LocalModel:
                     self._context.cancel = True  # llama.cpp's abort callback reads it
             await asyncio.shield(worker)
 
+    async def prefill(self, messages: list[Message]) -> int:
+        """Read ``messages`` (a prompt's beginning, e.g. :meth:`ConversationMemory.prefix
+        <emotivoice.assistant.memory.ConversationMemory.prefix>`) into the cache now, so that
+        the prompt that begins with them reads only the rest. A generation asked for meanwhile
+        stops it (llama.cpp's abort, as on barge-in) and reads on from what it had read.
+        Returns the tokens read (0 when a generation ran or was waiting)."""
+        return await asyncio.to_thread(self._prefill, messages)
+
+    def _prefill(self, messages: list[Message]) -> int:
+        llm = self._llm
+        tokens = llm.vocab.tokenize(
+            llm._apply_template(messages, add_generation_prompt=False),
+            add_special=True,
+            parse_special=True,
+        )
+        if len(tokens) >= self.context_tokens:
+            return 0
+        with self._lock:
+            try:
+                context = self._ensure_context(self._config)
+                with self._owner_lock:  # a generation that asks from here on aborts the read
+                    if self._streams_waiting:
+                        return 0
+                    context.cancel = False
+                    self._owner = _PREFILL
+                read = self._read(context, tokens, self._config.n_batch, for_logits=False)
+                logger.debug("Prefilled %d of %d tokens", read, len(tokens))
+                return read
+            except InterruptedError:  # a generation asked for the model: the cache holds
+                return 0  # what was read, the rest is the generation's to read
+            except Exception as error:  # an optimisation only: the generation reports errors
+                logger.debug("Prefill failed: %s", error)
+                return 0
+            finally:
+                with self._owner_lock:
+                    self._owner = None
+
+    def _read(self, context: Any, tokens: list[int], n_batch: int, for_logits: bool) -> int:
+        """Make the cache hold ``tokens``: keep the common prefix of what it holds, read the
+        rest (``for_logits``: the last token is read even when cached, for the logits that
+        sampling needs). Returns the tokens read; raises InterruptedError when llama.cpp's
+        decode is aborted (the cache then holds the batches read before)."""
+        from cyllama.llama.llama_cpp import llama_batch_get_one
+
+        keep = 0
+        for cached, token in zip(self._cached, tokens[:-1] if for_logits else tokens, strict=False):
+            if cached != token:
+                break
+            keep += 1
+        context.memory_seq_rm(0, keep, -1)
+        self._cached = self._cached[:keep]
+        for start in range(keep, len(tokens), n_batch):
+            batch = tokens[start : start + n_batch]
+            context.decode(llama_batch_get_one(batch, start))
+            self._cached += batch
+        return len(tokens) - keep
+
     def _generate(
         self, messages: list[Message], config: Any, stop: threading.Event, emit: Any
     ) -> None:
@@ -218,20 +290,10 @@ class LocalModel:
             )
         context = self._ensure_context(config)
         context.cancel = False
-        keep = 0  # a common prefix is not read again; at least one token is (for its logits)
-        for cached, token in zip(self._cached, tokens[:-1], strict=False):
-            if cached != token:
-                break
-            keep += 1
-        logger.debug("Prompt of %d tokens: %d kept from the cache", len(tokens), keep)
-        context.memory_seq_rm(0, keep, -1)
-        self._cached = self._cached[:keep]
         sampler = llm._ensure_sampler(config)
         try:
-            for start in range(keep, len(tokens), config.n_batch):
-                batch = tokens[start : start + config.n_batch]
-                context.decode(llama_batch_get_one(batch, start))
-                self._cached += batch
+            read = self._read(context, tokens, config.n_batch, for_logits=True)
+            logger.debug("Prompt of %d tokens: %d read, the rest cached", len(tokens), read)
             for _ in range(config.max_tokens):
                 token = sampler.sample(context, -1)
                 if stop.is_set() or vocab.is_eog(token):
@@ -325,6 +387,12 @@ class OpenAIChatModel:
             raise LanguageModelError(
                 f"Cannot reach the language model server at {url}: {error}"
             ) from error
+
+    async def prefill(self, messages: list[Message]) -> int:
+        """Nothing to read here: the server keeps its own prompt cache (llama.cpp's server
+        and Ollama reuse a prompt's common beginning), and an extra request would cost a round
+        trip while the user speaks."""
+        return 0
 
 
 def parse_sse_line(line: str) -> object:

@@ -106,10 +106,23 @@ class ConversationMemory:
         of it (the newest is kept if it fits alone): the turns kept then stay the same for the
         next few prompts, whose beginning the local model does not read again.
         """
-        head: list[Message] = [{"role": "system", "content": system}, *(examples or [])]
+        head = _head(system, examples)
         tail: list[Message] = [{"role": "system", "content": context}] if context else []
         tail.append({"role": "user", "content": user})
-        room = self.context_tokens - self.reply_tokens - self._cost(head + tail)
+        return head + self._kept(self._cost(head + tail)) + tail
+
+    def prefix(self, system: str, examples: list[Message] | None = None) -> list[Message]:
+        """The beginning of the next turn's :meth:`prompt`: the persona, its examples and the
+        remembered turns, without the turn's context and message (not known until the user has
+        spoken). A model reads it ahead of time (:meth:`LocalModel.prefill
+        <emotivoice.assistant.llm.LocalModel.prefill>`) while the user speaks."""
+        head = _head(system, examples)
+        return head + self._kept(self._cost(head))
+
+    def _kept(self, fixed_cost: int) -> list[Message]:
+        """The remembered turns' messages that fit beside ``fixed_cost`` tokens of persona and
+        turn, after dropping the oldest turns that do not (the rule of :meth:`prompt`)."""
+        room = self.context_tokens - self.reply_tokens - fixed_cost
         budget = min(room, self.history_tokens)
         costs = [self._cost(e.messages()) for e in self.history]
         if sum(costs[self.dropped :]) > budget:
@@ -119,9 +132,12 @@ class ConversationMemory:
                 or (self.dropped < newest and sum(costs[self.dropped :]) > budget // 2)
             ):
                 self.dropped += 1
-        kept = [m for e in self.history[self.dropped :] for m in e.messages()]
-        return head + kept + tail
+        return [m for e in self.history[self.dropped :] for m in e.messages()]
 
     def add(self, user: str, reply: str, cut: bool = False) -> None:
         """Remember a finished (or cut) turn."""
         self.history.append(Exchange(user, reply, cut))
+
+
+def _head(system: str, examples: list[Message] | None) -> list[Message]:
+    return [{"role": "system", "content": system}, *(examples or [])]

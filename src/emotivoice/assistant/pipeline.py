@@ -91,6 +91,9 @@ class AssistantOptions:
             wait for the whole sentence (``None``: whole sentences only).
         tool_limit_reply: what is said when the model asks for more browser actions than a
             turn may take (``BrowserPolicy.max_actions``).
+        prefill: after each turn, have the model read the next prompt's beginning (the
+            persona and the remembered turns, the last reply included) while the user speaks;
+            the next turn then reads only its own context and question before its first token.
     """
 
     max_reply_tokens: int = 80
@@ -101,6 +104,7 @@ class AssistantOptions:
     apology: str = "Sorry, I could not come up with an answer just now."
     first_fragment_chars: int | None = 12
     tool_limit_reply: str = "I stopped there: that is as many browser steps as I may take at once."
+    prefill: bool = True
 
     def __post_init__(self) -> None:
         if self.during_reply not in DURING_REPLY:
@@ -216,9 +220,12 @@ class Assistant:
         self._clock = _Clock()
         self._current: tuple[asyncio.Task[None], _Reply] | None = None  # the reply in the making
         self._on_turn: Callable[[Turn], None] | None = None
+        self._prefilling: asyncio.Task[None] | None = None  # the next prompt, read ahead
 
     async def aclose(self) -> None:
         """Close what the assistant opened (the browser tool's Chromium)."""
+        if self._prefilling is not None:
+            await self._prefilling
         if self.browser is not None:
             await self.browser.close()
 
@@ -332,11 +339,10 @@ class Assistant:
         tool, a model round that ends in a tool call is followed by the action and another
         round with its result, up to the turn's cap."""
         context = turn_context(state.style, state.utterance)
-        system, examples = self.options.system_prompt, None
         if self.browser is not None:
             self.browser.new_turn()
-            system, examples = f"{system} {self.browser.instructions()}", self.browser.examples()
             context = f"{self.browser.reminder()}\n{context}"
+        system, examples = self._persona()
         messages = self.memory.prompt(system, state.utterance.text, context, examples)
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
 
@@ -396,6 +402,20 @@ class Assistant:
         async with asyncio.TaskGroup() as group:
             group.create_task(think())
             group.create_task(speak())
+
+    def _persona(self) -> tuple[str, list[Message] | None]:
+        """The prompt's fixed beginning: the persona and, with the browser tool, its
+        instructions and example calls."""
+        if self.browser is None:
+            return self.options.system_prompt, None
+        system = f"{self.options.system_prompt} {self.browser.instructions()}"
+        return system, self.browser.examples()
+
+    async def _prefill(self) -> None:
+        """Have the model read the next prompt's beginning (the persona and the turns, this
+        reply included) while the user is speaking: the next turn reads only its own part."""
+        read = await self.model.prefill(self.memory.prefix(*self._persona()))
+        logger.debug("Prefilled %d tokens for the next turn", read)
 
     async def _think_once(
         self,
@@ -510,4 +530,6 @@ class Assistant:
         remembered = "\n".join([*state.calls[:1], turn.reply]) if state.calls else turn.reply
         self.memory.add(state.utterance.text, remembered, cut=turn.cut)
         self.turns.append(turn)
+        if self.options.prefill:
+            self._prefilling = asyncio.get_running_loop().create_task(self._prefill())
         return turn

@@ -108,6 +108,7 @@ class AssistantBenchReport:
     cpu_count: int
     questions: int
     max_reply_tokens: int
+    prefill: bool  # the next prompt's beginning read ahead (AssistantOptions.prefill)
     stages: dict[str, tuple[float, float]]  # stage → (p50, p95)
     voice_to_voice_s: tuple[float, ...]
     stream_wer: float
@@ -244,12 +245,15 @@ def run_assistant_benchmark(
     n_questions: int = len(QUESTIONS),
     interruptions: int = 20,
     max_reply_tokens: int = 60,
+    prefill: bool = True,
 ) -> AssistantBenchReport:
-    """Run both parts and return the figures (minutes: everything runs at the pace of speech)."""
+    """Run both parts and return the figures (minutes: everything runs at the pace of speech).
+    ``prefill=False`` measures the assistant without reading the next prompt ahead (the
+    reference for :attr:`AssistantOptions.prefill`)."""
     analyzer = Analyzer()
     texts = [QUESTIONS[i % len(QUESTIONS)] for i in range(n_questions)]
     spoken = [_speech(text) for text in texts]
-    options = AssistantOptions(max_reply_tokens=max_reply_tokens)
+    options = AssistantOptions(max_reply_tokens=max_reply_tokens, prefill=prefill)
     # warm-up (not timed): the first pass of each model initialises its runtime
     asyncio.run(_latency(analyzer, model, speaker, spoken[:1], options))
     per_question = asyncio.run(_latency(analyzer, model, speaker, spoken, options))
@@ -273,6 +277,7 @@ def run_assistant_benchmark(
         cpu_count=os.cpu_count() or 0,
         questions=n_questions,
         max_reply_tokens=max_reply_tokens,
+        prefill=prefill,
         stages=stages,
         voice_to_voice_s=tuple(round(v, 3) for v in voice_to_voice if v is not None),
         stream_wer=word_error_rate(texts, streamed),
@@ -290,7 +295,7 @@ def format_assistant_report(report: AssistantBenchReport) -> str:
     lines = [
         f"assistant latency: {report.questions} spoken questions, model {report.model}, "
         f"voice {report.speaker}, {report.cpu_count} CPUs, replies <= "
-        f"{report.max_reply_tokens} tokens",
+        f"{report.max_reply_tokens} tokens, prefill {'on' if report.prefill else 'off'}",
         "stage (s after end of speech)     p50     p95",
     ]
     for stage, (p50, p95) in report.stages.items():

@@ -180,6 +180,9 @@ class _Told:
                 self.session.emit({"type": "token", "turn": turn, "text": piece})
                 yield piece
 
+    async def prefill(self, messages: list[Message]) -> int:
+        return await self.model.prefill(messages)
+
 
 class _ToldSpeaker:
     """The voice, each sentence's audio remembered with its text for the sink to send."""
