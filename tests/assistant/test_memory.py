@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from emotivoice.assistant.memory import CUT_MARKER, ConversationMemory
+from emotivoice.assistant.memory import CUT_MARKER, ConversationMemory, voice_line
 
 
 def words(text: str) -> int:
@@ -92,3 +92,12 @@ def test_the_prefix_is_the_beginning_of_the_next_prompt() -> None:
         ]
         assert memory.dropped >= dropped
     assert memory.dropped > 0
+
+
+def test_the_voice_line_is_short_and_readable() -> None:
+    fields = {"emotion": "angry", "confidence": 0.8, "arousal": 1.0, "valence": 0.2}
+    fields |= {"intensity": 0.0, "uncertain": True, "pitch_hz": 182, "rate_wps": 2.6}
+    assert voice_line(fields) == (
+        "voice: emotion angry, confidence .8, arousal 1, valence .2, intensity 0, uncertain, "
+        "pitch_hz 182, rate_wps 2.6"
+    )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from emotivoice.assistant.memory import turn_context
+from emotivoice.assistant.memory import turn_context, voice_line
 from emotivoice.assistant.style import STYLE_RULES, STYLES, choose_style
 from emotivoice.assistant.turns import Prosody, UserEmotion, Utterance
 
@@ -30,7 +29,8 @@ def test_emotion_reaches_the_prompt_and_changes_the_style(analyzer, clips) -> No
     assert styles["neutral"][0].name == "brisk"
     for utterance, (style, _) in [(angry, styles["angry"]), (neutral, styles["neutral"])]:
         prompt = turn_context(style, utterance)
-        voice = json.loads(prompt.split("voice: ", 1)[1])
+        voice = utterance.voice_fields()
+        assert voice_line(voice) in prompt.splitlines()
         assert utterance.emotion is not None and utterance.prosody is not None
         assert voice["emotion"] == utterance.emotion.dominant
         assert voice["confidence"] == round(utterance.emotion.confidence, 1)
