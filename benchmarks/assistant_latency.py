@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=60, help="longest reply in tokens")
     parser.add_argument("--voice", default="auto", choices=("auto", "piper", "espeak-ng"))
     parser.add_argument("--model", default=None, help="a GGUF file (default: SmolLM2-135M)")
+    parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
     parser.add_argument(
         "--no-prefill",
         action="store_true",
@@ -37,7 +38,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     args = parser.parse_args()
     report = run_assistant_benchmark(
-        LocalModel(args.model),
+        LocalModel(args.model, threads=args.threads),
         default_speaker(args.voice),
         n_questions=args.questions,
         interruptions=args.interruptions,

@@ -19,6 +19,7 @@ from emotivoice.assistant.speech import BufferSink
 from emotivoice.assistant.turns import Turn, Utterance
 from emotivoice.audio import SAMPLE_RATE, load_audio
 from emotivoice.errors import InvalidConfigError
+from emotivoice.evaluation.assistant import speech_over_reply
 
 
 class NoEars:
@@ -118,15 +119,16 @@ def test_a_model_that_fails_gets_an_apology_and_the_talk_goes_on(  # type: ignor
 def test_barge_in_stops_the_reply_and_marks_it_cut(  # type: ignore[no-untyped-def]
     analyzer, local_model, espeak, clips
 ) -> None:
-    """At the pace of speech: a question, then the user speaks again 2 s after it."""
+    """At the pace of speech: a question, then the user speaks again half a second after the
+    reply began to play (as the benchmark interrupts)."""
     question = load_audio(clips["neutral"]).samples
     interruption = load_audio(clips["angry"]).samples
-    gap = np.zeros(2 * SAMPLE_RATE, np.float32)
-    audio = np.concatenate([question, gap, interruption])
     sink = BufferSink(realtime=True)
     options = AssistantOptions(max_reply_tokens=30, during_reply="barge_in")
     assistant = Assistant(StreamListener(analyzer), local_model, espeak, sink, options)
-    turns = asyncio.run(assistant.converse(audio_chunks(audio, realtime=True)))
+    onset: list[float] = []
+    speech = speech_over_reply(question, interruption, sink, onset)
+    turns = asyncio.run(assistant.converse(speech))
 
     first = turns[0]
     assert first.cut and first.cut_by == "barge_in" and turns[1].cut_by is None

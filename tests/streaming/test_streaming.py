@@ -151,6 +151,48 @@ def test_speculative_finals_are_discarded_when_speech_resumes(
 
 
 @pytest.mark.slow
+def test_an_early_endpoint_sends_a_complete_sentence_without_waiting_for_the_pause(
+    analyzer: Analyzer, data_dir: Path
+) -> None:
+    # "Kids are talking by the door." then silence, in 100 ms frames, a 1 s endpoint: with
+    # early_endpoint the sentence's final is sent once its speculative pass ends the sentence,
+    # most of the second sooner; the segment is the same.
+    clip = load_audio(data_dir / "ravdess" / "Actor_01" / "03-01-01-01-01-01-01.flac").samples
+    data = pcm(np.concatenate([clip, np.zeros(2 * SAMPLE_RATE, np.float32)]))
+    sent_at, segments = [], []
+    for early in (True, False):
+        options = StreamOptions(partials=False, endpoint_silence_ms=1000, early_endpoint=early)
+        stream = StreamingAnalyzer(analyzer, options)
+        for i in range(0, len(data), 3200):
+            finals = [e for e in stream.feed(data[i : i + 3200]) if isinstance(e, SegmentEvent)]
+            if finals:
+                sent_at.append(i // 3200)
+                segments.append(finals)
+        assert not [e for e in stream.finish() if isinstance(e, SegmentEvent)]
+    assert [len(s) for s in segments] == [1, 1]
+    assert segments[0][0].segment == segments[1][0].segment
+    assert segments[0][0].segment.text.strip().endswith(".")
+    assert sent_at[0] + 6 <= sent_at[1]  # 100 ms frames: at least 0.6 s sooner
+
+
+def test_the_endpointer_ends_a_pause_on_request(jfk_samples) -> None:
+    """end_pause() closes the open utterance with the span span_if_ended() promised, and
+    nothing before its trailing pad is in."""
+    endpointer = SpeechEndpointer(VadOptions(), endpoint_silence_ms=2000, trailing_pad_ms=100)
+    ended = []
+    for i in range(0, jfk_samples.size, 512):
+        ended += [t for t in endpointer.push(jfk_samples[i : i + 512]) if t.kind == "end"]
+        promised = endpointer.span_if_ended()
+        turns = endpointer.end_pause()
+        assert (promised is None) == (not turns)
+        if turns:
+            assert turns[0].kind == "end" and turns[0].span == promised
+            assert not endpointer.in_speech and endpointer.span_if_ended() is None
+            ended.append(turns[0])
+    assert len(ended) >= 3  # JFK's phrases, each ended at its first pause
+
+
+@pytest.mark.slow
 def test_audio_sent_before_stop_makes_the_same_finals_without_extra_passes(
     analyzer: Analyzer, jfk_samples
 ) -> None:

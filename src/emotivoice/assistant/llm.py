@@ -140,6 +140,8 @@ class LocalModel:
         context_tokens: the context window to allocate.
         temperature: sampling temperature (0 is greedy).
         seed: sampling seed, for reproducible replies.
+        threads: llama.cpp's threads for reading the prompt and generating (default:
+            llama.cpp's own, 4).
 
     Raises:
         ModelNotFoundError: no such file, or the default model's package is not installed.
@@ -153,8 +155,10 @@ class LocalModel:
         context_tokens: int = 2048,
         temperature: float = 0.6,
         seed: int = 0,
+        threads: int | None = None,
     ) -> None:
         self.path = _check_gguf(Path(path) if path is not None else local_model_path())
+        self.threads = threads
         self.name = self.path.stem
         self.context_tokens = context_tokens
         cyllama = import_extra("cyllama", "assistant", "The local language model")
@@ -312,6 +316,8 @@ class LocalModel:
             params.n_ctx = self.context_tokens
             params.n_batch = config.n_batch
             params.no_perf = True
+            if self.threads is not None:
+                params.n_threads = params.n_threads_batch = self.threads
             self._context = LlamaContext(self._llm.model, params)
             self._context.install_cancel_callback()
         return self._context

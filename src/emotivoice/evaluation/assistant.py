@@ -49,6 +49,7 @@ __all__ = [
     "AssistantBenchReport",
     "format_assistant_report",
     "run_assistant_benchmark",
+    "speech_over_reply",
 ]
 
 QUESTIONS = (
@@ -164,7 +165,7 @@ async def _latency(
     return out
 
 
-async def _interrupting(
+async def speech_over_reply(
     question: np.ndarray, interruption: np.ndarray, sink: BufferSink, onset: list[float]
 ) -> AsyncIterator[np.ndarray]:
     """The question at the pace of speech, silence until the reply has played for a moment,
@@ -203,7 +204,7 @@ async def _barge_in(
         sink = BufferSink(realtime=True)
         assistant = Assistant(StreamListener(analyzer), model, speaker, sink, options)
         onset: list[float] = []
-        turns = await assistant.converse(_interrupting(question, interruption, sink, onset))
+        turns = await assistant.converse(speech_over_reply(question, interruption, sink, onset))
         trace = turns[0].trace if turns and turns[0].cut else None
         if trace is None or trace.barge_in_stop_s is None or trace.barge_in_cancel_s is None:
             missed += 1

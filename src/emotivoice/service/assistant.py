@@ -95,6 +95,7 @@ class AssistantStart(BaseModel):
     language: str | None = None
     partials: bool = True
     endpoint_silence_ms: int = Field(default=300, ge=100, le=5000)
+    early_endpoint: bool = True
     max_reply_tokens: int | None = Field(default=None, ge=1)
 
 
@@ -374,6 +375,7 @@ class _Session(SocketSession):
             keep_recording=False,
             language=start.language,
             endpoint_silence_ms=start.endpoint_silence_ms,
+            early_endpoint=start.early_endpoint,
             max_duration_s=self.limits.max_stream_seconds,
         )
         listener = await run_in_threadpool(StreamListener, analyzer, options, self._on_stream)

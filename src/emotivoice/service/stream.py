@@ -82,6 +82,7 @@ class StartMessage(BaseModel):
     speculative: bool = True
     final_pad_ms: int | None = Field(default=100, ge=0, le=2000)
     final_beam_size: int | None = Field(default=2, ge=1, le=16)
+    early_endpoint: bool = False
     speakers: bool = False
     wake_word: str | None = None
     wake_threshold: float | None = Field(default=None, gt=0, lt=1)
@@ -171,6 +172,7 @@ class _Session(SocketSession):
             speculative=start.speculative,
             final_pad_ms=start.final_pad_ms,
             final_beam_size=start.final_beam_size,
+            early_endpoint=start.early_endpoint,
             speakers=start.speakers,
             wake_word=wake_word,
             wake_threshold=start.wake_threshold,

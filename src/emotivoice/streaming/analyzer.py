@@ -94,6 +94,13 @@ class StreamOptions:
             2 s of silence after it in any case. ``None``: the VAD's pad.
         final_beam_size: with ``fit``, the beam width of final segments' decoding (``None``:
             the Analyzer's). A narrower beam decodes a live final sooner.
+        early_endpoint: with ``speculative``, end an utterance as soon as its speculative final
+            ends a sentence (its text ends in ``.``, ``?`` or ``!``) instead of waiting for the
+            rest of ``endpoint_silence_ms``: the pause is then only the trailing pad long
+            (``final_pad_ms``) plus the models' time. A turn-taking cue, as voice agents use the
+            transcript to decide that a turn is over; a speaker who pauses that briefly after a
+            complete sentence and goes on gets two segments. Off by default; the voice
+            assistant's listener turns it on.
         speakers: label each final segment with a speaker (``SPEAKER_1``, ...) as it is sent:
             it joins the nearest voice heard so far or starts a new one
             (:class:`~emotivoice.diarization.online.OnlineSpeakers`; off when the Analyzer's
@@ -118,6 +125,7 @@ class StreamOptions:
     speculative: bool = True
     final_pad_ms: int | None = 100
     final_beam_size: int | None = 2
+    early_endpoint: bool = False
     speakers: bool = False
     wake_word: str | None = None
     wake_threshold: float | None = None
@@ -140,6 +148,8 @@ class StreamOptions:
 
 
 _WORD_NORMALISER = re.compile(r"[^\w']+")
+# a sentence's end: ., ? or ! (closing quotes or brackets after it), not an ellipsis
+_SENTENCE_END = re.compile(r"(?<!\.\.)[.?!。？！][\"')\]」』]*\s*$")
 
 
 def _norm(word: str) -> str:
@@ -264,6 +274,8 @@ class StreamingAnalyzer:
         events += self._finalise_pending()
         if self.options.speculative and not ending:
             self._speculate()
+            if self.options.early_endpoint:
+                events += self._end_early()
         if partials and self.options.partials and not ending:
             events += self._maybe_partial()
         return events
@@ -408,6 +420,16 @@ class StreamingAnalyzer:
             self._discarded += 1  # speech resumed after an earlier pause of this utterance
         samples = self._slice(span.start_sample, span.end_sample)
         self._speculation = self._final(span, samples)
+
+    def _end_early(self) -> list[StreamEvent]:
+        """End the open utterance at its pause when its speculative final ends a sentence."""
+        early = self._speculation
+        if early is None or not _SENTENCE_END.search(early.result.segment.text):
+            return []
+        events: list[StreamEvent] = []
+        for turn in self._endpointer.end_pause():
+            events += self._turn_events(turn)
+        return events + self._finalise_pending()
 
     def _final(self, span: SpeechSpan, samples: np.ndarray) -> _Final:
         """The models' pass over one final segment (in the stream's current context)."""

@@ -101,6 +101,13 @@ class SpeechEndpointer:
         end = silence + self.trailing_pad
         return SpeechSpan(self.segment_start, end) if self.position >= end else None
 
+    def end_pause(self) -> list[SpeechTurn]:
+        """End the open utterance at the current pause now, without waiting for the endpoint
+        (its span is :meth:`span_if_ended`'s); nothing when that span is not known yet."""
+        if self.span_if_ended() is None or self._silence_start is None:
+            return []
+        return self._close(self._silence_start, self.position)
+
     def push(self, samples: np.ndarray) -> list[SpeechTurn]:
         """Judge newly arrived 16 kHz samples; returns the turns they complete, in order."""
         if samples.size:
