@@ -5,8 +5,9 @@
 # pycparser, soxr), the Whisper base model.bin cut in three (model.bin.p1..p3, e.g.
 # `split -n 3 -d -a 1 model.bin`) with its config.json, tokenizer.json and vocabulary.txt, the
 # recordings in audio/ (research/gpu_batch_audio.py), the 6 reference clips of
-# benchmarks/service_load.py in clips/, and two tars of src/, benchmarks/ and research/:
-# before.tar (the code before the change) and after.tar (after it), each unpacked on its own.
+# benchmarks/service_load.py in clips/, and two tar overlays of the changed files under src/,
+# benchmarks/ and research/: before.tar (the code before the change) and after.tar (after it).
+# The tree that travels is the session's own checkout, so both are laid over it.
 # 64 MiB travel per call: the files take four calls (each copying its carry folder into
 # $STAGE) back to back, since an idle machine goes back after 30 s; this script runs in the
 # last. Before and after run alternately with the same benchmark options, card, recordings and
@@ -41,7 +42,8 @@ export EMOTIVOICE_CACHE_DIR=/tmp/evcache PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 nproc
 for run in before after; do
-    rm -rf "/tmp/$run" && mkdir -p "/tmp/$run" && tar -C "/tmp/$run" -xf "$STAGE/$run.tar"
+    rm -rf "/tmp/$run" && mkdir -p "/tmp/$run" && cp -r src benchmarks research "/tmp/$run/"
+    tar -C "/tmp/$run" -xf "$STAGE/$run.tar"
 done
 bench() {  # code, batch size, extra options
     echo "=== $1, batch $2 ${*:3} (at ${SECONDS} s)"
