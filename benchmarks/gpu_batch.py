@@ -2,8 +2,9 @@
 and ``explain(device=...)`` of a 10 s segment.
 
 Usage: ``python benchmarks/gpu_batch.py AUDIO_DIR [--batch-size 16] [--device cuda]
-[--explain CLIP] [--json OUT] [--decoder soundfile] [--planners N]``. ``AUDIO_DIR``: the recordings (the
-figures in docs/benchmarks.md: 44 min of real speech from ../shared/data, see there);
+[--explain CLIP] [--json OUT] [--decoder soundfile] [--planners N]``. ``AUDIO_DIR``: the
+recordings (the figures in docs/benchmarks.md: 44 min of real speech from ../shared/data, see
+there);
 ``--decoder soundfile`` reads them with soundfile instead of PyAV (on a machine where PyAV is
 not installed).
 """
