@@ -8,7 +8,8 @@ utilisation. Without the service around it (no upload, queue, result files or re
 the ceiling of one worker on that card.
 
 ``python research/gpu_batch_worker.py CLIPS_DIR [--device cuda] [--rounds 3]``: ``CLIPS_DIR``
-holds the 6 clips (read with soundfile, so a machine without PyAV can run it).
+holds the 6 clips as 16 kHz mono (read with soundfile, so a machine without PyAV can run it;
+convert JFK's 44.1 kHz stereo first).
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def main() -> int:
     )
     audios = []
     for path in sorted(args.clips.glob("*.flac")):
-        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
-        audios.append(analyzer.load(samples.mean(axis=1), sample_rate=rate))
+        samples, rate = soundfile.read(path, dtype="float32")
+        audios.append(analyzer.load(samples, sample_rate=rate))
     analyzer.analyze(audios[0])  # warm-up: models loaded, kernels chosen
     audio_s = sum(a.duration for a in audios) * args.rounds
     with gpu_utilisation() as util:
