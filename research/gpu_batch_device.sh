@@ -12,7 +12,8 @@
 # $STAGE) back to back, since an idle machine goes back after 30 s; this script runs in the
 # last. Before and after run alternately with the same benchmark options, card, recordings and
 # batch sizes ($BATCHES); then, if time is left, the GPU figure per service worker
-# (research/gpu_batch_worker.py, the code after).
+# (research/gpu_batch_worker.py, the code after). Arguments, each "CODE BATCH [OPTIONS]", run
+# those runs instead.
 set -uo pipefail
 STAGE=${STAGE:-/tmp/stage}
 OUT=${OUT:-/tmp/out}
@@ -50,6 +51,14 @@ bench() {  # code, batch size, extra options
     PYTHONPATH="/tmp/$1/src:/tmp/site" timeout 150 python3 "/tmp/$1/benchmarks/gpu_batch.py" \
         "$STAGE/audio" --batch-size "$2" --decoder soundfile "${@:3}" 2>&1 | tee -a "$OUT/$1.log"
 }
+if (($# > 0)); then  # runs given as arguments, each "CODE BATCH [OPTIONS]"
+    for spec in "$@"; do
+        # shellcheck disable=SC2086
+        bench $spec
+    done
+    echo "=== done at ${SECONDS} s"
+    exit 0
+fi
 for batch in $BATCHES; do
     bench before "$batch"
     bench after "$batch"
