@@ -5,7 +5,8 @@ other: each is encoded, decoded with the previous segment's text as its prompt, 
 which keeps a CPU busy but leaves a GPU waiting. :class:`BatchAnalyzer` takes the segments of
 many files in order, ``batch_size`` at a time, and runs each stage once per batch:
 
-- Whisper's encoder over the batch's padded 30 s windows, one call;
+- Whisper's encoder over the batch's padded windows (one fitted to its longest segment), one
+  call;
 - language detection of the batch, one call (a segment unsure of its language keeps the
   language of the speech before it in its file, as in the unbatched path);
 - the decoder over the batch, one call per language (as faster-whisper's
@@ -15,14 +16,16 @@ many files in order, ``batch_size`` at a time, and runs each stage once per batc
   batches (:class:`~emotivoice.emotion.batched.PrefixRunner`: the PyTorch twin on the
   emotion device when PyTorch is installed, numpy otherwise);
 - the acoustic features (pYIN) in a process pool, submitted as soon as a file's segments are
-  known, so the models never wait for them.
+  known, so the models wait for them only when the pool falls behind.
 
 The stages overlap in a two-step pipeline: the Whisper stages of a batch (CTranslate2, which
 runs its calls one after the other and releases the GIL) run on the calling thread while the
 previous batch is finished on a thread of its own (its emotion, the wait for its features, its
-segments, its units' emotion, its speakers), so the GPU's decoder does not wait for the emotion
-head or for pYIN. Results are those of running the stages one after the other: each batch's
-inputs are fixed before it is handed on, and the files' bookkeeping stays on the calling thread.
+segments, its units' emotion, its speakers), so the decoder waits for the emotion head or for
+pYIN only when that thread falls behind (``seconds["finish"]``; with 16 cores the pYIN pool
+does: docs/benchmarks.md, "GPU batch path"). Results are those of running the stages one after
+the other: each batch's inputs are fixed before it is handed on, and the files' bookkeeping
+(results, yielding in input order, failed files) stays on the calling thread.
 
 Files are planned (decoded, VAD, diarization) in threads a few files ahead of the batches (with
 ``--device cuda`` the speaker encoder runs on the GPU too), and
