@@ -2,8 +2,9 @@
 and ``explain(device=...)`` of a 10 s segment.
 
 Usage: ``python benchmarks/gpu_batch.py AUDIO_DIR [--batch-size 16] [--device cuda]
-[--explain CLIP] [--json OUT] [--decoder soundfile]``. ``AUDIO_DIR``: the recordings (the
-figures in docs/benchmarks.md: 44 min of real speech from ../shared/data, see there);
+[--explain CLIP] [--json OUT] [--decoder soundfile] [--planners N] [--feature-workers N]``.
+``AUDIO_DIR``: the recordings (the figures in docs/benchmarks.md: 44 min of real speech from
+../shared/data, see there);
 ``--decoder soundfile`` reads them with soundfile instead of PyAV (on a machine where PyAV is
 not installed).
 """
@@ -58,6 +59,8 @@ def main() -> int:
     parser.add_argument("--explain", type=Path, default=None, help="a 10 s clip to explain")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--decoder", choices=["pyav", "soundfile"], default="pyav")
+    parser.add_argument("--planners", type=int, default=0, help="planner threads (0: default)")
+    parser.add_argument("--feature-workers", type=int, default=0, help="(0: default)")
     parser.add_argument("--skip-analysis", action="store_true", help="only the explanation")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -71,6 +74,8 @@ def main() -> int:
             args.device,
             args.beam_size,
             on_run=lambda run: print(format_runs([run], args.device, args.batch_size), flush=True),
+            planners=args.planners,
+            feature_workers=args.feature_workers,
         )
     if args.explain is not None:
         samples = load(args.explain)[0].samples

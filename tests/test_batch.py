@@ -51,39 +51,80 @@ def both(
     return unbatched, batched, [joined]
 
 
+def _assert_like_unbatched(one: Analysis, many: Analysis | None) -> None:
+    """The batched analysis ``many`` of a recording is its unbatched one within the bounds."""
+    assert many is not None
+    assert [(s.start, s.end) for s in many.segments] == [(s.start, s.end) for s in one.segments]
+    assert word_error_rate([one.text], [many.text]) <= MAX_TRANSCRIPT_WER
+    assert many.language == one.language == "en"
+    for a, b in zip(one.segments, many.segments, strict=True):
+        # the same function, in a process pool; the rates come from the words, whose times
+        # may differ as the transcripts may
+        assert a.features is not None and b.features is not None
+        from_words = {"speaking_rate_wps", "syllable_rate_sps"}
+        acoustic = [
+            {k: v for k, v in asdict(f).items() if k not in from_words}
+            for f in (a.features, b.features)
+        ]
+        assert acoustic[0] == acoustic[1]
+        assert a.emotion is not None and b.emotion is not None
+        np.testing.assert_allclose(
+            list(b.emotion.probabilities.values()),
+            list(a.emotion.probabilities.values()),
+            atol=PROBABILITY_TOLERANCE,
+        )
+        assert len(b.timeline) == len(a.timeline)
+        assert b.words and all(a.start <= w.start <= w.end <= a.end + 0.5 for w in b.words)
+    assert many.emotion is not None and one.emotion is not None
+    assert many.emotion.dominant == one.emotion.dominant
+
+
 def test_batched_analysis_matches_the_segment_by_segment_one(
     both: tuple[list[Analysis], list[Analysis | None], list[np.ndarray]],
 ) -> None:
+    # batches of 3 over 3 recordings: several batches, each finished while the next is
+    # transcribed
     unbatched, batched, _ = both
     assert len(batched) == len(unbatched) == 3
     for one, many in zip(unbatched, batched, strict=True):
-        assert many is not None
-        assert [(s.start, s.end) for s in many.segments] == [(s.start, s.end) for s in one.segments]
-        assert word_error_rate([one.text], [many.text]) <= MAX_TRANSCRIPT_WER
-        assert many.language == one.language == "en"
-        for a, b in zip(one.segments, many.segments, strict=True):
-            # the same function, in a process pool; the rates come from the words, whose times
-            # may differ as the transcripts may
-            assert a.features is not None and b.features is not None
-            from_words = {"speaking_rate_wps", "syllable_rate_sps"}
-            acoustic = [
-                {k: v for k, v in asdict(f).items() if k not in from_words}
-                for f in (a.features, b.features)
-            ]
-            assert acoustic[0] == acoustic[1]
-            assert a.emotion is not None and b.emotion is not None
-            np.testing.assert_allclose(
-                list(b.emotion.probabilities.values()),
-                list(a.emotion.probabilities.values()),
-                atol=PROBABILITY_TOLERANCE,
-            )
-            assert len(b.timeline) == len(a.timeline)
-            assert b.words and all(a.start <= w.start <= w.end <= a.end + 0.5 for w in b.words)
-        assert many.emotion is not None and one.emotion is not None
-        assert many.emotion.dominant == one.emotion.dominant
+        _assert_like_unbatched(one, many)
     joined = batched[2]
     assert joined is not None and len(joined.segments) >= 2
     assert sum(len(s.units) for s in joined.segments) >= 3  # units scored in one batch
+
+
+def test_a_bad_file_inside_a_batch_keeps_the_order_and_the_others_results(
+    analyzer: Analyzer,
+    clips: list[Path],
+    both: tuple[list[Analysis], list[Analysis | None], list[np.ndarray]],
+    tmp_path: Path,
+) -> None:
+    bad = tmp_path / "not-audio.wav"
+    bad.write_bytes(b"this is not audio")
+    sources = [clips[0], bad, clips[1]]
+    batch = BatchAnalyzer(analyzer, batch_size=8, feature_workers=1)  # one batch, both files
+    results = list(batch.analyze_many(sources))
+    assert [r.source for r in results] == sources
+    assert isinstance(results[1].error, AudioError) and results[1].analysis is None
+    for one, result in zip(both[0][:2], [results[0], results[2]], strict=True):
+        assert result.error is None and result.audio is not None
+        _assert_like_unbatched(one, result.analysis)
+        assert result.analysis is not None
+        assert sorted(result.spans) == [s.id for s in result.analysis.segments]
+    assert batch.seconds["decode"] > 0 and batch.seconds["emotion"] > 0
+
+
+def test_a_consumer_may_stop_while_batches_are_in_flight(
+    analyzer: Analyzer, clips: list[Path]
+) -> None:
+    # batches of one segment: the next batches are being transcribed and finished when the
+    # consumer stops after the first file; closing must neither hang nor fail
+    results = BatchAnalyzer(analyzer, batch_size=1, feature_workers=1).analyze_many(
+        [clips[0], clips[1], clips[0]]
+    )
+    first = next(results)
+    assert first.analysis is not None and "fellow americans" in first.analysis.text.lower()
+    results.close()
 
 
 def test_a_bad_file_among_many_is_reported_and_the_rest_analysed(

@@ -5,7 +5,8 @@ other: each is encoded, decoded with the previous segment's text as its prompt, 
 which keeps a CPU busy but leaves a GPU waiting. :class:`BatchAnalyzer` takes the segments of
 many files in order, ``batch_size`` at a time, and runs each stage once per batch:
 
-- Whisper's encoder over the batch's padded 30 s windows, one call;
+- Whisper's encoder over the batch's padded windows (one fitted to its longest segment), one
+  call;
 - language detection of the batch, one call (a segment unsure of its language keeps the
   language of the speech before it in its file, as in the unbatched path);
 - the decoder over the batch, one call per language (as faster-whisper's
@@ -15,7 +16,16 @@ many files in order, ``batch_size`` at a time, and runs each stage once per batc
   batches (:class:`~emotivoice.emotion.batched.PrefixRunner`: the PyTorch twin on the
   emotion device when PyTorch is installed, numpy otherwise);
 - the acoustic features (pYIN) in a process pool, submitted as soon as a file's segments are
-  known, so the models never wait for them.
+  known, so the models wait for them only when the pool falls behind.
+
+The stages overlap in a two-step pipeline: the Whisper stages of a batch (CTranslate2, which
+runs its calls one after the other and releases the GIL) run on the calling thread while the
+previous batch is finished on a thread of its own (its emotion, the wait for its features, its
+segments, its units' emotion, its speakers), so the decoder waits for the emotion head or for
+pYIN only when that thread falls behind (``seconds["finish"]``; with 16 cores the pYIN pool
+does: docs/benchmarks.md, "GPU batch path"). Results are those of running the stages one after
+the other: each batch's inputs are fixed before it is handed on, and the files' bookkeeping
+(results, yielding in input order, failed files) stays on the calling thread.
 
 Files are planned (decoded, VAD, diarization) in threads a few files ahead of the batches (with
 ``--device cuda`` the speaker encoder runs on the GPU too), and
@@ -54,7 +64,7 @@ from emotivoice.features import AcousticFeatures, extract_features
 from emotivoice.pipeline import Analyzer, SegmentResult, with_speaker
 from emotivoice.results import Analysis
 from emotivoice.segmentation import SpeechSpan
-from emotivoice.transcription import LANGUAGE_CONFIDENCE, EncodedSegment
+from emotivoice.transcription import LANGUAGE_CONFIDENCE, EncodedSegment, SegmentTranscript
 
 __all__ = ["STAGES", "BatchAnalyzer", "FileResult"]
 
@@ -65,11 +75,15 @@ PLAN_AHEAD = 2
 FEATURE_NICENESS = 5
 #: most threads planning files at once (decoding, VAD and the speaker encoder release the GIL)
 MAX_PLANNERS = 4
-#: the stages :attr:`BatchAnalyzer.seconds` times: waiting for a file's decoding, VAD and
-#: diarization (planned in threads ahead of the batches); the encoder (with the log-mel of
-#: each segment); language detection; the decoder and word alignment; the emotion prefix and
-#: head (segments and units); waiting for the feature pool; assembling a file's analysis
-STAGES = ("plan", "encode", "language", "decode", "emotion", "features", "assemble")
+#: transcribed batches left to the finishing thread while the next batch is transcribed
+FINISHING_AHEAD = 1
+#: the stages :attr:`BatchAnalyzer.seconds` times. On the thread that feeds Whisper: waiting
+#: for a file's decoding, VAD and diarization (planned in threads ahead of the batches); the
+#: encoder (with the log-mel of each segment); language detection; the decoder and word
+#: alignment; waiting for the finishing thread; assembling a file's analysis. On the finishing
+#: thread, beside the next batch's Whisper stages: the emotion prefix and head (segments and
+#: units); waiting for the feature pool
+STAGES = ("plan", "encode", "language", "decode", "finish", "assemble", "emotion", "features")
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +131,17 @@ class _Job:
     features: Future[AcousticFeatures] | None
 
 
+@dataclass(eq=False)
+class _Flow:
+    """One :meth:`BatchAnalyzer.analyze_many` run: its files in input order (a failed one is
+    done), the segments waiting for a batch, and the batches on the finishing thread."""
+
+    finisher: ThreadPoolExecutor
+    open_files: list[_File | FileResult] = field(default_factory=list)
+    queue: list[_Job] = field(default_factory=list)
+    finishing: deque[tuple[list[_Job], Future[list[SegmentResult]]]] = field(default_factory=deque)
+
+
 class BatchAnalyzer:
     """Analyses many recordings with each model stage run over batches of segments.
 
@@ -143,7 +168,9 @@ class BatchAnalyzer:
             raise InvalidConfigError("feature_workers and planners must not be negative")
         self.analyzer = analyzer
         self.batch_size = batch_size
-        #: wall seconds spent in each stage so far (where the time goes; the benchmarks read it)
+        #: wall seconds spent in each stage so far (where the time goes; the benchmarks read
+        #: it). The stages of the two threads (:data:`STAGES`) overlap, so the sum exceeds
+        #: the wall time; ``finish`` is how long the Whisper stages waited for the other thread
         self.seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         self.planners = planners or min(MAX_PLANNERS, max(1, cpus // 4))
@@ -172,45 +199,72 @@ class BatchAnalyzer:
     def _run(
         self, sources: Iterable[AudioSource | Audio], pool: ProcessPoolExecutor | None
     ) -> Iterator[FileResult]:
-        queue: list[_Job] = []
-        open_files: list[_File | FileResult] = []  # in input order; a failed file is done
         # files are decoded, VAD'ed and diarized in threads ahead of the batches (the models'
-        # calls release the GIL), at most PLAN_AHEAD files beyond those being planned
-        with ThreadPoolExecutor(self.planners, thread_name_prefix="emotivoice-plan") as planner:
-            ahead: deque[tuple[AudioSource | Audio, Future[tuple[_File, list[_Job]]]]] = deque()
-            for source in sources:
-                ahead.append((source, planner.submit(self._plan, source, pool)))
-                if len(ahead) > PLAN_AHEAD + self.planners - 1:
-                    yield from self._take(ahead.popleft(), queue, open_files)
-            while ahead:
-                yield from self._take(ahead.popleft(), queue, open_files)
-        while queue:
-            self._analyze_batch(queue[: self.batch_size])
-            del queue[: self.batch_size]
-        yield from self._finished(open_files)
+        # calls release the GIL), at most PLAN_AHEAD files beyond those being planned; each
+        # batch is finished on its own thread while the next one is transcribed
+        with (
+            ThreadPoolExecutor(self.planners, thread_name_prefix="emotivoice-plan") as planner,
+            ThreadPoolExecutor(1, thread_name_prefix="emotivoice-finish") as finisher,
+        ):
+            flow = _Flow(finisher)
+            try:
+                ahead: deque[tuple[AudioSource | Audio, Future[tuple[_File, list[_Job]]]]]
+                ahead = deque()
+                for source in sources:
+                    ahead.append((source, planner.submit(self._plan, source, pool)))
+                    if len(ahead) > PLAN_AHEAD + self.planners - 1:
+                        yield from self._take(ahead.popleft(), flow)
+                while ahead:
+                    yield from self._take(ahead.popleft(), flow)
+                while flow.queue:
+                    yield from self._next_batch(flow)
+                yield from self._settle(flow, keep=0)
+            finally:  # a consumer that stops early leaves no batch to finish
+                finisher.shutdown(cancel_futures=True)
 
     def _take(
         self,
         planned: tuple[AudioSource | Audio, Future[tuple[_File, list[_Job]]]],
-        queue: list[_Job],
-        open_files: list[_File | FileResult],
+        flow: _Flow,
     ) -> Iterator[FileResult]:
-        """Queue a planned file's segments and analyse every full batch."""
+        """Queue a planned file's segments and transcribe every full batch."""
         source, future = planned
         try:
             with self._timed("plan"):  # the wait for the planner, not its whole work
                 file, jobs = future.result()
         except EmotiVoiceError as error:
-            open_files.append(FileResult(source, error=error))
-            yield from self._finished(open_files)
+            flow.open_files.append(FileResult(source, error=error))
+            yield from self._finished(flow.open_files)
             return
-        open_files.append(file)
-        queue.extend(jobs)
-        while len(queue) >= self.batch_size:
-            self._analyze_batch(queue[: self.batch_size])
-            del queue[: self.batch_size]
-            yield from self._finished(open_files)
-        yield from self._finished(open_files)
+        flow.open_files.append(file)
+        flow.queue.extend(jobs)
+        while len(flow.queue) >= self.batch_size:
+            yield from self._next_batch(flow)
+        yield from self._finished(flow.open_files)
+
+    def _next_batch(self, flow: _Flow) -> Iterator[FileResult]:
+        """Transcribe the next batch here, hand it to the finishing thread, and take in what
+        that thread has finished beyond the last :data:`FINISHING_AHEAD` batches."""
+        jobs = flow.queue[: self.batch_size]
+        del flow.queue[: self.batch_size]
+        encoded, transcripts = self._transcribe(jobs)
+        flow.finishing.append(
+            (jobs, flow.finisher.submit(self._finish, jobs, encoded, transcripts))
+        )
+        yield from self._settle(flow, keep=FINISHING_AHEAD)
+
+    def _settle(self, flow: _Flow, keep: int) -> Iterator[FileResult]:
+        """Wait for the finishing thread until at most ``keep`` batches are left to it, store
+        their segments in their files (on this thread: the files' bookkeeping has one owner),
+        and yield the files that are done."""
+        while len(flow.finishing) > keep:
+            jobs, future = flow.finishing.popleft()
+            with self._timed("finish"):  # the wait, not the thread's whole work
+                results = future.result()
+            for job, result in zip(jobs, results, strict=True):
+                job.file.results[job.index] = result
+                job.file.pending -= 1
+            yield from self._finished(flow.open_files)
 
     @contextmanager
     def _timed(self, stage: str) -> Iterator[None]:
@@ -279,11 +333,30 @@ class BatchAnalyzer:
             out.append((language, probability))
         return out
 
-    def _analyze_batch(self, jobs: list[_Job]) -> None:
-        analyzer = self.analyzer
-        transcriber, emotion = analyzer.transcriber, analyzer.emotion
+    def _transcribe(self, jobs: list[_Job]) -> tuple[list[EncodedSegment], list[SegmentTranscript]]:
+        """A batch's Whisper stages: encoder, language detection, decoder (CTranslate2 runs its
+        calls one after the other, so they stay on one thread, in batch order: a file's
+        running language follows its segments)."""
+        transcriber = self.analyzer.transcriber
         with self._timed("encode"):
             encoded = transcriber.encode_batch([job.samples for job in jobs])
+        with self._timed("language"):
+            languages = self._languages(jobs, encoded)
+        with self._timed("decode"):
+            transcripts = transcriber.transcribe_batch(
+                encoded,
+                [language for language, _ in languages],
+                [probability for _, probability in languages],
+                [job.file.turns[job.index].span.start for job in jobs],
+            )
+        return encoded, transcripts
+
+    def _finish(
+        self, jobs: list[_Job], encoded: list[EncodedSegment], transcripts: list[SegmentTranscript]
+    ) -> list[SegmentResult]:
+        """The rest of a transcribed batch, on the finishing thread: the emotion of its
+        segments, their features, the segments themselves, their units' emotion, speakers."""
+        analyzer, emotion = self.analyzer, self.analyzer.emotion
         spans = [job.file.turns[job.index].span for job in jobs]
         starts = [round(span.start, 3) for span in spans]
         scored: list[Any] = [None] * len(jobs)
@@ -292,15 +365,6 @@ class BatchAnalyzer:
                 scored = emotion.score_segments(
                     [(j.samples, e, t) for j, e, t in zip(jobs, encoded, starts, strict=True)]
                 )
-        with self._timed("language"):
-            languages = self._languages(jobs, encoded)
-        with self._timed("decode"):
-            transcripts = transcriber.transcribe_batch(
-                encoded,
-                [language for language, _ in languages],
-                [probability for _, probability in languages],
-                [span.start for span in spans],
-            )
         with self._timed("features"):
             features = [job.features.result() if job.features else None for job in jobs]
         segments = [
@@ -323,13 +387,14 @@ class BatchAnalyzer:
                 dataclasses.replace(s, units=next(with_units)) if s.emotion is not None else s
                 for s in segments
             ]
+        results = []
         for job, segment, e, span in zip(jobs, segments, encoded, spans, strict=True):
             result = SegmentResult(segment=segment, encoded=e, span=span)
             turn, diarization = job.file.turns[job.index], job.file.diarization
             if diarization is not None:
                 result = with_speaker(result, turn, diarization)
-            job.file.results[job.index] = result
-            job.file.pending -= 1
+            results.append(result)
+        return results
 
 
 def _feature_process() -> None:

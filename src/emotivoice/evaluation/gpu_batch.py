@@ -108,10 +108,14 @@ def run_gpu_benchmark(
     beam_size: int = 5,
     model: str = "base",
     on_run: Callable[[GpuRun], None] | None = None,
+    planners: int = 0,
+    feature_workers: int = 0,
 ) -> list[GpuRun]:
     """The three analysis runs (faster-whisper batched, transcription, full analysis) over
     ``recordings``, after one warm-up of each on the first recording's first minute;
-    ``on_run`` is called with each run's figures as soon as it ends."""
+    ``on_run`` is called with each run's figures as soon as it ends; ``planners`` and
+    ``feature_workers``: the batch path's planner threads and feature processes (0: its
+    defaults)."""
     from faster_whisper import BatchedInferencePipeline
 
     from emotivoice.batch import BatchAnalyzer
@@ -139,7 +143,7 @@ def run_gpu_benchmark(
         return {}, words
 
     def batch_path(analyzer: Analyzer, items: Sequence[Audio]) -> tuple[dict[str, float], int]:
-        batch = BatchAnalyzer(analyzer, batch_size)
+        batch = BatchAnalyzer(analyzer, batch_size, feature_workers, planners)
         words = 0
         for result in batch.analyze_many(items):
             if result.analysis is None:
