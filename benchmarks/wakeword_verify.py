@@ -1,0 +1,182 @@
+"""Benchmark: the wake-word detector with and without a second stage (Whisper verifier, or
+score smoothing), on a generated data set's validation and test splits.
+
+For each split the three test streams are built once and the shipped model (or ``--model``)
+scores them once; then, for each Whisper model and gate, the hops where a live detector would
+ask the verifier (``WakeWordDetector`` with ``verifier=``: the first ``max_checks`` hops of each
+run at or over the gate) are verified, each window once (a cache shared by the gates), and the
+two stages are scored as one by the evaluation. Settings are chosen on the validation split
+(the lowest verifier threshold with no false accept there); the test split's figures are read
+at those settings and also, as for the peers, at the test's own 0.5 and 1 false accept per hour.
+
+Usage: ``python benchmarks/wakeword_verify.py --data FOLDER [--whisper tiny.en,base]
+[--gates 0.1,0.3,0.5] [--max-checks 4] [--json FILE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emotivoice.audio import SAMPLE_RATE
+from emotivoice.wakeword import EvaluationOptions, load_dataset, load_model
+from emotivoice.wakeword.evaluate import (
+    EvaluationReport,
+    TestStreams,
+    build_test_streams,
+    evaluate_streams,
+)
+from emotivoice.wakeword.verify import VerifierOptions, WhisperVerifier
+
+log = logging.getLogger("wakeword_verify")
+
+
+@dataclass
+class _Fixed:
+    """A StreamScorer of scores computed beforehand."""
+
+    phrase: str
+    threshold: float
+    path: str
+    scored: list[tuple[np.ndarray, np.ndarray]]
+    cpu_s: float
+
+    def score_streams(
+        self, streams: Sequence[np.ndarray]
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
+        return self.scored, self.cpu_s
+
+
+def _checked(scores: np.ndarray, gate: float, max_checks: int) -> np.ndarray:
+    """The hops a live detector verifies: the first ``max_checks`` of each run over ``gate``."""
+    out = np.zeros(len(scores), bool)
+    run = 0
+    for i, score in enumerate(scores):
+        run = run + 1 if score >= gate else 0
+        out[i] = 0 < run <= max_checks
+    return out
+
+
+def _hop_end(times: np.ndarray) -> np.ndarray:
+    """The stream index just after each hop's last sample."""
+    return np.round(times * SAMPLE_RATE).astype(np.int64)
+
+
+def _line(name: str, report: EvaluationReport, extra: str = "") -> str:
+    a, b = report.at_target["0.5"], report.at_target["1.0"]
+    own = report.at_model_threshold
+    return (
+        f"{name:44s} FR@0.5 {a.false_reject_rate:6.1%} (t {a.threshold:.3f})  FR@1 "
+        f"{b.false_reject_rate:6.1%}  EER {report.eer:6.1%}  own t {own.threshold:.3f}: FR "
+        f"{own.false_reject_rate:6.1%} FA {own.false_accepts} conf {own.confusable_accept_rate:.1%}"
+        f"  lat {report.latency_ms['median']:.0f} ms {extra}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--model", default="hey_jarvis")
+    parser.add_argument("--whisper", default="tiny.en,base")
+    parser.add_argument("--gates", default="0.1,0.2,0.3,0.5,0.7")
+    parser.add_argument("--max-checks", type=int, default=4)
+    parser.add_argument("--window", type=float, default=2.0)
+    parser.add_argument("--splits", default="val,test")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    model = load_model(args.model)
+    dataset = load_dataset(Path(args.data))
+    gates = [float(g) for g in args.gates.split(",")]
+    results: dict[str, dict[str, object]] = {}
+    chosen: dict[tuple[str, float], float] = {}  # (whisper, gate) -> threshold from val
+    for split in args.splits.split(","):
+        streams: TestStreams = build_test_streams(dataset, EvaluationOptions(split=split))
+        samples = [streams.positive.samples, streams.negative.samples, streams.confusable.samples]
+        first, cpu_first = model.score_streams(samples)
+        seconds = sum(len(s) for s in samples) / SAMPLE_RATE
+        base = evaluate_streams(model, streams)
+        print(
+            f"== {split}: {streams.negative_hours:.2f} h of speech, {len(streams.positive.spans)}"
+            f" positives, first stage {cpu_first / seconds:.3%} of a core"
+        )
+        print(_line("first stage alone", base))
+        results[f"{split}/first"] = base.to_dict()
+        for size in (2, 3):  # smoothing: the mean of the last hops
+            smooth = []
+            for times, scores in first:
+                kernel = np.ones(size) / size
+                smooth.append(
+                    (times, np.convolve(scores, kernel)[: len(scores)].astype(np.float32))
+                )
+            report = evaluate_streams(
+                _Fixed(model.phrase, model.threshold, f"mean of {size} hops", smooth, cpu_first),
+                streams,
+            )
+            print(_line(f"mean of the last {size} hops", report))
+            results[f"{split}/smooth{size}"] = report.to_dict()
+        for name in args.whisper.split(","):
+            verifier = WhisperVerifier(
+                model.phrase, VerifierOptions(whisper_model=name, window_s=args.window)
+            )
+            cache: dict[tuple[int, int], float] = {}
+            cpu = {"s": 0.0, "n": 0}
+            for gate in gates:
+                fused, checks = [], []
+                for k, ((times, scores), audio) in enumerate(zip(first, samples, strict=True)):
+                    mask = _checked(scores, gate, args.max_checks)
+                    ends = _hop_end(times)
+                    out = np.zeros(len(scores), np.float32)
+                    for i in np.flatnonzero(mask):
+                        if (k, i) not in cache:
+                            end = int(ends[i])
+                            size = verifier.options.window_samples
+                            window = audio[max(end - size, 0) : end]
+                            window = np.concatenate([np.zeros(size - len(window)), window])
+                            started = time.process_time()
+                            cache[k, i] = verifier.score(window)
+                            cpu["s"] += time.process_time() - started
+                            cpu["n"] += 1
+                        out[i] = cache[k, i]
+                    fused.append((times, out))
+                    checks.append(int(mask.sum()))
+                per_check = cpu["s"] / max(cpu["n"], 1)
+                per_hour = checks[1] / streams.negative_hours
+                total_cpu = cpu_first + per_check * sum(checks)
+                if split == "val":
+                    report = evaluate_streams(
+                        _Fixed(model.phrase, 0.5, name, fused, total_cpu), streams
+                    )
+                    chosen[name, gate] = report.at_target["0.5"].threshold
+                own = chosen.get((name, gate), 0.5)
+                report = evaluate_streams(
+                    _Fixed(model.phrase, own, f"{name} gate {gate}", fused, total_cpu), streams
+                )
+                extra = (
+                    f"checks/h of speech {per_hour:.0f}, per positive "
+                    f"{checks[0] / max(len(streams.positive.spans), 1):.1f}, "
+                    f"{per_check * 1000:.0f} ms CPU each, cost {total_cpu / seconds:.2%}"
+                )
+                print(_line(f"{name} verifier, gate {gate}", report, extra), flush=True)
+                entry = report.to_dict()
+                entry.update(
+                    checks_per_hour=per_hour,
+                    cpu_per_check_s=per_check,
+                    cpu_share=total_cpu / seconds,
+                )
+                results[f"{split}/{name}/gate{gate}"] = entry
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

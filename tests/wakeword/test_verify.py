@@ -1,0 +1,84 @@
+"""The second stage: Whisper (the engine's tiny.en, offline) checks what the small model heard.
+Real TTS voices saying the phrase and a confusable, real speech, the shipped model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emotivoice.errors import InvalidConfigError
+from emotivoice.wakeword import load_model
+from emotivoice.wakeword.features import HOP_SAMPLES
+from emotivoice.wakeword.tts import Voice, synthesize
+from emotivoice.wakeword.verify import DEFAULT_VERIFIER, VerifierOptions, load_verifier
+
+SLT = Voice("flite", "slt", "flite-slt")  # a test-split voice of the default data set
+ESPEAK = Voice("espeak-ng", "en-us+f3", "espeak-f3")
+
+
+def _said(text: str, voice: Voice) -> np.ndarray:
+    clip = synthesize(text, voice)
+    return np.concatenate([np.zeros(8000, np.float32), clip, np.zeros(1600, np.float32)])
+
+
+@pytest.fixture(scope="module")
+def verifier():  # type: ignore[no-untyped-def]
+    return load_verifier("hey jarvis")
+
+
+@pytest.mark.parametrize("voice", [SLT, ESPEAK], ids=["flite-slt", "espeak-ng"])
+def test_the_phrase_passes(verifier, voice: Voice) -> None:  # type: ignore[no-untyped-def]
+    score = verifier.score(_said("hey jarvis", voice))
+    assert score >= DEFAULT_VERIFIER.threshold, score
+
+
+@pytest.mark.parametrize("text", ["hey marvis", "say jarvis", "hey jervis"])
+def test_confusables_are_rejected(verifier, text: str) -> None:  # type: ignore[no-untyped-def]
+    # the phrase's own score by the same voice is the reference: the confusable scores lower
+    # and under the threshold
+    score = verifier.score(_said(text, ESPEAK))
+    assert score < DEFAULT_VERIFIER.threshold, (text, score)
+    assert score < verifier.score(_said("hey jarvis", ESPEAK)) / 2
+
+
+def test_real_speech_is_rejected(verifier, jfk_samples: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    window = DEFAULT_VERIFIER.window_samples
+    for start in range(0, len(jfk_samples) - window, window):
+        assert verifier.score(jfk_samples[start : start + window]) < DEFAULT_VERIFIER.threshold
+
+
+def test_detections_with_a_verifier_do_not_depend_on_chunking(
+    verifier,  # type: ignore[no-untyped-def]
+    jfk_samples: np.ndarray,
+) -> None:
+    model = load_model("hey_jarvis")
+    stream = np.concatenate([jfk_samples[: 5 * 16000], 0.7 * _said("Hey Jarvis!", SLT)])
+    reference = None
+    for size in (HOP_SAMPLES, 777, 16000, len(stream)):
+        detector = model.detector(verifier=verifier)
+        found = []
+        for start in range(0, len(stream), size):
+            found += detector.feed(stream[start : start + size])
+        got = ([(d.time_s, round(d.score, 4)) for d in found], detector.verifications)
+        reference = reference or got
+        assert got == reference
+    assert reference is not None
+    detections, checks = reference
+    assert len(detections) == 1 and detections[0][0] > 5.0  # the phrase, not JFK's speech
+    assert 1 <= checks <= 2 * DEFAULT_VERIFIER.max_checks
+    # the verifier's scores at the hops it checked are those of the same windows scored alone
+    detector = model.detector(verifier=verifier)
+    times, fused = detector.verified_scores(stream)
+    hit = int(np.argmax(fused))
+    end = round(times[hit] * 16000)
+    alone = verifier.score(stream[end - DEFAULT_VERIFIER.window_samples : end])
+    assert fused[hit] == pytest.approx(alone, abs=1e-4)
+
+
+def test_bad_verifier_options_are_refused() -> None:
+    with pytest.raises(InvalidConfigError):
+        VerifierOptions(gate=1.5)
+    with pytest.raises(InvalidConfigError):
+        VerifierOptions(window_s=0.1)
+    with pytest.raises(InvalidConfigError):
+        VerifierOptions(max_checks=0)
