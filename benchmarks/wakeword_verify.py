@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from emotivoice.wakeword.evaluate import (
     build_test_streams,
     evaluate_streams,
 )
-from emotivoice.wakeword.verify import VerifierOptions, WhisperVerifier
+from emotivoice.wakeword.verify import VerifierOptions, WhisperVerifier, log_score
 
 log = logging.getLogger("wakeword_verify")
 
@@ -81,23 +82,61 @@ def _line(name: str, report: EvaluationReport, extra: str = "") -> str:
     )
 
 
+def _verify_all(
+    verifier: WhisperVerifier,
+    first: list[tuple[np.ndarray, np.ndarray]],
+    samples: list[np.ndarray],
+    gates: list[float],
+    max_checks: int,
+    path: Path,
+) -> tuple[list[np.ndarray], float]:
+    """The verifier's phrase probability at every hop any gate checks (NaN elsewhere), each
+    stream's, cached in ``path``; and the CPU seconds per verification."""
+    if path.exists():
+        saved = np.load(path)
+        return [saved[f"p{k}"] for k in range(len(first))], float(saved["per_check"])
+    size = verifier.options.window_samples
+    out, spent, count = [], 0.0, 0
+    for (times, scores), audio in zip(first, samples, strict=True):
+        mask = np.zeros(len(scores), bool)
+        for gate in gates:
+            mask |= _checked(scores, gate, max_checks)
+        probs = np.full(len(scores), np.nan)
+        for i, end in zip(np.flatnonzero(mask), _hop_end(times[mask]), strict=True):
+            window = audio[max(int(end) - size, 0) : int(end)]
+            window = np.concatenate([np.zeros(size - len(window), np.float32), window])
+            started = time.process_time()
+            probs[i] = verifier.phrase_probability(window)
+            spent += time.process_time() - started
+            count += 1
+        out.append(probs)
+        log.info("verified %d hops", int(mask.sum()))
+    per_check = spent / max(count, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, Any] = {f"p{k}": p for k, p in enumerate(out)}
+    np.savez(path, per_check=np.array(per_check), **arrays)
+    return out, per_check
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--model", default="hey_jarvis")
     parser.add_argument("--whisper", default="tiny.en,base")
-    parser.add_argument("--gates", default="0.1,0.2,0.3,0.5,0.7")
-    parser.add_argument("--max-checks", type=int, default=4)
+    parser.add_argument("--gates", default="0.1,0.3,0.5")
+    parser.add_argument("--max-checks", type=int, default=8)
     parser.add_argument("--window", type=float, default=2.0)
     parser.add_argument("--splits", default="val,test")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--cache", default="wakeword-verify-cache", help="verifier scores")
     args = parser.parse_args()
+    cache = Path(args.cache)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model = load_model(args.model)
     dataset = load_dataset(Path(args.data))
     gates = [float(g) for g in args.gates.split(",")]
     results: dict[str, dict[str, object]] = {}
-    chosen: dict[tuple[str, float], float] = {}  # (whisper, gate) -> threshold from val
+    chosen: dict[tuple[str, float, int, str], float] = {}  # thresholds chosen on val
     for split in args.splits.split(","):
         streams: TestStreams = build_test_streams(dataset, EvaluationOptions(split=split))
         samples = [streams.positive.samples, streams.negative.samples, streams.confusable.samples]
@@ -127,52 +166,56 @@ def main() -> None:
             verifier = WhisperVerifier(
                 model.phrase, VerifierOptions(whisper_model=name, window_s=args.window)
             )
-            cache: dict[tuple[int, int], float] = {}
-            cpu = {"s": 0.0, "n": 0}
+            probs, per_check = _verify_all(
+                verifier, first, samples, gates, args.max_checks, cache / f"{split}-{name}.npz"
+            )
             for gate in gates:
-                fused, checks = [], []
-                for k, ((times, scores), audio) in enumerate(zip(first, samples, strict=True)):
-                    mask = _checked(scores, gate, args.max_checks)
-                    ends = _hop_end(times)
-                    out = np.zeros(len(scores), np.float32)
-                    for i in np.flatnonzero(mask):
-                        if (k, i) not in cache:
-                            end = int(ends[i])
-                            size = verifier.options.window_samples
-                            window = audio[max(end - size, 0) : end]
-                            window = np.concatenate([np.zeros(size - len(window)), window])
-                            started = time.process_time()
-                            cache[k, i] = verifier.score(window)
-                            cpu["s"] += time.process_time() - started
-                            cpu["n"] += 1
-                        out[i] = cache[k, i]
-                    fused.append((times, out))
-                    checks.append(int(mask.sum()))
-                per_check = cpu["s"] / max(cpu["n"], 1)
-                per_hour = checks[1] / streams.negative_hours
-                total_cpu = cpu_first + per_check * sum(checks)
-                if split == "val":
-                    report = evaluate_streams(
-                        _Fixed(model.phrase, 0.5, name, fused, total_cpu), streams
+                for checks_cap in sorted({min(4, args.max_checks), args.max_checks}):
+                    masks = [_checked(sc, gate, checks_cap) for _, sc in first]
+                    checks = [int(m.sum()) for m in masks]
+                    per_hour = checks[1] / streams.negative_hours
+                    cost_speech = cpu_first / seconds + per_hour * per_check / 3600
+                    extra = (
+                        f"checks/h of speech {per_hour:.0f}, per positive "
+                        f"{checks[0] / max(len(streams.positive.spans), 1):.1f}, "
+                        f"{per_check * 1000:.0f} ms CPU each, cost on speech {cost_speech:.3%}"
                     )
-                    chosen[name, gate] = report.at_target["0.5"].threshold
-                own = chosen.get((name, gate), 0.5)
-                report = evaluate_streams(
-                    _Fixed(model.phrase, own, f"{name} gate {gate}", fused, total_cpu), streams
-                )
-                extra = (
-                    f"checks/h of speech {per_hour:.0f}, per positive "
-                    f"{checks[0] / max(len(streams.positive.spans), 1):.1f}, "
-                    f"{per_check * 1000:.0f} ms CPU each, cost {total_cpu / seconds:.2%}"
-                )
-                print(_line(f"{name} verifier, gate {gate}", report, extra), flush=True)
-                entry = report.to_dict()
-                entry.update(
-                    checks_per_hour=per_hour,
-                    cpu_per_check_s=per_check,
-                    cpu_share=total_cpu / seconds,
-                )
-                results[f"{split}/{name}/gate{gate}"] = entry
+                    label = f"{name} g{gate} k{checks_cap}"
+                    # AND: only verified hops detect; the threshold is the verifier's
+                    fused = [
+                        (t, np.where(m, [log_score(x) for x in p], 0.0).astype(np.float32))
+                        for (t, _), m, p in zip(first, masks, probs, strict=True)
+                    ]
+                    key = (name, gate, checks_cap, "and")
+                    scorer = _Fixed(model.phrase, chosen.get(key, 0.5), label, fused, cpu_first)
+                    report = evaluate_streams(scorer, streams)
+                    if split == "val":
+                        chosen[key] = report.at_target["0.5"].threshold
+                        report = evaluate_streams(
+                            _Fixed(model.phrase, chosen[key], label, fused, cpu_first), streams
+                        )
+                    print(_line(f"AND {label}", report, extra), flush=True)
+                    results[f"{split}/and/{label}"] = {**report.to_dict(), "extra": extra}
+                    # OR: the first stage alone at its threshold, or the verifier at the gate
+                    key = (name, gate, checks_cap, "or")
+                    if split == "val":  # the lowest verifier threshold without a false accept
+                        neg = [log_score(x) for x in probs[1][masks[1]]]
+                        chosen[key] = min(max(neg, default=0.0) + 0.01, 1.0)
+                    t2 = chosen[key]
+                    fused = [
+                        (
+                            t,
+                            np.where(
+                                m & (np.array([log_score(x) for x in p]) >= t2), 1.0, sc
+                            ).astype(np.float32),
+                        )
+                        for (t, sc), m, p in zip(first, masks, probs, strict=True)
+                    ]
+                    report = evaluate_streams(
+                        _Fixed(model.phrase, model.threshold, label, fused, cpu_first), streams
+                    )
+                    print(_line(f"OR {label} v>={t2:.2f}", report, extra), flush=True)
+                    results[f"{split}/or/{label}"] = {**report.to_dict(), "extra": extra}
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

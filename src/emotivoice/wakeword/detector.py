@@ -55,6 +55,7 @@ DEFAULT_REFRACTORY_S = 2.0
 _BATCH = 256
 _STREAM_CHUNK_S = 30.0  # how score_streams feeds a recording: in live-sized pieces
 _BUNDLED = {"hey_jarvis": "hey_jarvis.onnx"}
+_ASK_ALWAYS = float(np.nextafter(1.0, 0.0))  # a first-stage threshold no score reaches
 
 
 @dataclass(frozen=True)
@@ -254,14 +255,15 @@ class WakeWordDetector:
 
     Args:
         model: the shared model.
-        threshold: the detection threshold (default: the model's); with a verifier, the
-            first-stage score at which the verifier is asked (default: the verifier's gate).
+        threshold: the detection threshold (default: the model's).
         refractory_s: seconds after a detection during which no other is reported.
         verifier: a second stage (:class:`~emotivoice.wakeword.verify.WhisperVerifier`,
-            shared between streams): a hop whose score reaches ``threshold`` (at most
-            ``max_checks`` hops of each run of such hops) is reported only where the
-            verifier's score of the last ``window_s`` of audio reaches its threshold, and the
-            detection's score is the verifier's.
+            shared between streams), asked at hops whose score reaches its ``gate`` (at most
+            ``max_checks`` hops of each run of such hops) about the last ``window_s`` of
+            audio. In its ``rescue`` mode a hop is reported when its score reaches
+            ``threshold`` or the verifier accepts it; in its ``confirm`` mode only when the
+            verifier accepts it (``threshold`` is not used). A verified detection's score is
+            the verifier's.
 
     Attributes:
         verifications: how many times this stream asked the verifier.
@@ -274,8 +276,7 @@ class WakeWordDetector:
         refractory_s: float = DEFAULT_REFRACTORY_S,
         verifier: WhisperVerifier | None = None,
     ) -> None:
-        if threshold is None:
-            threshold = model.threshold if verifier is None else verifier.options.gate
+        threshold = model.threshold if threshold is None else threshold
         if not 0.0 < threshold < 1.0 or refractory_s < 0:
             raise InvalidConfigError("threshold must lie in (0, 1) and refractory_s be >= 0.")
         self.model, self.threshold, self.refractory_s = model, float(threshold), float(refractory_s)
@@ -352,22 +353,35 @@ class WakeWordDetector:
 
     def _checks(self, score: float) -> bool:
         """Whether the verifier is asked at a hop of this first-stage score (counts runs)."""
-        self._run = self._run + 1 if score >= self.threshold else 0
         assert self.verifier is not None
-        return 0 < self._run <= self.verifier.options.max_checks
+        options = self.verifier.options
+        self._run = self._run + 1 if score >= options.gate else 0
+        if options.mode == "rescue" and score >= self.threshold:
+            return False  # the first stage detects on its own
+        return 0 < self._run <= options.max_checks
 
     def verified_scores(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """With a verifier: feed samples; returns each completed hop's time and the verifier's
-        score where :meth:`feed` would ask it (refractory period aside), 0 elsewhere: the
-        two stages as one score, for the streaming evaluation."""
+        """With a verifier: feed samples; returns each completed hop's time and its score as
+        :meth:`feed` would judge it (refractory period aside), the two stages as one number
+        for the streaming evaluation. ``confirm``: the verifier's score where it is asked,
+        else 0 (the evaluation's thresholds are then the verifier's); ``rescue``: 1 where
+        the verifier accepts, else the first stage's score (the thresholds are the first
+        stage's, the verifier's own stays fixed)."""
         if self.verifier is None:
             raise InvalidConfigError("verified_scores needs a detector with a verifier.")
+        options = self.verifier.options
         times, scores, ends = self._hops(samples)
-        out = np.zeros(len(scores), np.float32)
+        rescue = options.mode == "rescue"
+        out = scores.astype(np.float32) if rescue else np.zeros(len(scores), np.float32)
         for i, score in enumerate(scores):
-            if self._checks(float(score)):
-                out[i] = self.verifier.score(self._window(int(ends[i])))
-                self.verifications += 1
+            if not self._checks(float(score)):
+                continue
+            verified = self.verifier.score(self._window(int(ends[i])))
+            self.verifications += 1
+            if not rescue:
+                out[i] = verified
+            elif verified >= options.threshold:
+                out[i] = 1.0
         self._trim_audio()
         return times, out
 
@@ -377,12 +391,11 @@ class WakeWordDetector:
         times, scores, ends = self._hops(samples)
         for time_s, score, end in zip(times, scores, ends, strict=True):
             quiet = time_s - self._last_detection >= self.refractory_s
-            if self.verifier is None:
-                if score >= self.threshold and quiet:
-                    found.append(Detection(float(time_s), float(score), self.model.phrase))
-                    self._last_detection = time_s
-                continue
-            if not self._checks(float(score)) or not quiet:
+            alone = self.verifier is None or self.verifier.options.mode == "rescue"
+            if alone and score >= self.threshold and quiet:
+                found.append(Detection(float(time_s), float(score), self.model.phrase))
+                self._last_detection = time_s
+            if self.verifier is None or not self._checks(float(score)) or not quiet:
                 continue
             verified = self.verifier.score(self._window(int(end)))
             self.verifications += 1
@@ -417,14 +430,20 @@ class VerifiedModel:
 
     @property
     def threshold(self) -> float:
-        """The verifier's threshold."""
+        """The threshold the evaluation's figures use at "the model's threshold": the first
+        stage's in ``rescue`` mode, the verifier's in ``confirm`` mode."""
+        if self.verifier.options.mode == "rescue":
+            return self.model.threshold
         return self.verifier.options.threshold
 
     @property
     def path(self) -> str:
         """The model file and the verifier."""
         options = self.verifier.options
-        return f"{self.model.path} + {options.whisper_model} verifier (gate {options.gate:g})"
+        return (
+            f"{self.model.path} + {options.whisper_model} verifier ({options.mode}, gate "
+            f"{options.gate:g}, threshold {options.threshold:g})"
+        )
 
     def detector(self, refractory_s: float = DEFAULT_REFRACTORY_S) -> WakeWordDetector:
         """A new stream's detector with both stages."""
@@ -439,8 +458,11 @@ class VerifiedModel:
         out = []
         self.verifications = []
         started = time.process_time()
+        # rescue: every gated hop is verified, also over the first stage's threshold, so
+        # that the evaluation's thresholds above the model's see the verifier's answers too
+        threshold = _ASK_ALWAYS if self.verifier.options.mode == "rescue" else None
         for samples in streams:
-            detector = self.detector()
+            detector = self.model.detector(threshold, DEFAULT_REFRACTORY_S, self.verifier)
             times, scores = [], []
             for start in range(0, len(samples), step):
                 t, s = detector.verified_scores(samples[start : start + step])

@@ -32,13 +32,22 @@ import numpy as np
 from emotivoice.audio import SAMPLE_RATE
 from emotivoice.errors import InvalidConfigError
 
-__all__ = ["DEFAULT_VERIFIER", "VerifierOptions", "WhisperVerifier", "load_verifier"]
+__all__ = [
+    "DEFAULT_VERIFIER",
+    "VERIFIER_MODES",
+    "VerifierOptions",
+    "WhisperVerifier",
+    "load_verifier",
+    "log_score",
+]
 
 logger = logging.getLogger(__name__)
 
 _PAD_FRAMES = 100  # Whisper mel frames (10 ms) of silence after the window: it ends sentences
 _MEL_FRAMES_PER_S = 100
 _MEL_HOP = SAMPLE_RATE // _MEL_FRAMES_PER_S
+VERIFIER_MODES = ("rescue", "confirm")
+_LOG_DECADES = 4.0  # log_score: probabilities from 1e-4 to 1
 
 
 @dataclass(frozen=True)
@@ -48,9 +57,12 @@ class VerifierOptions:
     Attributes:
         whisper_model: the engine's Whisper model that checks (``tiny.en``, ``base``, a
             CTranslate2 folder); loaded once per process, int8 on CPU.
-        gate: the first-stage score at which the verifier is asked (below the model's own
-            threshold: the first stage becomes a cheap filter).
-        threshold: the verifier's score (0-1) at which a detection is reported.
+        mode: ``rescue``: the first stage still detects on its own at its threshold, and
+            the verifier is asked where it is unsure (a score from ``gate`` up to its
+            threshold), so the verifier can add detections the small model would miss;
+            ``confirm``: every detection must pass the verifier, asked from ``gate`` on.
+        gate: the first-stage score at which the verifier is asked.
+        threshold: the verifier's score (0-1, :func:`log_score`) at which it accepts.
         window_s: seconds of audio before the hop that Whisper hears.
         max_checks: verifications at most per run of consecutive hops at or over ``gate``
             (the cost's bound while someone talks).
@@ -58,15 +70,20 @@ class VerifierOptions:
         threads: CTranslate2 threads.
     """
 
-    whisper_model: str = "tiny.en"
-    gate: float = 0.5
-    threshold: float = 0.2
+    whisper_model: str = "base"
+    mode: str = "confirm"
+    gate: float = 0.1
+    threshold: float = 0.37
     window_s: float = 2.0
     max_checks: int = 4
     language: str = "en"
     threads: int = 1
 
     def __post_init__(self) -> None:
+        if self.mode not in VERIFIER_MODES:
+            raise InvalidConfigError(
+                f"the verifier's mode must be one of {VERIFIER_MODES}, got {self.mode!r}."
+            )
         if not 0.0 < self.gate < 1.0 or not 0.0 < self.threshold < 1.0:
             raise InvalidConfigError("the verifier's gate and threshold must lie in (0, 1).")
         if not 0.5 <= self.window_s <= 10.0 or self.max_checks < 1 or self.threads < 1:
@@ -82,6 +99,14 @@ class VerifierOptions:
 
 #: the settings the figures chose (docs/wakeword.md, "Second stage")
 DEFAULT_VERIFIER = VerifierOptions()
+
+
+def log_score(probability: float) -> float:
+    """A phrase probability on a log scale in [0, 1]: 0 at 1e-4 and under, 0.5 at 1e-2, 1 at
+    1. Whisper gives ordinary speech a phrase probability of 1e-3 and less, and a synthetic voice
+    over babble saying the phrase often only 1e-2: the log scale spreads the thresholds where
+    they matter."""
+    return float(np.clip(1.0 + np.log10(max(probability, 1e-12)) / _LOG_DECADES, 0.0, 1.0))
 
 
 def _spellings(phrase: str) -> list[str]:
@@ -157,7 +182,11 @@ class WhisperVerifier:
 
     def score(self, window: np.ndarray) -> float:
         """The verifier's score of ``window`` (16 kHz mono; its last ``window_s`` are heard):
-        the best spelling's geometric mean of its tokens' probabilities, 0-1."""
+        :func:`log_score` of the best spelling's geometric mean of its tokens' probabilities."""
+        return log_score(self.phrase_probability(window))
+
+    def phrase_probability(self, window: np.ndarray) -> float:
+        """The best spelling's geometric mean of its tokens' probabilities (0-1)."""
         best = 0.0
         for probs in self.token_probabilities(window):
             if probs.size:
