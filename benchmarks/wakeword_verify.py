@@ -35,7 +35,14 @@ from emotivoice.wakeword.evaluate import (
     build_test_streams,
     evaluate_streams,
 )
-from emotivoice.wakeword.verify import VerifierOptions, WhisperVerifier, log_score
+from emotivoice.wakeword.features import HOP_SAMPLES
+from emotivoice.wakeword.verify import (
+    DEFAULT_VERIFIER,
+    VerifierOptions,
+    WhisperVerifier,
+    load_verifier,
+    log_score,
+)
 
 log = logging.getLogger("wakeword_verify")
 
@@ -118,6 +125,38 @@ def _verify_all(
     return out, per_check
 
 
+def live_latency(
+    model: Any, verifier: WhisperVerifier | None, streams: TestStreams, positives: int
+) -> dict[str, float]:
+    """Detection latency as a live stream sees it: the first ``positives`` of the positive
+    stream arrive in 80 ms chunks at the pace of speech; each chunk is processed when it has
+    arrived and the previous one is done (a slow verification delays what follows), and a
+    detection is reported when the call that found it returns. Latency: that moment after the
+    phrase's end (wall clock, this machine), for positives found up to 1 s after their end."""
+    spans = streams.positive.spans[:positives]
+    samples = streams.positive.samples[: int((spans[-1][1] + 2.0) * SAMPLE_RATE)]
+    detector = model.detector(verifier=verifier)
+    clock, reported = 0.0, []
+    for start in range(0, len(samples), HOP_SAMPLES):
+        arrival = min(start + HOP_SAMPLES, len(samples)) / SAMPLE_RATE
+        begin = max(arrival, clock)
+        started = time.perf_counter()
+        found = detector.feed(samples[start : start + HOP_SAMPLES])
+        clock = begin + time.perf_counter() - started
+        reported += [(d.time_s, clock) for d in found]
+    delays = []
+    for begin_s, end_s in spans:
+        hits = [at for t, at in reported if begin_s <= t <= end_s + 1.0]
+        if hits:
+            delays.append(hits[0] - end_s)
+    ms = np.array(delays) * 1000
+    return {
+        "found": len(delays) / len(spans),
+        "median_ms": float(np.median(ms)) if ms.size else float("nan"),
+        "p90_ms": float(np.percentile(ms, 90)) if ms.size else float("nan"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
@@ -129,12 +168,26 @@ def main() -> None:
     parser.add_argument("--splits", default="val,test")
     parser.add_argument("--json", default=None)
     parser.add_argument("--cache", default="wakeword-verify-cache", help="verifier scores")
+    parser.add_argument(
+        "--latency",
+        type=int,
+        default=0,
+        help="only measure live latency on this many test positives, with the default verifier",
+    )
     args = parser.parse_args()
     cache = Path(args.cache)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model = load_model(args.model)
     dataset = load_dataset(Path(args.data))
     gates = [float(g) for g in args.gates.split(",")]
+    if args.latency:
+        test = build_test_streams(dataset, EvaluationOptions(split="test"))
+        for verifier in (None, load_verifier(model.phrase)):
+            figures = live_latency(model, verifier, test, args.latency)
+            name = "first stage alone" if verifier is None else f"with {DEFAULT_VERIFIER}"
+            print(f"{name}: {figures}", flush=True)
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        return
     results: dict[str, dict[str, object]] = {}
     chosen: dict[tuple[str, float, int, str], float] = {}  # thresholds chosen on val
     for split in args.splits.split(","):

@@ -75,7 +75,7 @@ class VerifierOptions:
     gate: float = 0.1
     threshold: float = 0.37
     window_s: float = 2.0
-    max_checks: int = 4
+    max_checks: int = 8
     language: str = "en"
     threads: int = 1
 
