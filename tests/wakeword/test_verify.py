@@ -117,3 +117,8 @@ def test_listen_with_the_verifier_on_a_file(
     assert main(["wakeword", "listen", "--file", str(path), "--verify", "--json"]) == EXIT_OK
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(events) == 1 and events[0]["time_s"] > 5.0, events
+
+
+def test_a_verifier_of_another_phrase_is_refused() -> None:
+    with pytest.raises(InvalidConfigError, match="okay emoti"):
+        load_model("hey_jarvis").detector(verifier=load_verifier("okay emoti"))

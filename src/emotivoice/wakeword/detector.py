@@ -64,7 +64,7 @@ class Detection:
 
     Attributes:
         time_s: the stream time (seconds from its start) of the audio that completed it.
-        score: the model's probability.
+        score: the model's probability (with a verifier: the verifier's score).
         phrase: the wake phrase.
     """
 
@@ -277,6 +277,10 @@ class WakeWordDetector:
         verifier: WhisperVerifier | None = None,
     ) -> None:
         threshold = model.threshold if threshold is None else threshold
+        if verifier is not None and verifier.phrase.lower() != model.phrase.lower():
+            raise InvalidConfigError(
+                f"The verifier checks {verifier.phrase!r}, the model detects {model.phrase!r}."
+            )
         if not 0.0 < threshold < 1.0 or refractory_s < 0:
             raise InvalidConfigError("threshold must lie in (0, 1) and refractory_s be >= 0.")
         self.model, self.threshold, self.refractory_s = model, float(threshold), float(refractory_s)

@@ -148,8 +148,9 @@ class WhisperVerifier:
         self._start = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         self._tokens = [tokenizer.encode(s) for s in _spellings(phrase)]
         self._frames = int(self.options.window_s * _MEL_FRAMES_PER_S) + _PAD_FRAMES
-        self._lock = threading.Lock()  # the feature extractor keeps no state; CTranslate2 is
-        # thread-safe, but one verification at a time keeps the cost per stream predictable
+        # CTranslate2 serves one call at a time per worker anyway; the lock keeps one window's
+        # encoding and alignment together when several streams verify at once
+        self._lock = threading.Lock()
 
     def features(self, window: np.ndarray) -> tuple[np.ndarray, int]:
         """Whisper log-mel ``(80, frames)`` of the last ``window_s`` of ``window``, padded with
