@@ -34,6 +34,31 @@ TRAIN_FLAGS = (
 REFRACTORY_S = 2.0  # the detector's REFRACTORY_S (not imported: the parser stays light)
 
 
+def _verifier(args: argparse.Namespace) -> Any:
+    """The ``--verify`` options, or ``None`` without ``--verify``."""
+    if not args.verify:
+        return None
+    from emotivoice.wakeword.verify import VerifierOptions
+
+    given = {
+        "whisper_model": args.verify_model,
+        "gate": args.verify_gate,
+        "threshold": args.verify_threshold,
+    }
+    return VerifierOptions(**{k: v for k, v in given.items() if v is not None})
+
+
+def _verify_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help=f"{what} with the Whisper verifier as a second stage (docs/wakeword.md)",
+    )
+    parser.add_argument("--verify-model", default=None, help="its Whisper model (tiny.en)")
+    parser.add_argument("--verify-gate", type=float, default=None, help="first-stage score")
+    parser.add_argument("--verify-threshold", type=float, default=None, help="its threshold")
+
+
 def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
@@ -131,7 +156,7 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     options = EvaluationOptions(
         refractory_s=args.refractory, max_negative_hours=args.max_negative_hours
     )
-    report = evaluate_model(args.model, Path(args.data), options, _stage)
+    report = evaluate_model(args.model, Path(args.data), options, _stage, _verifier(args))
     print(report.summary())
     for path in write_report(report, Path(args.output)):
         print(f"wrote {path}")
@@ -149,12 +174,18 @@ def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
         parser.error("--models names no model")
+    if args.verify:  # each of our models also with its second stage, next to it
+        models = [
+            n
+            for m in models
+            for n in ([m] if ":" in m or m.endswith("+verify") else [m, m + "+verify"])
+        ]
 
     def say(message: str) -> None:
         print(f"{message} ...", file=sys.stderr, flush=True)
 
     peers = Path(args.peers_env) if args.peers_env else None
-    reports = compare_models(models, Path(args.data), options, peers, say)
+    reports = compare_models(models, Path(args.data), options, peers, say, _verifier(args))
     print(format_comparison(reports))
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_dict() for r in reports], indent=2))
@@ -180,7 +211,13 @@ def cmd_listen(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     if sum(sources) != 1:
         parser.error("give exactly one of --file FILE, --stdin and --mic")
     model = load_model(args.model)
-    detector = model.detector(args.threshold, args.refractory)
+    options = _verifier(args)
+    verifier = None
+    if options is not None:
+        from emotivoice.wakeword.verify import load_verifier
+
+        verifier = load_verifier(model.phrase, options)
+    detector = model.detector(args.threshold, args.refractory, verifier)
 
     def show(detection: Detection) -> None:
         if args.json:
@@ -280,6 +317,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     e.add_argument("-o", "--output", default="wakeword-evaluation", help="folder for JSON/PNG")
     e.add_argument("--max-negative-hours", type=float, default=None, help="cut the negatives")
     e.add_argument("--refractory", type=float, default=REFRACTORY_S, help="seconds")
+    _verify_flags(e, "evaluate the model")
     e.set_defaults(func=cmd_evaluate)
 
     c = modes.add_parser("compare", help="ours and the peers' models on one test set")
@@ -298,6 +336,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="the peers' virtual environment, built on first use (default: in the model cache)",
     )
     c.add_argument("--json", default=None, help="also write every model's figures here")
+    _verify_flags(c, "also score each of our models (or name one NAME+verify)")
     c.set_defaults(func=cmd_compare)
 
     x = modes.add_parser("export", help="export a training run's model to ONNX")
@@ -313,9 +352,15 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     li.add_argument("--mic", action="store_true", help="the microphone (needs sounddevice)")
     li.add_argument("--seconds", type=float, default=None, help="stop the mic after this")
     li.add_argument("--realtime", action="store_true", help="pace a file at recording speed")
-    li.add_argument("--threshold", type=float, default=None, help="default: the model's")
+    li.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="default: the model's (with --verify: the score that asks the verifier)",
+    )
     li.add_argument("--refractory", type=float, default=REFRACTORY_S, help="seconds")
     li.add_argument("--json", action="store_true", help="one JSON wake event per line")
+    _verify_flags(li, "detect")
     li.set_defaults(func=cmd_listen)
 
     m = modes.add_parser("models", help="list the shipped wake-word models")

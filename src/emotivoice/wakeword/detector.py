@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,9 +34,13 @@ from emotivoice.wakeword.features import (
 )
 from emotivoice.wakeword.metadata import FORMAT_VERSION, METADATA_KEY, front_end
 
+if TYPE_CHECKING:
+    from emotivoice.wakeword.verify import WhisperVerifier
+
 __all__ = [
     "DEFAULT_REFRACTORY_S",
     "Detection",
+    "VerifiedModel",
     "WakeWordDetector",
     "WakeWordModel",
     "available_models",
@@ -51,6 +55,7 @@ DEFAULT_REFRACTORY_S = 2.0
 _BATCH = 256
 _STREAM_CHUNK_S = 30.0  # how score_streams feeds a recording: in live-sized pieces
 _BUNDLED = {"hey_jarvis": "hey_jarvis.onnx"}
+_ASK_ALWAYS = float(np.nextafter(1.0, 0.0))  # a first-stage threshold no score reaches
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ class Detection:
 
     Attributes:
         time_s: the stream time (seconds from its start) of the audio that completed it.
-        score: the model's probability.
+        score: the model's probability (with a verifier: the verifier's score).
         phrase: the wake phrase.
     """
 
@@ -138,10 +143,14 @@ class WakeWordModel:
         return np.concatenate(out).reshape(-1) if out else np.zeros(0, np.float32)
 
     def detector(
-        self, threshold: float | None = None, refractory_s: float = DEFAULT_REFRACTORY_S
+        self,
+        threshold: float | None = None,
+        refractory_s: float = DEFAULT_REFRACTORY_S,
+        verifier: WhisperVerifier | None = None,
     ) -> WakeWordDetector:
-        """A new stream's detector on this model."""
-        return WakeWordDetector(self, threshold, refractory_s)
+        """A new stream's detector on this model (``verifier``: a second stage, see
+        :class:`WakeWordDetector`)."""
+        return WakeWordDetector(self, threshold, refractory_s, verifier)
 
     def score_streams(
         self, streams: Sequence[np.ndarray]
@@ -248,6 +257,16 @@ class WakeWordDetector:
         model: the shared model.
         threshold: the detection threshold (default: the model's).
         refractory_s: seconds after a detection during which no other is reported.
+        verifier: a second stage (:class:`~emotivoice.wakeword.verify.WhisperVerifier`,
+            shared between streams), asked at hops whose score reaches its ``gate`` (at most
+            ``max_checks`` hops of each run of such hops) about the last ``window_s`` of
+            audio. In its ``rescue`` mode a hop is reported when its score reaches
+            ``threshold`` or the verifier accepts it; in its ``confirm`` mode only when the
+            verifier accepts it (``threshold`` is not used). A verified detection's score is
+            the verifier's.
+
+    Attributes:
+        verifications: how many times this stream asked the verifier.
     """
 
     def __init__(
@@ -255,11 +274,17 @@ class WakeWordDetector:
         model: WakeWordModel,
         threshold: float | None = None,
         refractory_s: float = DEFAULT_REFRACTORY_S,
+        verifier: WhisperVerifier | None = None,
     ) -> None:
         threshold = model.threshold if threshold is None else threshold
+        if verifier is not None and verifier.phrase.lower() != model.phrase.lower():
+            raise InvalidConfigError(
+                f"The verifier checks {verifier.phrase!r}, the model detects {model.phrase!r}."
+            )
         if not 0.0 < threshold < 1.0 or refractory_s < 0:
             raise InvalidConfigError("threshold must lie in (0, 1) and refractory_s be >= 0.")
         self.model, self.threshold, self.refractory_s = model, float(threshold), float(refractory_s)
+        self.verifier = verifier
         self.reset()
 
     def reset(self) -> None:
@@ -269,6 +294,10 @@ class WakeWordDetector:
         self._frames_done = 0
         self._last_detection = -np.inf
         self.last_score = 0.0
+        self._audio = np.zeros(0, np.float32)  # the verifier's recent samples
+        self._audio_start = 0  # stream index of self._audio[0]
+        self._run = 0  # consecutive hops at or over the threshold
+        self.verifications = 0
 
     @property
     def time_s(self) -> float:
@@ -277,11 +306,20 @@ class WakeWordDetector:
 
     def scores(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Feed 16 kHz mono float samples; returns the ``(times_s, scores)`` of the 80 ms hops
-        they complete (no detection logic: :meth:`feed` adds it)."""
-        self._pending = np.concatenate([self._pending, np.asarray(samples, np.float32).reshape(-1)])
+        they complete (the first stage's; no detection logic: :meth:`feed` adds it)."""
+        times, scores, _ = self._hops(samples)
+        return times, scores
+
+    def _hops(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The hops ``samples`` complete: times, first-stage scores, stream index of the sample
+        just after each hop's last frame."""
+        samples = np.asarray(samples, np.float32).reshape(-1)
+        if self.verifier is not None:
+            self._audio = np.concatenate([self._audio, samples])
+        self._pending = np.concatenate([self._pending, samples])
         mel = log_mel(self._pending)
         if len(mel) == 0:
-            return np.zeros(0), np.zeros(0, np.float32)
+            return np.zeros(0), np.zeros(0, np.float32), np.zeros(0, np.int64)
         frames = np.concatenate([self._frames, mel])
         counts = np.arange(self._frames_done + 1, self._frames_done + 1 + len(mel))
         ends = counts[counts % HOP_FRAMES == 0]
@@ -297,13 +335,143 @@ class WakeWordDetector:
         self._pending = self._pending[len(mel) * FRAME_HOP :]
         if scores.size:
             self.last_score = float(scores[-1])
-        return _frame_time(ends), scores
+        return _frame_time(ends), scores, (ends - 1) * FRAME_HOP + FRAME_LENGTH
+
+    def _window(self, end: int) -> np.ndarray:
+        """The verifier's window: the stream's samples before index ``end`` (silence before
+        the stream's start)."""
+        assert self.verifier is not None
+        size = self.verifier.options.window_samples
+        start = end - size - self._audio_start
+        piece = self._audio[max(start, 0) : end - self._audio_start]
+        return np.concatenate([np.zeros(size - len(piece), np.float32), piece])
+
+    def _trim_audio(self) -> None:
+        """Keep the samples a later hop's window can reach."""
+        if self.verifier is None:
+            return
+        keep_from = max(self._frames_done * FRAME_HOP - self.verifier.options.window_samples, 0)
+        if keep_from > self._audio_start:
+            self._audio = self._audio[keep_from - self._audio_start :]
+            self._audio_start = keep_from
+
+    def _checks(self, score: float) -> bool:
+        """Whether the verifier is asked at a hop of this first-stage score (counts runs)."""
+        assert self.verifier is not None
+        options = self.verifier.options
+        self._run = self._run + 1 if score >= options.gate else 0
+        if options.mode == "rescue" and score >= self.threshold:
+            return False  # the first stage detects on its own
+        return 0 < self._run <= options.max_checks
+
+    def verified_scores(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """With a verifier: feed samples; returns each completed hop's time and its score as
+        :meth:`feed` would judge it (refractory period aside), the two stages as one number
+        for the streaming evaluation. ``confirm``: the verifier's score where it is asked,
+        else 0 (the evaluation's thresholds are then the verifier's); ``rescue``: 1 where
+        the verifier accepts, else the first stage's score (the thresholds are the first
+        stage's, the verifier's own stays fixed)."""
+        if self.verifier is None:
+            raise InvalidConfigError("verified_scores needs a detector with a verifier.")
+        options = self.verifier.options
+        times, scores, ends = self._hops(samples)
+        rescue = options.mode == "rescue"
+        out = scores.astype(np.float32) if rescue else np.zeros(len(scores), np.float32)
+        for i, score in enumerate(scores):
+            if not self._checks(float(score)):
+                continue
+            verified = self.verifier.score(self._window(int(ends[i])))
+            self.verifications += 1
+            if not rescue:
+                out[i] = verified
+            elif verified >= options.threshold:
+                out[i] = 1.0
+        self._trim_audio()
+        return times, out
 
     def feed(self, samples: np.ndarray) -> list[Detection]:
         """Feed 16 kHz mono float samples; returns the detections they complete."""
         found: list[Detection] = []
-        for time_s, score in zip(*self.scores(samples), strict=True):
-            if score >= self.threshold and time_s - self._last_detection >= self.refractory_s:
+        times, scores, ends = self._hops(samples)
+        for time_s, score, end in zip(times, scores, ends, strict=True):
+            quiet = time_s - self._last_detection >= self.refractory_s
+            alone = self.verifier is None or self.verifier.options.mode == "rescue"
+            if alone and score >= self.threshold and quiet:
                 found.append(Detection(float(time_s), float(score), self.model.phrase))
                 self._last_detection = time_s
+            if self.verifier is None or not self._checks(float(score)) or not quiet:
+                continue
+            verified = self.verifier.score(self._window(int(end)))
+            self.verifications += 1
+            if verified >= self.verifier.options.threshold:
+                found.append(Detection(float(time_s), float(verified), self.model.phrase))
+                self._last_detection = time_s
+        self._trim_audio()
         return found
+
+
+class VerifiedModel:
+    """A model and its second stage, scored as one (the evaluation's
+    :class:`~emotivoice.wakeword.evaluate.StreamScorer`): each hop's score is the verifier's
+    where the detector would ask it, else 0, so the evaluation's thresholds are the
+    verifier's, at the verifier's gate.
+
+    Attributes:
+        model: the first stage.
+        verifier: the second.
+        verifications: after :meth:`score_streams`, how many times each stream asked the
+            verifier (every run of gated hops, refractory periods aside: an upper bound).
+    """
+
+    def __init__(self, model: WakeWordModel, verifier: WhisperVerifier) -> None:
+        self.model, self.verifier = model, verifier
+        self.verifications: list[int] = []
+
+    @property
+    def phrase(self) -> str:
+        """The wake phrase."""
+        return self.model.phrase
+
+    @property
+    def threshold(self) -> float:
+        """The threshold the evaluation's figures use at "the model's threshold": the first
+        stage's in ``rescue`` mode, the verifier's in ``confirm`` mode."""
+        if self.verifier.options.mode == "rescue":
+            return self.model.threshold
+        return self.verifier.options.threshold
+
+    @property
+    def path(self) -> str:
+        """The model file and the verifier."""
+        options = self.verifier.options
+        return (
+            f"{self.model.path} + {options.whisper_model} verifier ({options.mode}, gate "
+            f"{options.gate:g}, threshold {options.threshold:g})"
+        )
+
+    def detector(self, refractory_s: float = DEFAULT_REFRACTORY_S) -> WakeWordDetector:
+        """A new stream's detector with both stages."""
+        return self.model.detector(None, refractory_s, self.verifier)
+
+    def score_streams(
+        self, streams: Sequence[np.ndarray]
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
+        """As :meth:`WakeWordModel.score_streams`, both stages (the CPU time includes the
+        verifier's)."""
+        step = int(_STREAM_CHUNK_S * SAMPLE_RATE)
+        out = []
+        self.verifications = []
+        started = time.process_time()
+        # rescue: every gated hop is verified, also over the first stage's threshold, so
+        # that the evaluation's thresholds above the model's see the verifier's answers too
+        threshold = _ASK_ALWAYS if self.verifier.options.mode == "rescue" else None
+        for samples in streams:
+            detector = self.model.detector(threshold, DEFAULT_REFRACTORY_S, self.verifier)
+            times, scores = [], []
+            for start in range(0, len(samples), step):
+                t, s = detector.verified_scores(samples[start : start + step])
+                times.append(t)
+                scores.append(s)
+            out.append((np.concatenate(times), np.concatenate(scores)))
+            self.verifications.append(detector.verifications)
+        return out, time.process_time() - started

@@ -22,14 +22,17 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from emotivoice.audio import SAMPLE_RATE
 from emotivoice.wakeword.augment import AugmentOptions, augment_window, mix_at_snr
 from emotivoice.wakeword.data import WakeDataset, load_dataset, load_real
-from emotivoice.wakeword.detector import WakeWordModel, detections, load_model
+from emotivoice.wakeword.detector import VerifiedModel, WakeWordModel, detections, load_model
+
+if TYPE_CHECKING:
+    from emotivoice.wakeword.verify import VerifierOptions
 
 __all__ = [
     "EvaluationOptions",
@@ -118,6 +121,8 @@ class EvaluationReport:
         notes: how to read the figures.
         cpu_share: the detector's process CPU time over the audio it scored: the share of one
             core one stream takes (model loading excluded).
+        verifications_per_hour: with a second stage (``VerifiedModel``), how many times the
+            verifier ran per hour of the real-speech stream (NaN without one).
     """
 
     phrase: str
@@ -133,6 +138,7 @@ class EvaluationReport:
     seconds_scored: float
     notes: tuple[str, ...]
     cpu_share: float = float("nan")
+    verifications_per_hour: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (a figure that could not be measured is ``None``)."""
@@ -160,6 +166,10 @@ class EvaluationReport:
             f"  EER {self.eer:.1%}; latency after the phrase: median "
             f"{self.latency_ms['median']:.0f} ms, p90 {self.latency_ms['p90']:.0f} ms"
         )
+        line = f"  CPU per stream {self.cpu_share:.2%} of one core"
+        if not np.isnan(self.verifications_per_hour):
+            line += f"; the verifier ran {self.verifications_per_hour:.0f} times per hour of speech"
+        lines.append(line)
         return "\n".join(lines)
 
 
@@ -354,6 +364,7 @@ def evaluate_model(
     data: Path | WakeDataset,
     options: EvaluationOptions | None = None,
     progress: Progress | None = None,
+    verifier: VerifierOptions | None = None,
 ) -> EvaluationReport:
     """Evaluate ``model`` on the test split of a generated data set, as streams.
 
@@ -362,13 +373,20 @@ def evaluate_model(
         data: the data set folder (``generate``'s output) or the loaded data set.
         options: how the streams are made.
         progress: called with (stage, fraction done).
+        verifier: a second stage (:mod:`emotivoice.wakeword.verify`) evaluated with the model:
+            the thresholds of the figures are then the verifier's, at its gate.
     """
     report = progress or (lambda stage, fraction: None)
     loaded = model if isinstance(model, WakeWordModel) else load_model(model)
+    scorer: StreamScorer = loaded
+    if verifier is not None:
+        from emotivoice.wakeword.verify import load_verifier
+
+        scorer = VerifiedModel(loaded, load_verifier(loaded.phrase, verifier))
     report("reading test audio", 0.0)
     streams = build_test_streams(data, options)
     report("scoring the streams", 0.1)
-    return evaluate_streams(loaded, streams)
+    return evaluate_streams(scorer, streams)
 
 
 def evaluate_streams(scorer: StreamScorer, streams: TestStreams) -> EvaluationReport:
@@ -407,6 +425,7 @@ def evaluate_streams(scorer: StreamScorer, streams: TestStreams) -> EvaluationRe
         f"{_FOUND_AFTER_END_S:g} s after its end",
     )
     seconds = sum(len(s) for s in samples) / SAMPLE_RATE
+    checks = getattr(scorer, "verifications", None)  # a VerifiedModel's, per stream
     return EvaluationReport(
         phrase=scorer.phrase,
         model=str(scorer.path),
@@ -424,6 +443,7 @@ def evaluate_streams(scorer: StreamScorer, streams: TestStreams) -> EvaluationRe
         seconds_scored=seconds,
         notes=notes,
         cpu_share=cpu_s / seconds if seconds else float("nan"),
+        verifications_per_hour=checks[1] / hours if checks and hours > 0 else float("nan"),
     )
 
 

@@ -26,17 +26,19 @@ import numpy as np
 from emotivoice.audio import SAMPLE_RATE, to_pcm16
 from emotivoice.errors import InvalidConfigError, PeerEnvironmentError
 from emotivoice.wakeword.data import WakeDataset
-from emotivoice.wakeword.detector import WakeWordModel, load_model
+from emotivoice.wakeword.detector import VerifiedModel, WakeWordModel, load_model
 from emotivoice.wakeword.evaluate import (
     EvaluationOptions,
     EvaluationReport,
     build_test_streams,
     evaluate_streams,
 )
+from emotivoice.wakeword.verify import VerifierOptions, load_verifier
 
 __all__ = [
     "PEER_MODELS",
     "PEER_REQUIREMENTS",
+    "VERIFIED_SUFFIX",
     "PeerModel",
     "compare_models",
     "ensure_peers",
@@ -45,6 +47,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+#: a model name ending so (``hey_jarvis+verify``) is the model with the Whisper verifier
+VERIFIED_SUFFIX = "+verify"
 
 #: peer model name → (peer, its model, the phrase, the detection threshold its maintainers ship)
 PEER_MODELS: dict[str, tuple[str, str, str, float]] = {
@@ -147,7 +151,12 @@ class PeerModel:
                 return scored, float(out["cpu_s"])
 
 
-def _scorer(name: str, python: Callable[[], Path]) -> WakeWordModel | PeerModel:
+def _scorer(
+    name: str, python: Callable[[], Path], verifier: VerifierOptions | None
+) -> WakeWordModel | VerifiedModel | PeerModel:
+    if name.endswith(VERIFIED_SUFFIX):
+        model = load_model(name.removesuffix(VERIFIED_SUFFIX))
+        return VerifiedModel(model, load_verifier(model.phrase, verifier))
     if name in PEER_MODELS:
         _, _, phrase, threshold = PEER_MODELS[name]
         return PeerModel(name, phrase, threshold, python())
@@ -164,15 +173,21 @@ def compare_models(
     options: EvaluationOptions | None = None,
     peers: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    verifier: VerifierOptions | None = None,
 ) -> tuple[EvaluationReport, ...]:
     """Score several models on one test set: the same streams, the same figures.
 
     Args:
-        models: EmotiVoice model names or ONNX files, and peer names from :data:`PEER_MODELS`.
+        models: EmotiVoice model names or ONNX files, and peer names from :data:`PEER_MODELS`;
+            an EmotiVoice model's name followed by ``+verify`` (``hey_jarvis+verify``) is that
+            model with the Whisper verifier as its second stage
+            (:mod:`emotivoice.wakeword.verify`).
         data: a data set made by ``generate`` (its test split: voices never trained on).
         options: how the test streams are made.
         peers: the peers' environment folder (default :func:`peers_folder`).
         progress: called with what is being done.
+        verifier: the ``+verify`` models' verifier settings (default
+            :data:`~emotivoice.wakeword.verify.DEFAULT_VERIFIER`).
 
     Raises:
         InvalidConfigError: an unknown peer, or models for different phrases.
@@ -188,7 +203,7 @@ def compare_models(
             python = ensure_peers(peers)
         return python
 
-    scorers = [_scorer(name, peer_python) for name in models]
+    scorers = [_scorer(name, peer_python, verifier) for name in models]
     phrases = {s.phrase.lower() for s in scorers}
     if len(phrases) > 1:
         raise InvalidConfigError(f"The models detect different phrases: {sorted(phrases)}")
