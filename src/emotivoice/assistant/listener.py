@@ -63,9 +63,8 @@ class StreamListener:
 
     Args:
         analyzer: the loaded models (shared read-only; the live service's own Analyzer works).
-        options: stream settings; by default partial text is off (the assistant waits for the
-            final segment, and partial passes would take CPU from it) and an utterance ends as
-            soon as its speculative final ends a sentence (``early_endpoint``).
+        options: stream settings; partial text is off by default (the assistant waits for the
+            final segment, and partial passes would take CPU from it).
         on_event: called (in the event loop) with every event of the live analysis as it
             comes (``vad``, ``partial``, ``segment``, ``wake``): a front door shows them.
     """
@@ -76,9 +75,7 @@ class StreamListener:
         options: StreamOptions | None = None,
         on_event: Callable[[StreamEvent], None] | None = None,
     ) -> None:
-        options = options or StreamOptions(
-            partials=False, keep_recording=False, early_endpoint=True
-        )
+        options = options or StreamOptions(partials=False, keep_recording=False)
         # the assistant's sources give 16 kHz mono samples; they are sent as 16-bit PCM
         options = dataclasses.replace(
             options, encoding="pcm_s16le", sample_rate=SAMPLE_RATE, channels=1

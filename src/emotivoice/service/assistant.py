@@ -95,7 +95,7 @@ class AssistantStart(BaseModel):
     language: str | None = None
     partials: bool = True
     endpoint_silence_ms: int = Field(default=300, ge=100, le=5000)
-    early_endpoint: bool = True
+    early_endpoint: bool = False
     max_reply_tokens: int | None = Field(default=None, ge=1)
 
 

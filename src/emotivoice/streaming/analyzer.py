@@ -99,8 +99,10 @@ class StreamOptions:
             rest of ``endpoint_silence_ms``: the pause is then only the trailing pad long
             (``final_pad_ms``) plus the models' time. A turn-taking cue, as voice agents use the
             transcript to decide that a turn is over; a speaker who pauses that briefly after a
-            complete sentence and goes on gets two segments. Off by default; the voice
-            assistant's listener turns it on.
+            complete sentence and goes on gets two segments. Off by default: on the 2-core CPU
+            the speculative pass of a short question ends about when the 300 ms pause does, so
+            it gained nothing there (docs/benchmarks.md, "Voice assistant"); it pays where the
+            models are faster than the pause.
         speakers: label each final segment with a speaker (``SPEAKER_1``, ...) as it is sent:
             it joins the nearest voice heard so far or starts a new one
             (:class:`~emotivoice.diarization.online.OnlineSpeakers`; off when the Analyzer's
