@@ -13,7 +13,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -158,17 +158,8 @@ class WakeWordModel:
         """Each stream's ``(hop end times, scores)``, each fed to a fresh detector in 30 s
         chunks as a live stream is, and the CPU seconds the scoring took (the evaluation's
         :class:`~emotivoice.wakeword.evaluate.StreamScorer` protocol)."""
-        step = int(_STREAM_CHUNK_S * SAMPLE_RATE)
-        out = []
         started = time.process_time()
-        for samples in streams:
-            detector = self.detector(threshold=0.5)
-            times, scores = [], []
-            for start in range(0, len(samples), step):
-                t, s = detector.scores(samples[start : start + step])
-                times.append(t)
-                scores.append(s)
-            out.append((np.concatenate(times), np.concatenate(scores)))
+        out = [_scored_live(self.detector(threshold=0.5).scores, samples) for samples in streams]
         return out, time.process_time() - started
 
 
@@ -364,6 +355,12 @@ class WakeWordDetector:
             return False  # the first stage detects on its own
         return 0 < self._run <= options.max_checks
 
+    def _verify(self, end: int) -> float:
+        """The verifier's score of the window ending at stream index ``end`` (counted)."""
+        assert self.verifier is not None
+        self.verifications += 1
+        return self.verifier.score(self._window(end))
+
     def verified_scores(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """With a verifier: feed samples; returns each completed hop's time and its score as
         :meth:`feed` would judge it (refractory period aside), the two stages as one number
@@ -380,8 +377,7 @@ class WakeWordDetector:
         for i, score in enumerate(scores):
             if not self._checks(float(score)):
                 continue
-            verified = self.verifier.score(self._window(int(ends[i])))
-            self.verifications += 1
+            verified = self._verify(int(ends[i]))
             if not rescue:
                 out[i] = verified
             elif verified >= options.threshold:
@@ -393,16 +389,15 @@ class WakeWordDetector:
         """Feed 16 kHz mono float samples; returns the detections they complete."""
         found: list[Detection] = []
         times, scores, ends = self._hops(samples)
+        alone = self.verifier is None or self.verifier.options.mode == "rescue"
         for time_s, score, end in zip(times, scores, ends, strict=True):
             quiet = time_s - self._last_detection >= self.refractory_s
-            alone = self.verifier is None or self.verifier.options.mode == "rescue"
             if alone and score >= self.threshold and quiet:
                 found.append(Detection(float(time_s), float(score), self.model.phrase))
                 self._last_detection = time_s
             if self.verifier is None or not self._checks(float(score)) or not quiet:
                 continue
-            verified = self.verifier.score(self._window(int(end)))
-            self.verifications += 1
+            verified = self._verify(int(end))
             if verified >= self.verifier.options.threshold:
                 found.append(Detection(float(time_s), float(verified), self.model.phrase))
                 self._last_detection = time_s
@@ -458,7 +453,6 @@ class VerifiedModel:
     ) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
         """As :meth:`WakeWordModel.score_streams`, both stages (the CPU time includes the
         verifier's)."""
-        step = int(_STREAM_CHUNK_S * SAMPLE_RATE)
         out = []
         self.verifications = []
         started = time.process_time()
@@ -467,11 +461,16 @@ class VerifiedModel:
         threshold = _ASK_ALWAYS if self.verifier.options.mode == "rescue" else None
         for samples in streams:
             detector = self.model.detector(threshold, DEFAULT_REFRACTORY_S, self.verifier)
-            times, scores = [], []
-            for start in range(0, len(samples), step):
-                t, s = detector.verified_scores(samples[start : start + step])
-                times.append(t)
-                scores.append(s)
-            out.append((np.concatenate(times), np.concatenate(scores)))
+            out.append(_scored_live(detector.verified_scores, samples))
             self.verifications.append(detector.verifications)
         return out, time.process_time() - started
+
+
+def _scored_live(
+    score: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], samples: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A recording's ``(hop times, scores)``, fed to ``score`` (a fresh detector's) in 30 s
+    chunks, as a live stream is."""
+    step = int(_STREAM_CHUNK_S * SAMPLE_RATE)
+    pieces = [score(samples[start : start + step]) for start in range(0, len(samples), step)]
+    return np.concatenate([t for t, _ in pieces]), np.concatenate([s for _, s in pieces])
